@@ -1,0 +1,54 @@
+"""migcoord: coordinate SQL migrations for several services sharing one PostgreSQL database.
+
+    import migcoord
+    coord = migcoord.Coordinator.load()
+    coord.up("aggregator", dsn=dsn)
+"""
+
+from migcoord.coordinator import Coordinator, Created, Renumbered
+from migcoord.errors import (
+    ConfigError,
+    ConnectError,
+    DependencyNotApplied,
+    LockTimeout,
+    MigcoordError,
+    MigrationFailed,
+    RefusedError,
+    UsageError,
+)
+from migcoord.model import Catalog, Config, Finding, Migration, Status
+from migcoord.results import (
+    AdoptResult,
+    DownResult,
+    MarkResult,
+    MigrationState,
+    StatusReport,
+    StepResult,
+    UpResult,
+)
+
+__all__ = [
+    "AdoptResult",
+    "Catalog",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "Coordinator",
+    "Created",
+    "DependencyNotApplied",
+    "DownResult",
+    "Finding",
+    "LockTimeout",
+    "MarkResult",
+    "MigcoordError",
+    "Migration",
+    "MigrationFailed",
+    "MigrationState",
+    "RefusedError",
+    "Renumbered",
+    "Status",
+    "StatusReport",
+    "StepResult",
+    "UpResult",
+    "UsageError",
+]

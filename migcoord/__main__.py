@@ -1,0 +1,7 @@
+"""`python -m migcoord`."""
+
+import sys
+
+from migcoord.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""`migcoord` command line: argparse -> one Coordinator call -> render.
+
+The only place that exits the process. Global options are accepted before or after the
+command (`migcoord --format json status` == `migcoord status --format json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from migcoord.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigcoordError
+
+log = logging.getLogger("migcoord")
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+class Context:
+    """What every command needs: the parsed globals, the environment and the output."""
+
+    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str],
+                 stdout: Any, stderr: Any) -> None:
+        self.args = args
+        self.environ = environ
+        self.stdout = stdout
+        self.stderr = stderr
+        self.json = args.format == "json"
+
+    def coordinator(self) -> Any:
+        from migcoord.coordinator import Coordinator
+
+        return Coordinator.load(self.args.config, environ=self.environ)
+
+    def dsn(self, coordinator: Any) -> str:
+        from migcoord.db.connect import resolve_dsn
+
+        return resolve_dsn(self.args.dsn, coordinator.config, self.environ)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("global options")
+    # SUPPRESS keeps a value given before the command from being reset by the
+    # subcommand's own copy of the option.
+    group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                       help="migcoord.toml to use (default: $MIGCOORD_CONFIG, else the nearest "
+                       "one above the working directory)")
+    group.add_argument("--dsn", metavar="DSN", default=argparse.SUPPRESS,
+                       help="database to use (default: the env var named by database_url_env)")
+    group.add_argument("--format", choices=("text", "json"), default=argparse.SUPPRESS,
+                       help="output format (json: one document on stdout)")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="print only errors")
+    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="print debug detail")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from migcoord.cli import commands
+
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="migcoord", parents=[common],
+        description="Coordinate SQL migrations for several services sharing one PostgreSQL "
+        "database.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         stdout: Any = None, stderr: Any = None) -> int:
+    """Run one command; returns the exit code (the console script exits with it)."""
+    env = os.environ if environ is None else environ
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    for name, default in (("config", None), ("dsn", None), ("format", "text"),
+                          ("quiet", False), ("verbose", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    if args.command is None:
+        parser.print_help(err)
+        return EXIT_USAGE
+    _configure_logging(args, err)
+    context = Context(args, env, out, err)
+    handler: Handler = args.handler
+    try:
+        return handler(args, context)
+    except MigcoordError as error:
+        _report(error, context)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("migcoord: interrupted; every migration is either applied with its history row "
+              "or not at all", file=err)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def _report(error: MigcoordError, context: Context) -> None:
+    from migcoord.cli.render import redact
+
+    text = redact(str(error))
+    print(f"migcoord: error: {text}", file=context.stderr)
+    if context.json:
+        import json
+
+        document = {"ok": False, "error": {"type": type(error).__name__,
+                                           "message": redact(error.message),
+                                           "hint": redact(error.hint) if error.hint else None,
+                                           "exit_code": error.exit_code}}
+        print(json.dumps(document, indent=2), file=context.stdout)
+
+
+def _configure_logging(args: argparse.Namespace, stream: Any) -> None:
+    from migcoord.cli.render import RedactingFormatter
+
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("migcoord: %(message)s"))
+    logger = logging.getLogger("migcoord")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+__all__ = ["EXIT_OK", "build_parser", "main"]

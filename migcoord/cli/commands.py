@@ -1,0 +1,196 @@
+"""One handler per command: parse its options, make one Coordinator call, render."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from migcoord.cli import Context
+from migcoord.cli import render as out
+from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def _version(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number (digits only)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    def add(name: str, handler: Any, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text, **kwargs)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    p = add("create", cmd_create, "write the next migration's up and down files")
+    p.add_argument("name", metavar="NAME", help="what the migration does, e.g. add_email_index")
+    p.add_argument("--service", "-s", required=True, help="the service the migration belongs to")
+    p.add_argument("--lock-timeout", type=_seconds, default=30.0, metavar="SEC",
+                   help="how long to wait for another create (default 30)")
+
+    p = add("check", cmd_check, "validate migrations offline (and with --db, against the database)")
+    p.add_argument("--db", action="store_true", help="also compare with the database's history")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.add_argument("--against", metavar="REF",
+                   help="validate the merge with this git ref (e.g. origin/main)")
+
+    p = add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
+
+    p = add("renumber", cmd_renumber, "move a migration to the next free number")
+    p.add_argument("version", type=_version, metavar="VERSION")
+    p.add_argument("--service", "-s", required=True)
+    p.add_argument("--to", type=_version, metavar="V", help="the new number (default: next free)")
+
+    p = add("status", cmd_status, "every migration's state in the database")
+    p.add_argument("--service", "-s", help="only this service's migrations")
+
+    p = add("up", cmd_up, "apply pending migrations")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--service", "-s", help="apply this service's pending migrations")
+    target.add_argument("--all", action="store_true",
+                        help="apply every service's pending migrations in version order")
+    p.add_argument("--to", type=_version, metavar="V", help="stop after version V")
+    p.add_argument("--with-deps", action="store_true",
+                   help="first apply other services' migrations this one depends on")
+    p.add_argument("--allow-out-of-order", action="store_true",
+                   help="apply a pending migration numbered below an applied one")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
+    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
+                   help="how long to wait for another migcoord (default 60)")
+    p.add_argument("--sync-each", action="store_true",
+                   help="wait for a durable commit after every migration, not only the last")
+
+    p = add("down", cmd_down, "roll back applied migrations, newest first")
+    p.add_argument("--service", "-s", required=True)
+    amount = p.add_mutually_exclusive_group()
+    amount.add_argument("--steps", type=_positive, metavar="N", help="how many (default 1)")
+    amount.add_argument("--to", type=_version, metavar="V",
+                        help="roll back everything above V (V stays applied)")
+    p.add_argument("--cascade", action="store_true",
+                   help="first roll back applied migrations that depend on these")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
+    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+
+    for name, help_text in (("mark", "record a migration as applied or pending without running it"),
+                            ("force", "alias of `mark VERSION --applied` (golang-migrate's force)")):
+        p = add(name, cmd_mark, help_text)
+        p.add_argument("version", type=_version, metavar="VERSION")
+        if name == "mark":
+            state = p.add_mutually_exclusive_group(required=True)
+            state.add_argument("--applied", action="store_true")
+            state.add_argument("--pending", action="store_true")
+        else:
+            p.set_defaults(applied=True, pending=False)
+        p.add_argument("--reason", metavar="TEXT", help="why (kept in migcoord_events)")
+        p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+
+    p = add("adopt", cmd_adopt, "take over a database that golang-migrate managed")
+    p.add_argument("--from-golang-migrate", action="store_true", required=True)
+    p.add_argument("--table", default="schema_migrations",
+                   help="golang-migrate's table (default schema_migrations; schema.table works)")
+    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+
+
+# -- offline commands -----------------------------------------------------------------------
+
+
+def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+    created = coordinator.create(args.service, args.name, lock_timeout=args.lock_timeout)
+    out.created(ctx, created)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+    findings = coordinator.check(against=args.against)
+    if args.db:
+        findings = findings + coordinator.check_database(dsn=ctx.dsn(coordinator))
+    failing = [f for f in findings if f.is_error or args.strict]
+    out.findings(ctx, coordinator, findings, ok=not failing)
+    return EXIT_FAILED if failing else EXIT_OK
+
+
+def cmd_sum(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+    path = coordinator.write_sum()
+    out.message(ctx, f"wrote {out.display(path)}", {"sum": str(path)})
+    return EXIT_OK
+
+
+def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+    result = coordinator.renumber(args.version, args.service, to=args.to)
+    out.renumbered(ctx, result)
+    return EXIT_OK
+
+
+# -- database commands ----------------------------------------------------------------------
+
+
+def _db_call(ctx: Context, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    coordinator = ctx.coordinator()
+    options: dict[str, Any] = {"dsn": ctx.dsn(coordinator)}
+    if getattr(args, "lock_timeout", None) is not None:
+        options["lock_timeout"] = args.lock_timeout
+    return coordinator, options
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator, options = _db_call(ctx, args)
+    options.pop("lock_timeout", None)
+    report = coordinator.status(service=args.service, **options)
+    out.status(ctx, report)
+    return EXIT_FAILED if report.has_errors else EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator, options = _db_call(ctx, args)
+    if args.to is not None and args.all and args.with_deps:
+        raise UsageError("--with-deps has no meaning with --all (everything is applied)")
+    result = coordinator.up(
+        args.service, all_services=args.all, to=args.to, with_deps=args.with_deps,
+        allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run,
+        sync_each=args.sync_each, **options)
+    out.up_result(ctx, result)
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator, options = _db_call(ctx, args)
+    result = coordinator.down(args.service, steps=args.steps, to=args.to, cascade=args.cascade,
+                              dry_run=args.dry_run, **options)
+    out.down_result(ctx, result)
+    return EXIT_OK
+
+
+def cmd_mark(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator, options = _db_call(ctx, args)
+    result = coordinator.mark(args.version, applied=bool(args.applied), reason=args.reason,
+                              **options)
+    out.marked(ctx, result)
+    return EXIT_OK
+
+
+def cmd_adopt(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator, options = _db_call(ctx, args)
+    result = coordinator.adopt(table=args.table, **options)
+    out.adopted(ctx, result)
+    return EXIT_OK

@@ -1,0 +1,214 @@
+"""Text and JSON output. JSON is one document on stdout; messages go to stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from migcoord.cli import Context
+from migcoord.model import Finding, format_version
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@")
+_KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in DSNs: the last line of defence before anything is printed."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _KV_PASSWORD.sub(lambda m: f"{m['key']}***", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def display(path: Path | None) -> str:
+    """A path as a person wants it: relative to the working directory when close."""
+    if path is None:
+        return ""
+    relative = os.path.relpath(path)
+    far = os.sep.join([os.pardir] * 3)
+    return str(path) if relative.startswith(far) else relative
+
+
+def emit_json(ctx: Context, document: Any) -> None:
+    ctx.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def message(ctx: Context, text: str, document: dict[str, Any] | None = None) -> None:
+    if ctx.json:
+        emit_json(ctx, document or {"message": text})
+    elif not ctx.args.quiet:
+        ctx.stdout.write(text + "\n")
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def findings(ctx: Context, coordinator: Any, found: list[Finding], *, ok: bool) -> None:
+    root: Path = coordinator.config.root
+    if ctx.json:
+        emit_json(ctx, {"ok": ok, "findings": [_finding_json(f, root) for f in found]})
+        return
+    for finding in found:
+        if ctx.args.quiet and not finding.is_error:
+            continue
+        where = display(finding.path)
+        if finding.line is not None:
+            where += f":{finding.line}"
+            if finding.column is not None:
+                where += f":{finding.column}"
+        prefix = f"{where}: " if where else ""
+        ctx.stdout.write(f"{prefix}{finding.severity}: {finding.code}: {finding.message}\n")
+        if finding.hint:
+            ctx.stdout.write(f"    hint: {finding.hint}\n")
+    errors = sum(1 for f in found if f.is_error)
+    warnings = len(found) - errors
+    if not ctx.args.quiet:
+        summary = (f"{errors} error{'s' if errors != 1 else ''}, "
+                   f"{warnings} warning{'s' if warnings != 1 else ''}")
+        verdict = "ok" if ok else "failed"
+        ctx.stderr.write(f"check {verdict}: {summary}\n")
+
+
+def _finding_json(finding: Finding, root: Path) -> dict[str, Any]:
+    path = None
+    if finding.path is not None:
+        try:
+            path = finding.path.relative_to(root).as_posix()
+        except ValueError:
+            path = str(finding.path)
+    return {"code": finding.code, "severity": finding.severity, "message": finding.message,
+            "path": path, "line": finding.line, "column": finding.column,
+            "service": finding.service, "version": finding.version, "hint": finding.hint}
+
+
+# -- create / renumber ----------------------------------------------------------------------
+
+
+def created(ctx: Context, result: Any) -> None:
+    if ctx.json:
+        emit_json(ctx, {"version": result.version, "service": result.service,
+                        "name": result.name, "up": str(result.up), "down": str(result.down)})
+        return
+    ctx.stdout.write(f"{display(result.up)}\n{display(result.down)}\n")
+
+
+def renumbered(ctx: Context, result: Any) -> None:
+    if ctx.json:
+        emit_json(ctx, {"service": result.service, "name": result.name,
+                        "old_version": result.old_version, "new_version": result.new_version,
+                        "moved": [[str(a), str(b)] for a, b in result.moved],
+                        "edited": [str(p) for p in result.edited],
+                        "ambiguous": list(result.ambiguous)})
+        return
+    for source, target in result.moved:
+        ctx.stdout.write(f"renamed {display(source)} -> {display(target)}\n")
+    for path in result.edited:
+        ctx.stdout.write(f"updated depends in {display(path)}\n")
+    for note in result.ambiguous:
+        ctx.stderr.write(f"migcoord: warning: left a bare reference unchanged (it may mean the "
+                         f"other migration with that number): {note}\n")
+    ctx.stdout.write("updated migcoord.sum\n")
+
+
+# -- database commands ----------------------------------------------------------------------
+
+
+def _warnings(ctx: Context, warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        ctx.stderr.write(f"migcoord: warning: {warning}\n")
+
+
+def _plan(ctx: Context, planned: tuple[Any, ...], verb: str) -> None:
+    if not planned:
+        ctx.stdout.write(f"nothing to {verb}\n")
+        return
+    ctx.stdout.write(f"would {verb} {len(planned)} migration{'s' if len(planned) != 1 else ''}:\n")
+    for step in planned:
+        mode = " (no-transaction)" if step.no_transaction else ""
+        reason = f"  [{step.reason}]" if step.reason else ""
+        ctx.stdout.write(f"\n-- {step.direction} {format_version(step.version)} {step.service}"
+                         f" {step.name}{mode}{reason}\n")
+        ctx.stdout.write(step.sql.rstrip() + "\n")
+
+
+def up_result(ctx: Context, result: Any) -> None:
+    _warnings(ctx, result.warnings)
+    if ctx.json:
+        emit_json(ctx, {"applied": [s.as_json() for s in result.applied],
+                        "dry_run": result.dry_run,
+                        "planned": [s.as_json() for s in result.planned],
+                        "warnings": list(result.warnings)})
+        return
+    if result.dry_run:
+        _plan(ctx, result.planned, "apply")
+        return
+    if not result.applied and not ctx.args.quiet:
+        ctx.stdout.write("nothing to apply: the database is up to date\n")
+    elif not ctx.args.quiet:
+        total = sum(s.duration_ms for s in result.applied)
+        ctx.stdout.write(f"applied {len(result.applied)} migration"
+                         f"{'s' if len(result.applied) != 1 else ''} in {total} ms\n")
+
+
+def down_result(ctx: Context, result: Any) -> None:
+    _warnings(ctx, result.warnings)
+    if ctx.json:
+        emit_json(ctx, {"rolled_back": [s.as_json() for s in result.rolled_back],
+                        "dry_run": result.dry_run,
+                        "planned": [s.as_json() for s in result.planned],
+                        "warnings": list(result.warnings)})
+        return
+    if result.dry_run:
+        _plan(ctx, result.planned, "roll back")
+        return
+    if not ctx.args.quiet:
+        if not result.rolled_back:
+            ctx.stdout.write("nothing to roll back\n")
+        else:
+            ctx.stdout.write(f"rolled back {len(result.rolled_back)} migration"
+                             f"{'s' if len(result.rolled_back) != 1 else ''}\n")
+
+
+def status(ctx: Context, report: Any) -> None:
+    if ctx.json:
+        emit_json(ctx, report.as_json())
+        return
+    version = "none" if report.database_version is None else format_version(report.database_version)
+    dirty = "yes" if report.dirty else "no"
+    ctx.stdout.write(f"database version: {version}   dirty: {dirty}\n")
+    rows = [("VERSION", "SERVICE", "NAME", "STATE", "APPLIED AT")]
+    for m in report.migrations:
+        applied = m.applied_at.strftime("%Y-%m-%d %H:%M:%S") if m.applied_at else ""
+        state = str(m.state) + (f" ({m.detail})" if m.detail else "")
+        rows.append((format_version(m.version), m.service, m.name, state, applied))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        ctx.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+                         + "\n")
+    if report.unjudged_services:
+        ctx.stdout.write("folders not here (not judged): "
+                         + ", ".join(report.unjudged_services) + "\n")
+
+
+def marked(ctx: Context, result: Any) -> None:
+    state = "applied" if result.applied else "pending"
+    text = (f"marked {format_version(result.version)} {result.service} {result.name} as {state}"
+            f" (was {result.previous or 'not recorded'})")
+    message(ctx, text, {"version": result.version, "service": result.service,
+                        "name": result.name, "state": state, "previous": result.previous})
+
+
+def adopted(ctx: Context, result: Any) -> None:
+    text = (f"golang-migrate was at version {format_version(result.golang_version)}; recorded "
+            f"{len(result.recorded)} migration{'s' if len(result.recorded) != 1 else ''} as "
+            f"applied ({len(result.already)} already recorded)")
+    message(ctx, text, {"golang_version": result.golang_version,
+                        "recorded": list(result.recorded), "already": list(result.already)})
+

@@ -1,0 +1,244 @@
+"""Find and load migcoord.toml (the only module that reads TOML).
+
+Every mistake is reported at once, each naming the file, the key and what is expected,
+as one ConfigError (exit 2).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from migcoord.errors import ConfigError
+from migcoord.model import Config, Reservation, ServiceConfig
+
+CONFIG_NAME = "migcoord.toml"
+ENV_CONFIG = "MIGCOORD_CONFIG"
+
+_TOP_KEYS = {
+    "database_url_env": str,
+    "version_width": int,
+    "history_schema": str,
+    "default_schema": str,
+    "docs": str,
+    "allow": list,
+    "synchronous_commit": str,
+    "services": dict,
+}
+_SERVICE_KEYS = {"migrations": str, "owns": list, "reserved": str, "role": str}
+_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_RESERVED = re.compile(r"^\s*([0-9]+)\s*-\s*([0-9]+)\s*$")
+_SYNC_CHOICES = ("last", "each")
+
+
+def locate(
+    *, start: Path, environ: Mapping[str, str], explicit: Path | None = None
+) -> Path:
+    """The config file to use: `explicit` (--config), else $MIGCOORD_CONFIG, else the
+    nearest migcoord.toml in `start` or a parent folder (like git finds .git)."""
+    if explicit is not None:
+        return _existing(explicit, "--config")
+    if environ.get(ENV_CONFIG):
+        return _existing(Path(environ[ENV_CONFIG]), f"${ENV_CONFIG}")
+    folder = start.resolve()
+    for candidate_dir in (folder, *folder.parents):
+        candidate = candidate_dir / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} found in {folder} or any folder above it",
+        hint=f"run from inside the repository, or pass --config PATH, or set ${ENV_CONFIG}",
+    )
+
+
+def _existing(path: Path, source: str) -> Path:
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"config file {path} (from {source}) does not exist",
+                          hint="check the path")
+    return path.resolve()
+
+
+def load(path: Path) -> Config:
+    """Read and validate one config file."""
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read the config: {err.strerror}", path=path) from None
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("the config is not valid UTF-8", path=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", path=path,
+                          hint="see https://toml.io for the syntax") from None
+    return from_mapping(data, path=path.resolve())
+
+
+def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
+    """Validate parsed TOML; `path` is where it came from (paths are relative to it)."""
+    problems: list[str] = []
+    root = path.parent
+
+    def problem(key: str, message: str) -> None:
+        problems.append(f"[{key}] {message}")
+
+    for key, value in data.items():
+        expected = _TOP_KEYS.get(key)
+        if expected is None:
+            problem(key, f"unknown key; known keys: {', '.join(sorted(_TOP_KEYS))}")
+        elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            problem(key, f"expected {_type_name(expected)}, got {_type_name(type(value))}")
+
+    def get(key: str, default: Any) -> Any:
+        value = data.get(key, default)
+        expected = _TOP_KEYS[key]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            return default
+        return value
+
+    database_url_env = get("database_url_env", "DATABASE_URL")
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", database_url_env):
+        problem("database_url_env", f"{database_url_env!r} is not an environment variable name")
+    version_width = get("version_width", 6)
+    if not 1 <= version_width <= 20:
+        problem("version_width", f"expected a number from 1 to 20, got {version_width}")
+    history_schema = get("history_schema", "public")
+    default_schema = get("default_schema", "public")
+    for key, value in (("history_schema", history_schema), ("default_schema", default_schema)):
+        if not _IDENTIFIER.match(value):
+            problem(key, f"{value!r} is not a plain schema name (letters, digits, _)")
+    docs_value = get("docs", None)
+    docs = _inside(root, docs_value, "docs", problem) if docs_value is not None else None
+    allow_list = get("allow", [])
+    if not all(isinstance(code, str) for code in allow_list):
+        problem("allow", "expected a list of finding codes (strings)")
+        allow_list = []
+    sync = get("synchronous_commit", "last")
+    if sync not in _SYNC_CHOICES:
+        problem("synchronous_commit", f"expected one of {', '.join(_SYNC_CHOICES)}, got {sync!r}")
+
+    services = _services(get("services", {}), root, problem)
+    if not services and "services" in data and not problems:
+        problem("services", "no service is configured")
+    if "services" not in data:
+        problem("services", "missing: add at least one [services.NAME] table with migrations = ...")
+
+    if problems:
+        message = "invalid config:\n  " + "\n  ".join(problems)
+        raise ConfigError(message, path=path, hint="fix the keys above; see docs/config.md")
+
+    return Config(
+        root=root,
+        path=path,
+        services=tuple(services),
+        database_url_env=database_url_env,
+        version_width=version_width,
+        history_schema=history_schema,
+        default_schema=default_schema,
+        docs=docs,
+        allow=frozenset(allow_list),
+        synchronous_commit=sync,
+    )
+
+
+def _services(table: Mapping[str, Any], root: Path, problem: Any) -> list[ServiceConfig]:
+    services: list[ServiceConfig] = []
+    folders: dict[Path, str] = {}
+    reservations: list[tuple[str, Reservation]] = []
+    for name, body in table.items():
+        key = f"services.{name}"
+        if not _SERVICE_NAME.match(name):
+            problem(key, "a service name is letters, digits, '_', '-' or '.'")
+            continue
+        if not isinstance(body, dict):
+            problem(key, f"expected a table, got {_type_name(type(body))}")
+            continue
+        ok = True
+        for sub, value in body.items():
+            expected = _SERVICE_KEYS.get(sub)
+            if expected is None:
+                problem(f"{key}.{sub}", f"unknown key; known keys: {', '.join(sorted(_SERVICE_KEYS))}")
+                ok = False
+            elif not isinstance(value, expected):
+                problem(f"{key}.{sub}",
+                        f"expected {_type_name(expected)}, got {_type_name(type(value))}")
+                ok = False
+        if "migrations" not in body:
+            problem(f"{key}.migrations", 'missing: the folder of this service\'s migrations, '
+                    'e.g. migrations = "aggregator/migrations"')
+            continue
+        if not ok:
+            continue
+        folder = _inside(root, body["migrations"], f"{key}.migrations", problem)
+        if folder is None:
+            continue
+        if folder in folders:
+            problem(f"{key}.migrations",
+                    f"{body['migrations']!r} is also the folder of service {folders[folder]!r}; "
+                    "each service needs its own folder")
+            continue
+        folders[folder] = name
+        owns = body.get("owns", [])
+        if not all(isinstance(t, str) and t for t in owns):
+            problem(f"{key}.owns", 'expected a list of table names, e.g. owns = ["rules"]')
+            owns = []
+        reservation = None
+        if "reserved" in body:
+            reservation = _reservation(body["reserved"], f"{key}.reserved", problem)
+            if reservation is not None:
+                for other_name, other in reservations:
+                    if reservation.overlaps(other):
+                        problem(f"{key}.reserved",
+                                f"{body['reserved']!r} overlaps the range reserved by "
+                                f"{other_name!r} ({other.first}-{other.last})")
+                reservations.append((name, reservation))
+        role = body.get("role")
+        if role is not None and not _IDENTIFIER.match(role):
+            problem(f"{key}.role", f"{role!r} is not a plain role name")
+        services.append(
+            ServiceConfig(name=name, migrations=folder, owns=tuple(owns),
+                          reserved=reservation, role=role)
+        )
+    return services
+
+
+def _reservation(text: str, key: str, problem: Any) -> Reservation | None:
+    match = _RESERVED.match(text)
+    if match is None:
+        problem(key, f'expected a range "FIRST-LAST" such as "000001-000005", got {text!r}')
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    if first < 1 or first > last:
+        problem(key, f"{text!r} is empty or starts below 1: the first number must be "
+                "at least 1 and not above the last")
+        return None
+    return Reservation(first, last)
+
+
+def _inside(root: Path, value: str, key: str, problem: Any) -> Path | None:
+    if not value.strip():
+        problem(key, "expected a path, got an empty string")
+        return None
+    resolved = (root / value).resolve()
+    if resolved != root and root not in resolved.parents:
+        problem(key, f"{value!r} points outside the folder of the config ({root}); "
+                "paths must stay inside the repository")
+        return None
+    return resolved
+
+
+def _type_name(kind: type) -> str:
+    return {
+        str: "a string",
+        int: "a whole number",
+        list: "a list",
+        dict: "a table",
+        bool: "true/false",
+        float: "a number",
+    }.get(kind, kind.__name__)

@@ -1,0 +1,103 @@
+"""Open connections, name them, and never show a password.
+
+The only module that turns a DSN into a connection. Every message that mentions a
+database uses `describe(dsn)`, which keeps host, port, database and user only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from migcoord.errors import ConnectError, NoDatabaseUrl, UsageError
+from migcoord.model import Config
+
+EMBEDDED = "embedded"
+
+
+def resolve_dsn(explicit: str | None, config: Config, environ: Mapping[str, str]) -> str:
+    """`--dsn`, else the environment variable named by `database_url_env` (exit 2 if neither)."""
+    if explicit:
+        return explicit
+    value = environ.get(config.database_url_env, "").strip()
+    if value:
+        return value
+    raise NoDatabaseUrl(
+        f"no database given: ${config.database_url_env} is not set",
+        hint=f"export {config.database_url_env}=postgresql://USER@HOST:5432/DBNAME "
+        "(or pass --dsn); for a local development server use `migcoord dev start` and "
+        f"{config.database_url_env}=embedded",
+    )
+
+
+def describe(dsn: str) -> str:
+    """`user@host:port/dbname` for messages: never the password, never the raw DSN."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(an unreadable DSN)"
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or user or "")
+    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> psycopg.Connection:
+    """An autocommit connection named `application_name` (shown in pg_stat_activity).
+
+    Raises ConnectError (exit 3) with the server's reason and no password.
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as err:
+        raise UsageError(f"the DSN cannot be read: {_first_line(err)}",
+                         hint="use postgresql://USER@HOST:PORT/DBNAME or key=value pairs") from None
+    params.setdefault("connect_timeout", str(connect_timeout))
+    params["application_name"] = application_name[:63]
+    try:
+        return psycopg.connect(make_conninfo("", **params), autocommit=True)
+    except psycopg.OperationalError as err:
+        password = params.get("password")
+        reason = _first_line(err)
+        if password:
+            reason = reason.replace(str(password), "***")
+        raise ConnectError(
+            f"could not connect to {describe(dsn)}: {reason}",
+            hint="check that the server is up and the DSN is right; this is worth retrying",
+        ) from None
+
+
+@contextlib.contextmanager
+def session(dsn: str | None, conn: psycopg.Connection | None, *,
+            application_name: str) -> Iterator[psycopg.Connection]:
+    """Use the caller's connection (left open, autocommit restored) or open and close one."""
+    if conn is not None:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise UsageError(
+                "the connection passed to migcoord is inside a transaction",
+                hint="commit or roll back first: migcoord runs each migration in its own "
+                "transaction and holds a session lock between them")
+        previous = conn.autocommit
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                conn.autocommit = previous
+        return
+    if dsn is None:
+        raise UsageError("give either dsn= or conn=")
+    connection = connect(dsn, application_name=application_name)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

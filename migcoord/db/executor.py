@@ -1,0 +1,200 @@
+"""Run one migration (up or down) against the database.
+
+A normal migration runs as one simple-query script inside one transaction together with
+its history row: PostgreSQL's DDL is transactional, so a failure leaves nothing behind,
+no history row and no dirty flag. A `no-transaction` migration runs statement by
+statement in autocommit; its history row is written `dirty` first, advanced after each
+statement and marked `applied` at the end, so a failure records where it stopped.
+
+A failing statement becomes MigrationFailed with `path:line:col` mapped from the
+server's error position, the SQLSTATE and the server's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migcoord import sqlscan
+from migcoord.db.history import History
+from migcoord.db.lock import POOLER_HINT, PoolerDetected
+from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.model import HistoryRow, Migration
+
+
+def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None,
+             synchronous: bool) -> int:
+    """Apply one migration and record it; returns its duration in milliseconds."""
+    if migration.directives.no_transaction:
+        return _apply_without_transaction(history, migration, role=role)
+    conn = history.conn
+    text = migration.up_sql
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            if not synchronous:
+                conn.execute("SET LOCAL synchronous_commit TO off")
+            _set_role(conn, role)
+            _run_script(conn, text, migration.up.path if migration.up else None, migration)
+            _reset_role(conn, role)
+            duration = _ms(started)
+            pid = history.insert(_row(history, migration, "applied", duration), returning_pid=True)
+            if pid != lock_pid:
+                raise PoolerDetected(
+                    f"{migration.label} ran in server session {pid}, but the migration lock is "
+                    f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT)
+            history.event("up", version=migration.version, service=migration.service,
+                          name=migration.name, detail={"duration_ms": duration})
+    except psycopg.OperationalError as err:
+        raise _lost(err, migration, "the migration's transaction was rolled back by the server") from None
+    return duration
+
+
+def apply_down(history: History, migration: Migration, *, role: str | None) -> int:
+    """Run the down file and delete the history row in one transaction; returns ms."""
+    conn = history.conn
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            _set_role(conn, role)
+            _run_script(conn, migration.down_sql,
+                        migration.down.path if migration.down else None, migration)
+            _reset_role(conn, role)
+            history.delete(migration.version)
+            duration = _ms(started)
+            history.event("down", version=migration.version, service=migration.service,
+                          name=migration.name, detail={"duration_ms": duration})
+    except psycopg.OperationalError as err:
+        raise _lost(err, migration, "the rollback's transaction was undone by the server") from None
+    return duration
+
+
+def _apply_without_transaction(history: History, migration: Migration, *,
+                               role: str | None) -> int:
+    conn = history.conn
+    text = migration.up_sql
+    path = migration.up.path if migration.up else None
+    statements = sqlscan.split_statements(text)
+    started = time.monotonic()
+    history.insert(_row(history, migration, "dirty", 0, statements_done=0,
+                        statement_count=len(statements)))
+    history.event("up-start", version=migration.version, service=migration.service,
+                  name=migration.name, detail={"no_transaction": True,
+                                               "statements": len(statements)})
+    for index, statement in enumerate(statements):
+        try:
+            if role:
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            conn.execute(statement.text)
+            if role:
+                conn.execute("RESET ROLE")
+            history.progress(migration.version, index + 1)
+        except psycopg.OperationalError as err:
+            if conn.closed or conn.broken:
+                raise _lost(err, migration,
+                            f"it stopped at statement {index + 1} of {len(statements)} and is "
+                            "recorded as dirty") from None
+            raise
+        except psycopg.Error as err:
+            with _suppress_db_errors():
+                if role:
+                    conn.execute("RESET ROLE")
+            failure = _failure(err, text, path, migration, statement_offset=statement.start,
+                               note=f"statement {index + 1} of {len(statements)} failed; the "
+                               f"{index} before it stay applied, so {migration.label} is now "
+                               "recorded as dirty")
+            with _suppress_db_errors():
+                history.fail(migration.version, failure.message)
+                history.event("up-failed", version=migration.version,
+                              service=migration.service, name=migration.name,
+                              detail={"statement": index + 1, "sqlstate": err.sqlstate})
+            raise failure from None
+    duration = _ms(started)
+    history.finish(migration.version, duration)
+    history.event("up", version=migration.version, service=migration.service,
+                  name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
+    return duration
+
+
+def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
+                migration: Migration) -> None:
+    if not sqlscan.has_statements(text):
+        return
+    try:
+        # No parameters: psycopg sends the whole file as one simple query, so the
+        # server's error position is an offset into the file text.
+        conn.execute(text)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as err:
+        raise _failure(err, text, path, migration, statement_offset=0,
+                       note="the transaction was rolled back: nothing of this migration "
+                       "was applied") from None
+
+
+def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
+             statement_offset: int, note: str) -> MigrationFailed:
+    diag = err.diag
+    where = str(path) if path else migration.label
+    position = diag.statement_position
+    if position and position.isdigit():
+        line, column = sqlscan.line_col(text, statement_offset + int(position) - 1)
+        where += f":{line}:{column}"
+    primary = diag.message_primary or str(err).splitlines()[0]
+    message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
+    details = [d for d in (diag.message_detail, diag.message_hint and f"server hint: {diag.message_hint}",
+                           diag.context and f"context: {diag.context.strip()}") if d]
+    if details:
+        message += "\n  " + "\n  ".join(details)
+    failed = MigrationFailed(message + f"\n  {note}", hint=_next_step(migration))
+    failed.sqlstate = err.sqlstate  # type: ignore[attr-defined]
+    return failed
+
+
+def _next_step(migration: Migration) -> str:
+    if migration.directives.no_transaction:
+        return (f"fix the cause, undo the statements that did run if needed, then "
+                f"`migcoord mark {migration.version_text} --pending` and run up again "
+                f"(or `mark {migration.version_text} --applied` if you finished it by hand)")
+    return f"fix {migration.label} and run `migcoord up --service {migration.service}` again"
+
+
+def _lost(err: psycopg.Error, migration: Migration, what: str) -> ConnectionLost:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ConnectionLost(
+        f"lost the connection while running {migration.service} {migration.label}: {reason}; "
+        f"{what}",
+        hint="check the server (a restart, pg_terminate_backend, a network cut); "
+        "`migcoord status` shows what is recorded, then retry")
+
+
+def _row(history: History, migration: Migration, status: str, duration: int,
+         **extra: int) -> HistoryRow:
+    return HistoryRow(
+        version=migration.version, service=migration.service, name=migration.name,
+        checksum=migration.checksum, status=status, depends=migration.depends_on,
+        applied_by=history.actor(), duration_ms=duration,
+        statements_done=extra.get("statements_done"),
+        statement_count=extra.get("statement_count"))
+
+
+def _set_role(conn: psycopg.Connection, role: str | None) -> None:
+    if role:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+
+
+def _reset_role(conn: psycopg.Connection, role: str | None) -> None:
+    if role:
+        conn.execute("RESET ROLE")
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _suppress_db_errors() -> contextlib.suppress:
+    return contextlib.suppress(psycopg.Error)

@@ -1,0 +1,168 @@
+"""migcoord_history and migcoord_events: their SQL lives here, beside their definitions.
+
+Both tables are created on first use (`IF NOT EXISTS`, under the advisory lock) and
+never dropped. History has one row per applied or dirty migration; events is an
+append-only log of every up, down, mark, adopt and renumber.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migcoord.model import HistoryRow
+
+HISTORY = "migcoord_history"
+EVENTS = "migcoord_events"
+
+_CREATE = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {history} (
+    version         bigint PRIMARY KEY,
+    service         text NOT NULL,
+    name            text NOT NULL,
+    checksum        text NOT NULL,
+    status          text NOT NULL CHECK (status IN ('applied', 'dirty')),
+    depends         bigint[] NOT NULL DEFAULT '{{}}',
+    applied_at      timestamptz NOT NULL DEFAULT now(),
+    applied_by      text NOT NULL,
+    duration_ms     integer NOT NULL DEFAULT 0,
+    statements_done integer,
+    statement_count integer,
+    error           text
+);
+CREATE TABLE IF NOT EXISTS {events} (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action  text NOT NULL,
+    version bigint,
+    service text,
+    name    text,
+    actor   text NOT NULL,
+    reason  text,
+    detail  jsonb
+);
+"""
+
+_COLUMNS = ("version, service, name, checksum, status, depends, applied_at, applied_by, "
+            "duration_ms, statements_done, statement_count, error")
+
+
+class History:
+    """The history tables in one schema, used through one connection."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.history = sql.Identifier(schema, HISTORY)
+        self.events = sql.Identifier(schema, EVENTS)
+        self._actor: str | None = None
+
+    def _sql(self, template: str) -> sql.Composed:
+        return sql.SQL(template).format(schema=sql.Identifier(self.schema),
+                                        history=self.history, events=self.events)
+
+    def exists(self) -> bool:
+        row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                (f'"{self.schema}"."{HISTORY}"',)).fetchone()
+        return bool(row and row[0])
+
+    def ensure(self) -> None:
+        """Create the schema and both tables if missing (call under the advisory lock)."""
+        with self.conn.transaction():
+            self.conn.execute(self._sql(_CREATE))
+
+    def rows(self) -> list[HistoryRow]:
+        """Every history row, by version; empty when the table does not exist yet."""
+        if not self.exists():
+            return []
+        cursor = self.conn.execute(self._sql(f"SELECT {_COLUMNS} FROM {{history}} ORDER BY version"))
+        return [_row(record) for record in cursor.fetchall()]
+
+    def actor(self) -> str:
+        """Who is acting: database user, client host and process id."""
+        if self._actor is None:
+            row = self.conn.execute("SELECT current_user").fetchone()
+            user = row[0] if row else "?"
+            self._actor = f"{user}@{socket.gethostname()} pid {os.getpid()}"
+        return self._actor
+
+    def insert(self, row: HistoryRow, *, returning_pid: bool = False) -> int | None:
+        """Insert one row; with `returning_pid`, return the server backend's pid."""
+        query = self._sql(
+            "INSERT INTO {history} (version, service, name, checksum, status, depends, "
+            "applied_by, duration_ms, statements_done, statement_count, error) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            + (" RETURNING pg_backend_pid()" if returning_pid else ""))
+        cursor = self.conn.execute(query, (
+            row.version, row.service, row.name, row.checksum, row.status, list(row.depends),
+            row.applied_by or self.actor(), row.duration_ms, row.statements_done,
+            row.statement_count, row.error))
+        if returning_pid:
+            fetched = cursor.fetchone()
+            return int(fetched[0]) if fetched else None
+        return None
+
+    def upsert_applied(self, row: HistoryRow) -> None:
+        """Record a migration as applied (used by mark and adopt)."""
+        self.conn.execute(self._sql(
+            "INSERT INTO {history} (version, service, name, checksum, status, depends, "
+            "applied_by, duration_ms) VALUES (%s, %s, %s, %s, 'applied', %s, %s, 0) "
+            "ON CONFLICT (version) DO UPDATE SET service = excluded.service, "
+            "name = excluded.name, checksum = excluded.checksum, status = 'applied', "
+            "depends = excluded.depends, applied_by = excluded.applied_by, "
+            "statements_done = NULL, statement_count = NULL, error = NULL"),
+            (row.version, row.service, row.name, row.checksum, list(row.depends),
+             row.applied_by or self.actor()))
+
+    def progress(self, version: int, statements_done: int) -> None:
+        self.conn.execute(self._sql(
+            "UPDATE {history} SET statements_done = %s WHERE version = %s"),
+            (statements_done, version))
+
+    def finish(self, version: int, duration_ms: int) -> None:
+        self.conn.execute(self._sql(
+            "UPDATE {history} SET status = 'applied', duration_ms = %s, error = NULL, "
+            "applied_at = now() WHERE version = %s"), (duration_ms, version))
+
+    def fail(self, version: int, error: str) -> None:
+        self.conn.execute(self._sql("UPDATE {history} SET error = %s WHERE version = %s"),
+                          (error, version))
+
+    def delete(self, version: int) -> int:
+        cursor = self.conn.execute(self._sql("DELETE FROM {history} WHERE version = %s"),
+                                   (version,))
+        return cursor.rowcount
+
+    def event(self, action: str, *, version: int | None = None, service: str | None = None,
+              name: str | None = None, reason: str | None = None,
+              detail: dict[str, Any] | None = None) -> None:
+        self.conn.execute(self._sql(
+            "INSERT INTO {events} (action, version, service, name, actor, reason, detail) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+            (action, version, service, name, self.actor(), reason,
+             json.dumps(detail) if detail is not None else None))
+
+    def events_since(self, last_id: int = 0) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(self._sql(
+            "SELECT id, at, action, version, service, name, actor, reason, detail "
+            "FROM {events} WHERE id > %s ORDER BY id"), (last_id,))
+        names = [c.name for c in cursor.description or ()]
+        return [dict(zip(names, record, strict=True)) for record in cursor.fetchall()]
+
+
+def _row(record: Sequence[Any]) -> HistoryRow:
+    (version, service, name, checksum, status, depends, applied_at, applied_by, duration_ms,
+     statements_done, statement_count, error) = record
+    return HistoryRow(
+        version=int(version), service=service, name=name, checksum=checksum, status=status,
+        depends=tuple(int(d) for d in depends or ()), applied_at=applied_at,
+        applied_by=applied_by, duration_ms=duration_ms, statements_done=statements_done,
+        statement_count=statement_count, error=error)
+

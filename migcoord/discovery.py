@@ -1,0 +1,167 @@
+"""Read every service's migrations folder into a Catalog (the only directory walker).
+
+Reading never fails on bad content: undecodable files, stray names and unpaired files
+are recorded in the catalog for `check` to report, so one bad file does not hide the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from migcoord import directives as directive_parser
+from migcoord.model import (
+    Catalog,
+    Config,
+    Directives,
+    Migration,
+    ServiceConfig,
+    ServiceFolder,
+    SqlFile,
+    StrayFile,
+)
+from migcoord.naming import parse_filename, stray_reason
+
+_BOM = b"\xef\xbb\xbf"
+#: Names an editor, OS or VCS leaves behind; never reported as stray.
+_IGNORED = {".DS_Store", ".gitkeep", ".keep", "Thumbs.db", "README.md", "README"}
+
+
+def normalize(content: bytes) -> bytes:
+    """Content as checksummed: no UTF-8 BOM, `\\r\\n` and lone `\\r` made `\\n`."""
+    if content.startswith(_BOM):
+        content = content[len(_BOM):]
+    if b"\r" in content:
+        content = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return content
+
+
+def checksum(content: bytes) -> str:
+    return hashlib.sha256(normalize(content)).hexdigest()
+
+
+def read_sql_file(path: Path, service: str) -> SqlFile | None:
+    """One migration file, or None when its name is not a migration name.
+
+    Raises OSError when the file cannot be read.
+    """
+    parsed = parse_filename(path.name)
+    if parsed is None:
+        return None
+    raw = path.read_bytes()
+    return sql_file_from_bytes(path, service, raw)
+
+
+def read_pair(service: str, up: Path, down: Path) -> Migration:
+    """The migration made of two files just written."""
+    files = [f for f in (read_sql_file(up, service), read_sql_file(down, service)) if f]
+    return pair_files(service, files)[0]
+
+
+def sql_file_from_bytes(path: Path, service: str, raw: bytes) -> SqlFile:
+    """Build an SqlFile from content already read (also used for files read from git)."""
+    parsed = parse_filename(path.name)
+    assert parsed is not None, path
+    normalized = normalize(raw)
+    text: str | None
+    error: str | None = None
+    try:
+        text = normalized.decode("utf-8")
+    except UnicodeDecodeError as err:
+        text = None
+        line = normalized.count(b"\n", 0, err.start) + 1
+        error = f"byte 0x{normalized[err.start]:02x} at line {line} (offset {err.start}) is not UTF-8"
+    return SqlFile(
+        path=path,
+        service=service,
+        version=parsed.version,
+        version_text=parsed.version_text,
+        name=parsed.name,
+        direction=parsed.direction,
+        text=text,
+        checksum=hashlib.sha256(normalized).hexdigest(),
+        encoding_error=error,
+    )
+
+
+def read_catalog(config: Config, *, services: Iterable[str] | None = None) -> Catalog:
+    """Read the folders of all services (or only `services`); absent folders are fine."""
+    wanted = set(services) if services is not None else None
+    folders = [
+        read_service(service)
+        for service in config.services
+        if wanted is None or service.name in wanted
+    ]
+    return Catalog(folders=tuple(folders))
+
+
+def read_service(service: ServiceConfig) -> ServiceFolder:
+    folder = service.migrations
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return ServiceFolder(config=service, present=False)
+    except NotADirectoryError:
+        stray = StrayFile(path=folder, service=service.name,
+                          reason="the configured migrations path is a file, not a folder")
+        return ServiceFolder(config=service, present=False, strays=(stray,))
+    files: list[SqlFile] = []
+    strays: list[StrayFile] = []
+    for entry in entries:
+        name = entry.name
+        if name in _IGNORED or name.startswith("."):
+            continue
+        if entry.is_dir():
+            strays.append(StrayFile(path=Path(entry.path), service=service.name,
+                                    reason="a folder inside a migrations folder is never read"))
+            continue
+        try:
+            sql_file = read_sql_file(Path(entry.path), service.name)
+        except OSError as err:
+            strays.append(StrayFile(path=Path(entry.path), service=service.name,
+                                    reason=f"it cannot be read: {err.strerror}"))
+            continue
+        if sql_file is None:
+            strays.append(StrayFile(path=Path(entry.path), service=service.name,
+                                    reason=stray_reason(name)))
+        else:
+            files.append(sql_file)
+    strays.sort(key=lambda s: s.path.name)
+    return ServiceFolder(
+        config=service,
+        present=True,
+        migrations=tuple(pair_files(service.name, files)),
+        strays=tuple(strays),
+    )
+
+
+def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
+    """Group files into up/down pairs by (version, name); unpaired halves stay None."""
+    groups: dict[tuple[int, str, str], dict[str, SqlFile]] = defaultdict(dict)
+    for sql_file in files:
+        key = (sql_file.version, sql_file.version_text, sql_file.name)
+        groups[key][sql_file.direction] = sql_file
+    migrations = []
+    for (version, version_text, name), pair in sorted(groups.items()):
+        up = pair.get("up")
+        directives, problems = (
+            directive_parser.parse(up.text)
+            if up is not None and up.text is not None
+            else (Directives(), [])
+        )
+        migrations.append(
+            Migration(
+                version=version,
+                service=service,
+                name=name,
+                version_text=version_text,
+                up=up,
+                down=pair.get("down"),
+                directives=directives,
+                directive_findings=tuple(problems),
+            )
+        )
+    return migrations

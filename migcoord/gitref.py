@@ -1,0 +1,79 @@
+"""`check --against REF`: the catalog a merge with REF would contain, read with git itself.
+
+The merge holds this working tree's migrations plus what REF gained since the two
+histories split (`git merge-base HEAD REF`): files REF added or changed are taken from
+REF, files REF deleted are dropped. A pull request then learns that main took 000007
+before it merges, not after.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import attrs
+
+from migcoord import discovery
+from migcoord.errors import GitError
+from migcoord.model import Catalog, Config, SqlFile
+from migcoord.naming import parse_filename
+
+
+def _git(args: list[str], cwd: Path) -> bytes:
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise GitError("`check --against` needs git, and git is not installed",
+                       hint="install git, or run `migcoord check` without --against") from None
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args)} failed: {message[-1] if message else 'no output'}")
+    return result.stdout
+
+
+def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
+    """The catalog after merging `ref` into the working tree (nothing is written)."""
+    top = Path(_git(["rev-parse", "--show-toplevel"], config.root).decode().strip())
+    try:
+        _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
+    except GitError:
+        raise GitError(
+            f"git does not know the ref {ref!r}",
+            hint=f"fetch it first (`git fetch origin`), or check the spelling: `git rev-parse {ref}`",
+        ) from None
+    base = _git(["merge-base", "HEAD", ref], top).decode().strip()
+    folders = []
+    for folder in catalog.folders:
+        relative = folder.config.migrations.relative_to(top).as_posix()
+        changes = _changes(top, base, ref, relative)
+        if not changes:
+            folders.append(folder)
+            continue
+        files: dict[str, SqlFile] = {}
+        for migration in folder.migrations:
+            for sql_file in (migration.up, migration.down):
+                if sql_file is not None:
+                    files[sql_file.path.name] = sql_file
+        for status, path in changes:
+            name = Path(path).name
+            if parse_filename(name) is None or Path(path).parent.as_posix() != relative:
+                continue
+            if status == "D":
+                files.pop(name, None)
+            else:
+                content = _git(["show", f"{ref}:{path}"], top)
+                files[name] = discovery.sql_file_from_bytes(top / path, folder.name, content)
+        migrations = discovery.pair_files(folder.name, files.values())
+        folders.append(attrs.evolve(folder, present=True, migrations=tuple(migrations)))
+    return attrs.evolve(catalog, folders=tuple(folders))
+
+
+def _changes(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:
+    output = _git(["diff", "--name-status", "--no-renames", "-z", base, ref, "--", folder], top)
+    parts = output.decode("utf-8", "surrogateescape").split("\0")
+    changes: dict[str, str] = defaultdict(str)
+    for status, path in zip(parts[0::2], parts[1::2], strict=False):
+        if status:
+            changes[path] = status[0]
+    return [(status, path) for path, status in changes.items()]

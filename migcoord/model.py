@@ -1,0 +1,307 @@
+"""Frozen value objects shared by the pure core and the edges.
+
+Nothing here does I/O. Paths are absolute; discovery fills them in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+Severity = Literal["error", "warning"]
+Direction = Literal["up", "down"]
+
+
+@attrs.frozen
+class Finding:
+    """One problem found by `check`: a stable code, where it is, and what to do."""
+
+    code: str
+    severity: Severity
+    message: str
+    path: Path | None = None
+    line: int | None = None
+    column: int | None = None
+    service: str | None = None
+    version: int | None = None
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def location(self, relative_to: Path | None = None) -> str:
+        """`path:line:col` (as much of it as is known), relative when possible."""
+        if self.path is None:
+            return ""
+        text = str(self.path)
+        if relative_to is not None:
+            with contextlib.suppress(ValueError):
+                text = str(self.path.relative_to(relative_to))
+        if self.line is not None:
+            text += f":{self.line}"
+            if self.column is not None:
+                text += f":{self.column}"
+        return text
+
+
+@attrs.frozen
+class Reservation:
+    """An inclusive range of versions only one service may use (`reserved = "1-5"`)."""
+
+    first: int
+    last: int
+
+    def __contains__(self, version: object) -> bool:
+        return isinstance(version, int) and self.first <= version <= self.last
+
+    def overlaps(self, other: Reservation) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@attrs.frozen
+class ServiceConfig:
+    """One `[services.NAME]` table of migcoord.toml."""
+
+    name: str
+    migrations: Path
+    owns: tuple[str, ...] = ()
+    reserved: Reservation | None = None
+    role: str | None = None
+
+
+@attrs.frozen
+class Config:
+    """A loaded migcoord.toml (or the implicit config of `Coordinator.for_service`)."""
+
+    root: Path
+    services: tuple[ServiceConfig, ...]
+    path: Path | None = None
+    database_url_env: str = "DATABASE_URL"
+    version_width: int = 6
+    history_schema: str = "public"
+    default_schema: str = "public"
+    docs: Path | None = None
+    allow: frozenset[str] = frozenset()
+    synchronous_commit: str = "last"
+    lock_timeout: float = 60.0
+
+    @property
+    def sum_path(self) -> Path | None:
+        """migcoord.sum lives beside the config; an implicit config has none."""
+        if self.path is None:
+            return None
+        return self.path.parent / "migcoord.sum"
+
+    @property
+    def state_dir(self) -> Path:
+        """`.migcoord/` beside the config: lock file, embedded server (git-ignored)."""
+        return self.root / ".migcoord"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "repo.lock"
+
+    def service(self, name: str) -> ServiceConfig | None:
+        for service in self.services:
+            if service.name == name:
+                return service
+        return None
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.services)
+
+
+@attrs.frozen
+class DependencyRef:
+    """One entry of a `-- migcoord:depends` line: `rule-service:000002` or `000003`."""
+
+    version: int
+    service: str | None
+    line: int
+    text: str
+
+    def render(self, width: int = 6) -> str:
+        number = format_version(self.version, width)
+        return f"{self.service}:{number}" if self.service else number
+
+
+@attrs.frozen
+class Directives:
+    """What the leading `-- migcoord:` lines of an up file say."""
+
+    depends: tuple[DependencyRef, ...] = ()
+    no_transaction: bool = False
+    allow: frozenset[str] = frozenset()
+    verify_data: bool = False
+    #: Line where the first statement starts (1-based); directives must come before it.
+    body_line: int = 1
+
+
+@attrs.frozen
+class SqlFile:
+    """One `{version}_{name}.{up|down}.sql` file as read from disk.
+
+    `text` is the decoded content with a BOM removed and line endings made `\\n`; it is
+    None when the file is not valid UTF-8 (then `encoding_error` says where).
+    `checksum` is the sha256 of that normalised content (of the raw bytes when undecodable),
+    so a checkout with `autocrlf` does not look modified.
+    """
+
+    path: Path
+    service: str
+    version: int
+    version_text: str
+    name: str
+    direction: Direction
+    text: str | None
+    checksum: str
+    encoding_error: str | None = None
+
+
+@attrs.frozen
+class StrayFile:
+    """A file in a migrations folder whose name does not parse."""
+
+    path: Path
+    service: str
+    reason: str
+
+
+@attrs.frozen
+class Migration:
+    """An up/down pair of one service, as the rest of migcoord sees it.
+
+    Either path may be None when its file is missing (reported by `check`).
+    """
+
+    version: int
+    service: str
+    name: str
+    version_text: str
+    up: SqlFile | None
+    down: SqlFile | None
+    directives: Directives = Directives()
+    #: Problems with the directive lines (unknown key, unreadable depends), without path.
+    directive_findings: tuple[Finding, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.version_text}_{self.name}"
+
+    @property
+    def checksum(self) -> str:
+        """The checksum recorded in history: sha256 of the normalised up file."""
+        return self.up.checksum if self.up is not None else ""
+
+    @property
+    def up_sql(self) -> str:
+        return self.up.text or "" if self.up is not None else ""
+
+    @property
+    def down_sql(self) -> str:
+        return self.down.text or "" if self.down is not None else ""
+
+    @property
+    def depends_on(self) -> tuple[int, ...]:
+        return tuple(ref.version for ref in self.directives.depends)
+
+    @property
+    def path(self) -> Path | None:
+        return self.up.path if self.up is not None else (self.down.path if self.down else None)
+
+
+@attrs.frozen
+class ServiceFolder:
+    """A configured service and what its folder holds (possibly nothing: no folder yet)."""
+
+    config: ServiceConfig
+    present: bool
+    migrations: tuple[Migration, ...] = ()
+    strays: tuple[StrayFile, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@attrs.frozen
+class Catalog:
+    """Every service's migrations, in version order. Duplicate versions are kept (and reported)."""
+
+    folders: tuple[ServiceFolder, ...]
+
+    @property
+    def migrations(self) -> tuple[Migration, ...]:
+        every = [m for folder in self.folders for m in folder.migrations]
+        every.sort(key=lambda m: (m.version, m.service, m.name))
+        return tuple(every)
+
+    def by_version(self) -> dict[int, Migration]:
+        """The first migration with each version (duplicates are a `check` error)."""
+        index: dict[int, Migration] = {}
+        for migration in self.migrations:
+            index.setdefault(migration.version, migration)
+        return index
+
+    def folder(self, service: str) -> ServiceFolder | None:
+        for folder in self.folders:
+            if folder.name == service:
+                return folder
+        return None
+
+    def for_service(self, service: str) -> tuple[Migration, ...]:
+        folder = self.folder(service)
+        return folder.migrations if folder is not None else ()
+
+    @property
+    def highest_version(self) -> int:
+        return max((m.version for m in self.migrations), default=0)
+
+
+class Status(enum.StrEnum):
+    """State of one migration, reconciled from files and history (DESIGN.md, `status`)."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    DIRTY = "dirty"
+    MODIFIED = "modified"
+    MISSING = "missing"
+    FUTURE = "future"
+
+
+@attrs.frozen
+class HistoryRow:
+    """One row of migcoord_history."""
+
+    version: int
+    service: str
+    name: str
+    checksum: str
+    status: str
+    depends: tuple[int, ...] = ()
+    applied_at: Any = None
+    applied_by: str = ""
+    duration_ms: int = 0
+    #: For a dirty no-transaction migration: how many statements had completed.
+    statements_done: int | None = None
+    statement_count: int | None = None
+    error: str | None = None
+
+    @property
+    def dirty(self) -> bool:
+        return self.status == "dirty"
+
+
+def format_version(version: int, width: int = 6) -> str:
+    return str(version).zfill(width)
+
+
+def index_rows(rows: Iterable[HistoryRow]) -> Mapping[int, HistoryRow]:
+    return {row.version: row for row in rows}

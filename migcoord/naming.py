@@ -1,0 +1,107 @@
+"""Parse and format migration file names: `{version}_{name}.{up|down}.sql`.
+
+Existing files are read exactly as golang-migrate reads them (its regex
+`^([0-9]+)_(.*)\\.(up|down)\\.sql$`): names may hold dots, dashes or capitals and versions
+compare as numbers (so 10- and 14-digit timestamp versions work). Names that `create`
+writes are stricter: `[a-z0-9_]+`, at most 100 characters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import attrs
+
+from migcoord.errors import InvalidName
+from migcoord.model import Direction
+
+FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
+NEW_NAME = re.compile(r"^[a-z0-9_]+$")
+MAX_NAME_LENGTH = 100
+
+
+@attrs.frozen
+class ParsedName:
+    version: int
+    version_text: str
+    name: str
+    direction: Direction
+
+
+def parse_filename(filename: str) -> ParsedName | None:
+    """The parts of a migration file name, or None when golang-migrate would not read it."""
+    match = FILENAME.match(filename)
+    if match is None:
+        return None
+    version_text, name, direction = match.groups()
+    if not name:
+        return None
+    return ParsedName(
+        version=int(version_text),
+        version_text=version_text,
+        name=name,
+        direction="up" if direction == "up" else "down",
+    )
+
+
+def stray_reason(filename: str) -> str:
+    """Why a file in a migrations folder is not a migration (for `bad-filename`)."""
+    if filename.endswith(".sql"):
+        if re.match(r"^[0-9]+_\.(up|down)\.sql$", filename):
+            return "the name part after the version is empty"
+        if re.match(r"^[0-9]+_.*\.sql$", filename):
+            return "it ends in .sql but not in .up.sql or .down.sql"
+        if re.match(r"^[0-9]+[^_0-9]", filename):
+            return "the version is not followed by '_'"
+        return "it does not start with a version number followed by '_'"
+    return "only {version}_{name}.up.sql and .down.sql files belong in a migrations folder"
+
+
+def format_filename(version: int, name: str, direction: Direction, width: int) -> str:
+    return f"{str(version).zfill(width)}_{name}.{direction}.sql"
+
+
+def normalize_name(raw: str) -> str:
+    """Turn what a person typed into a file-name-safe NAME, or raise InvalidName saying why.
+
+    Lower-cases, and turns spaces and `-` into `_`; everything else outside `[a-z0-9_]`
+    is refused rather than silently dropped, so the file is named as the person expects.
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidName(
+            "the migration name is empty",
+            hint="give a short description, e.g. `migcoord create add_email_index --service S`",
+        )
+    if "/" in text or "\\" in text or ".." in text:
+        raise InvalidName(
+            f"the migration name {raw!r} contains a path separator or '..'",
+            hint="a name is a single word like add_email_index; the folder comes from --service",
+        )
+    text = re.sub(r"[\s\-]+", "_", text.lower())
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidName(
+            f"the migration name is {len(text)} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            hint="shorten it; the file name only needs to say what the migration does",
+        )
+    if not NEW_NAME.match(text):
+        bad = sorted({c for c in text if not re.match(r"[a-z0-9_]", c)})
+        shown = " ".join(_describe_char(c) for c in bad)
+        raise InvalidName(
+            f"the migration name {raw!r} contains characters outside [a-z0-9_]: {shown}",
+            hint="use lower-case ASCII letters, digits and '_' (spaces and '-' become '_')",
+        )
+    return text
+
+
+def _describe_char(char: str) -> str:
+    if char.isprintable() and not char.isspace():
+        return repr(char)
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')})"
+
+
+def humanize(name: str) -> str:
+    """`remove_email_from_rules` -> `Remove email from rules` (for generated docs)."""
+    words = re.sub(r"[_\-]+", " ", name).strip()
+    return words[:1].upper() + words[1:]

@@ -1,0 +1,235 @@
+"""Request + state -> an ordered plan, or a refusal that says why (pure).
+
+`plan_up` never reads files or the database: it gets the catalog and the history rows.
+Dependencies are checked against history, so a service can migrate when the other
+services' folders are not in its image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
+from migcoord.model import Catalog, HistoryRow, Migration, Status, format_version
+from migcoord.reconcile import Reconciled, reconcile
+
+
+@attrs.frozen
+class Step:
+    migration: Migration
+    reason: str = "pending"
+
+
+@attrs.frozen
+class Plan:
+    steps: tuple[Step, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def versions(self) -> list[int]:
+        return [step.migration.version for step in self.steps]
+
+
+@attrs.frozen
+class UpRequest:
+    #: The service to migrate; None means every service (`up --all`).
+    service: str | None
+    to: int | None = None
+    with_deps: bool = False
+    allow_out_of_order: bool = False
+
+
+def _v(version: int) -> str:
+    return format_version(version)
+
+
+def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) -> Plan:
+    """What `up` would apply, in version order; raises RefusedError when it must not run."""
+    states = reconcile(catalog, rows)
+    in_scope = [s for s in states if request.service is None or s.service == request.service]
+    _refuse_broken(in_scope)
+    warnings = _future_warnings(in_scope)
+
+    pending = {s.version: s.migration for s in states
+               if s.state == Status.PENDING and s.migration is not None}
+    candidates = [m for s in in_scope if s.state == Status.PENDING and s.migration is not None
+                  for m in (s.migration,) if request.to is None or m.version <= request.to]
+    _refuse_conflicts(candidates, rows)
+    if not request.allow_out_of_order:
+        _refuse_out_of_order(candidates, rows)
+
+    by_row = {row.version: row for row in rows}
+    available = {row.version for row in rows if not row.dirty}
+    chosen: dict[int, Step] = {m.version: Step(m) for m in candidates}
+    work = sorted(chosen)
+    while work:
+        migration = chosen[work.pop(0)].migration
+        for ref in migration.directives.depends:
+            needed = ref.version
+            if needed in available or needed in chosen:
+                continue
+            row = by_row.get(needed)
+            if row is not None and row.dirty:
+                raise RefusedError(
+                    f"{migration.label} ({migration.service}) needs {_v(needed)}, which is "
+                    f"dirty in this database ({row.service} {row.name})",
+                    hint=f"repair it first: see `migcoord status`, then `migcoord mark "
+                    f"{_v(needed)} --pending` or `--applied`")
+            target = pending.get(needed)
+            owner = target.service if target is not None else (ref.service or "another service")
+            if target is None or not request.with_deps:
+                raise DependencyNotApplied(
+                    f"{migration.version_text} ({migration.service} {migration.name}) needs "
+                    f"{owner}:{_v(needed)}, which is not applied in this database",
+                    hint=f"run `migcoord up --service {owner}` first"
+                    + (", or pass --with-deps" if target is not None else
+                       " (its files are not in this checkout, so --with-deps cannot apply it)"))
+            for extra in _chain(catalog, target, available, chosen):
+                chosen[extra.version] = Step(extra, reason=f"needed by {migration.version_text}")
+                work.append(extra.version)
+            work.sort()
+    _refuse_broken([s for s in states if s.service in {st.migration.service
+                                                         for st in chosen.values()}])
+    steps = tuple(chosen[v] for v in sorted(chosen))
+    return Plan(steps=steps, warnings=warnings)
+
+
+def _chain(catalog: Catalog, target: Migration, available: set[int],
+           chosen: dict[int, Step]) -> list[Migration]:
+    """target and its service's earlier pending migrations (they apply in order)."""
+    return [m for m in catalog.for_service(target.service)
+            if m.version <= target.version and m.version not in available
+            and m.version not in chosen]
+
+
+def _refuse_broken(states: Iterable[Reconciled]) -> None:
+    problems = [s for s in states if s.judged and s.state in
+                (Status.DIRTY, Status.MODIFIED, Status.MISSING)]
+    if not problems:
+        return
+    lines = []
+    hints = []
+    for s in problems:
+        label = f"{_v(s.version)} {s.service} {s.name}"
+        if s.state == Status.DIRTY:
+            lines.append(f"{label} is dirty ({s.detail}): a no-transaction migration stopped "
+                         "part-way")
+            hints.append(f"finish or undo it by hand, then `migcoord mark {_v(s.version)} "
+                         "--applied` (finished) or `--pending` (undone)")
+        elif s.state == Status.MODIFIED:
+            lines.append(f"{label} was changed after it was applied here")
+            hints.append("restore the applied content (git log -p on the file); if the edit "
+                         "is deliberate and already reflected in the database, "
+                         f"`migcoord mark {_v(s.version)} --applied --reason ...` records it")
+        else:
+            lines.append(f"{label} is applied in the database but its file is gone from "
+                         f"{s.service}'s folder (deleted or renamed)")
+            hints.append(f"restore {s.service}'s file for {_v(s.version)}; if it was "
+                         f"abandoned on purpose, roll it back from a checkout that has it, or "
+                         f"`migcoord mark {_v(s.version)} --pending`")
+    raise RefusedError("; ".join(lines), hint="; ".join(dict.fromkeys(hints)))
+
+
+def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:
+    by_version = {row.version: row for row in rows}
+    for migration in candidates:
+        row = by_version.get(migration.version)
+        if row is not None and row.service != migration.service:
+            raise RefusedError(
+                f"{migration.service} {migration.label} has the number of {row.service}'s "
+                f"{row.name}, which is already applied in this database",
+                hint=f"two services used version {migration.version_text}: `migcoord renumber "
+                f"{migration.version_text} --service {migration.service}`")
+
+
+def _refuse_out_of_order(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:
+    highest: dict[str, int] = {}
+    for row in rows:
+        highest[row.service] = max(highest.get(row.service, 0), row.version)
+    late = [m for m in candidates if m.version < highest.get(m.service, 0)]
+    if late:
+        service = late[0].service
+        numbers = ", ".join(m.version_text for m in late)
+        raise RefusedError(
+            f"{service} has pending migration(s) {numbers} numbered below its applied "
+            f"{_v(highest[service])}: out of order (usually a branch merged after a newer one "
+            "was deployed)",
+            hint="check that they do not conflict with what is applied, then run up with "
+            "--allow-out-of-order; or `migcoord renumber` them after the applied ones")
+
+
+def _future_warnings(states: Iterable[Reconciled]) -> tuple[str, ...]:
+    return tuple(
+        f"{_v(s.version)} {s.service} {s.name} is applied in the database but newer than "
+        "every file here: this checkout is behind the database (a rolled-back deployment?); "
+        "carrying on"
+        for s in states if s.state == Status.FUTURE)
+
+
+@attrs.frozen
+class DownRequest:
+    service: str
+    steps: int | None = None
+    to: int | None = None
+    cascade: bool = False
+
+
+def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest) -> Plan:
+    """What `down` would roll back, newest first; raises RefusedError when it must not."""
+    if request.steps is not None and request.to is not None:
+        raise UsageError("give --steps or --to, not both")
+    states = reconcile(catalog, rows)
+    mine = [s for s in states if s.service == request.service and s.row is not None]
+    _refuse_broken(mine)
+    applied = sorted((s for s in mine), key=lambda s: s.version, reverse=True)
+    if request.to is not None:
+        targets = [s for s in applied if s.version > request.to]
+    else:
+        targets = applied[: request.steps or 1]
+    selected = {s.version: s for s in targets}
+    reasons = {s.version: "requested" for s in targets}
+
+    def depends_of(state: Reconciled) -> set[int]:
+        found = set(state.row.depends) if state.row is not None else set()
+        if state.migration is not None:
+            found |= set(state.migration.depends_on)
+        return found
+
+    others = [s for s in states if s.row is not None and not s.row.dirty]
+    changed = True
+    while changed:
+        changed = False
+        for state in others:
+            if state.version in selected:
+                continue
+            needs = depends_of(state) & selected.keys()
+            if not needs:
+                continue
+            if not request.cascade:
+                needed = min(needs)
+                raise RefusedError(
+                    f"{_v(needed)} cannot be rolled back: {state.service}'s {_v(state.version)} "
+                    f"{state.name} depends on it and is applied",
+                    hint=f"roll back {state.service} first (`migcoord down --service "
+                    f"{state.service} --to {_v(state.version - 1)}`), or pass --cascade to "
+                    "roll back the dependents first")
+            # Rolling back a dependent also rolls back its service's newer migrations.
+            for later in others:
+                if (later.service == state.service and later.version >= state.version
+                        and later.version not in selected):
+                    selected[later.version] = later
+                    reasons[later.version] = f"cascade: depends on {_v(min(needs))}"
+                    changed = True
+    _refuse_broken(selected.values())
+    steps = []
+    for version in sorted(selected, reverse=True):
+        state = selected[version]
+        if state.migration is None or state.migration.down is None:
+            raise RefusedError(
+                f"cannot roll back {_v(version)} {state.service} {state.name}: its down file "
+                "is not in this checkout",
+                hint=f"run down from a checkout that has {state.service}'s migrations folder")
+        steps.append(Step(state.migration, reason=reasons[version]))
+    return Plan(steps=tuple(steps))

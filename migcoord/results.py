@@ -1,0 +1,112 @@
+"""What the database commands return: frozen values the CLI renders and scripts inspect."""
+
+from __future__ import annotations
+
+import datetime
+
+import attrs
+
+from migcoord.model import Status
+
+
+@attrs.frozen
+class StepResult:
+    """One migration applied or rolled back."""
+
+    version: int
+    service: str
+    name: str
+    duration_ms: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "duration_ms": self.duration_ms}
+
+
+@attrs.frozen
+class PlannedStep:
+    """One step of a plan, as `--dry-run` shows it."""
+
+    version: int
+    service: str
+    name: str
+    direction: str
+    sql: str
+    no_transaction: bool = False
+    #: Why this step is in the plan ("pending", "dependency of 000006", "cascade").
+    reason: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "direction": self.direction, "no_transaction": self.no_transaction,
+                "reason": self.reason, "sql": self.sql}
+
+
+@attrs.frozen
+class UpResult:
+    applied: tuple[StepResult, ...] = ()
+    planned: tuple[PlannedStep, ...] = ()
+    dry_run: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class DownResult:
+    rolled_back: tuple[StepResult, ...] = ()
+    planned: tuple[PlannedStep, ...] = ()
+    dry_run: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class MigrationState:
+    """One row of `status`."""
+
+    version: int
+    service: str
+    name: str
+    state: Status
+    applied_at: datetime.datetime | None = None
+    applied_by: str | None = None
+    #: Extra words for the state: where a dirty migration stopped, what changed.
+    detail: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "state": str(self.state),
+                "applied_at": self.applied_at.isoformat() if self.applied_at else None,
+                "applied_by": self.applied_by, "detail": self.detail}
+
+
+@attrs.frozen
+class StatusReport:
+    database_version: int | None
+    dirty: bool
+    migrations: tuple[MigrationState, ...]
+    #: Services whose folder is absent here: their rows are shown but not judged.
+    unjudged_services: tuple[str, ...] = ()
+
+    @property
+    def has_errors(self) -> bool:
+        bad = {Status.DIRTY, Status.MODIFIED, Status.MISSING}
+        return any(m.state in bad for m in self.migrations)
+
+    def as_json(self) -> dict[str, object]:
+        return {"database_version": self.database_version, "dirty": self.dirty,
+                "migrations": [m.as_json() for m in self.migrations]}
+
+
+@attrs.frozen
+class MarkResult:
+    version: int
+    service: str
+    name: str
+    applied: bool
+    previous: str | None
+
+
+@attrs.frozen
+class AdoptResult:
+    golang_version: int
+    recorded: tuple[int, ...]
+    already: tuple[int, ...]

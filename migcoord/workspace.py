@@ -1,0 +1,147 @@
+"""Every write migcoord makes to the repository (the only module that uses filelock).
+
+Writes are exclusive creates (never overwrite) or atomic replacements (write a temporary
+file beside the target, fsync, rename), so a crash or a full disk never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import filelock
+
+from migcoord.errors import FileExists, LockTimeout, WorkspaceError
+
+
+@contextlib.contextmanager
+def repo_lock(path: Path, *, timeout: float) -> Iterator[None]:
+    """Hold the repository's file lock (used by `create`, `renumber` and `sum`).
+
+    Raises LockTimeout (exit 3) after `timeout` seconds, naming the lock file.
+    """
+    lock = filelock.FileLock(str(path), timeout=timeout)
+    started = time.monotonic()
+    try:
+        ensure_state_dir(path.parent)
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeout(
+            f"could not get the lock {path} within {timeout:g} s: another migcoord "
+            "create/renumber/sum is running in this repository",
+            hint="wait for it to finish and retry; if no migcoord process is running, the "
+            "lock is held by a stuck process (the file itself can stay; only a live holder "
+            f"blocks). Waited {time.monotonic() - started:.1f} s.",
+        ) from None
+    except OSError as err:
+        raise WorkspaceError(f"cannot create the lock file {path}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def ensure_state_dir(folder: Path) -> None:
+    """Create `.migcoord/` with a .gitignore that ignores everything in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(FileExistsError):
+            create_exclusive(ignore, "# migcoord's local state: lock files, the embedded server\n*\n")
+
+
+def create_exclusive(path: Path, content: str) -> None:
+    """Write a new file; raise FileExists (and write nothing) if it is already there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise FileExists(f"{path} already exists; it was not overwritten",
+                         hint="another migration already has this number and name; run "
+                         "`migcoord check` to see what is in the folder") from None
+    except OSError as err:
+        raise WorkspaceError(f"cannot create {path}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        raise WorkspaceError(f"cannot write {path}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+
+
+def replace_atomically(path: Path, content: str) -> None:
+    """Replace (or create) a file in one step: readers see the old or the new content."""
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise WorkspaceError(f"cannot write beside {path}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp_name, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise WorkspaceError(f"cannot write {path}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+
+
+def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None:
+    """Replace a migration file's text, keeping its BOM and line endings.
+
+    `expected_text` is the normalised content read earlier; if the file changed since,
+    nothing is written.
+    """
+    raw = path.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    body = raw[3:] if bom else raw
+    crlf = b"\r\n" in body
+    current = body.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    if current != expected_text:
+        raise WorkspaceError(f"{path} changed while migcoord was working; nothing was written",
+                             hint="run the command again")
+    out = new_text.replace("\n", "\r\n") if crlf else new_text
+    data = ("\ufeff" if bom else "") + out
+    replace_atomically(path, data)
+
+
+def move_exclusive(source: Path, target: Path) -> None:
+    """Rename a file, refusing to overwrite an existing target."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise FileExists(f"{target} already exists; nothing was renamed") from None
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EXDEV, errno.ENOTSUP):
+            if target.exists():
+                raise FileExists(f"{target} already exists; nothing was renamed") from None
+            os.rename(source, target)
+            return
+        raise WorkspaceError(f"cannot rename {source} to {target}: {err.strerror}",
+                             hint=_permission_hint(err)) from None
+    os.unlink(source)
+
+
+def _permission_hint(err: OSError) -> str | None:
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is not writable by this user; check its permissions"
+    if err.errno == errno.ENOSPC:
+        return "the disk is full; free space and retry (nothing was left half-written)"
+    return None
