@@ -1,0 +1,2 @@
+-- Undo 000006: drop notifications (its indexes and constraints go with it).
+DROP TABLE IF EXISTS notifications;

@@ -1,0 +1,2 @@
+-- Undo 000003: drop endpoints (its indexes and constraints go with it).
+DROP TABLE IF EXISTS endpoints;
