@@ -1,0 +1,145 @@
+"""Analyse one migration file: parse it once, then read each statement's effects and hazards.
+
+`analyze` is pure (text in, values out). It needs pglast, imported on first call.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from migcoord.sql import _parser
+from migcoord.sql.effects import (
+    ColumnEffect,
+    ObjectEffect,
+    QualifiedName,
+    Scope,
+    TableAction,
+    TableEffect,
+    extract,
+)
+from migcoord.sql.lints import Hazard, hazards
+
+
+@attrs.frozen
+class SqlSyntaxProblem:
+    """PostgreSQL's grammar rejects the file: its message and 1-based line:column."""
+
+    message: str
+    line: int
+    column: int
+
+
+@attrs.frozen
+class Statement:
+    """One top-level statement of a file and what it does."""
+
+    #: The parse tree node kind, as PostgreSQL names it: "CreateStmt", "IndexStmt", ...
+    node_type: str
+    #: 1-based position of the statement's first token (comments before it are skipped).
+    line: int
+    column: int
+    #: Character offsets in the file text: the first token, and the end of the statement
+    #: (its `;` excluded; the end of the text for a last statement without `;`).
+    start: int
+    end: int
+    tables: tuple[TableEffect, ...] = ()
+    objects: tuple[ObjectEffect, ...] = ()
+    columns: tuple[ColumnEffect, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+    #: Runs code whose effects cannot be seen (`DO`, `CALL`, `EXECUTE`).
+    opaque: bool = False
+
+
+@attrs.frozen
+class Analysis:
+    """What one migration file does, statement by statement.
+
+    A file that does not parse has a `syntax_error` and no statements (PostgreSQL's parser
+    accepts a file whole or not at all). A file with only comments has neither.
+    """
+
+    statements: tuple[Statement, ...] = ()
+    syntax_error: SqlSyntaxProblem | None = None
+    default_schema: str = "public"
+
+    @property
+    def table_effects(self) -> tuple[TableEffect, ...]:
+        return tuple(effect for s in self.statements for effect in s.tables)
+
+    @property
+    def object_effects(self) -> tuple[ObjectEffect, ...]:
+        return tuple(effect for s in self.statements for effect in s.objects)
+
+    @property
+    def column_effects(self) -> tuple[ColumnEffect, ...]:
+        return tuple(effect for s in self.statements for effect in s.columns)
+
+    @property
+    def hazards(self) -> tuple[Hazard, ...]:
+        return tuple(hazard for s in self.statements for hazard in s.hazards)
+
+    @property
+    def opaque(self) -> bool:
+        """Whether some statement's effects cannot be seen (`DO`, `CALL`, `EXECUTE`)."""
+        return any(s.opaque for s in self.statements)
+
+    def tables(self, *actions: TableAction) -> frozenset[QualifiedName]:
+        """The tables touched by any of `actions` (a rename counts for the old name)."""
+        return frozenset(e.table for e in self.table_effects if e.action in actions)
+
+    @property
+    def tables_changed(self) -> frozenset[QualifiedName]:
+        """Tables the file creates, alters, drops, renames (both names), truncates, writes,
+        indexes, or gives triggers, policies, comments or row security."""
+        changed = {e.table for e in self.table_effects if e.action is not TableAction.REFERENCED}
+        changed.update(e.new_name for e in self.table_effects if e.new_name is not None)
+        return frozenset(changed)
+
+    @property
+    def tables_referenced(self) -> frozenset[QualifiedName]:
+        """Tables the file only reads (foreign keys, views, queries, LIKE, INHERITS,
+        PARTITION OF), without changing them anywhere in the file."""
+        return self.tables(TableAction.REFERENCED) - self.tables_changed
+
+
+def analyze(text: str, *, default_schema: str = "public") -> Analysis:
+    """Parse `text` with PostgreSQL's grammar and describe each statement.
+
+    Unqualified names resolve to `default_schema` (until a `SET search_path` in the
+    file). The data lines after `COPY ... FROM stdin;` are skipped as psql would send
+    them. Raises UsageError when pglast (`migcoord[sql]`) is not installed; never raises
+    for bad SQL, which becomes `Analysis.syntax_error`.
+    """
+    try:
+        parsed = _parser.parse(text)
+    except _parser.Unparsable as error:
+        problem = SqlSyntaxProblem(error.message, error.line, error.column)
+        return Analysis(syntax_error=problem, default_schema=default_schema)
+    scope = Scope.start(default_schema)
+    statements: list[Statement] = []
+    for raw in parsed.statements:
+        statements.append(_statement(raw, scope, parsed.positions))
+        scope = scope.after(raw.node_type, raw.body)
+    return Analysis(statements=tuple(statements), default_schema=default_schema)
+
+
+def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Positions) -> Statement:
+    line, column = positions.of_byte(raw.start)
+
+    def locate(at: int | None) -> tuple[int, int]:
+        # libpg_query writes -1 where a node has no location.
+        return positions.of_byte(at) if at is not None and at >= 0 else (line, column)
+
+    effects = extract(raw.node_type, raw.body, scope, line)
+    return Statement(
+        node_type=raw.node_type,
+        line=line,
+        column=column,
+        start=positions.char_of_byte(raw.start),
+        end=positions.char_of_byte(raw.end),
+        tables=effects.tables,
+        objects=effects.objects,
+        columns=effects.columns,
+        hazards=hazards(raw.node_type, raw.body, locate),
+        opaque=effects.opaque,
+    )

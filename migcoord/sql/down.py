@@ -1,0 +1,229 @@
+"""`down-mismatch`: does a down file undo what its up file does?
+
+Both files are reduced to their net footprint (what exists after them that did not
+before, what is gone, what was renamed, which columns were added or dropped), then
+compared. The comparison is cheap and leans towards silence:
+
+- an object counts as undone when the down drops it, re-creates it (`CREATE OR REPLACE`
+  restoring an older body) or renames it, when the down drops the table an index,
+  trigger, policy or view hangs on, drops any column of an index's table, or drops its
+  schema;
+- schemas and extensions are not followed: services often share them on purpose;
+- when a file runs code whose effects cannot be seen (`DO`, `CALL`), nothing is claimed
+  about what that file does or does not do; when either file does not parse, nothing is
+  reported (`sql-syntax` covers it).
+
+Every finding is about the down file. What the down forgets has no line (the message
+names the up's line); what the down does unasked has the line of its statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+
+import attrs
+
+from migcoord.model import Finding
+from migcoord.sql._tree import quote_ident
+from migcoord.sql.analysis import Analysis
+from migcoord.sql.effects import (
+    ColumnAction,
+    ColumnEffect,
+    ObjectAction,
+    ObjectEffect,
+    ObjectKind,
+    QualifiedName,
+)
+from migcoord.sql.lints import DOWN_MISMATCH, SEVERITY
+
+# Objects are matched by family: DROP VIEW and DROP MATERIALIZED VIEW, DROP TYPE and DROP
+# DOMAIN are close enough that a mix-up is not what this check is for.
+_FAMILY = {ObjectKind.MATERIALIZED_VIEW: ObjectKind.VIEW, ObjectKind.DOMAIN: ObjectKind.TYPE}
+_NOT_FOLLOWED = frozenset({ObjectKind.SCHEMA, ObjectKind.EXTENSION})
+_PER_TABLE = frozenset({ObjectKind.TRIGGER, ObjectKind.POLICY})
+
+_Key = tuple[ObjectKind, QualifiedName, tuple[QualifiedName, ...]]
+_Column = tuple[QualifiedName, str]
+
+
+def _key(kind: ObjectKind, name: QualifiedName, on: tuple[QualifiedName, ...] = ()) -> _Key:
+    # Trigger and policy names are unique per table only.
+    return (_FAMILY.get(kind, kind), name, on if kind in _PER_TABLE else ())
+
+
+def _table_key(table: QualifiedName) -> _Key:
+    return _key(ObjectKind.TABLE, table)
+
+
+class _Footprint:
+    """The net schema change of one file, in statement order."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.created: dict[_Key, ObjectEffect] = {}
+        self.dropped: dict[_Key, ObjectEffect] = {}
+        self.renamed: dict[_Key, ObjectEffect] = {}  # by old name
+        self.renamed_to: set[_Key] = set()
+        self.added_columns: dict[_Column, ColumnEffect] = {}
+        self.dropped_columns: dict[_Column, ColumnEffect] = {}
+        self.changed_tables = analysis.tables_changed
+        self.opaque = analysis.opaque
+        for statement in analysis.statements:
+            for effect in statement.objects:
+                self._object(effect)
+            for column in statement.columns:
+                self._column(column)
+
+    def _object(self, effect: ObjectEffect) -> None:
+        key = _key(effect.kind, effect.name, effect.on)
+        if effect.action is ObjectAction.CREATED:
+            self.created[key] = effect
+        elif effect.action is ObjectAction.DROPPED:
+            if self.created.pop(key, None) is None:  # made and removed by this file: no trace
+                self.dropped[key] = effect
+        elif effect.new_name is not None:
+            new_key = _key(effect.kind, effect.new_name, effect.on)
+            made_here = self.created.pop(key, None)
+            if made_here is not None:
+                self.created[new_key] = attrs.evolve(made_here, name=effect.new_name)
+            else:
+                self.renamed[key] = effect
+                self.renamed_to.add(new_key)
+
+    def _column(self, effect: ColumnEffect) -> None:
+        column = (effect.table, effect.column)
+        new_table = _table_key(effect.table) in self.created
+        if effect.action is ColumnAction.ADDED:
+            if not new_table:  # the columns of a new table go with it
+                self.added_columns[column] = effect
+        elif self.added_columns.pop(column, None) is None and not new_table:
+            self.dropped_columns[column] = effect
+
+    def touches(self, key: _Key) -> bool:
+        """Whether this file creates, drops or renames (from or to) the object `key`."""
+        return key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to
+
+    def removes_holder(self, effect: ObjectEffect) -> bool:
+        """Whether this file drops what `effect`'s object hangs on, taking it along."""
+        for holder in effect.on:
+            if _table_key(holder) in self.dropped or _key(ObjectKind.VIEW, holder) in self.dropped:
+                return True
+            if effect.kind is ObjectKind.INDEX and any(t == holder for t, _ in self.dropped_columns):
+                return True
+        schema = _key(ObjectKind.SCHEMA, QualifiedName("", effect.name.schema))
+        return schema in self.dropped
+
+
+def down_mismatch(up: Analysis, down: Analysis, *, allow: Collection[str] = frozenset()) -> list[Finding]:
+    """What the down file fails to undo, and what it does that the up did not do.
+
+    Warnings with code `down-mismatch`, none when that code is in `allow` (the union of
+    the up file's `-- migcoord:allow` lines and the config's `allow`). The caller fills in
+    path (the down file's), service and version.
+    """
+    if DOWN_MISMATCH in allow or up.syntax_error or down.syntax_error:
+        return []
+    before, after = _Footprint(up), _Footprint(down)
+    findings: list[Finding] = []
+    if not after.opaque:
+        findings.extend(_forgotten(before, after))
+    if not before.opaque:
+        findings.extend(_unasked(before, after))
+    # What the down forgets (no line) first, then what it does unasked, in file order.
+    findings.sort(key=lambda finding: finding.line or 0)
+    return findings
+
+
+def _finding(message: str, hint: str, line: int | None = None) -> Finding:
+    return Finding(
+        code=DOWN_MISMATCH,
+        severity=SEVERITY[DOWN_MISMATCH],
+        message=message,
+        line=line,
+        hint=hint,
+    )
+
+
+def _drop_sql(effect: ObjectEffect) -> str:
+    what = effect.kind.value.upper()
+    if effect.kind in _PER_TABLE and effect.on:
+        return f"DROP {what} IF EXISTS {quote_ident(effect.name.name)} ON {effect.on[0]};"
+    return f"DROP {what} IF EXISTS {effect.name};"
+
+
+def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
+    """What the up does that the down does not undo."""
+    for key, effect in up.created.items():
+        if effect.kind in _NOT_FOLLOWED or down.touches(key) or down.removes_holder(effect):
+            continue
+        yield _finding(
+            f"the up creates {effect.kind} {effect.name} (line {effect.line}) but the down does not drop it",
+            f"add `{_drop_sql(effect)}` to the down file",
+        )
+    for key, effect in up.dropped.items():
+        if effect.kind in _NOT_FOLLOWED or down.touches(key):
+            continue
+        yield _finding(
+            f"the up drops {effect.kind} {effect.name} (line {effect.line}) "
+            "but the down does not re-create it",
+            "re-create it in the down file, or allow `down-mismatch` in the up file "
+            "when the migration cannot be undone",
+        )
+    for key, effect in up.renamed.items():
+        assert effect.new_name is not None
+        if down.touches(_key(effect.kind, effect.new_name, effect.on)) or down.touches(key):
+            continue
+        yield _finding(
+            f"the up renames {effect.kind} {effect.name} to {effect.new_name} "
+            f"(line {effect.line}) but the down does not rename it back",
+            f"rename {effect.new_name} back to {effect.name} in the down file",
+        )
+    for (table, column), change in up.added_columns.items():
+        if (table, column) in down.dropped_columns or _table_key(table) in down.dropped:
+            continue
+        yield _finding(
+            f"the up adds column {column} to {table} (line {change.line}) but the down does not drop it",
+            f"add `ALTER TABLE {table} DROP COLUMN IF EXISTS {quote_ident(column)};` to the down file",
+        )
+    for (table, column), change in up.dropped_columns.items():
+        if (table, column) in down.added_columns or _table_key(table) in down.created:
+            continue
+        yield _finding(
+            f"the up drops column {column} of {table} (line {change.line}) but the down does not add it back",
+            f"add `ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(column)} ...;` to the down file",
+        )
+
+
+def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
+    """What the down creates or destroys that the up did not touch."""
+    hint = "a down file should only undo its up file; put other changes in a migration"
+    for key, effect in down.created.items():
+        if effect.kind in _NOT_FOLLOWED or up.touches(key):
+            continue
+        if any(holder in up.changed_tables for holder in effect.on):
+            continue  # e.g. re-creating an index or a view of a table the up changed
+        yield _finding(
+            f"the down creates {effect.kind} {effect.name}, which the up does not drop",
+            hint,
+            effect.line,
+        )
+    for (table, column), change in down.added_columns.items():
+        if (table, column) in up.dropped_columns or _table_key(table) in up.dropped:
+            continue
+        yield _finding(
+            f"the down adds column {column} to {table}, which the up does not drop", hint, change.line
+        )
+    for key, effect in down.dropped.items():
+        if effect.kind is ObjectKind.TABLE and not up.touches(key):
+            yield _finding(
+                f"the down drops table {effect.name}, which the up does not create",
+                hint,
+                effect.line,
+            )
+    for (table, column), change in down.dropped_columns.items():
+        if (table, column) in up.added_columns or _table_key(table) in up.created:
+            continue
+        yield _finding(
+            f"the down drops column {column} of {table}, which the up does not add",
+            hint,
+            change.line,
+        )
