@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -19,7 +20,47 @@ from migcoord.reconcile import Reconciled
 #: dense sequence, so `gap` does not apply.
 TIMESTAMP_WIDTH = 10
 
-Rule = Callable[[Catalog, Config], Iterable[Finding]]
+#: Files without any of these words cannot hold transaction control: skip the scan.
+_TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
+
+
+
+@attrs.frozen
+class Ledger:
+    """Which service owns each version, including services whose folder is not here.
+
+    A deployed image holds one service's folder; migcoord.sum still lists every
+    migration, so numbers of absent folders are known from it. `complete` is False when
+    a folder is absent and no readable sum says what it holds.
+    """
+
+    #: version -> the services that have a migration with it (two during a collision)
+    owners: Mapping[int, tuple[str, ...]]
+    complete: bool
+
+    @classmethod
+    def of(cls, catalog: Catalog, sum_text: str | None) -> Ledger:
+        owners: dict[int, tuple[str, ...]] = {}
+
+        def add(version: int, service: str) -> None:
+            if service not in owners.get(version, ()):
+                owners[version] = (*owners.get(version, ()), service)
+
+        for migration in catalog.migrations:
+            add(migration.version, migration.service)
+        absent = {f.name for f in catalog.folders if not f.present}
+        if not absent:
+            return cls(owners, True)
+        recorded = sumfile.parse(sum_text) if sum_text is not None else None
+        if recorded is None or recorded.problems:
+            return cls(owners, False)
+        for line in recorded.lines:
+            if line.service in absent:
+                add(line.version, line.service)
+        return cls(owners, True)
+
+
+Rule = Callable[[Catalog, Config, Ledger], Iterable[Finding]]
 
 
 def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
@@ -30,8 +71,9 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
     `check_sum=False` the sum file is not judged (an implicit config has none).
     """
     findings: list[Finding] = []
+    ledger = Ledger.of(catalog, sum_text)
     for rule in RULES:
-        findings.extend(rule(catalog, config))
+        findings.extend(rule(catalog, config, ledger))
     if check_sum:
         findings.extend(sum_mismatch(catalog, config, sum_text))
     return sort_findings(findings)
@@ -55,7 +97,7 @@ def _at(migration: Migration, code: str, severity: str, message: str, *,
                    service=migration.service, version=migration.version, hint=hint)
 
 
-def bad_filename(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def bad_filename(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for folder in catalog.folders:
         for stray in folder.strays:
             yield Finding(
@@ -67,7 +109,7 @@ def bad_filename(catalog: Catalog, config: Config) -> Iterator[Finding]:
             )
 
 
-def missing_pair(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def missing_pair(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         if migration.down is None:
             yield _at(migration, "missing-down", "error",
@@ -80,7 +122,7 @@ def missing_pair(catalog: Catalog, config: Config) -> Iterator[Finding]:
                       "abandoned before it was ever applied")
 
 
-def duplicate_version(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     by_version: dict[int, list[Migration]] = defaultdict(list)
     for migration in catalog.migrations:
         by_version[migration.version].append(migration)
@@ -98,7 +140,7 @@ def duplicate_version(catalog: Catalog, config: Config) -> Iterator[Finding]:
             )
 
 
-def version_width(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def version_width(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     width = config.version_width
     for migration in catalog.migrations:
         if len(migration.version_text) != width:
@@ -112,28 +154,35 @@ def version_width(catalog: Catalog, config: Config) -> Iterator[Finding]:
             )
 
 
-def gap(catalog: Catalog, config: Config) -> Iterator[Finding]:
-    if config.version_width >= TIMESTAMP_WIDTH or not _all_folders_present(catalog):
+def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    if config.version_width >= TIMESTAMP_WIDTH or not ledger.complete:
         return
     by_version = catalog.by_version()
-    versions = sorted(by_version)
+    versions = sorted(ledger.owners)
     reserved = [s.reserved for s in config.services if s.reserved is not None]
     if not versions:
         return
     holes = [
         number
         for number in range(versions[0], versions[-1])
-        if number not in by_version and not any(number in r for r in reserved)
+        if number not in ledger.owners and not any(number in r for r in reserved)
     ]
     for first, last in _runs(holes):
-        after = by_version[versions[bisect.bisect_right(versions, last)]]
+        message = (f"version {_span(first, last, config.version_width)} is missing: the "
+                   "numbers form one sequence across all services, with no skips")
+        next_version = versions[bisect.bisect_right(versions, last)]
+        after = by_version.get(next_version)
+        if after is None:
+            yield Finding(code="gap", severity="error", message=message, path=config.sum_path,
+                          service=ledger.owners[next_version][0], version=next_version,
+                          hint="restore the missing migration")
+            continue
         yield _at(
-            after, "gap", "error",
-            f"version {_span(first, last, config.version_width)} is missing: the numbers "
-            "form one sequence across all services, with no skips",
+            after, "gap", "error", message,
             hint=f"if {after.label} was never applied anywhere, move it into the gap with "
-            f"`migcoord renumber {after.version_text} --service {after.service}`; "
-            "otherwise restore the missing migration",
+            f"`migcoord renumber {after.version_text} --service {after.service} --to "
+            f"{format_version(first, config.version_width)}`; otherwise restore the missing "
+            "migration",
         )
 
 
@@ -157,13 +206,7 @@ def _span(first: int, last: int, width: int) -> str:
     return f"{format_version(first, width)}-{format_version(last, width)}"
 
 
-def _all_folders_present(catalog: Catalog) -> bool:
-    # With a service's folder absent (a deployed image holds only its own), its numbers
-    # look like holes; gaps are judged only where every folder is here.
-    return all(folder.present for folder in catalog.folders)
-
-
-def reserved_range(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def reserved_range(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         for service in config.services:
             if service.reserved is None or service.name == migration.service:
@@ -179,11 +222,11 @@ def reserved_range(catalog: Catalog, config: Config) -> Iterator[Finding]:
                 )
 
 
-def dependencies(catalog: Catalog, config: Config) -> Iterator[Finding]:
-    """`unknown-dependency` and `forward-dependency`, judged only where the files are here."""
+def dependencies(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    """`unknown-dependency` and `forward-dependency`; a dependency on a folder that is not
+    here is judged from migcoord.sum (see Ledger), or not at all without it."""
     by_version = catalog.by_version()
     present = {f.name for f in catalog.folders if f.present}
-    everything_present = _all_folders_present(catalog)
     known = set(config.service_names)
     for migration in catalog.migrations:
         for ref in migration.directives.depends:
@@ -205,32 +248,34 @@ def dependencies(catalog: Catalog, config: Config) -> Iterator[Finding]:
                     f"{migration.service}`) so it comes after {shown}",
                 )
                 continue
-            target = by_version.get(ref.version)
-            if target is None:
-                judged = ref.service in present if ref.service else everything_present
+            owners = ledger.owners.get(ref.version)
+            if owners is None:
+                judged = ledger.complete or (ref.service is not None and ref.service in present)
                 if judged:
                     yield _at(migration, "unknown-dependency", "error",
                               f"depends on {shown}, which does not exist", line=ref.line,
                               hint="check the number; `migcoord status` lists every migration")
                 continue
-            if ref.service is not None and target.service != ref.service:
+            if ref.service is not None and ref.service not in owners:
+                target = by_version.get(ref.version)
+                label = f" ({target.label})" if target is not None else ""
+                number = format_version(ref.version, config.version_width)
                 yield _at(
                     migration, "unknown-dependency", "error",
-                    f"depends on {shown}, but {target.version_text} belongs to "
-                    f"{target.service} ({target.label})",
+                    f"depends on {shown}, but {number} belongs to {owners[0]}{label}",
                     line=ref.line,
-                    hint=f"write `{target.service}:{target.version_text}` or fix the number",
+                    hint=f"write `{owners[0]}:{number}` or fix the number",
                 )
 
 
-def directive_problems(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def directive_problems(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         for problem in migration.directive_findings:
             yield attrs.evolve(problem, path=migration.up.path if migration.up else None,
                                service=migration.service, version=migration.version)
 
 
-def encoding(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def encoding(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         for down, sql_file in ((False, migration.up), (True, migration.down)):
             if sql_file is not None and sql_file.encoding_error is not None:
@@ -240,7 +285,7 @@ def encoding(catalog: Catalog, config: Config) -> Iterator[Finding]:
                           hint="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
 
 
-def empty_migration(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def empty_migration(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         up, down = migration.up, migration.down
         up_empty = up is not None and up.text is not None and not sqlscan.has_statements(up.text)
@@ -256,10 +301,12 @@ def empty_migration(catalog: Catalog, config: Config) -> Iterator[Finding]:
                       down=True, hint="write the statements that undo the up file")
 
 
-def explicit_transaction(catalog: Catalog, config: Config) -> Iterator[Finding]:
+def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         for down, sql_file in ((False, migration.up), (True, migration.down)):
             if sql_file is None or sql_file.text is None:
+                continue
+            if not _TRANSACTION_WORD.search(sql_file.text):
                 continue
             for statement in sqlscan.find_transaction_control(sql_file.text):
                 keyword = " ".join(sqlscan.first_keywords(statement)[:2])

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord import checks, discovery, numbering, planning, reconcile, sumfile, workspace
 from migcoord import config as config_module
+from migcoord import discovery, planning, reconcile
 from migcoord.errors import RefusedError, UsageError
 from migcoord.model import (
     Catalog,
@@ -42,6 +42,7 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
+    from migcoord import sumfile
     from migcoord.db.history import History
 from migcoord.naming import format_filename, normalize_name
 
@@ -80,6 +81,8 @@ class Coordinator:
     def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        # Files already read, so a long-lived process re-reads only what changed.
+        self._files: discovery.FileCache = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -109,15 +112,19 @@ class Coordinator:
 
     # -- reading ------------------------------------------------------------------------
 
-    def catalog(self, services: list[str] | None = None) -> Catalog:
-        """Read the migration folders (all, or only `services`)."""
+    def catalog(self, services: list[str] | None = None, *, up_only: bool = False) -> Catalog:
+        """Read the migration folders (all, or only `services`; with `up_only`, no down
+        files: see discovery.read_catalog)."""
         if services is not None:
             for service in services:
                 self._service(service)
-        return discovery.read_catalog(self.config, services=services)
+        return discovery.read_catalog(self.config, services=services,
+                                      up_only=up_only, cache=self._files)
 
     def check(self, *, against: str | None = None) -> list[Finding]:
         """Every offline finding; `against` (a git ref) validates the merge with that ref."""
+        from migcoord import checks
+
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
         if against is not None:
@@ -146,6 +153,8 @@ class Coordinator:
 
         Never overwrites; updates migcoord.sum in the same critical section.
         """
+        from migcoord import numbering, workspace
+
         service_config = self._service(service)
         clean_name = normalize_name(name)
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
@@ -169,6 +178,8 @@ class Coordinator:
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
         """Rewrite migcoord.sum from the files on disk (after a deliberate edit or merge)."""
+        from migcoord import sumfile, workspace
+
         path = self._sum_path()
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
             catalog = self.catalog()
@@ -184,10 +195,15 @@ class Coordinator:
     def renumber(self, version: int, service: str, *, to: int | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Renumbered:
         """Move one migration to the next free number (or `to`), with its references."""
+        from migcoord import numbering, workspace
+
         self._service(service)
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
             catalog = self.catalog()
             plan = numbering.plan_renumber(catalog, self.config, version, service, to)
+            # Refuse before editing any depends line: a move that fails later would leave
+            # those edits pointing at a number no file has.
+            workspace.ensure_absent(move.target for move in plan.moves)
             for edit in plan.edits:
                 workspace.rewrite_keeping_style(edit.path, edit.old, edit.new)
             done: list[tuple[Path, Path]] = []
@@ -226,7 +242,10 @@ class Coordinator:
             raise UsageError("name one service, or pass all_services=True (--all)")
         if service is not None:
             self._service(service)
-        catalog = self.catalog()
+        # Dependencies are checked in the database, so one service's folder is enough
+        # unless --with-deps may have to apply another service's files.
+        catalog = self.catalog(None if with_deps or service is None else [service],
+                               up_only=True)
         request = planning.UpRequest(service=service, to=to, with_deps=with_deps,
                                      allow_out_of_order=allow_out_of_order)
         name = f"migcoord up {service or '--all'}"
@@ -245,18 +264,20 @@ class Coordinator:
                 # Others may have applied some of it while this process waited.
                 plan = planning.plan_up(catalog, history.rows(), request)
                 applied: list[StepResult] = []
-                synchronous_each = sync_each or self.config.synchronous_commit == "each"
-                for index, step in enumerate(plan.steps):
-                    migration = step.migration
-                    last = index == len(plan.steps) - 1
-                    duration = executor.apply_up(
-                        history, migration, lock_pid=lock_pid,
-                        role=self._role(migration.service),
-                        synchronous=synchronous_each or last)
-                    applied.append(StepResult(migration.version, migration.service,
-                                              migration.name, duration))
-                    log.info("applied %s %s %s (%d ms)", migration.version_text,
-                             migration.service, migration.name, duration)
+                relaxed = not (sync_each or self.config.synchronous_commit == "each")
+                with executor.relaxed_commits(history, enabled=relaxed and len(plan.steps) > 1):
+                    for index, step in enumerate(plan.steps):
+                        migration = step.migration
+                        if relaxed and index == len(plan.steps) - 1:
+                            # The last commit waits for the WAL flush, and so makes every
+                            # earlier commit of this run durable too.
+                            executor.synchronous(history)
+                        duration = executor.apply_up(history, migration, lock_pid=lock_pid,
+                                                     role=self._role(migration.service))
+                        applied.append(StepResult(migration.version, migration.service,
+                                                  migration.name, duration))
+                        log.info("applied %s %s %s (%d ms)", migration.version_text,
+                                 migration.service, migration.name, duration)
         return UpResult(applied=tuple(applied), warnings=plan.warnings)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
@@ -294,7 +315,7 @@ class Coordinator:
         """Every migration's state (files x history), the database version, dirty rows."""
         if service is not None:
             self._service(service)
-        catalog = self.catalog()
+        catalog = self.catalog(up_only=True)
         with self._database(dsn, conn, f"migcoord status {service or ''}".strip()) as history:
             rows = history.rows()
         states = reconcile.reconcile(catalog, rows)
@@ -314,6 +335,8 @@ class Coordinator:
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
         """Findings that need the database: missing-file, modified, dirty, out-of-order."""
+        from migcoord import checks
+
         catalog = self.catalog()
         with self._database(dsn, conn, "migcoord check --db") as history:
             rows = history.rows()
@@ -440,6 +463,8 @@ class Coordinator:
         return path
 
     def _refuse_broken_sum(self) -> None:
+        from migcoord import sumfile
+
         text = self._read_sum()
         if text is None:
             return
@@ -452,6 +477,8 @@ class Coordinator:
                 "branch's migration, then `migcoord sum`")
 
     def _kept_sum_lines(self, services: set[str]) -> list[sumfile.SumLine]:
+        from migcoord import sumfile
+
         text = self._read_sum()
         if text is None:
             return []
@@ -463,6 +490,8 @@ class Coordinator:
         Recorded lines are not refreshed from disk: an edit made since stays visible to
         `check` as sum-mismatch instead of being blessed by an unrelated `create`.
         """
+        from migcoord import sumfile, workspace
+
         path = self.config.sum_path
         if path is None:
             return
@@ -474,6 +503,8 @@ class Coordinator:
         workspace.replace_atomically(path, _render_sum(add, recorded))
 
     def _rewrite_sum_after_renumber(self) -> None:
+        from migcoord import workspace
+
         if self.config.sum_path is None:
             return
         catalog = self.catalog()
@@ -505,6 +536,8 @@ def _planned(plan: planning.Plan, direction: str) -> tuple[PlannedStep, ...]:
 
 
 def _render_sum(migrations: list[Migration], kept: list[sumfile.SumLine]) -> str:
+    from migcoord import sumfile
+
     fresh = {(line.version_text, line.service, line.name): line
              for line in sumfile.lines_for(migrations)}
     merged = {(line.version_text, line.service, line.name): line for line in kept}

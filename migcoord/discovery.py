@@ -23,7 +23,7 @@ from migcoord.model import (
     SqlFile,
     StrayFile,
 )
-from migcoord.naming import parse_filename, stray_reason
+from migcoord.naming import ParsedName, parse_filename, stray_reason
 
 _BOM = b"\xef\xbb\xbf"
 #: Names an editor, OS or VCS leaves behind; never reported as stray.
@@ -48,11 +48,9 @@ def read_sql_file(path: Path, service: str) -> SqlFile | None:
 
     Raises OSError when the file cannot be read.
     """
-    parsed = parse_filename(path.name)
-    if parsed is None:
+    if parse_filename(path.name) is None:
         return None
-    raw = path.read_bytes()
-    return sql_file_from_bytes(path, service, raw)
+    return sql_file_from_bytes(path, service, path.read_bytes())
 
 
 def read_pair(service: str, up: Path, down: Path) -> Migration:
@@ -65,6 +63,10 @@ def sql_file_from_bytes(path: Path, service: str, raw: bytes) -> SqlFile:
     """Build an SqlFile from content already read (also used for files read from git)."""
     parsed = parse_filename(path.name)
     assert parsed is not None, path
+    return _sql_file(path, service, parsed, raw)
+
+
+def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFile:
     normalized = normalize(raw)
     text: str | None
     error: str | None = None
@@ -73,7 +75,8 @@ def sql_file_from_bytes(path: Path, service: str, raw: bytes) -> SqlFile:
     except UnicodeDecodeError as err:
         text = None
         line = normalized.count(b"\n", 0, err.start) + 1
-        error = f"byte 0x{normalized[err.start]:02x} at line {line} (offset {err.start}) is not UTF-8"
+        error = (f"byte 0x{normalized[err.start]:02x} at line {line} (offset {err.start}) "
+                 "is not UTF-8")
     return SqlFile(
         path=path,
         service=service,
@@ -87,18 +90,29 @@ def sql_file_from_bytes(path: Path, service: str, raw: bytes) -> SqlFile:
     )
 
 
-def read_catalog(config: Config, *, services: Iterable[str] | None = None) -> Catalog:
-    """Read the folders of all services (or only `services`); absent folders are fine."""
+#: Files already read by one Coordinator, by path, with the stat they had:
+#: (size, mtime_ns, inode) -> SqlFile. A changed file has another stat and is read again.
+FileCache = dict[str, tuple[tuple[int, int, int], SqlFile]]
+
+
+def read_catalog(config: Config, *, services: Iterable[str] | None = None,
+                 up_only: bool = False, cache: FileCache | None = None) -> Catalog:
+    """Read the folders of all services (or only `services`); absent folders are fine.
+
+    With `up_only`, down files are skipped (every Migration.down is None): `up` and
+    `status` never need them, and a service boots faster without them.
+    """
     wanted = set(services) if services is not None else None
     folders = [
-        read_service(service)
+        read_service(service, up_only=up_only, cache=cache)
         for service in config.services
         if wanted is None or service.name in wanted
     ]
-    return Catalog(folders=tuple(folders))
+    return Catalog.of(folders)
 
 
-def read_service(service: ServiceConfig) -> ServiceFolder:
+def read_service(service: ServiceConfig, *, up_only: bool = False,
+                 cache: FileCache | None = None) -> ServiceFolder:
     folder = service.migrations
     try:
         entries = list(os.scandir(folder))
@@ -114,21 +128,22 @@ def read_service(service: ServiceConfig) -> ServiceFolder:
         name = entry.name
         if name in _IGNORED or name.startswith("."):
             continue
-        if entry.is_dir():
-            strays.append(StrayFile(path=Path(entry.path), service=service.name,
-                                    reason="a folder inside a migrations folder is never read"))
-            continue
+        parsed = parse_filename(name)
         try:
-            sql_file = read_sql_file(Path(entry.path), service.name)
+            if entry.is_dir():
+                strays.append(StrayFile(path=Path(entry.path), service=service.name,
+                                        reason="a folder inside a migrations folder is never read"))
+                continue
+            if parsed is None:
+                strays.append(StrayFile(path=Path(entry.path), service=service.name,
+                                        reason=stray_reason(name)))
+                continue
+            if up_only and parsed.direction == "down":
+                continue
+            files.append(_read_entry(entry, service.name, parsed, cache))
         except OSError as err:
             strays.append(StrayFile(path=Path(entry.path), service=service.name,
                                     reason=f"it cannot be read: {err.strerror}"))
-            continue
-        if sql_file is None:
-            strays.append(StrayFile(path=Path(entry.path), service=service.name,
-                                    reason=stray_reason(name)))
-        else:
-            files.append(sql_file)
     strays.sort(key=lambda s: s.path.name)
     return ServiceFolder(
         config=service,
@@ -136,6 +151,22 @@ def read_service(service: ServiceConfig) -> ServiceFolder:
         migrations=tuple(pair_files(service.name, files)),
         strays=tuple(strays),
     )
+
+
+def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName,
+                cache: FileCache | None) -> SqlFile:
+    if cache is None:
+        with open(entry.path, "rb") as handle:
+            return _sql_file(Path(entry.path), service, parsed, handle.read())
+    info = entry.stat()
+    key = (info.st_size, info.st_mtime_ns, info.st_ino)
+    cached = cache.get(entry.path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with open(entry.path, "rb") as handle:
+        sql_file = _sql_file(Path(entry.path), service, parsed, handle.read())
+    cache[entry.path] = (key, sql_file)
+    return sql_file
 
 
 def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:

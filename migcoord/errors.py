@@ -104,6 +104,11 @@ class DependencyNotApplied(RefusedError):
 class MigrationFailed(MigcoordError):
     """A statement failed; the migration's transaction was rolled back (exit 1)."""
 
+    def __init__(self, message: str, *, hint: str | None = None,
+                 sqlstate: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.sqlstate = sqlstate
+
 
 class ConnectionLost(MigcoordError):
     """The connection dropped while migrating (exit 3: state was re-checked; retry)."""

@@ -66,7 +66,7 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
                 files[name] = discovery.sql_file_from_bytes(top / path, folder.name, content)
         migrations = discovery.pair_files(folder.name, files.values())
         folders.append(attrs.evolve(folder, present=True, migrations=tuple(migrations)))
-    return attrs.evolve(catalog, folders=tuple(folders))
+    return Catalog.of(folders)
 
 
 def _changes(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:

@@ -236,12 +236,16 @@ class Catalog:
     """Every service's migrations, in version order. Duplicate versions are kept (and reported)."""
 
     folders: tuple[ServiceFolder, ...]
+    #: Every migration of every folder, by (version, service, name); see `Catalog.of`.
+    migrations: tuple[Migration, ...] = ()
 
-    @property
-    def migrations(self) -> tuple[Migration, ...]:
-        every = [m for folder in self.folders for m in folder.migrations]
+    @classmethod
+    def of(cls, folders: Iterable[ServiceFolder]) -> Catalog:
+        """A catalog of these folders, with the sorted list of all their migrations."""
+        folders = tuple(folders)
+        every = [m for folder in folders for m in folder.migrations]
         every.sort(key=lambda m: (m.version, m.service, m.name))
-        return tuple(every)
+        return cls(folders=folders, migrations=tuple(every))
 
     def by_version(self) -> dict[int, Migration]:
         """The first migration with each version (duplicates are a `check` error)."""

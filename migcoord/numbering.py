@@ -90,9 +90,9 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
     others_with_version = [m for m in catalog.migrations
                            if m.version == version and m is not migration]
     if to is None:
-        rest = attrs.evolve(catalog, folders=tuple(
+        rest = Catalog.of(
             attrs.evolve(f, migrations=tuple(m for m in f.migrations if m is not migration))
-            for f in catalog.folders))
+            for f in catalog.folders)
         to = next_version(rest, config, service)
     taken = [m for m in catalog.migrations if m.version == to and m is not migration]
     if taken:

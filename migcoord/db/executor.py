@@ -13,45 +13,94 @@ server's error position, the SQLSTATE and the server's message.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from migcoord import sqlscan
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT, PoolerDetected
 from migcoord.errors import ConnectionLost, MigrationFailed
 from migcoord.model import HistoryRow, Migration
 
 
-def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None,
-             synchronous: bool) -> int:
+def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
     """Apply one migration and record it; returns its duration in milliseconds."""
     if migration.directives.no_transaction:
         return _apply_without_transaction(history, migration, role=role)
     conn = history.conn
     text = migration.up_sql
+    _refuse_transaction_control(text, migration)
     started = time.monotonic()
     try:
         with conn.transaction():
-            if not synchronous:
-                conn.execute("SET LOCAL synchronous_commit TO off")
             _set_role(conn, role)
             _run_script(conn, text, migration.up.path if migration.up else None, migration)
             _reset_role(conn, role)
             duration = _ms(started)
-            pid = history.insert(_row(history, migration, "applied", duration), returning_pid=True)
+            pid = history.record_applied(_row(history, migration, "applied", duration))
             if pid != lock_pid:
                 raise PoolerDetected(
                     f"{migration.label} ran in server session {pid}, but the migration lock is "
                     f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT)
-            history.event("up", version=migration.version, service=migration.service,
-                          name=migration.name, detail={"duration_ms": duration})
     except psycopg.OperationalError as err:
         raise _lost(err, migration, "the migration's transaction was rolled back by the server") from None
+    except MigrationFailed as failure:
+        with _suppress_db_errors():
+            # A synchronous commit also makes the run's earlier relaxed commits durable.
+            synchronous(history)
+            history.event("up-failed", version=migration.version, service=migration.service,
+                          name=migration.name, detail={"sqlstate": failure.sqlstate})
+        raise
     return duration
+
+
+@contextlib.contextmanager
+def relaxed_commits(history: History, *, enabled: bool) -> Iterator[None]:
+    """Commit without waiting for the WAL flush until `synchronous` is called.
+
+    Each migration stays atomic with its history row; a server crash during the run can
+    lose the newest few migrations together with their rows, never one without the other.
+    Whatever happens, the session is set back to synchronous commits afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    history.conn.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with _suppress_db_errors():
+            if not history.conn.closed and not history.conn.broken:
+                synchronous(history)
+
+
+def synchronous(history: History) -> None:
+    history.conn.execute("RESET synchronous_commit")
+
+
+def _refuse_transaction_control(text: str, migration: Migration) -> None:
+    """A COMMIT inside the file would commit the migration without its history row."""
+    if not _TRANSACTION_WORD.search(text):
+        return
+    from migcoord import sqlscan
+
+    found = sqlscan.find_transaction_control(text)
+    if found:
+        statement = found[0]
+        path = migration.up.path if migration.up else migration.label
+        raise MigrationFailed(
+            f"{path}:{statement.line}:{statement.column}: "
+            f"{' '.join(sqlscan.first_keywords(statement)[:2])} controls the transaction; "
+            "nothing was run",
+            hint="remove BEGIN/COMMIT (migcoord runs each migration and its history row in "
+            "one transaction), or add `-- migcoord:no-transaction` at the top")
+
+
+_TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
 
 
 def apply_down(history: History, migration: Migration, *, role: str | None) -> int:
@@ -75,6 +124,8 @@ def apply_down(history: History, migration: Migration, *, role: str | None) -> i
 
 def _apply_without_transaction(history: History, migration: Migration, *,
                                role: str | None) -> int:
+    from migcoord import sqlscan
+
     conn = history.conn
     text = migration.up_sql
     path = migration.up.path if migration.up else None
@@ -122,8 +173,6 @@ def _apply_without_transaction(history: History, migration: Migration, *,
 
 def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
                 migration: Migration) -> None:
-    if not sqlscan.has_statements(text):
-        return
     try:
         # No parameters: psycopg sends the whole file as one simple query, so the
         # server's error position is an offset into the file text.
@@ -138,6 +187,8 @@ def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
              statement_offset: int, note: str) -> MigrationFailed:
+    from migcoord import sqlscan
+
     diag = err.diag
     where = str(path) if path else migration.label
     position = diag.statement_position
@@ -150,9 +201,8 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
                            diag.context and f"context: {diag.context.strip()}") if d]
     if details:
         message += "\n  " + "\n  ".join(details)
-    failed = MigrationFailed(message + f"\n  {note}", hint=_next_step(migration))
-    failed.sqlstate = err.sqlstate  # type: ignore[attr-defined]
-    return failed
+    return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration),
+                           sqlstate=err.sqlstate)
 
 
 def _next_step(migration: Migration) -> str:

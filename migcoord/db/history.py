@@ -93,21 +93,31 @@ class History:
             self._actor = f"{user}@{socket.gethostname()} pid {os.getpid()}"
         return self._actor
 
-    def insert(self, row: HistoryRow, *, returning_pid: bool = False) -> int | None:
-        """Insert one row; with `returning_pid`, return the server backend's pid."""
-        query = self._sql(
+    def insert(self, row: HistoryRow) -> None:
+        """Insert one row as it is (a dirty row before a no-transaction migration runs)."""
+        self.conn.execute(self._sql(
             "INSERT INTO {history} (version, service, name, checksum, status, depends, "
             "applied_by, duration_ms, statements_done, statement_count, error) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            + (" RETURNING pg_backend_pid()" if returning_pid else ""))
-        cursor = self.conn.execute(query, (
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"), (
             row.version, row.service, row.name, row.checksum, row.status, list(row.depends),
             row.applied_by or self.actor(), row.duration_ms, row.statements_done,
             row.statement_count, row.error))
-        if returning_pid:
-            fetched = cursor.fetchone()
-            return int(fetched[0]) if fetched else None
-        return None
+
+    def record_applied(self, row: HistoryRow) -> int:
+        """Insert an applied row and its `up` event in one statement (one round trip);
+        returns the server backend's pid, which the caller compares with the lock's."""
+        query = self._sql(
+            "WITH recorded AS (INSERT INTO {history} (version, service, name, checksum, status, "
+            "depends, applied_by, duration_ms) VALUES (%s, %s, %s, %s, 'applied', %s, %s, %s) "
+            "RETURNING version, service, name) "
+            "INSERT INTO {events} (action, version, service, name, actor, detail) "
+            "SELECT 'up', version, service, name, %s, %s FROM recorded "
+            "RETURNING pg_backend_pid()")
+        actor = row.applied_by or self.actor()
+        fetched = self.conn.execute(query, (
+            row.version, row.service, row.name, row.checksum, list(row.depends), actor,
+            row.duration_ms, actor, json.dumps({"duration_ms": row.duration_ms}))).fetchone()
+        return int(fetched[0]) if fetched else -1
 
     def upsert_applied(self, row: HistoryRow) -> None:
         """Record a migration as applied (used by mark and adopt)."""
