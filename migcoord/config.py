@@ -18,7 +18,7 @@ from migcoord.model import Config, Reservation, ServiceConfig
 CONFIG_NAME = "migcoord.toml"
 ENV_CONFIG = "MIGCOORD_CONFIG"
 
-_TOP_KEYS = {
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "database_url_env": str,
     "version_width": int,
     "history_schema": str,
@@ -26,6 +26,7 @@ _TOP_KEYS = {
     "docs": str,
     "allow": list,
     "synchronous_commit": str,
+    "lock_timeout": (int, float),
     "services": dict,
 }
 _SERVICE_KEYS = {"migrations": str, "owns": list, "reserved": str, "role": str}
@@ -92,15 +93,12 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
         expected = _TOP_KEYS.get(key)
         if expected is None:
             problem(key, f"unknown key; known keys: {', '.join(sorted(_TOP_KEYS))}")
-        elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+        elif not _has_type(value, expected):
             problem(key, f"expected {_type_name(expected)}, got {_type_name(type(value))}")
 
     def get(key: str, default: Any) -> Any:
         value = data.get(key, default)
-        expected = _TOP_KEYS[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-            return default
-        return value
+        return value if _has_type(value, _TOP_KEYS[key]) else default
 
     database_url_env = get("database_url_env", "DATABASE_URL")
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", database_url_env):
@@ -119,6 +117,9 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
     if not all(isinstance(code, str) for code in allow_list):
         problem("allow", "expected a list of finding codes (strings)")
         allow_list = []
+    lock_timeout = get("lock_timeout", 60)
+    if not 0 < lock_timeout <= 86400:
+        problem("lock_timeout", f"expected a number of seconds from 1 to 86400, got {lock_timeout}")
     sync = get("synchronous_commit", "last")
     if sync not in _SYNC_CHOICES:
         problem("synchronous_commit", f"expected one of {', '.join(_SYNC_CHOICES)}, got {sync!r}")
@@ -144,6 +145,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
         docs=docs,
         allow=frozenset(allow_list),
         synchronous_commit=sync,
+        lock_timeout=float(lock_timeout),
     )
 
 
@@ -159,22 +161,25 @@ def _services(table: Mapping[str, Any], root: Path, problem: Any) -> list[Servic
         if not isinstance(body, dict):
             problem(key, f"expected a table, got {_type_name(type(body))}")
             continue
-        ok = True
+        # A key of the wrong type is left out and the others are still judged, so one run
+        # reports every mistake.
+        valid: dict[str, Any] = {}
         for sub, value in body.items():
             expected = _SERVICE_KEYS.get(sub)
             if expected is None:
                 problem(f"{key}.{sub}", f"unknown key; known keys: {', '.join(sorted(_SERVICE_KEYS))}")
-                ok = False
             elif not isinstance(value, expected):
                 problem(f"{key}.{sub}",
                         f"expected {_type_name(expected)}, got {_type_name(type(value))}")
-                ok = False
+            else:
+                valid[sub] = value
         if "migrations" not in body:
             problem(f"{key}.migrations", 'missing: the folder of this service\'s migrations, '
                     'e.g. migrations = "aggregator/migrations"')
             continue
-        if not ok:
+        if "migrations" not in valid:
             continue
+        body = valid
         folder = _inside(root, body["migrations"], f"{key}.migrations", problem)
         if folder is None:
             continue
@@ -233,7 +238,14 @@ def _inside(root: Path, value: str, key: str, problem: Any) -> Path | None:
     return resolved
 
 
-def _type_name(kind: type) -> str:
+def _has_type(value: object, expected: type | tuple[type, ...]) -> bool:
+    # TOML's true/false are bools, and bool is an int subclass in Python.
+    return isinstance(value, expected) and not isinstance(value, bool)
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return "a number"
     return {
         str: "a string",
         int: "a whole number",

@@ -18,7 +18,7 @@ import attrs
 
 from migcoord import config as config_module
 from migcoord import discovery, planning, reconcile
-from migcoord.errors import RefusedError, UsageError
+from migcoord.errors import FileExists, RefusedError, UsageError
 from migcoord.model import (
     Catalog,
     Config,
@@ -42,7 +42,7 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
-    from migcoord import sumfile
+    from migcoord import numbering, sumfile
     from migcoord.db.history import History
 from migcoord.naming import format_filename, normalize_name
 
@@ -73,6 +73,8 @@ class Renumbered:
     moved: tuple[tuple[Path, Path], ...]
     edited: tuple[Path, ...]
     ambiguous: tuple[str, ...] = ()
+    #: (old, new) for every migration moved: the requested one and its service's later ones.
+    versions: tuple[tuple[int, int], ...] = ()
 
 
 class Coordinator:
@@ -193,29 +195,32 @@ class Coordinator:
         return path
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
-                 lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Renumbered:
-        """Move one migration to the next free number (or `to`), with its references."""
+                 lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
+                 conn: psycopg.Connection | None = None) -> Renumbered:
+        """Move one migration to the next free number (or `to`), with its references.
+
+        Files only, unless a database is given (`dsn` or `conn`): then a migration applied
+        there is refused (renumbering it would make it pending again) and the renumber
+        is recorded in migcoord_events.
+        """
         from migcoord import numbering, workspace
 
         self._service(service)
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
             catalog = self.catalog()
             plan = numbering.plan_renumber(catalog, self.config, version, service, to)
-            # Refuse before editing any depends line: a move that fails later would leave
-            # those edits pointing at a number no file has.
-            workspace.ensure_absent(move.target for move in plan.moves)
-            for edit in plan.edits:
-                workspace.rewrite_keeping_style(edit.path, edit.old, edit.new)
-            done: list[tuple[Path, Path]] = []
-            try:
-                for move in plan.moves:
-                    workspace.move_exclusive(move.source, move.target)
-                    done.append((move.source, move.target))
-            except Exception:
-                for source, target in reversed(done):
-                    workspace.move_exclusive(target, source)
-                raise
-            self._rewrite_sum_after_renumber()
+            if dsn is not None or conn is not None:
+                with self._database(dsn, conn, f"migcoord renumber {service}") as history:
+                    _refuse_renumbering_applied(history.rows(), plan)
+                    self._apply_renumber(plan)
+                    history.ensure()
+                    for item in plan.renumberings:
+                        history.event("renumber", version=item.new_version, service=service,
+                                      name=item.migration.name,
+                                      detail={"from": item.migration.version,
+                                              "to": item.new_version})
+            else:
+                self._apply_renumber(plan)
         migration = plan.migration
         log.info("renumbered %s/%s from %s to %s", service, migration.name,
                  migration.version_text, plan.new_version_text)
@@ -223,7 +228,30 @@ class Coordinator:
             service=service, name=migration.name, old_version=version,
             new_version=plan.new_version, new_version_text=plan.new_version_text,
             moved=tuple((m.source, m.target) for m in plan.moves),
-            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous)
+            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous,
+            versions=tuple((item.migration.version, item.new_version)
+                           for item in plan.renumberings))
+
+    def _apply_renumber(self, plan: numbering.RenumberPlan) -> None:
+        from migcoord import workspace
+
+        sources = {move.source for move in plan.moves}
+        for move in plan.moves:
+            if move.target not in sources and (move.target.exists() or move.target.is_symlink()):
+                raise FileExists(f"{move.target} already exists; nothing was renamed or edited",
+                                 hint="move that file out of the way, or choose --to")
+        for edit in plan.edits:
+            workspace.rewrite_keeping_style(edit.path, edit.old, edit.new)
+        done: list[tuple[Path, Path]] = []
+        try:
+            for move in plan.moves:
+                workspace.move_exclusive(move.source, move.target)
+                done.append((move.source, move.target))
+        except Exception:
+            for source, target in reversed(done):
+                workspace.move_exclusive(target, source)
+            raise
+        self._rewrite_sum_after_renumber()
 
     # -- database -----------------------------------------------------------------------
 
@@ -386,16 +414,23 @@ class Coordinator:
               dsn: str | None = None, conn: psycopg.Connection | None = None) -> AdoptResult:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
+        from migcoord.checks import Ledger
         from migcoord.db import golang
 
         catalog = self.catalog()
-        absent = [f.name for f in catalog.folders if not f.present]
+        absent = {f.name for f in catalog.folders if not f.present}
+        ledger = Ledger.of(catalog, self._read_sum())
         with self._database(dsn, conn, "migcoord adopt") as history:
             state = golang.read_state(history.conn, table)
-            if absent:
+            # A folder that is absent because the service has no migrations yet is fine;
+            # one that holds migrations (per migcoord.sum) would leave them unrecorded.
+            hidden = sorted({owner for version, owners in ledger.owners.items()
+                             if version <= state.version for owner in owners
+                             if owner in absent})
+            if hidden or not ledger.complete:
                 raise RefusedError(
-                    "adopt needs every service's migrations folder; not here: "
-                    + ", ".join(absent),
+                    "adopt needs the migrations folder of every service that has migrations; "
+                    "not here: " + ", ".join(hidden or sorted(absent)),
                     hint="run adopt once from a full checkout of the repository")
             with self._lock(history, lock_timeout):
                 history.ensure()
@@ -512,6 +547,19 @@ class Coordinator:
         workspace.replace_atomically(
             self.config.sum_path, _render_sum(list(catalog.migrations),
                                               self._kept_sum_lines(absent)))
+
+
+def _refuse_renumbering_applied(rows: list[HistoryRow], plan: numbering.RenumberPlan) -> None:
+    moving = {(item.migration.version, item.migration.service): item.migration
+              for item in plan.renumberings}
+    for row in rows:
+        migration = moving.get((row.version, row.service))
+        if migration is not None:
+            raise RefusedError(
+                f"{migration.service} {migration.label} is applied in this database; "
+                f"renumbering it would make it pending again and apply it twice",
+                hint="renumber only migrations never applied anywhere; to change an applied "
+                "one, write a new migration")
 
 
 def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:

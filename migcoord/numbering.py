@@ -22,7 +22,10 @@ def next_version(catalog: Catalog, config: Config, service: str) -> int:
     ranges reserved for other services. A service with its own reserved range uses the
     free numbers left at the top of that range first.
     """
-    used = {m.version for m in catalog.migrations}
+    return _next_free({m.version for m in catalog.migrations}, config, service)
+
+
+def _next_free(used: set[int], config: Config, service: str) -> int:
     own = config.service(service)
     if own is not None and own.reserved is not None:
         used_in_range = [v for v in used if v in own.reserved]
@@ -55,14 +58,34 @@ class TextEdit:
 
 
 @attrs.frozen
-class RenumberPlan:
+class Renumbering:
+    """One migration's move."""
+
     migration: Migration
     new_version: int
     new_version_text: str
+
+
+@attrs.frozen
+class RenumberPlan:
+    #: The requested migration first, then the same service's later ones that follow it.
+    renumberings: tuple[Renumbering, ...]
     moves: tuple[FileMove, ...]
     edits: tuple[TextEdit, ...]
     #: Bare references elsewhere that may mean either migration of a duplicated version.
     ambiguous: tuple[str, ...] = ()
+
+    @property
+    def migration(self) -> Migration:
+        return self.renumberings[0].migration
+
+    @property
+    def new_version(self) -> int:
+        return self.renumberings[0].new_version
+
+    @property
+    def new_version_text(self) -> str:
+        return self.renumberings[0].new_version_text
 
 
 _DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULTILINE)
@@ -70,11 +93,16 @@ _DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULT
 
 def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
                   to: int | None = None) -> RenumberPlan:
-    """Move `service`'s migration `version` to `to` (default: the next free number).
+    """Move `service`'s migration `version`, with the references to it.
 
-    References in `-- migcoord:depends` lines move with it: `service:old` everywhere;
-    a bare `old` everywhere when the version is unique, else only in service's own
-    files (elsewhere it is ambiguous and listed, not guessed).
+    Without `to` (after a merge collision): the migration and the same service's later
+    migrations, which must stay after it, move to the numbers after every other
+    migration, consecutively, so the sequence keeps no gap. With `to` (e.g. into a gap):
+    only this migration moves, and only where it stays in its service's order.
+
+    `depends` references follow: `service:old` everywhere; a bare `old` everywhere when
+    the version is unique, else only in service's own files (elsewhere it is ambiguous
+    and listed, not guessed).
     """
     mine = [m for m in catalog.for_service(service) if m.version == version]
     if not mine:
@@ -87,47 +115,82 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
         raise RefusedError(f"{service} has two migrations numbered {version}: {names}",
                            hint="rename one of them by hand first")
     migration = mine[0]
-    others_with_version = [m for m in catalog.migrations
-                           if m.version == version and m is not migration]
     if to is None:
-        rest = Catalog.of(
-            attrs.evolve(f, migrations=tuple(m for m in f.migrations if m is not migration))
-            for f in catalog.folders)
-        to = next_version(rest, config, service)
-    taken = [m for m in catalog.migrations if m.version == to and m is not migration]
-    if taken:
-        raise RefusedError(f"version {to} is already used by {taken[0].service}/{taken[0].label}",
-                           hint="choose a free number, or leave out --to for the next free one")
-    width = max(config.version_width, len(migration.version_text))
-    new_text = format_version(to, width)
-    moves = []
-    for direction, sql_file in (("up", migration.up), ("down", migration.down)):
-        if sql_file is None:
-            continue
-        target = sql_file.path.with_name(
-            format_filename(to, migration.name, direction, width))  # type: ignore[arg-type]
-        moves.append(FileMove(sql_file.path, target))
+        tail = [m for m in catalog.for_service(service) if m.version >= version]
+        others = {m.version for m in catalog.migrations if m not in tail}
+        targets = _consecutive(others, config, service, len(tail))
+        if targets[0] == version:
+            raise UsageError(
+                f"{service} {migration.label} already follows every other migration; "
+                "there is nothing to renumber",
+                hint="give --to V to move it to a particular number")
+        moving = list(zip(tail, targets, strict=True))
+    else:
+        _refuse_target(catalog, config, migration, to)
+        moving = [(migration, to)]
 
+    width = max(config.version_width, len(migration.version_text))
+    renumberings = tuple(Renumbering(m, new, format_version(new, width)) for m, new in moving)
+    moves = []
+    # Highest first: a service's tail shifts up over its own old numbers.
+    for item in sorted(renumberings, key=lambda r: r.migration.version, reverse=True):
+        m = item.migration
+        for direction, sql_file in (("up", m.up), ("down", m.down)):
+            if sql_file is None:
+                continue
+            target = sql_file.path.with_name(
+                format_filename(item.new_version, m.name, direction, width))  # type: ignore[arg-type]
+            moves.append(FileMove(sql_file.path, target))
+
+    mapping = {item.migration.version: item.new_version_text for item in renumberings}
+    moved = {item.migration for item in renumberings}
     edits: list[TextEdit] = []
     ambiguous: list[str] = []
     for other in catalog.migrations:
         if other.up is None or other.up.text is None:
             continue
-        if not any(ref.version == version for ref in other.directives.depends):
+        if not any(ref.version in mapping for ref in other.directives.depends):
             continue
-        bare_allowed = not others_with_version or other.service == service
-        new_text_file, skipped = _rewrite_depends(other.up.text, version, service, new_text,
-                                                  bare_allowed)
+        duplicated = {v for v in mapping
+                      if any(m.version == v and m not in moved for m in catalog.migrations)}
+        new_text_file, skipped = _rewrite_depends(other.up.text, mapping, service,
+                                                  duplicated, other.service == service)
         if skipped:
             ambiguous.append(f"{other.up.path}: {', '.join(skipped)}")
         if new_text_file != other.up.text:
             edits.append(TextEdit(other.up.path, other.up.text, new_text_file))
-    return RenumberPlan(migration=migration, new_version=to, new_version_text=new_text,
-                        moves=tuple(moves), edits=tuple(edits), ambiguous=tuple(ambiguous))
+    return RenumberPlan(renumberings=renumberings, moves=tuple(moves), edits=tuple(edits),
+                        ambiguous=tuple(ambiguous))
 
 
-def _rewrite_depends(text: str, version: int, service: str, new: str,
-                     bare_allowed: bool) -> tuple[str, list[str]]:
+def _consecutive(used: set[int], config: Config, service: str, count: int) -> list[int]:
+    """`count` numbers for service after every number in `used`, as `create` would give."""
+    taken = set(used)
+    numbers = []
+    for _ in range(count):
+        number = _next_free(taken, config, service)
+        numbers.append(number)
+        taken.add(number)
+    return numbers
+
+
+def _refuse_target(catalog: Catalog, config: Config, migration: Migration, to: int) -> None:
+    taken = [m for m in catalog.migrations if m.version == to and m is not migration]
+    if taken:
+        raise RefusedError(f"version {to} is already used by {taken[0].service}/{taken[0].label}",
+                           hint="choose a free number, or leave out --to")
+    own = [m.version for m in catalog.for_service(migration.service) if m is not migration]
+    before = [v for v in own if v < migration.version]
+    after = [v for v in own if v > migration.version]
+    if (before and to < max(before)) or (after and to > min(after)):
+        raise RefusedError(
+            f"moving {migration.label} to {format_version(to, config.version_width)} would "
+            f"change the order of {migration.service}'s migrations",
+            hint="leave out --to to move it with the service's later migrations")
+
+
+def _rewrite_depends(text: str, mapping: dict[int, str], service: str,
+                     duplicated: set[int], own_file: bool) -> tuple[str, list[str]]:
     skipped: list[str] = []
 
     def rewrite_item(item: str) -> str:
@@ -135,11 +198,12 @@ def _rewrite_depends(text: str, version: int, service: str, new: str,
         owner, _, number = stripped.rpartition(":")
         owner = owner.strip()
         number = number.strip()
-        if not number.isdigit() or int(number) != version:
+        if not number.isdigit() or int(number) not in mapping:
             return item
+        new = mapping[int(number)]
         if owner:
             return item.replace(stripped, f"{service}:{new}") if owner == service else item
-        if not bare_allowed:
+        if int(number) in duplicated and not own_file:
             skipped.append(stripped)
             return item
         return item.replace(stripped, new)

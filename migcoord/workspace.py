@@ -11,7 +11,7 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import filelock
@@ -120,6 +120,14 @@ def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None
     out = new_text.replace("\n", "\r\n") if crlf else new_text
     data = ("\ufeff" if bom else "") + out
     replace_atomically(path, data)
+
+
+def ensure_absent(paths: Iterable[Path]) -> None:
+    """Raise FileExists if any path exists (a folder or a dangling symlink counts)."""
+    for path in paths:
+        if os.path.lexists(path):
+            raise FileExists(f"{path} already exists; nothing was renamed or edited",
+                             hint="move it out of the way, or choose another number with --to")
 
 
 def move_exclusive(source: Path, target: Path) -> None:

@@ -104,6 +104,7 @@ def renumbered(ctx: Context, result: Any) -> None:
         emit_json(ctx, {"service": result.service, "name": result.name,
                         "old_version": result.old_version, "new_version": result.new_version,
                         "moved": [[str(a), str(b)] for a, b in result.moved],
+                        "versions": [list(pair) for pair in result.versions],
                         "edited": [str(p) for p in result.edited],
                         "ambiguous": list(result.ambiguous)})
         return

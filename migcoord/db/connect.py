@@ -7,12 +7,19 @@ database uses `describe(dsn)`, which keeps host, port, database and user only.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from migcoord.errors import ConnectError, NoDatabaseUrl, UsageError
+from migcoord.errors import (
+    ConnectError,
+    ConnectionLost,
+    MigcoordError,
+    NoDatabaseUrl,
+    UsageError,
+)
 from migcoord.model import Config
 
 EMBEDDED = "embedded"
@@ -54,7 +61,7 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as err:
-        raise UsageError(f"the DSN cannot be read: {_first_line(err)}",
+        raise UsageError(f"the DSN cannot be read: {_without_password(_first_line(err), dsn)}",
                          hint="use postgresql://USER@HOST:PORT/DBNAME or key=value pairs") from None
     params.setdefault("connect_timeout", str(connect_timeout))
     params["application_name"] = application_name[:63]
@@ -84,7 +91,8 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
         previous = conn.autocommit
         conn.autocommit = True
         try:
-            yield conn
+            with _server_errors():
+                yield conn
         finally:
             if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 conn.autocommit = previous
@@ -93,9 +101,53 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
         raise UsageError("give either dsn= or conn=")
     connection = connect(dsn, application_name=application_name)
     try:
-        yield connection
+        with _server_errors():
+            yield connection
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def _server_errors() -> Iterator[None]:
+    """A server error nobody expected becomes a MigcoordError in the server's words.
+
+    Migration statements already fail as MigrationFailed; this is for the rest, say a
+    role without the privilege to create migcoord_history, which was a traceback.
+    """
+    try:
+        yield
+    except psycopg.Error as err:
+        reason = _first_line(err)
+        if err.sqlstate:
+            reason += f" (SQLSTATE {err.sqlstate})"
+        if isinstance(err, psycopg.OperationalError):
+            raise ConnectionLost(f"the database connection failed: {reason}",
+                                 hint="`migcoord status` shows what is recorded; retry") from None
+        hint = ("run with -v to see the step that failed")
+        if err.sqlstate == "42501":
+            hint = ("the migration role needs CREATE on the history schema to make "
+                    "migcoord_history and migcoord_events on first use (and CREATE on the "
+                    "database if that schema does not exist yet), or a DBA creates them once")
+        raise MigcoordError(f"the database refused: {reason}", hint=hint) from None
+
+
+# Where a password sits in a DSN that may not parse: URL userinfo, a URL query parameter,
+# or a key=value pair.
+_PASSWORDS = (
+    re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:(?P<pw>[^@]*)@"),
+    re.compile(r"[?&]password=(?P<pw>[^&#]*)", re.IGNORECASE),
+    re.compile(r"\bpassword\s*=\s*'(?P<pw>(?:[^'\\]|\\.)*)", re.IGNORECASE),
+    re.compile(r"\bpassword\s*=\s*(?P<pw>[^'\s]\S*)", re.IGNORECASE),
+)
+
+
+def _without_password(message: str, dsn: str) -> str:
+    """libpq's parse errors quote the token they stopped at, which may be the password."""
+    for pattern in _PASSWORDS:
+        for match in pattern.finditer(dsn):
+            if match["pw"]:
+                message = message.replace(match["pw"], "***")
+    return message
 
 
 def _first_line(err: Exception) -> str:

@@ -111,7 +111,8 @@ def apply_down(history: History, migration: Migration, *, role: str | None) -> i
         with conn.transaction():
             _set_role(conn, role)
             _run_script(conn, migration.down_sql,
-                        migration.down.path if migration.down else None, migration)
+                        migration.down.path if migration.down else None, migration,
+                        direction="down")
             _reset_role(conn, role)
             history.delete(migration.version)
             duration = _ms(started)
@@ -172,7 +173,7 @@ def _apply_without_transaction(history: History, migration: Migration, *,
 
 
 def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
-                migration: Migration) -> None:
+                migration: Migration, direction: str = "up") -> None:
     try:
         # No parameters: psycopg sends the whole file as one simple query, so the
         # server's error position is an offset into the file text.
@@ -180,13 +181,15 @@ def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
     except psycopg.OperationalError:
         raise
     except psycopg.Error as err:
-        raise _failure(err, text, path, migration, statement_offset=0,
-                       note="the transaction was rolled back: nothing of this migration "
-                       "was applied") from None
+        note = ("the transaction was rolled back: nothing of this migration was applied"
+                if direction == "up" else
+                f"the transaction was rolled back: {migration.label} is still applied")
+        raise _failure(err, text, path, migration, statement_offset=0, note=note,
+                       direction=direction) from None
 
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
-             statement_offset: int, note: str) -> MigrationFailed:
+             statement_offset: int, note: str, direction: str = "up") -> MigrationFailed:
     from migcoord import sqlscan
 
     diag = err.diag
@@ -201,11 +204,14 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
                            diag.context and f"context: {diag.context.strip()}") if d]
     if details:
         message += "\n  " + "\n  ".join(details)
-    return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration),
+    return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration, direction),
                            sqlstate=err.sqlstate)
 
 
-def _next_step(migration: Migration) -> str:
+def _next_step(migration: Migration, direction: str) -> str:
+    if direction == "down":
+        return (f"fix {migration.label}.down.sql and run `migcoord down --service "
+                f"{migration.service}` again")
     if migration.directives.no_transaction:
         return (f"fix the cause, undo the statements that did run if needed, then "
                 f"`migcoord mark {migration.version_text} --pending` and run up again "

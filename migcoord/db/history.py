@@ -22,7 +22,6 @@ HISTORY = "migcoord_history"
 EVENTS = "migcoord_events"
 
 _CREATE = """
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {history} (
     version         bigint PRIMARY KEY,
     service         text NOT NULL,
@@ -68,14 +67,25 @@ class History:
         return sql.SQL(template).format(schema=sql.Identifier(self.schema),
                                         history=self.history, events=self.events)
 
-    def exists(self) -> bool:
+    def exists(self, table: str = HISTORY) -> bool:
         row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                                (f'"{self.schema}"."{HISTORY}"',)).fetchone()
+                                (f'"{self.schema}"."{table}"',)).fetchone()
         return bool(row and row[0])
 
     def ensure(self) -> None:
-        """Create the schema and both tables if missing (call under the advisory lock)."""
+        """Create the schema and both tables if missing (call under the advisory lock).
+
+        Only what is missing: `CREATE ... IF NOT EXISTS` still checks the privilege to
+        create, and a migration role often may not create schemas (or, once a DBA made
+        the tables, anything in this schema).
+        """
+        if self.exists(HISTORY) and self.exists(EVENTS):
+            return
         with self.conn.transaction():
+            schema = self.conn.execute("SELECT to_regnamespace(%s) IS NOT NULL",
+                                       (f'"{self.schema}"',)).fetchone()
+            if not (schema and schema[0]):
+                self.conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {schema}"))
             self.conn.execute(self._sql(_CREATE))
 
     def rows(self) -> list[HistoryRow]:

@@ -12,7 +12,7 @@ We poll `pg_try_advisory_lock` with jittered backoff instead of blocking in
 
 Session locks need one server session for the whole run. Behind PgBouncer in transaction
 pooling mode each transaction may land on another server session, and the lock would
-protect nothing (Flyway #2895, Atlas #2447). After taking the lock we check that two
+protect nothing (Flyway #2895, Atlas #2447). Before and after taking the lock we check that two
 separate transactions see the same backend pid, and every migration's history insert
 returns the backend pid and is compared again; a mismatch stops the run with an
 explanation before anything is committed.
@@ -81,6 +81,16 @@ def backend_pid(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else -1
 
 
+def _session_pid(conn: psycopg.Connection) -> int:
+    """The backend pid, seen the same in two transactions; else PoolerDetected."""
+    pid = backend_pid(conn)
+    if backend_pid(conn) != pid:
+        raise PoolerDetected(
+            "two transactions on one connection ran in different server sessions",
+            hint=POOLER_HINT)
+    return pid
+
+
 def find_holder(conn: psycopg.Connection, key: int) -> Holder | None:
     """Who holds the lock now, from pg_locks and pg_stat_activity (None if nobody).
 
@@ -108,6 +118,17 @@ def find_holder(conn: psycopg.Connection, key: int) -> Holder | None:
                   held_s=float(held) if held is not None else None, state=state)
 
 
+def _release_promptly_if_killed(conn: psycopg.Connection) -> None:
+    """Have the server notice within a second when this client dies mid-migration.
+
+    Without it a backend whose client was killed (SIGKILL, an evicted pod) runs the
+    rest of a long statement before it sees the dead socket, holding the lock all the
+    while. PostgreSQL 14+ polls the socket during queries when this is set.
+    """
+    if conn.info.server_version >= 140000:
+        conn.execute("SET client_connection_check_interval = '1s'")
+
+
 @contextlib.contextmanager
 def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
                   clock: Callable[[], float] = time.monotonic,
@@ -117,6 +138,9 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
     Polls with jittered backoff; raises LockTimeout (exit 3) naming the holder after
     `timeout` seconds. Released in `finally`, also when the body fails.
     """
+    # Refuse a transaction pooler before taking the lock too: taken there, the lock stays
+    # in a pooled server session that this connection may never reach again to release it.
+    _session_pid(conn)
     started = clock()
     delay = 0.02
     attempts = 0
@@ -141,12 +165,8 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
         sleep(min(delay * random.uniform(0.75, 1.25), max(timeout - waited, 0.001)))
         delay = min(delay * 1.6, 1.0)
     try:
-        pid = backend_pid(conn)
-        if backend_pid(conn) != pid:
-            raise PoolerDetected(
-                "two transactions on one connection ran in different server sessions",
-                hint=POOLER_HINT)
-        yield pid
+        _release_promptly_if_killed(conn)
+        yield _session_pid(conn)
     finally:
         with contextlib.suppress(psycopg.Error):
             if not conn.closed and not conn.broken:
