@@ -101,8 +101,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         _report(error, context)
         return error.exit_code
     except KeyboardInterrupt:
-        print("migcoord: interrupted; every migration is either applied with its history row "
-              "or not at all", file=err)
+        print("migcoord: interrupted; each migration is applied together with its history row "
+              "or not at all (a no-transaction migration can be left dirty: see "
+              "`migcoord status`)", file=err)
         return 130
     except BrokenPipeError:
         return EXIT_FAILED

@@ -26,10 +26,19 @@ EMBEDDED = "embedded"
 
 
 def resolve_dsn(explicit: str | None, config: Config, environ: Mapping[str, str]) -> str:
-    """`--dsn`, else the environment variable named by `database_url_env` (exit 2 if neither)."""
+    """`--dsn`, else the environment variable named by `database_url_env` (exit 2 if neither).
+
+    The value `embedded` means this repository's running dev server (`migcoord dev
+    start`); when it is not running that is an error (exit 3), never a start. Without
+    either there is no fallback: a missing DATABASE_URL never means the dev server.
+    """
     if explicit:
+        if explicit.strip() == EMBEDDED:
+            return _embedded(config, environ, "--dsn embedded")
         return explicit
     value = environ.get(config.database_url_env, "").strip()
+    if value == EMBEDDED:
+        return _embedded(config, environ, f"{config.database_url_env}=embedded")
     if value:
         return value
     raise NoDatabaseUrl(
@@ -38,6 +47,12 @@ def resolve_dsn(explicit: str | None, config: Config, environ: Mapping[str, str]
         "(or pass --dsn); for a local development server use `migcoord dev start` and "
         f"{config.database_url_env}=embedded",
     )
+
+
+def _embedded(config: Config, environ: Mapping[str, str], asked_by: str) -> str:
+    from migcoord import devserver
+
+    return devserver.running_dsn(config, environ, asked_by=asked_by)
 
 
 def describe(dsn: str) -> str:
@@ -123,11 +138,15 @@ def _server_errors() -> Iterator[None]:
         if isinstance(err, psycopg.OperationalError):
             raise ConnectionLost(f"the database connection failed: {reason}",
                                  hint="`migcoord status` shows what is recorded; retry") from None
-        hint = ("run with -v to see the step that failed")
+        hint = "run with -v to see the step that failed"
         if err.sqlstate == "42501":
-            hint = ("the migration role needs CREATE on the history schema to make "
-                    "migcoord_history and migcoord_events on first use (and CREATE on the "
-                    "database if that schema does not exist yet), or a DBA creates them once")
+            hint = ("the migration role lacks a privilege migcoord needs: CREATE on the "
+                    "history schema to make migcoord_history and migcoord_events on first use "
+                    "(and CREATE on the database if that schema does not exist yet), then "
+                    "read and write on both; or a DBA creates them once and grants them")
+        elif err.sqlstate == "25006":
+            hint = ("this database is read-only here (a standby, or "
+                    "default_transaction_read_only): point --dsn / DATABASE_URL at the primary")
         raise MigcoordError(f"the database refused: {reason}", hint=hint) from None
 
 

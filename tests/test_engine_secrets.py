@@ -1,0 +1,173 @@
+"""A password in the DSN never shows: not in output, logs, exceptions or the database.
+
+The test server trusts local connections, so the password is accepted and never
+checked; what matters is that every path that could echo the DSN does not.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PgServer
+from helpers import make_tree, pair, run
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from test_engine_support import (
+    AB_CONFIG,
+    capture_migcoord_log,
+    env,
+    holding_lock,
+    query,
+    temporary_role,
+)
+
+from migcoord import ConnectError, Coordinator, LockTimeout, MigcoordError, MigrationFailed
+
+PASSWORD = "s3cr3t-pass"
+FRAGMENT = "s3cr3t"
+
+
+@pytest.fixture
+def password_role(pg_server: PgServer, dsn: str) -> Iterator[str]:
+    """A superuser login role whose password is PASSWORD, dropped afterwards."""
+    with temporary_role(pg_server, dsn, "mc_pw", attributes="LOGIN SUPERUSER",
+                        password=PASSWORD) as role:
+        yield role
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dsn_forms(dsn: str, role: str, *, port: int | None = None) -> dict[str, str]:
+    """The same target as a URL and as key=value pairs, both carrying PASSWORD."""
+    params = conninfo_to_dict(dsn)
+    host, dbname = params["host"], params["dbname"]
+    port = port or int(params["port"])
+    return {
+        "url": f"postgresql://{role}:{PASSWORD}@{host}:{port}/{dbname}?connect_timeout=5",
+        "keyvalue": make_conninfo(host=host, port=port, dbname=dbname, user=role,
+                                  password=PASSWORD, connect_timeout=5),
+    }
+
+
+def tree(root: Path) -> Path:
+    """a: one good migration; b: one that fails."""
+    return make_tree(root, {
+        **pair("a", "000001", "good", "CREATE TABLE good (id int);\n", "DROP TABLE good;\n"),
+        **pair("b", "000002", "bad", "CREATE TABLE bad (id nosuchtype);\n", "SELECT 1;\n"),
+    }, config=AB_CONFIG)
+
+
+def assert_clean(*texts: str) -> None:
+    for text in texts:
+        assert FRAGMENT not in text, text
+
+
+@pytest.mark.parametrize("form", ["url", "keyvalue"])
+def test_password_never_appears_in_cli_output(
+    tmp_path: Path, dsn: str, password_role: str, form: str
+) -> None:
+    """Failing and successful up, status, unreachable server, lock timeout: no password."""
+    root = tree(tmp_path)
+    secret_dsn = dsn_forms(dsn, password_role)[form]
+    unreachable = dsn_forms(dsn, password_role, port=free_port())[form]
+    results = []
+    for fmt in ("text", "json"):
+        results += [
+            ("failing up", 1, run(["up", "--service", "b", "-v", "--format", fmt], cwd=root,
+                                  environ=env(secret_dsn))),
+            ("up", 0, run(["up", "--service", "a", "-v", "--format", fmt], cwd=root,
+                          environ=env(secret_dsn))),
+            ("status", 0, run(["status", "-v", "--format", fmt, "--dsn", secret_dsn],
+                              cwd=root)),
+            ("check --db", 0, run(["check", "--db", "-v", "--format", fmt], cwd=root,
+                                  environ=env(secret_dsn))),
+            ("unreachable", 3, run(["status", "-v", "--format", fmt], cwd=root,
+                                   environ=env(unreachable))),
+        ]
+        with holding_lock(dsn, application_name="holder"):
+            results.append(("lock timeout", 3, run(
+                ["up", "--service", "b", "--lock-timeout", "0.2", "-v", "--format", fmt],
+                cwd=root, environ=env(secret_dsn))))
+
+    for what, code, result in results:
+        assert result.code == code, (what, result)
+        assert_clean(result.stdout, result.stderr)
+    assert "could not connect" in results[4][2].stderr
+    assert query(dsn, "SELECT count(*) FROM migcoord_history") == [(1,)]
+
+
+def test_password_never_appears_in_the_database(
+    tmp_path: Path, dsn: str, password_role: str
+) -> None:
+    """History, events and pg_stat_activity carry no password after up, failure and mark."""
+    root = tree(tmp_path)
+    secret = dsn_forms(dsn, password_role)["url"]
+    assert run(["up", "--all"], cwd=root, environ=env(secret)).code == 1
+    assert run(["mark", "2", "--applied", "--reason", "by hand"], cwd=root,
+               environ=env(secret)).code == 0
+    assert run(["down", "--service", "a"], cwd=root, environ=env(secret)).code == 0
+
+    for table in ("migcoord_history", "migcoord_events"):
+        dumped = query(dsn, f"SELECT t::text FROM {table} t")
+        assert dumped
+        assert_clean(*(row[0] for row in dumped))
+    assert query(dsn, "SELECT actor FROM migcoord_events LIMIT 1")[0][0].startswith(password_role)
+
+
+def test_password_never_appears_in_api_errors_or_logs(
+    tmp_path: Path, dsn: str, password_role: str
+) -> None:
+    """The library's exceptions and `migcoord` log records hold no password."""
+    coordinator = Coordinator.load(tree(tmp_path) / "migcoord.toml", environ={})
+    forms = dsn_forms(dsn, password_role)
+    unreachable = dsn_forms(dsn, password_role, port=free_port())
+    errors: list[MigcoordError] = []
+    with capture_migcoord_log() as log:
+        for form, secret in forms.items():
+            with pytest.raises(MigrationFailed) as failed:
+                coordinator.up("b", dsn=secret)
+            errors.append(failed.value)
+            coordinator.up("a", dsn=secret)
+            coordinator.status(dsn=secret)
+            coordinator.down("a", dsn=secret)
+            with pytest.raises(ConnectError) as unreached:
+                coordinator.status(dsn=unreachable[form])
+            errors.append(unreached.value)
+            with holding_lock(dsn, application_name="holder"), \
+                    pytest.raises(LockTimeout) as timed_out:
+                coordinator.up("b", dsn=secret, lock_timeout=0.2)
+            errors.append(timed_out.value)
+
+    assert len(errors) == 6
+    for error in errors:
+        assert_clean(str(error), repr(error), error.message, error.hint or "",
+                     *(str(arg) for arg in error.args))
+    assert "applied 000001 a good" in log.text
+    assert_clean(log.text)
+
+
+@pytest.mark.parametrize("dsn_text", [
+    f"postgresql://someone:{PASSWORD}%zz@127.0.0.1:5432/db",
+    f"postgresql://127.0.0.1:5432/db?password={PASSWORD}%zz",
+    f"host=127.0.0.1 password={PASSWORD} dbname",
+    f"host=127.0.0.1 password='{PASSWORD}",
+    f"postgresql://someone:{PASSWORD}@127.0.0.1:notaport/db",
+])
+def test_an_unreadable_dsn_is_reported_without_its_password(
+    tmp_path: Path, dsn_text: str
+) -> None:
+    """A DSN that libpq cannot use is reported, without echoing the password."""
+    root = tree(tmp_path)
+    result = run(["status"], cwd=root, environ=env(dsn_text))
+    assert result.code in (2, 3), result
+    assert "DSN" in result.stderr
+    assert_clean(result.stdout, result.stderr)
+    with pytest.raises(MigcoordError) as raised:
+        Coordinator.load(root / "migcoord.toml", environ={}).status(dsn=dsn_text)
+    assert_clean(str(raised.value))
