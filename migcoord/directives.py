@@ -118,6 +118,17 @@ def parse(text: str) -> tuple[Directives, list[Finding]]:
     return directives, findings
 
 
+def misplaced_in_down(directives: Directives) -> tuple[Finding, ...]:
+    """Directives that mean nothing in a down file (the up file declares them)."""
+    if not directives.depends and not directives.verify_data:
+        return ()
+    line = min((ref.line for ref in directives.depends), default=1)
+    return (Finding(code="unknown-directive", severity="error",
+                    message="`depends` and `verify-data` belong in the up file; in a down "
+                    "file they would be ignored", line=line,
+                    hint="move the line to the up file"),)
+
+
 def _parse_depends(value: str, line: int) -> tuple[list[DependencyRef], list[Finding]]:
     refs: list[DependencyRef] = []
     problems: list[Finding] = []

@@ -17,13 +17,14 @@ from migcoord.model import (
     Catalog,
     Config,
     Directives,
+    Finding,
     Migration,
     ServiceConfig,
     ServiceFolder,
     SqlFile,
     StrayFile,
 )
-from migcoord.naming import ParsedName, parse_filename, stray_reason
+from migcoord.naming import ParsedName, parse_filename, stray_reason, verify_file_label
 
 _BOM = b"\xef\xbb\xbf"
 #: Names an editor, OS or VCS leaves behind; never reported as stray.
@@ -124,6 +125,7 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
         return ServiceFolder(config=service, present=False, strays=(stray,))
     files: list[SqlFile] = []
     strays: list[StrayFile] = []
+    verify_files: list[Path] = []
     for entry in entries:
         name = entry.name
         if name in _IGNORED or name.startswith("."):
@@ -135,6 +137,9 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
                                         reason="a folder inside a migrations folder is never read"))
                 continue
             if parsed is None:
+                if verify_file_label(name) is not None:
+                    verify_files.append(Path(entry.path))
+                    continue
                 strays.append(StrayFile(path=Path(entry.path), service=service.name,
                                         reason=stray_reason(name)))
                 continue
@@ -144,11 +149,18 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
         except OSError as err:
             strays.append(StrayFile(path=Path(entry.path), service=service.name,
                                     reason=f"it cannot be read: {err.strerror}"))
+    migrations = pair_files(service.name, files)
+    # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
+    labels = {m.label for m in migrations if m.up is not None}
+    strays.extend(StrayFile(path=path, service=service.name,
+                            reason=f"a .verify.sql file belongs beside its migration, and there "
+                            f"is no {verify_file_label(path.name)}.up.sql here")
+                  for path in verify_files if verify_file_label(path.name) not in labels)
     strays.sort(key=lambda s: s.path.name)
     return ServiceFolder(
         config=service,
         present=True,
-        migrations=tuple(pair_files(service.name, files)),
+        migrations=tuple(migrations),
         strays=tuple(strays),
     )
 
@@ -169,6 +181,27 @@ def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName,
     return sql_file
 
 
+def read_verify_file(migration: Migration) -> str | None:
+    """The text of `{version}_{name}.verify.sql` beside the migration's up file, or None.
+
+    Raises OSError when it exists but cannot be read.
+    """
+    if migration.up is None:
+        return None
+    path = migration.up.path.with_name(f"{migration.label}.verify.sql")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return normalize(raw).decode("utf-8", errors="replace")
+
+
+def _directives(sql_file: SqlFile | None) -> tuple[Directives, list[Finding]]:
+    if sql_file is None or sql_file.text is None:
+        return Directives(), []
+    return directive_parser.parse(sql_file.text)
+
+
 def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
     """Group files into up/down pairs by (version, name); unpaired halves stay None."""
     groups: dict[tuple[int, str, str], dict[str, SqlFile]] = defaultdict(dict)
@@ -177,12 +210,9 @@ def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
         groups[key][sql_file.direction] = sql_file
     migrations = []
     for (version, version_text, name), pair in sorted(groups.items()):
-        up = pair.get("up")
-        directives, problems = (
-            directive_parser.parse(up.text)
-            if up is not None and up.text is not None
-            else (Directives(), [])
-        )
+        up, down = pair.get("up"), pair.get("down")
+        directives, problems = _directives(up)
+        down_directives, down_problems = _directives(down)
         migrations.append(
             Migration(
                 version=version,
@@ -190,9 +220,12 @@ def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
                 name=name,
                 version_text=version_text,
                 up=up,
-                down=pair.get("down"),
+                down=down,
                 directives=directives,
                 directive_findings=tuple(problems),
+                down_directives=down_directives,
+                down_directive_findings=tuple(down_problems)
+                + directive_parser.misplaced_in_down(down_directives),
             )
         )
     return migrations

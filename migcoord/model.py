@@ -190,6 +190,9 @@ class Migration:
     directives: Directives = Directives()
     #: Problems with the directive lines (unknown key, unreadable depends), without path.
     directive_findings: tuple[Finding, ...] = ()
+    #: The down file's own directives: `no-transaction` (and `allow`) apply to it alone.
+    down_directives: Directives = Directives()
+    down_directive_findings: tuple[Finding, ...] = ()
 
     @property
     def label(self) -> str:

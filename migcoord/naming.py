@@ -17,6 +17,8 @@ from migcoord.errors import InvalidName
 from migcoord.model import Direction
 
 FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
+#: A verify-data companion of a migration (`-- migcoord:verify-data`), read by `verify`.
+VERIFY_FILENAME = re.compile(r"^([0-9]+_.+)\.verify\.sql$")
 NEW_NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_NAME_LENGTH = 100
 
@@ -43,6 +45,12 @@ def parse_filename(filename: str) -> ParsedName | None:
         name=name,
         direction="up" if direction == "up" else "down",
     )
+
+
+def verify_file_label(filename: str) -> str | None:
+    """`000004_name` for `000004_name.verify.sql`, else None."""
+    match = VERIFY_FILENAME.match(filename)
+    return match.group(1) if match else None
 
 
 def stray_reason(filename: str) -> str:

@@ -70,12 +70,15 @@ class MigrationState:
     applied_by: str | None = None
     #: Extra words for the state: where a dirty migration stopped, what changed.
     detail: str | None = None
+    #: False when the service's folder is not here, so the row is reported, not judged.
+    judged: bool = True
 
     def as_json(self) -> dict[str, object]:
         return {"version": self.version, "service": self.service, "name": self.name,
                 "state": str(self.state),
                 "applied_at": self.applied_at.isoformat() if self.applied_at else None,
-                "applied_by": self.applied_by, "detail": self.detail}
+                "applied_by": self.applied_by, "detail": self.detail,
+                "judged": self.judged}
 
 
 @attrs.frozen

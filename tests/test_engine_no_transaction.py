@@ -171,9 +171,6 @@ def test_no_transaction_failure_finished_by_hand_is_marked_applied(
         (e["action"], e["version"], e["reason"]) for e in events(dsn)]
 
 
-@pytest.mark.xfail(strict=True, reason="down always runs in one transaction, so the natural "
-                   "down of a CONCURRENTLY migration (DROP INDEX CONCURRENTLY) can never run; "
-                   "no-transaction applies to the up file only")
 def test_down_of_a_no_transaction_migration_may_drop_concurrently(
     tmp_path: Path, dsn: str
 ) -> None:
@@ -191,4 +188,35 @@ def test_down_of_a_no_transaction_migration_may_drop_concurrently(
 
     assert result.code == 0, result.stderr
     assert indexes(dsn) == {}
+    assert [r["version"] for r in history(dsn)] == [1]
+
+
+def test_a_failing_no_transaction_down_leaves_a_dirty_row_that_says_where_it_stopped(
+    tmp_path: Path, dsn: str
+) -> None:
+    """Statement 2 of the down fails: the row is dirty, the message points at it, mark repairs."""
+    failing_down = ("-- migcoord:no-transaction\n"
+                    "DROP INDEX CONCURRENTLY IF EXISTS items_code_id_idx;\n"
+                    "DROP INDEX CONCURRENTLY no_such_index;\n"
+                    "DROP INDEX CONCURRENTLY IF EXISTS items_id_idx;\n")
+    root = make_tree(tmp_path, {
+        **pair("a", "000001", "items", ITEMS.replace("(2, 'a')", "(2, 'b')"),
+               "DROP TABLE items;\n"),
+        **pair("a", "000002", "index_items", INDEXES, failing_down),
+    }, config=AB_CONFIG)
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+
+    result = run(["down", "--service", "a"], cwd=root, environ=env(dsn))
+
+    assert result.code == 1, result
+    assert "000002_index_items.down.sql:3:1: ERROR:" in result.stderr
+    assert "statement 2 of 3 failed; the 1 before it stay rolled back" in result.stderr
+    assert "mark 000002 --pending" in result.stderr
+    [row] = [r for r in history(dsn) if r["version"] == 2]
+    assert (row["status"], row["statements_done"], row["statement_count"]) == ("dirty", 1, 3)
+    assert set(indexes(dsn)) == {"items_code_key", "items_id_idx"}
+
+    marked = run(["mark", "2", "--pending", "--reason", "dropped the rest by hand"], cwd=root,
+                 environ=env(dsn))
+    assert marked.code == 0, marked
     assert [r["version"] for r in history(dsn)] == [1]

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     if args.command is None:
         parser.print_help(err)
         return EXIT_USAGE
-    _configure_logging(args, err)
+    restore_logging = _configure_logging(args, err)
     context = Context(args, env, out, err)
     handler: Handler = args.handler
     try:
@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return 130
     except BrokenPipeError:
         return EXIT_FAILED
+    finally:
+        restore_logging()
 
 
 def _report(error: MigcoordError, context: Context) -> None:
@@ -124,16 +126,26 @@ def _report(error: MigcoordError, context: Context) -> None:
         print(json.dumps(document, indent=2), file=context.stdout)
 
 
-def _configure_logging(args: argparse.Namespace, stream: Any) -> None:
+def _configure_logging(args: argparse.Namespace, stream: Any) -> Callable[[], None]:
+    """Send migcoord's log to `stream` for this command; returns what undoes it, so a
+    program that calls main() keeps its own logging setup."""
     from migcoord.cli.render import RedactingFormatter
 
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(stream)
     handler.setFormatter(RedactingFormatter("migcoord: %(message)s"))
     logger = logging.getLogger("migcoord")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+    def restore() -> None:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+
+    return restore
 
 
 __all__ = ["EXIT_OK", "build_parser", "main"]

@@ -78,10 +78,17 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
     except psycopg.ProgrammingError as err:
         raise UsageError(f"the DSN cannot be read: {_without_password(_first_line(err), dsn)}",
                          hint="use postgresql://USER@HOST:PORT/DBNAME or key=value pairs") from None
+    ports = str(params.get("port") or "").split(",")
+    if any(port and not port.strip().isdigit() for port in ports):
+        raise UsageError(f"the DSN's port {params.get('port')!r} is not a number",
+                         hint="use postgresql://USER@HOST:5432/DBNAME")
     params.setdefault("connect_timeout", str(connect_timeout))
     params["application_name"] = application_name[:63]
     try:
-        return psycopg.connect(make_conninfo("", **params), autocommit=True)
+        # No server-side prepared statements: behind a pooler they vanish between
+        # transactions, and migcoord runs each query only a few times anyway.
+        return psycopg.connect(make_conninfo("", **params), autocommit=True,
+                               prepare_threshold=None)
     except psycopg.OperationalError as err:
         password = params.get("password")
         reason = _first_line(err)

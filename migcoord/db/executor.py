@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -25,6 +26,9 @@ from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT, PoolerDetected
 from migcoord.errors import ConnectionLost, MigrationFailed
 from migcoord.model import HistoryRow, Migration
+
+if TYPE_CHECKING:
+    from migcoord.sqlscan import Statement as SqlStatement
 
 
 def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
@@ -104,7 +108,13 @@ _TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b",
 
 
 def apply_down(history: History, migration: Migration, *, role: str | None) -> int:
-    """Run the down file and delete the history row in one transaction; returns ms."""
+    """Run the down file and delete the history row in one transaction; returns ms.
+
+    A down file with its own `-- migcoord:no-transaction` runs statement by statement
+    instead (DROP INDEX CONCURRENTLY), with the row marked dirty until it is done.
+    """
+    if migration.down_directives.no_transaction:
+        return _rollback_without_transaction(history, migration, role=role)
     conn = history.conn
     started = time.monotonic()
     try:
@@ -125,16 +135,35 @@ def apply_down(history: History, migration: Migration, *, role: str | None) -> i
 
 def _apply_without_transaction(history: History, migration: Migration, *,
                                role: str | None) -> int:
-    from migcoord import sqlscan
-
-    conn = history.conn
-    text = migration.up_sql
-    path = migration.up.path if migration.up else None
-    statements = sqlscan.split_statements(text)
-    started = time.monotonic()
+    statements = _statements(migration.up_sql)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
-    history.event("up-start", version=migration.version, service=migration.service,
+    return _run_statements(history, migration, statements, role=role, direction="up")
+
+
+def _rollback_without_transaction(history: History, migration: Migration, *,
+                                  role: str | None) -> int:
+    statements = _statements(migration.down_sql)
+    history.mark_dirty(migration.version, statement_count=len(statements))
+    return _run_statements(history, migration, statements, role=role, direction="down")
+
+
+def _statements(text: str) -> list[SqlStatement]:
+    from migcoord import sqlscan
+
+    return sqlscan.split_statements(text)
+
+
+def _run_statements(history: History, migration: Migration,
+                    statements: list[SqlStatement], *, role: str | None,
+                    direction: str) -> int:
+    """Run one statement at a time in autocommit, recording progress in the dirty row."""
+    conn = history.conn
+    sql_file = migration.up if direction == "up" else migration.down
+    text = sql_file.text or "" if sql_file is not None else ""
+    path = sql_file.path if sql_file is not None else None
+    started = time.monotonic()
+    history.event(f"{direction}-start", version=migration.version, service=migration.service,
                   name=migration.name, detail={"no_transaction": True,
                                                "statements": len(statements)})
     for index, statement in enumerate(statements):
@@ -148,26 +177,31 @@ def _apply_without_transaction(history: History, migration: Migration, *,
         except psycopg.OperationalError as err:
             if conn.closed or conn.broken:
                 raise _lost(err, migration,
-                            f"it stopped at statement {index + 1} of {len(statements)} and is "
-                            "recorded as dirty") from None
+                            f"it stopped at statement {index + 1} of {len(statements)} of the "
+                            f"{direction} file and is recorded as dirty") from None
             raise
         except psycopg.Error as err:
             with _suppress_db_errors():
                 if role:
                     conn.execute("RESET ROLE")
-            failure = _failure(err, text, path, migration, statement_offset=statement.start,
-                               note=f"statement {index + 1} of {len(statements)} failed; the "
-                               f"{index} before it stay applied, so {migration.label} is now "
-                               "recorded as dirty")
+            done = (f"the {index} before it stay applied" if direction == "up" else
+                    f"the {index} before it stay rolled back")
+            failure = _failure(err, text, path, migration, statement=statement,
+                               note=f"statement {index + 1} of {len(statements)} failed; {done}, "
+                               f"so {migration.label} is now recorded as dirty",
+                               direction=direction)
             with _suppress_db_errors():
                 history.fail(migration.version, failure.message)
-                history.event("up-failed", version=migration.version,
+                history.event(f"{direction}-failed", version=migration.version,
                               service=migration.service, name=migration.name,
                               detail={"statement": index + 1, "sqlstate": err.sqlstate})
             raise failure from None
     duration = _ms(started)
-    history.finish(migration.version, duration)
-    history.event("up", version=migration.version, service=migration.service,
+    if direction == "up":
+        history.finish(migration.version, duration)
+    else:
+        history.delete(migration.version)
+    history.event(direction, version=migration.version, service=migration.service,
                   name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
     return duration
 
@@ -184,20 +218,25 @@ def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
         note = ("the transaction was rolled back: nothing of this migration was applied"
                 if direction == "up" else
                 f"the transaction was rolled back: {migration.label} is still applied")
-        raise _failure(err, text, path, migration, statement_offset=0, note=note,
-                       direction=direction) from None
+        raise _failure(err, text, path, migration, note=note, direction=direction) from None
 
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
-             statement_offset: int, note: str, direction: str = "up") -> MigrationFailed:
+             note: str, direction: str = "up",
+             statement: SqlStatement | None = None) -> MigrationFailed:
+    """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
+    (the text sent was the whole file, or `statement`), else the statement's start."""
     from migcoord import sqlscan
 
     diag = err.diag
     where = str(path) if path else migration.label
     position = diag.statement_position
     if position and position.isdigit():
-        line, column = sqlscan.line_col(text, statement_offset + int(position) - 1)
+        offset = (statement.start if statement is not None else 0) + int(position) - 1
+        line, column = sqlscan.line_col(text, offset)
         where += f":{line}:{column}"
+    elif statement is not None:
+        where += f":{statement.line}:{statement.column}"
     primary = diag.message_primary or str(err).splitlines()[0]
     message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
     details = [d for d in (diag.message_detail, diag.message_hint and f"server hint: {diag.message_hint}",
@@ -209,6 +248,9 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
 
 
 def _next_step(migration: Migration, direction: str) -> str:
+    if direction == "down" and migration.down_directives.no_transaction:
+        return (f"finish the rollback by hand, then `migcoord mark {migration.version_text} "
+                "--pending`; or redo what was undone and `mark ... --applied`")
     if direction == "down":
         return (f"fix {migration.label}.down.sql and run `migcoord down --service "
                 f"{migration.service}` again")

@@ -141,6 +141,12 @@ class History:
             (row.version, row.service, row.name, row.checksum, list(row.depends),
              row.applied_by or self.actor()))
 
+    def mark_dirty(self, version: int, *, statement_count: int) -> None:
+        """Before a no-transaction down: the row stays dirty until the down is complete."""
+        self.conn.execute(self._sql(
+            "UPDATE {history} SET status = 'dirty', statements_done = 0, statement_count = %s, "
+            "error = NULL WHERE version = %s"), (statement_count, version))
+
     def progress(self, version: int, statements_done: int) -> None:
         self.conn.execute(self._sql(
             "UPDATE {history} SET statements_done = %s WHERE version = %s"),
