@@ -34,7 +34,12 @@ def _git(args: list[str], cwd: Path) -> bytes:
 
 def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
     """The catalog after merging `ref` into the working tree (nothing is written)."""
-    top = Path(_git(["rev-parse", "--show-toplevel"], config.root).decode().strip())
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], config.root).decode().strip())
+    except GitError as err:
+        raise GitError(f"{config.root} is not inside a git repository ({err.message})",
+                       hint="`check --against` compares with a git ref; run it in a clone, or "
+                       "run `migcoord check` without --against") from None
     try:
         _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
     except GitError:

@@ -21,6 +21,7 @@ FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
 VERIFY_FILENAME = re.compile(r"^([0-9]+_.+)\.verify\.sql$")
 NEW_NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_NAME_LENGTH = 100
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @attrs.frozen
@@ -87,7 +88,8 @@ def normalize_name(raw: str) -> str:
             f"the migration name {raw!r} contains a path separator or '..'",
             hint="a name is a single word like add_email_index; the folder comes from --service",
         )
-    text = re.sub(r"[\s\-]+", "_", text.lower())
+    # Only ASCII letters are lower-cased: str.lower() would turn the Kelvin sign into "k".
+    text = re.sub(r"[\s\-]+", "_", text.translate(_ASCII_LOWER))
     if len(text) > MAX_NAME_LENGTH:
         raise InvalidName(
             f"the migration name is {len(text)} characters long; at most {MAX_NAME_LENGTH} are allowed",

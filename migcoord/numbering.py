@@ -144,6 +144,7 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
 
     mapping = {item.migration.version: item.new_version_text for item in renumberings}
     moved = {item.migration for item in renumberings}
+    _refuse_passing_dependents(catalog, config, renumberings, moved)
     edits: list[TextEdit] = []
     ambiguous: list[str] = []
     for other in catalog.migrations:
@@ -172,6 +173,30 @@ def _consecutive(used: set[int], config: Config, service: str, count: int) -> li
         numbers.append(number)
         taken.add(number)
     return numbers
+
+
+def _refuse_passing_dependents(catalog: Catalog, config: Config,
+                               renumberings: tuple[Renumbering, ...],
+                               moved: set[Migration]) -> None:
+    """A migration may not move to a number at or after one that depends on it."""
+    for item in renumberings:
+        old = item.migration
+        # A bare number shared by two migrations is ambiguous outside old's service.
+        shared = any(m.version == old.version and m is not old for m in catalog.migrations)
+        for other in catalog.migrations:
+            if other in moved or other.version > item.new_version:
+                continue
+            if any(ref.version == old.version
+                   and (ref.service == old.service
+                        or (ref.service is None and (not shared or other.service == old.service)))
+                   for ref in other.directives.depends):
+                raise RefusedError(
+                    f"{old.service} {old.label} would move to "
+                    f"{item.new_version_text}, after {other.service} {other.label}, which "
+                    "depends on it",
+                    hint=f"renumber {other.service}'s {other.version_text} as well "
+                    f"(`migcoord renumber {other.version_text} --service {other.service}`, "
+                    "first), or choose --to")
 
 
 def _refuse_target(catalog: Catalog, config: Config, migration: Migration, to: int) -> None:

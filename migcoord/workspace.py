@@ -11,7 +11,7 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
@@ -52,7 +52,8 @@ def ensure_state_dir(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():
-        with contextlib.suppress(FileExistsError):
+        # Several processes may get here at once; the first one writes it.
+        with contextlib.suppress(FileExists):
             create_exclusive(ignore, "# migcoord's local state: lock files, the embedded server\n*\n")
 
 
@@ -120,14 +121,6 @@ def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None
     out = new_text.replace("\n", "\r\n") if crlf else new_text
     data = ("\ufeff" if bom else "") + out
     replace_atomically(path, data)
-
-
-def ensure_absent(paths: Iterable[Path]) -> None:
-    """Raise FileExists if any path exists (a folder or a dangling symlink counts)."""
-    for path in paths:
-        if os.path.lexists(path):
-            raise FileExists(f"{path} already exists; nothing was renamed or edited",
-                             hint="move it out of the way, or choose another number with --to")
 
 
 def move_exclusive(source: Path, target: Path) -> None:

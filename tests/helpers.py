@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def run_process(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str] | 
     env.update(environ or {})
     command = [sys.executable, "-m", "migcoord", *args]
     if user is not None:
-        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        group = entry.pw_gid  # `nobody`'s group is `nogroup` on Debian
+        command = ["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups", *command]
     completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                                timeout=timeout, check=False)
     return Result(completed.returncode, completed.stdout, completed.stderr)

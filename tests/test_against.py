@@ -1,0 +1,120 @@
+"""`check --against REF`: validate the merge with another branch before it happens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import copy_example, make_tree, pair, run
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=True)
+    return done.stdout
+
+
+def add_migration(root: Path, service: str, version: str, name: str, sql: str) -> None:
+    """Write a finished migration, refresh the sum and commit, as a developer would."""
+    for relative, text in pair(service, version, name, up=sql, down="SELECT 1;\n").items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert run(["sum"], cwd=root).code == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", f"{service} {version}")
+
+
+def diverged(tmp_path: Path, config_dir: str | None = None) -> Path:
+    """main and `feature` each took 000007 after they split; `feature` is checked out.
+
+    The git repository is tmp_path/repo; the config is at its top or in `config_dir`.
+    """
+    repo = tmp_path / "repo"
+    root = repo / config_dir if config_dir else repo
+    copy_example(root)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    add_migration(root, "aggregator", "000007", "add_digest", "CREATE TABLE digest (id int);\n")
+    git(repo, "checkout", "-q", "main")
+    add_migration(root, "rule-service", "000007", "add_rule_flags", "ALTER TABLE rules ADD f int;\n")
+    git(repo, "checkout", "-q", "feature")
+    return root
+
+
+def findings(root: Path, *args: str) -> tuple[int, list[dict[str, object]]]:
+    """Exit code and errors of `check` (the SQL lints' warnings about these throwaway
+    migrations, and docs-stale, are not what --against is about)."""
+    result = run(["check", "--format", "json", *args], cwd=root)
+    assert "Traceback" not in result.stderr
+    return result.code, [f for f in result.json()["findings"] if f["severity"] == "error"]
+
+
+def test_the_branch_alone_is_clean(tmp_path: Path) -> None:
+    """Without --against, the feature branch's own 000007 looks fine."""
+    root = diverged(tmp_path)
+    assert findings(root) == (0, [])
+
+
+def test_against_main_reports_the_collision_naming_both_migrations(tmp_path: Path) -> None:
+    """main took 000007 too: duplicate-version on both, before the merge happens."""
+    root = diverged(tmp_path)
+    code, found = findings(root, "--against", "main")
+    assert code == 1
+    assert [f["code"] for f in found] == ["duplicate-version", "duplicate-version"]
+    assert {f["service"] for f in found} == {"aggregator", "rule-service"}
+    for finding in found:
+        assert "aggregator/000007_add_digest" in str(finding["message"])
+        assert "rule-service/000007_add_rule_flags" in str(finding["message"])
+    # Nothing in the working tree changed.
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_against_a_ref_with_nothing_new_is_clean(tmp_path: Path) -> None:
+    """A ref that is an ancestor of HEAD adds nothing: clean."""
+    root = diverged(tmp_path)
+    git(root, "branch", "old", "HEAD~1")
+    assert findings(root, "--against", "old") == (0, [])
+
+
+def test_against_works_when_the_config_is_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
+    """A monorepo with migcoord.toml under db/: paths are taken relative to git's top."""
+    root = diverged(tmp_path, "db")
+    code, found = findings(root, "--against", "main")
+    assert code == 1
+    assert [f["code"] for f in found] == ["duplicate-version", "duplicate-version"]
+
+
+def test_against_a_missing_ref_is_a_clear_error(tmp_path: Path) -> None:
+    """An unknown ref: exit 2, naming the ref and how to fetch it, no traceback."""
+    root = diverged(tmp_path)
+    result = run(["check", "--against", "origin/nope"], cwd=root)
+    assert result.code == 2
+    assert "origin/nope" in result.stderr
+    assert "git fetch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_against_outside_a_git_repository_is_a_clear_error(tmp_path: Path) -> None:
+    """No git repository around the config: exit 2 saying so."""
+    root = make_tree(tmp_path, pair("rule-service", "000001", "a"))
+    assert subprocess.run(["git", "rev-parse"], cwd=root, capture_output=True).returncode != 0
+    result = run(["check", "--against", "main"], cwd=root)
+    assert result.code == 2, result
+    assert "not a git repository" in result.stderr
+    assert "Traceback" not in result.stderr
