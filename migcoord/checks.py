@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
-from migcoord import sqlscan, sumfile
+from migcoord import sqlchecks, sqlscan, sumfile
 from migcoord.model import Catalog, Config, Finding, HistoryRow, Migration, Status, format_version
 from migcoord.reconcile import Reconciled
 
@@ -64,19 +64,27 @@ Rule = Callable[[Catalog, Config, Ledger], Iterable[Finding]]
 
 
 def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
-            check_sum: bool = True) -> list[Finding]:
+            check_sum: bool = True, sql: sqlchecks.Analyses | None = None) -> list[Finding]:
     """Every offline finding for the catalog, sorted by version then path.
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
-    `check_sum=False` the sum file is not judged (an implicit config has none).
+    `check_sum=False` the sum file is not judged (an implicit config has none). With
+    `sql` (see `sqlchecks.analyse`) the SQL-aware rules run too, and the parse tree
+    replaces the text scan for explicit-transaction. Allowed warnings are left out.
     """
     findings: list[Finding] = []
     ledger = Ledger.of(catalog, sum_text)
+    parsed = sql is not None and sql.available
     for rule in RULES:
+        if parsed and rule is explicit_transaction:
+            continue
         findings.extend(rule(catalog, config, ledger))
+    if sql is not None:
+        findings.extend(sqlchecks.run_all(catalog, config, sql))
+    findings.extend(sqlchecks.allow_problems(catalog, config))
     if check_sum:
         findings.extend(sum_mismatch(catalog, config, sum_text))
-    return sort_findings(findings)
+    return sort_findings(sqlchecks.without_allowed(findings, catalog, config))
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
@@ -270,9 +278,11 @@ def dependencies(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[F
 
 def directive_problems(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
-        for problem in migration.directive_findings:
-            yield attrs.evolve(problem, path=migration.up.path if migration.up else None,
-                               service=migration.service, version=migration.version)
+        for sql_file, problems in ((migration.up, migration.directive_findings),
+                                   (migration.down, migration.down_directive_findings)):
+            for problem in problems:
+                yield attrs.evolve(problem, path=sql_file.path if sql_file else None,
+                                   service=migration.service, version=migration.version)
 
 
 def encoding(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:

@@ -18,7 +18,7 @@ import attrs
 
 from migcoord import config as config_module
 from migcoord import discovery, planning, reconcile
-from migcoord.errors import FileExists, RefusedError, UsageError
+from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
 from migcoord.model import (
     Catalog,
     Config,
@@ -42,7 +42,8 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
-    from migcoord import numbering, sumfile
+    from migcoord import docsgen, numbering, sqlchecks, sumfile
+    from migcoord import verify as verify_module
     from migcoord.db.history import History
 from migcoord.naming import format_filename, normalize_name
 
@@ -85,6 +86,8 @@ class Coordinator:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
+        # SQL analyses by file checksums, for the same reason.
+        self._sql: sqlchecks.Cache = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -123,9 +126,14 @@ class Coordinator:
         return discovery.read_catalog(self.config, services=services,
                                       up_only=up_only, cache=self._files)
 
-    def check(self, *, against: str | None = None) -> list[Finding]:
-        """Every offline finding; `against` (a git ref) validates the merge with that ref."""
-        from migcoord import checks
+    def check(self, *, against: str | None = None, sql: bool = True,
+              parallel: bool = False) -> list[Finding]:
+        """Every offline finding; `against` (a git ref) validates the merge with that ref.
+
+        `sql=False` leaves out the SQL analysis (and with it docs-stale). `parallel` lets
+        a large analysis use worker processes; only single-threaded programs should ask.
+        """
+        from migcoord import checks, sqlchecks
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
@@ -136,7 +144,110 @@ class Coordinator:
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
         sum_text = self._read_sum() if check_sum else None
-        return checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum)
+        # SQL analysis when pglast is installed; else one sql-skipped warning.
+        analyses = (sqlchecks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
+                    if sql else None)
+        findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
+                                  sql=analyses)
+        if (against is None and self.config.docs is not None and analyses is not None
+                and analyses.available):
+            findings.extend(self._docs_findings(catalog, analyses))
+        return checks.sort_findings(findings)
+
+    # -- generated docs -----------------------------------------------------------------
+
+    def docs(self, *, check: bool = False,
+             lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> docsgen.DocsUpdate:
+        """Write the generated tables into the configured `docs` file; with `check`, only
+        report whether it is out of date. Needs the SQL analysis (`migcoord[sql]`)."""
+        from migcoord import docsgen, workspace
+
+        path = self.config.docs
+        if path is None:
+            where = f" to {self.config.path}" if self.config.path else ""
+            raise UsageError("no docs file is configured",
+                             hint=f'add docs = "docs/MIGRATIONS.md"{where}')
+        if check:
+            existing, wanted = self._docs_texts(self.catalog(), None)
+            return docsgen.DocsUpdate(path, stale=existing != wanted,
+                                      reason=_docs_reason(path, existing))
+        with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
+            return self._write_docs(self.catalog())
+
+    def _docs_texts(self, catalog: Catalog,
+                    analyses: sqlchecks.Analyses | None) -> tuple[str | None, str]:
+        """The docs file as it is (None when absent) and as it should be."""
+        from migcoord import docsgen, sqlchecks
+
+        assert self.config.docs is not None
+        absent = self._absent_with_migrations(catalog)
+        if absent:
+            raise RefusedError(
+                "the docs list every service's migrations, and these folders are not here: "
+                + ", ".join(absent), hint="run `migcoord docs` in a full checkout")
+        if analyses is None:
+            analyses = sqlchecks.analyse(catalog, self.config, cache=self._sql)
+        analyses.require()
+        owners = sqlchecks.Owners.of(catalog, self.config, analyses)
+        owned = {service.name: [sqlchecks.display(t, self.config)
+                                for t in owners.owned_by(service.name)]
+                 for service in self.config.services}
+        try:
+            existing: str | None = self.config.docs.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            existing = None
+        return existing, docsgen.merge(existing, docsgen.render(catalog, self.config, owned))
+
+    def _write_docs(self, catalog: Catalog) -> docsgen.DocsUpdate:
+        from migcoord import docsgen, workspace
+
+        path = self.config.docs
+        assert path is not None
+        existing, wanted = self._docs_texts(catalog, None)
+        if existing == wanted:
+            return docsgen.DocsUpdate(path, stale=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        workspace.replace_atomically(path, wanted)
+        return docsgen.DocsUpdate(path, stale=True, written=True,
+                                  reason=_docs_reason(path, existing))
+
+    def _docs_findings(self, catalog: Catalog, analyses: sqlchecks.Analyses) -> list[Finding]:
+        """docs-stale, when it can be judged here (every folder with migrations present)."""
+        from migcoord import docsgen
+
+        path = self.config.docs
+        if path is None or "docs-stale" in self.config.allow:
+            return []
+        if self._absent_with_migrations(catalog):
+            return []
+        try:
+            existing, wanted = self._docs_texts(catalog, analyses)
+        except MigcoordError as error:  # unbalanced markers
+            return [docsgen.stale_finding(path, error.message)]
+        if existing == wanted:
+            return []
+        return [docsgen.stale_finding(path, _docs_reason(path, existing))]
+
+    def _absent_with_migrations(self, catalog: Catalog) -> list[str]:
+        """Services whose folder is absent although migcoord.sum lists migrations of them."""
+        from migcoord import sumfile
+
+        absent = {f.name for f in catalog.folders if not f.present}
+        text = self._read_sum() if absent else None
+        if not absent or text is None:
+            return []
+        return sorted({line.service for line in sumfile.parse(text).lines} & absent)
+
+    def _refresh_docs(self) -> None:
+        """`create` keeps the docs current when configured; a problem is logged, since
+        the migration itself was created."""
+        if self.config.docs is None:
+            return
+        try:
+            if self._write_docs(self.catalog()).written:
+                log.info("updated %s", self.config.docs)
+        except MigcoordError as error:
+            log.warning("%s was not refreshed: %s", self.config.docs, error)
 
     def _read_sum(self) -> str | None:
         path = self.config.sum_path
@@ -174,6 +285,7 @@ class Coordinator:
                 up.unlink(missing_ok=True)
                 raise
             self._update_sum(add=[discovery.read_pair(service, up, down)])
+            self._refresh_docs()
         log.info("created %s and %s", up, down)
         return Created(version=version, version_text=format_version(version, width),
                        service=service, name=clean_name, up=up, down=down)
@@ -356,9 +468,27 @@ class Coordinator:
                                state=s.state,
                                applied_at=s.row.applied_at if s.row else None,
                                applied_by=s.row.applied_by if s.row else None,
-                               detail=s.detail if s.judged else "folder not here")
+                               detail=s.detail if s.judged else "folder not here",
+                               judged=s.judged)
                 for s in shown),
             unjudged_services=tuple(f.name for f in catalog.folders if not f.present))
+
+    def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
+               on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
+        """Round-trip every migration (or `service`'s) up, down and up again on a
+        throwaway database, comparing catalog snapshots; see migcoord.verify.
+
+        The database is created on the server of `dsn` (else of the env var named by
+        database_url_env), or on the embedded development server when neither is set.
+        """
+        from migcoord import verify as verify_module
+
+        if service is not None:
+            self._service(service)
+        if dsn is None:
+            dsn = self.environ.get(self.config.database_url_env, "").strip() or None
+        return verify_module.run(self.catalog(), self.config, service=service, dsn=dsn,
+                                 environ=self.environ, keep=keep, on_progress=on_progress)
 
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
@@ -560,6 +690,12 @@ def _refuse_renumbering_applied(rows: list[HistoryRow], plan: numbering.Renumber
                 f"renumbering it would make it pending again and apply it twice",
                 hint="renumber only migrations never applied anywhere; to change an applied "
                 "one, write a new migration")
+
+
+def _docs_reason(path: Path, existing: str | None) -> str:
+    if existing is None:
+        return f"{path.name} does not exist yet"
+    return f"{path.name} no longer matches the migrations and migcoord.toml"
 
 
 def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:

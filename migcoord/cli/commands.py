@@ -50,6 +50,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.add_argument("--against", metavar="REF",
                    help="validate the merge with this git ref (e.g. origin/main)")
+    p.add_argument("--no-sql", action="store_true",
+                   help="skip the SQL analysis (ownership, dependencies, lints, docs-stale)")
 
     p = add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
 
@@ -107,6 +109,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="golang-migrate's table (default schema_migrations; schema.table works)")
     p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
 
+    # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
+    from migcoord.cli import devcmds, sqlcmds
+
+    sqlcmds.register(add)
+    devcmds.register(add)
+
 
 # -- offline commands -----------------------------------------------------------------------
 
@@ -120,7 +128,8 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
-    findings = coordinator.check(against=args.against)
+    # This process runs no other threads, so the SQL analysis may fork workers.
+    findings = coordinator.check(against=args.against, sql=not args.no_sql, parallel=True)
     if args.db:
         findings = findings + coordinator.check_database(dsn=ctx.dsn(coordinator))
     failing = [f for f in findings if f.is_error or args.strict]
@@ -137,7 +146,8 @@ def cmd_sum(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
-    result = coordinator.renumber(args.version, args.service, to=args.to)
+    # Only an explicit --dsn involves the database (see Coordinator.renumber).
+    result = coordinator.renumber(args.version, args.service, to=args.to, dsn=args.dsn)
     out.renumbered(ctx, result)
     return EXIT_OK
 

@@ -1,0 +1,101 @@
+"""`migcoord check` on a generated tree of 10,000 migrations across 20 services.
+
+Prints the whole CLI process time, the in-process `Coordinator.check()` time, and the
+floor: reading and hashing every file in plain Python. Goal (issue 2): CLI under 1 s
+without SQL analysis; (issue 4) under 3 s with it. `--sql` adds the SQL analysis's
+parts: the offline rules alone, and parsing every file serially and in processes.
+
+    .venv/bin/python benchmarks/check_speed.py [--migrations 10000] [--services 20] [--sql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.trees import generate
+
+
+def best_of(runs: int, action) -> tuple[float, float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--migrations", type=int, default=10_000)
+    parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sql", action="store_true",
+                        help="also time the SQL analysis alone, serial and in processes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = generate(Path(scratch) / "repo", migrations=args.migrations,
+                        services=args.services, depends_every=10)
+
+        def floor() -> None:
+            for folder, _, files in os.walk(root):
+                for name in files:
+                    hashlib.sha256(Path(folder, name).read_bytes()).hexdigest()
+
+        def cli(*flags: str) -> Callable[[], None]:
+            def run() -> None:
+                done = subprocess.run([sys.executable, "-m", "migcoord", "check", "-q", *flags],
+                                      cwd=root, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise SystemExit(f"check failed:\n{done.stdout}\n{done.stderr}")
+            return run
+
+        def python_start() -> None:
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+        from migcoord import Coordinator, sqlchecks
+
+        def cold(sql: bool, parallel: bool = False) -> Callable[[], None]:
+            def run() -> None:
+                coordinator = Coordinator.load(root / "migcoord.toml")
+                findings = coordinator.check(sql=sql, parallel=parallel)
+                assert not [f for f in findings if f.is_error], findings[:3]
+            return run
+
+        coordinator = Coordinator.load(root / "migcoord.toml")
+        catalog = coordinator.catalog()
+
+        def parse(parallel: bool) -> Callable[[], None]:
+            return lambda: sqlchecks.analyse(catalog, coordinator.config, parallel=parallel)
+
+        details = [
+            ("SQL parse of every file, serial", parse(False)),
+            ("SQL parse of every file, processes", parse(True)),
+        ] if args.sql else []
+        print(f"tree: {args.migrations} migrations, {args.services} services, "
+              f"{2 * args.migrations} files; best / median of {args.runs} runs; "
+              f"SQL analysis {'available' if sqlchecks.available() else 'OFF (no pglast)'}")
+        for label, action in (
+            ("floor: read + sha256 every file", floor),
+            ("python -c pass (interpreter start)", python_start),
+            ("Coordinator.check(sql=False), new", cold(sql=False)),
+            ("migcoord check --no-sql (whole process)", cli("--no-sql")),
+            *details,
+            ("Coordinator.check(), new, serial", cold(sql=True)),
+            ("migcoord check (whole process)", cli()),
+        ):
+            best, median = best_of(args.runs, action)
+            print(f"  {label:<42} {best * 1000:8.0f} ms  {median * 1000:8.0f} ms")
+
+if __name__ == "__main__":
+    main()

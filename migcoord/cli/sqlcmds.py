@@ -1,0 +1,33 @@
+"""CLI commands for `docs`: generated migration tables."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from migcoord.cli import Context
+from migcoord.cli import render as out
+from migcoord.errors import EXIT_FAILED, EXIT_OK
+
+
+def register(add: Any) -> None:
+    """Add this module's subcommands with `add(name, handler, help) -> ArgumentParser`."""
+    p = add("docs", cmd_docs,
+            "write the generated tables (services, migrations, dependencies) into the "
+            "configured docs file")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 with docs-stale when the file is out of date")
+
+
+def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+    update = coordinator.docs(check=args.check)
+    if args.check:
+        finding = update.finding()
+        found = [finding] if finding is not None else []
+        out.findings(ctx, coordinator, found, ok=not found)
+        return EXIT_FAILED if found else EXIT_OK
+    shown = out.display(update.path)
+    text = f"wrote {shown}" if update.written else f"{shown} is up to date"
+    out.message(ctx, text, {"path": str(update.path), "written": update.written})
+    return EXIT_OK

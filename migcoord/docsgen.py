@@ -1,0 +1,157 @@
+"""The generated part of the `docs` file: services, migrations, dependencies (pure).
+
+`render` turns the catalog into Markdown tables; `merge` puts them between the marker
+comments of the existing file, leaving everything outside the markers as it was. The
+coordinator reads and writes the file (`Coordinator.docs`).
+
+The tables are what teams sharing a database used to keep by hand:
+
+- services, with the versions their files hold and the tables they own;
+- per service, its migrations with a description derived from the name
+  (`000004 | Remove email from rules`);
+- the cross-service dependencies declared with `-- migcoord:depends`
+  (`aggregator 000006 | rule-service 000001, 000002`).
+
+Each table has one row per service or migration, so two branches that add migrations to
+different services change different lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from migcoord.errors import UsageError
+from migcoord.model import Catalog, Config, Finding, Migration, format_version
+from migcoord.naming import humanize
+
+BEGIN = "<!-- migcoord:begin generated -->"
+END = "<!-- migcoord:end generated -->"
+TITLE = "# Database migrations"
+_NOTE = ("<!-- Written by `migcoord docs` from migcoord.toml and the migration files; "
+         "edits between these markers are overwritten. -->")
+
+
+@attrs.frozen
+class DocsUpdate:
+    """What `Coordinator.docs` found: the file, whether it was out of date (and why), and
+    whether it was written."""
+
+    path: Path
+    stale: bool
+    written: bool = False
+    reason: str = ""
+
+    def finding(self) -> Finding | None:
+        """The `docs-stale` finding for a stale file, else None."""
+        if not self.stale:
+            return None
+        return stale_finding(self.path, self.reason)
+
+
+def stale_finding(path: Path, reason: str) -> Finding:
+    return Finding(code="docs-stale", severity="warning", path=path,
+                   message=f"the generated tables are out of date: {reason}",
+                   hint="run `migcoord docs` and commit the file")
+
+
+def render(catalog: Catalog, config: Config, owned: Mapping[str, Sequence[str]]) -> str:
+    """The generated block, markers included, ending with a newline.
+
+    `owned` maps each service to the names of the tables it owns, as shown.
+    """
+    width = config.version_width
+    lines = [BEGIN, _NOTE, "", "## Services", "",
+             "| Service | Versions | Tables owned |", "| --- | --- | --- |"]
+    for service in config.services:
+        versions = _ranges([m.version for m in catalog.for_service(service.name)], width)
+        tables = ", ".join(_cell(t) for t in owned.get(service.name, ())) or "none"
+        lines.append(f"| {_cell(service.name)} | {versions or 'none yet'} | {tables} |")
+    lines += ["", "## Migrations"]
+    for service in config.services:
+        migrations = catalog.for_service(service.name)
+        lines += ["", f"### {service.name}", ""]
+        if not migrations:
+            lines.append("No migrations yet.")
+            continue
+        lines += ["| Version | Description |", "| --- | --- |"]
+        for migration in migrations:
+            lines.append(f"| {migration.version_text} | {_cell(humanize(migration.name))} |")
+    lines += ["", "## Dependencies between services", ""]
+    by_version = catalog.by_version()
+    rows = [_dependency_row(m, by_version, width) for m in catalog.migrations]
+    present = [row for row in rows if row is not None]
+    if present:
+        lines += ["| Migration | Depends on |", "| --- | --- |", *present]
+    else:
+        lines.append("No migration depends on another service's migrations.")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def _dependency_row(migration: Migration, by_version: Mapping[int, Migration],
+                    width: int) -> str | None:
+    """`| aggregator 000006 | rule-service 000001, 000002 |` for the declared depends on
+    other services' migrations, or None when there are none."""
+    targets: dict[str, list[int]] = {}
+    for ref in migration.directives.depends:
+        target = by_version.get(ref.version)
+        service = target.service if target is not None else ref.service
+        if service is None or service == migration.service:
+            continue
+        if ref.version not in targets.setdefault(service, []):
+            targets[service].append(ref.version)
+    if not targets:
+        return None
+    needs = "; ".join(
+        f"{_cell(service)} {', '.join(format_version(v, width) for v in sorted(versions))}"
+        for service, versions in sorted(targets.items()))
+    return f"| {_cell(migration.service)} {migration.version_text} | {needs} |"
+
+
+def _ranges(versions: Sequence[int], width: int) -> str:
+    """[1, 2, 3, 6] -> `000001-000003, 000006`."""
+    spans: list[tuple[int, int]] = []
+    for version in sorted(set(versions)):
+        if spans and version == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], version)
+        else:
+            spans.append((version, version))
+    return ", ".join(
+        format_version(first, width) if first == last
+        else f"{format_version(first, width)}-{format_version(last, width)}"
+        for first, last in spans)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def merge(existing: str | None, block: str) -> str:
+    """The whole file with `block` between the markers.
+
+    A missing file becomes a title and the block; a file without markers gets the block
+    appended. Raises UsageError when the markers are unbalanced or out of order, rather
+    than guess which text is generated.
+    """
+    if existing is None:
+        return f"{TITLE}\n\n{block}"
+    begins, ends = existing.count(BEGIN), existing.count(END)
+    if begins == 0 and ends == 0:
+        separator = "" if not existing or existing.endswith("\n\n") else (
+            "\n" if existing.endswith("\n") else "\n\n")
+        return existing + separator + block
+    start, stop = existing.find(BEGIN), existing.find(END)
+    if begins != 1 or ends != 1 or stop < start:
+        raise UsageError(
+            f"the docs file must hold exactly one `{BEGIN}` followed by one `{END}`; it "
+            f"has {begins} begin and {ends} end marker(s)",
+            hint="fix the markers by hand (or delete both and everything between them), "
+            "then run `migcoord docs`")
+    after = existing[stop + len(END):]
+    if after.startswith("\n"):
+        after = after[1:]
+    return existing[:start] + block + after
