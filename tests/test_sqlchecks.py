@@ -80,6 +80,17 @@ def test_aggregator_altering_rules_is_an_ownership_error_naming_the_owner(tmp_pa
     assert [f["code"] for f in findings] == ["ownership"]
 
 
+def test_check_without_sql_runs_only_the_offline_rules(tmp_path: Path) -> None:
+    """--no-sql leaves the ownership error out; the offline rules still run."""
+    root = planted(tmp_path, ALTER_RULES)
+    result = run(["check", "--no-sql", "--format", "json"], cwd=root)
+    assert result.code == 0, result
+    assert [f["code"] for f in result.json()["findings"]] == []
+    (root / AGG / "000007_add_rule_cooldown.down.sql").unlink()
+    result = run(["check", "--no-sql", "--format", "json"], cwd=root)
+    assert "missing-down" in [f["code"] for f in result.json()["findings"]]
+
+
 @pytest.mark.parametrize(
     ("statement", "verb"),
     [
