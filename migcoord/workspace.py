@@ -70,10 +70,7 @@ def create_exclusive(path: Path, content: str) -> None:
         raise WorkspaceError(f"cannot create {path}: {err.strerror}",
                              hint=_permission_hint(err)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(fd, content)
     except OSError as err:
         path.unlink(missing_ok=True)
         raise WorkspaceError(f"cannot write {path}: {err.strerror}",
@@ -88,10 +85,7 @@ def replace_atomically(path: Path, content: str) -> None:
         raise WorkspaceError(f"cannot write beside {path}: {err.strerror}",
                              hint=_permission_hint(err)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(fd, content)
         if path.exists():
             os.chmod(temp_name, path.stat().st_mode & 0o777)
         else:
@@ -102,6 +96,15 @@ def replace_atomically(path: Path, content: str) -> None:
             os.unlink(temp_name)
         raise WorkspaceError(f"cannot write {path}: {err.strerror}",
                              hint=_permission_hint(err)) from None
+
+
+def _write_synced(fd: int, content: str) -> None:
+    """Write UTF-8 text with `\n` line ends to an open descriptor, close it, and fsync it
+    first, so a crash right after never leaves a renamed-in but empty file."""
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None:

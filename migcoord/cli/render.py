@@ -140,41 +140,35 @@ def _plan(ctx: Context, planned: tuple[Any, ...], verb: str) -> None:
 
 
 def up_result(ctx: Context, result: Any) -> None:
-    _warnings(ctx, result.warnings)
-    if ctx.json:
-        emit_json(ctx, {"applied": [s.as_json() for s in result.applied],
-                        "dry_run": result.dry_run,
-                        "planned": [s.as_json() for s in result.planned],
-                        "warnings": list(result.warnings)})
-        return
-    if result.dry_run:
-        _plan(ctx, result.planned, "apply")
-        return
-    if not result.applied and not ctx.args.quiet:
-        ctx.stdout.write("nothing to apply: the database is up to date\n")
-    elif not ctx.args.quiet:
-        total = sum(s.duration_ms for s in result.applied)
-        ctx.stdout.write(f"applied {len(result.applied)} migration"
-                         f"{'s' if len(result.applied) != 1 else ''} in {total} ms\n")
+    _steps(ctx, result, result.applied, key="applied", verb="apply", done="applied",
+           nothing="nothing to apply: the database is up to date")
 
 
 def down_result(ctx: Context, result: Any) -> None:
+    _steps(ctx, result, result.rolled_back, key="rolled_back", verb="roll back",
+           done="rolled back", nothing="nothing to roll back")
+
+
+def _steps(ctx: Context, result: Any, steps: tuple[Any, ...], *, key: str, verb: str,
+           done: str, nothing: str) -> None:
+    """What `up` or `down` did (or, with --dry-run, would do)."""
     _warnings(ctx, result.warnings)
     if ctx.json:
-        emit_json(ctx, {"rolled_back": [s.as_json() for s in result.rolled_back],
-                        "dry_run": result.dry_run,
+        emit_json(ctx, {key: [s.as_json() for s in steps], "dry_run": result.dry_run,
                         "planned": [s.as_json() for s in result.planned],
                         "warnings": list(result.warnings)})
         return
     if result.dry_run:
-        _plan(ctx, result.planned, "roll back")
+        _plan(ctx, result.planned, verb)
         return
-    if not ctx.args.quiet:
-        if not result.rolled_back:
-            ctx.stdout.write("nothing to roll back\n")
-        else:
-            ctx.stdout.write(f"rolled back {len(result.rolled_back)} migration"
-                             f"{'s' if len(result.rolled_back) != 1 else ''}\n")
+    if ctx.args.quiet:
+        return
+    if not steps:
+        ctx.stdout.write(nothing + "\n")
+        return
+    total = sum(s.duration_ms for s in steps)
+    ctx.stdout.write(f"{done} {len(steps)} migration{'s' if len(steps) != 1 else ''} "
+                     f"in {total} ms\n")
 
 
 def status(ctx: Context, report: Any) -> None:
