@@ -9,10 +9,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.migcoord-dev-installed
 PG15_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: test lint typecheck test-pg15
+.PHONY: test lint typecheck test-pg15 demo
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The README's tour on examples/alerting, on an embedded PostgreSQL (see examples/demo.sh).
+demo: $(INSTALLED)
+	bash examples/demo.sh
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check migcoord tests

@@ -51,4 +51,14 @@ __all__ = [
     "StepResult",
     "UpResult",
     "UsageError",
+    "VerifyReport",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `verify` pulls in the schema snapshot code; service start-up never needs it.
+    if name == "VerifyReport":
+        from migcoord.verify import VerifyReport
+
+        return VerifyReport
+    raise AttributeError(f"module 'migcoord' has no attribute {name!r}")

@@ -286,7 +286,7 @@ class Coordinator:
                 raise
             self._update_sum(add=[discovery.read_pair(service, up, down)])
             self._refresh_docs()
-        log.info("created %s and %s", up, down)
+        log.debug("created %s and %s", up, down)
         return Created(version=version, version_text=format_version(version, width),
                        service=service, name=clean_name, up=up, down=down)
 
@@ -334,7 +334,7 @@ class Coordinator:
             else:
                 self._apply_renumber(plan)
         migration = plan.migration
-        log.info("renumbered %s/%s from %s to %s", service, migration.name,
+        log.debug("renumbered %s/%s from %s to %s", service, migration.name,
                  migration.version_text, plan.new_version_text)
         return Renumbered(
             service=service, name=migration.name, old_version=version,
@@ -397,7 +397,7 @@ class Coordinator:
                 return UpResult(planned=_planned(plan, "up"), dry_run=True,
                                 warnings=plan.warnings)
             if not plan.steps:
-                log.info("nothing to apply: %s is up to date", service or "the database")
+                log.debug("nothing to apply: %s is up to date", service or "the database")
                 return UpResult(warnings=plan.warnings)
             with self._lock(history, lock_timeout) as lock_pid:
                 history.ensure()
@@ -471,7 +471,8 @@ class Coordinator:
                                detail=s.detail if s.judged else "folder not here",
                                judged=s.judged)
                 for s in shown),
-            unjudged_services=tuple(f.name for f in catalog.folders if not f.present))
+            unjudged_services=tuple(f.name for f in catalog.folders if not f.present
+                                    and (service is None or f.name == service)))
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
@@ -535,7 +536,7 @@ class Coordinator:
                     history.event("mark-pending", version=version, service=row.service,
                                   name=row.name, reason=reason, detail={"previous": previous})
                 service, name = row.service, row.name
-        log.info("marked %s %s %s as %s", format_version(version), service, name,
+        log.debug("marked %s %s %s as %s", format_version(version), service, name,
                  "applied" if applied else "pending")
         return MarkResult(version=version, service=service, name=name, applied=applied,
                           previous=previous)

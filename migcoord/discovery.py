@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+import attrs
+
 from migcoord import directives as directive_parser
 from migcoord.model import (
     Catalog,
@@ -149,13 +151,15 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
         except OSError as err:
             strays.append(StrayFile(path=Path(entry.path), service=service.name,
                                     reason=f"it cannot be read: {err.strerror}"))
-    migrations = pair_files(service.name, files)
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
-    labels = {m.label for m in migrations if m.up is not None}
+    by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
+    migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))
+                  if m.up is not None and m.label in by_label else m
+                  for m in pair_files(service.name, files)]
     strays.extend(StrayFile(path=path, service=service.name,
                             reason=f"a .verify.sql file belongs beside its migration, and there "
-                            f"is no {verify_file_label(path.name)}.up.sql here")
-                  for path in verify_files if verify_file_label(path.name) not in labels)
+                            f"is no {label}.up.sql here")
+                  for label, path in by_label.items())
     strays.sort(key=lambda s: s.path.name)
     return ServiceFolder(
         config=service,
@@ -186,11 +190,10 @@ def read_verify_file(migration: Migration) -> str | None:
 
     Raises OSError when it exists but cannot be read.
     """
-    if migration.up is None:
+    if migration.verify_path is None:
         return None
-    path = migration.up.path.with_name(f"{migration.label}.verify.sql")
     try:
-        raw = path.read_bytes()
+        raw = migration.verify_path.read_bytes()
     except FileNotFoundError:
         return None
     return normalize(raw).decode("utf-8", errors="replace")

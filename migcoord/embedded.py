@@ -302,7 +302,7 @@ class EmbeddedServer:
                 f"initdb failed for {self.data_dir}:\n{_output(result)}",
                 hint="the data dir must be empty or absent",
             )
-        log.info("created a PostgreSQL cluster in %s", self.data_dir)
+        log.debug("created a PostgreSQL cluster in %s", self.data_dir)
         return True
 
     def start(self, port: int | None = None) -> str:
@@ -346,7 +346,7 @@ class EmbeddedServer:
                 f"--- last lines of {self.log_path} ---\n{self.log_tail()}",
             )
         _write_atomically(self.data_dir / PORT_FILE, f"{port}\n")
-        log.info("PostgreSQL is running in %s on 127.0.0.1:%d", self.data_dir, port)
+        log.debug("PostgreSQL is running in %s on 127.0.0.1:%d", self.data_dir, port)
         return self.dsn()
 
     def stop(self) -> None:
@@ -367,7 +367,7 @@ class EmbeddedServer:
                 f"PostgreSQL in {self.data_dir} did not stop:\n{_output(result)}\n"
                 f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
             )
-        log.info("stopped PostgreSQL in %s", self.data_dir)
+        log.debug("stopped PostgreSQL in %s", self.data_dir)
 
     def is_running(self) -> bool:
         """True when a server is running over this data dir (asks `pg_ctl status`)."""

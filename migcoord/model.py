@@ -193,6 +193,8 @@ class Migration:
     #: The down file's own directives: `no-transaction` (and `allow`) apply to it alone.
     down_directives: Directives = Directives()
     down_directive_findings: tuple[Finding, ...] = ()
+    #: `{version}_{name}.verify.sql` beside the up file, for `verify`'s data round trip.
+    verify_path: Path | None = None
 
     @property
     def label(self) -> str:

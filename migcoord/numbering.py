@@ -141,6 +141,9 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
             target = sql_file.path.with_name(
                 format_filename(item.new_version, m.name, direction, width))  # type: ignore[arg-type]
             moves.append(FileMove(sql_file.path, target))
+        if m.verify_path is not None:
+            moves.append(FileMove(m.verify_path, m.verify_path.with_name(
+                f"{item.new_version_text}_{m.name}.verify.sql")))
 
     mapping = {item.migration.version: item.new_version_text for item in renumberings}
     moved = {item.migration for item in renumberings}

@@ -84,8 +84,9 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                     f"{migration.version_text} ({migration.service} {migration.name}) needs "
                     f"{owner}:{_v(needed)}, which is not applied in this database",
                     hint=f"run `migcoord up --service {owner}` first"
-                    + (", or pass --with-deps" if target is not None else
-                       " (its files are not in this checkout, so --with-deps cannot apply it)"))
+                    + (" (its files are not in this checkout, so --with-deps cannot apply it)"
+                       if request.with_deps else
+                       ", or pass --with-deps to apply it from this checkout"))
             for extra in _chain(catalog, target, available, chosen):
                 chosen[extra.version] = Step(extra, reason=f"needed by {migration.version_text}")
                 work.append(extra.version)

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import psycopg
+
 from helpers import copy_example, run
 from test_engine_support import (
     env,

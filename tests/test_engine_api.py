@@ -14,19 +14,8 @@ from pathlib import Path
 import attrs
 import psycopg
 import pytest
-from helpers import copy_example, make_tree, pair, run
-from test_engine_support import (
-    AB_CONFIG,
-    capture_migcoord_log,
-    env,
-    events,
-    history,
-    history_versions,
-    schema_snapshot,
-    sha256_of,
-    table_exists,
-)
 
+from helpers import copy_example, make_tree, pair, run
 from migcoord import (
     ConnectError,
     Coordinator,
@@ -43,6 +32,17 @@ from migcoord import (
     UsageError,
 )
 from migcoord.db.lock import lock_key
+from test_engine_support import (
+    AB_CONFIG,
+    capture_migcoord_log,
+    env,
+    events,
+    history,
+    history_versions,
+    schema_snapshot,
+    sha256_of,
+    table_exists,
+)
 
 ALL = [1, 2, 3, 4, 5, 6]
 

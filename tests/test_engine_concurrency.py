@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from helpers import make_tree, pair, run, run_process
+from migcoord import Coordinator
 from test_engine_support import (
     AB_CONFIG,
     env,
@@ -23,8 +24,6 @@ from test_engine_support import (
     spawn,
     wait_until,
 )
-
-from migcoord import Coordinator
 
 SERVICES = ("a", "b", "c")
 THREE_SERVICES = AB_CONFIG + '\n[services.c]\nmigrations = "c/migrations"\n'

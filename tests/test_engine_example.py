@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from helpers import Result, copy_example, run, run_process
 from test_engine_support import env, history_versions, table_exists
 

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers import make_tree, pair, run
 from test_engine_support import (
     AB_CONFIG,

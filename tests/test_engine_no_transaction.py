@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from helpers import make_tree, pair, run
 from test_engine_support import AB_CONFIG, env, events, execute, history, query
 

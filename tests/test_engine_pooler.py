@@ -22,8 +22,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import enterable_tmp_dir
-from helpers import make_tree, pair, run
 from psycopg.conninfo import conninfo_to_dict
+
+from helpers import make_tree, pair, run
 from test_engine_support import (
     AB_CONFIG,
     QUICK,

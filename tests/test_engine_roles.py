@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import PgServer
-from helpers import make_tree, pair, run
 from psycopg import sql
+
+from helpers import make_tree, pair, run
 from test_engine_support import (
     AB_CONFIG,
     env,

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PgServer
-from helpers import make_tree, pair, run
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from helpers import make_tree, pair, run
+from migcoord import ConnectError, Coordinator, LockTimeout, MigcoordError, MigrationFailed
 from test_engine_support import (
     AB_CONFIG,
     capture_migcoord_log,
@@ -22,8 +24,6 @@ from test_engine_support import (
     query,
     temporary_role,
 )
-
-from migcoord import ConnectError, Coordinator, LockTimeout, MigcoordError, MigrationFailed
 
 PASSWORD = "s3cr3t-pass"
 FRAGMENT = "s3cr3t"

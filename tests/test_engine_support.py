@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from conftest import PgServer
-from helpers import REPO
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from helpers import REPO
 from migcoord.db.lock import lock_key
 
 T = TypeVar("T")

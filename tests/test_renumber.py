@@ -228,3 +228,12 @@ def test_renumber_refuses_to_move_a_migration_past_one_that_depends_on_it(tmp_pa
     assert "after sender 000008_use_digest, which depends on it" in result.stderr
     assert "migcoord renumber 000008 --service sender" in result.stderr
     assert {p: p.read_bytes() for p in root.rglob("*.sql")} == before
+
+
+def test_renumber_moves_a_verify_file_with_its_migration(tmp_path: Path) -> None:
+    """`000007_create_digest.verify.sql` follows its migration, so it is not left stray."""
+    root = merged(tmp_path, {f"{AGG}/000007_create_digest.verify.sql": "SELECT 1;\n"})
+    assert run(["renumber", "000007", "--service", "aggregator"], cwd=root).code == 0
+    assert (root / AGG / "000008_create_digest.verify.sql").read_text() == "SELECT 1;\n"
+    assert not (root / AGG / "000007_create_digest.verify.sql").exists()
+    assert check_codes(root) == []

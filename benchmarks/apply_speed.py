@@ -1,0 +1,179 @@
+"""Apply, no-op and concurrent `up`, each beside its floor, on one durable server.
+
+Starts its own PostgreSQL (the embedded server, fsync ON: commits wait for the WAL
+flush as in production), generates trivial migrations and prints:
+
+1. apply N migrations from empty: psql running the same files one transaction each in
+   one session (the floor), `migcoord up --all` (default: every commit but the last
+   with synchronous_commit=off) and `migcoord up --all --sync-each`;
+2. no-op `up` with N applied (the boot of every replica): the whole CLI process beside a
+   bare Python process that imports psycopg, connects and runs one query; and the
+   in-process `Coordinator.up` no-op;
+3. P processes running `up --all` at once on N pending migrations: wall time, and how
+   long the processes that found nothing left to do waited.
+
+    .venv/bin/python benchmarks/apply_speed.py [--migrations 1000] [--processes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+from benchmarks.trees import generate
+from migcoord.embedded import EmbeddedServer
+
+TRIVIAL_UP = "CREATE TABLE IF NOT EXISTS t_{v} (id int);\nINSERT INTO t_{v} VALUES (1);\n"
+TRIVIAL_DOWN = "DROP TABLE IF EXISTS t_{v};\n"
+
+
+def trivial_tree(root: Path, migrations: int) -> Path:
+    """One service, N migrations of two cheap statements each."""
+    generate(root, migrations=0, services=1)
+    folder = root / "service-00" / "migrations"
+    for version in range(1, migrations + 1):
+        text = f"{version:06d}"
+        (folder / f"{text}_m{text}.up.sql").write_text(TRIVIAL_UP.format(v=text))
+        (folder / f"{text}_m{text}.down.sql").write_text(TRIVIAL_DOWN.format(v=text))
+    subprocess.run([sys.executable, "-m", "migcoord", "sum"], cwd=root, check=True,
+                   capture_output=True)
+    return root
+
+
+def timed(command: list[str], *, cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def fresh_database(admin: str, name: str, server: EmbeddedServer) -> str:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.dsn(name)
+
+
+def median_of(runs: int, action) -> tuple[float, float]:
+    times = [action() for _ in range(runs)]
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--migrations", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=10, help="repetitions of the no-op timings")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
+    os.chmod(scratch, 0o755)
+    server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=False)
+    server.init()
+    admin = server.start()
+    try:
+        run(args, scratch, server, admin)
+    finally:
+        server.stop()
+        subprocess.run(["rm", "-rf", str(scratch)], check=False)
+
+
+def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: str) -> None:
+    n = args.migrations
+    root = trivial_tree(scratch / "repo", n)
+    psql = str(server.bin_dir / "psql")
+    migcoord = [sys.executable, "-m", "migcoord"]
+    base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    with psycopg.connect(admin) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        fsync = conn.execute("SHOW fsync").fetchone()[0]  # type: ignore[index]
+    print(f"PostgreSQL {version}, fsync={fsync}; {n} trivial migrations; {os.cpu_count()} cores")
+
+    print("\n1. apply from empty")
+    script = scratch / "all.sql"
+    files = sorted((root / "service-00" / "migrations").glob("*.up.sql"))
+    script.write_text("".join(f"BEGIN;\n\\i {f}\nCOMMIT;\n" for f in files))
+    floor_dsn = fresh_database(admin, "bench_psql", server)
+    floor = timed([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), floor_dsn],
+                  cwd=root, env=base_env)
+    print(f"  {'psql, one transaction per file, one session':<52} {floor:7.2f} s  (floor)")
+    results = {}
+    for label, extra in (("migcoord up --all", []), ("migcoord up --all --sync-each", ["--sync-each"])):
+        dsn = fresh_database(admin, "bench_" + str(len(results)), server)
+        elapsed = timed([*migcoord, "up", "--all", "-q", "--dsn", dsn, *extra], cwd=root,
+                        env=base_env)
+        results[label] = (elapsed, dsn)
+        print(f"  {label:<52} {elapsed:7.2f} s  ({elapsed / floor:.2f}x floor)")
+
+    print(f"\n2. no-op up with {n} applied (best / median of {args.runs})")
+    applied_dsn = results["migcoord up --all"][1]
+    bare = [sys.executable, "-c",
+            "import sys, psycopg; c = psycopg.connect(sys.argv[1]); "
+            "c.execute('SELECT 1').fetchone(); c.close()", applied_dsn]
+    floor_best, floor_median = median_of(args.runs, lambda: timed(bare, cwd=root, env=base_env))
+    print(f"  {'python: import psycopg, connect, one query':<52} {floor_best * 1000:6.0f} ms "
+          f"{floor_median * 1000:6.0f} ms  (floor)")
+    cli = [*migcoord, "up", "--all", "-q", "--dsn", applied_dsn]
+    cli_best, cli_median = median_of(args.runs, lambda: timed(cli, cwd=root, env=base_env))
+    print(f"  {'migcoord up --all (whole CLI process)':<52} {cli_best * 1000:6.0f} ms "
+          f"{cli_median * 1000:6.0f} ms  ({cli_median / floor_median:.2f}x floor)")
+
+    from migcoord import Coordinator
+
+    coordinator = Coordinator.load(root / "migcoord.toml")
+    with psycopg.connect(applied_dsn, autocommit=True) as conn:
+        coordinator.up(all_services=True, conn=conn)
+
+        def in_process() -> float:
+            started = time.perf_counter()
+            result = coordinator.up(all_services=True, conn=conn)
+            assert not result.applied
+            return time.perf_counter() - started
+
+        best, median = median_of(args.runs, in_process)
+    print(f"  {'Coordinator.up no-op, in process, open connection':<52} {best * 1000:6.1f} ms "
+          f"{median * 1000:6.1f} ms")
+
+    print(f"\n3. {args.processes} processes run `up --all` at once on {n} pending migrations")
+    dsn = fresh_database(admin, "bench_concurrent", server)
+    started = time.perf_counter()
+    procs = []
+    for _ in range(args.processes):
+        procs.append((time.perf_counter(), subprocess.Popen(
+            [*migcoord, "--format", "json", "up", "--all", "--dsn", dsn, "--lock-timeout", "600"],
+            cwd=root, env=base_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)))
+    idle_waits = []
+    applied_total = 0
+    import json
+
+    for launched, proc in procs:
+        out, _ = proc.communicate()
+        finished = time.perf_counter()
+        if proc.returncode != 0:
+            raise SystemExit(f"a concurrent up failed with exit {proc.returncode}")
+        applied = len(json.loads(out)["applied"])
+        applied_total += applied
+        if applied == 0:
+            idle_waits.append(finished - launched)
+    wall = time.perf_counter() - started
+    print(f"  wall time {wall:.2f} s; migrations applied in total: {applied_total} (expected {n})")
+    if idle_waits:
+        print(f"  {len(idle_waits)} processes found nothing left to do; they waited "
+              f"{min(idle_waits):.2f}-{max(idle_waits):.2f} s (median "
+              f"{statistics.median(idle_waits):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`migcoord verify` on the 1,000-migration trivial tree, beside its floor.
+
+Starts its own PostgreSQL (the embedded server configured as verify's own temporary
+server: no fsync), generates N trivial migrations (benchmarks/apply_speed.py's
+`trivial_tree`: one table and one row each) and prints:
+
+1. `migcoord verify` (the whole CLI process): total and per-migration time;
+2. the floor without snapshots: `up --all`, then `down` of everything, then `up --all`
+   again, each a migcoord CLI process on a fresh database: the same migrations run the
+   same number of times less one (verify runs each up twice and each down once per
+   round trip, then the whole sequence down and up);
+3. what one catalog snapshot costs with all N tables present (verify takes three per
+   migration, on a schema that grows from 0 to N tables).
+
+    .venv/bin/python benchmarks/verify_speed.py [--migrations 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+from benchmarks.apply_speed import fresh_database, timed, trivial_tree
+from migcoord.db import snapshot_sql
+from migcoord.embedded import EmbeddedServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--migrations", type=int, default=1000)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
+    os.chmod(scratch, 0o755)
+    server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=True)
+    server.init()
+    admin = server.start()
+    try:
+        run(args.migrations, scratch, server, admin)
+    finally:
+        server.stop()
+        subprocess.run(["rm", "-rf", str(scratch)], check=False)
+
+
+def run(n: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:
+    root = trivial_tree(scratch / "repo", n)
+    migcoord = [sys.executable, "-m", "migcoord"]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    with psycopg.connect(admin) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        fsync = conn.execute("SHOW fsync").fetchone()[0]  # type: ignore[index]
+    print(f"PostgreSQL {version}, fsync={fsync}; {n} trivial migrations; {os.cpu_count()} cores")
+
+    print("\n1. verify")
+    elapsed = timed([*migcoord, "verify", "-q", "--dsn", admin], cwd=root, env=env)
+    print(f"  {'migcoord verify':<52} {elapsed:7.2f} s  ({elapsed / n * 1000:.1f} ms per migration)")
+
+    print("\n2. the floor: the same migrations without snapshots")
+    dsn = fresh_database(admin, "bench_floor", server)
+    steps = [("migcoord up --all", ["up", "--all", "-q"]),
+             ("migcoord down --service service-00 --to 0", ["down", "--service", "service-00",
+                                                            "--to", "0", "-q"]),
+             ("migcoord up --all (again)", ["up", "--all", "-q"])]
+    floor = 0.0
+    for label, command in steps:
+        step = timed([*migcoord, *command, "--dsn", dsn], cwd=root, env=env)
+        floor += step
+        print(f"  {label:<52} {step:7.2f} s")
+    print(f"  {'total (floor)':<52} {floor:7.2f} s  (verify is {elapsed / floor:.1f}x the floor)")
+
+    print(f"\n3. one catalog snapshot with {n} tables (best / median of 20)")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            snap = snapshot_sql.take(conn, "public")
+            times.append(time.perf_counter() - started)
+    print(f"  {f'snapshot_sql.take ({len(snap)} objects)':<52} {min(times) * 1000:6.1f} ms "
+          f"{statistics.median(times) * 1000:6.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

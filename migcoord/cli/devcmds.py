@@ -1,0 +1,171 @@
+"""CLI commands for `verify` and `dev`: round trips and the embedded development server."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from migcoord.cli import Context
+from migcoord.cli import render as out
+from migcoord.errors import EXIT_FAILED, EXIT_OK
+
+INTERRUPTED = 130
+
+
+def register(add: Any) -> None:
+    """Add this module's subcommands with `add(name, handler, help) -> ArgumentParser`."""
+    p = add("verify", cmd_verify,
+            "run every migration up, down and up again on a throwaway database and compare "
+            "the schema after each step")
+    p.add_argument("--service", "-s",
+                   help="round-trip only this service's migrations (the others numbered below "
+                   "them are applied once)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the throwaway database for inspection and print its DSN")
+
+    p = add("dev", cmd_dev,
+            "a local PostgreSQL for development, data in .migcoord/dev (needs migcoord[embedded])")
+    p.add_argument("action", choices=("start", "stop", "status", "url"),
+                   help="start (prints the DSN; nothing to do when running), stop, status, "
+                   "url (the DSN only: export DATABASE_URL=$(migcoord dev url))")
+    p.add_argument("--port", type=int, default=None, metavar="PORT",
+                   help="for start: listen on PORT (default: the previous port when free)")
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
+    coordinator = ctx.coordinator()
+
+    def progress(item: Any) -> None:
+        if not ctx.args.quiet:
+            ctx.stderr.write(f"migcoord: {_progress_line(item)}\n")
+            ctx.stderr.flush()
+
+    try:
+        with _sigterm_as_interrupt():
+            report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
+                                        on_progress=progress)
+    except KeyboardInterrupt:
+        what = "kept" if args.keep else "dropped"
+        ctx.stderr.write(f"migcoord: verify interrupted; its throwaway database was {what}\n")
+        return INTERRUPTED
+    _verify_report(ctx, report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _progress_line(item: Any) -> str:
+    from migcoord.verify import MigrationVerdict
+
+    if isinstance(item, MigrationVerdict):
+        times = [f"{label} {value} ms" for label, value in
+                 (("up", item.up_ms), ("down", item.down_ms), ("up again", item.up_again_ms))
+                 if value is not None]
+        state = {"ok": "ok", "applied": "applied (not this service's: no round trip)",
+                 "failed": "FAILED (" + ", ".join(dict.fromkeys(p.stage for p in item.problems))
+                 + ")", "skipped": "skipped"}[item.status]
+        return f"{item.label}: {state}" + (f"  [{', '.join(times)}]" if times else "")
+    if not item.ran:
+        return f"whole sequence down and up again: {item.note}"
+    spent = f"  [down {item.down_ms} ms, up {item.up_ms} ms]" if item.up_ms is not None else ""
+    return f"whole sequence down and up again: {'ok' if item.ok else 'FAILED'}{spent}"
+
+
+def _verify_report(ctx: Context, report: Any) -> None:
+    if ctx.json:
+        out.emit_json(ctx, report.as_json())
+        return
+    write = ctx.stdout.write
+    for verdict in report.failed:
+        write(f"FAILED {verdict.label}\n")
+        for problem in verdict.problems:
+            _problem(ctx, problem)
+    if not report.sequence.ok:
+        write("FAILED whole sequence down and up again\n")
+        for problem in report.sequence.problems:
+            _problem(ctx, problem)
+    if report.kept_dsn:
+        write(f"kept the throwaway database: {report.kept_dsn}\n")
+    if ctx.args.quiet and report.ok:
+        return
+    tripped = sum(1 for m in report.migrations if m.round_trip)
+    failed = len(report.failed)
+    sequence = ("whole sequence ok" if report.sequence.ok and report.sequence.ran
+                else "whole sequence FAILED" if report.sequence.ran
+                else f"whole sequence {report.sequence.note}")
+    verdict = "verify ok" if report.ok else "verify failed"
+    counts = (f"{tripped} migration{'s' if tripped != 1 else ''} round-tripped"
+              + (f", {failed} failed" if failed else ""))
+    write(f"{verdict}: {counts}; {sequence} ({report.elapsed_ms / 1000:.1f} s)\n")
+
+
+def _problem(ctx: Context, problem: Any) -> None:
+    message = problem.message.replace("\n", "\n    ")
+    ctx.stdout.write(f"  {problem.stage}: {message}\n")
+    for line in problem.diff:
+        ctx.stdout.write("    " + line.replace("\n", "\n    ") + "\n")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so the throwaway database is dropped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- dev ------------------------------------------------------------------------------------
+
+
+def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
+    from migcoord import devserver
+
+    config = ctx.coordinator().config
+    where = out.display(devserver.data_dir(config))
+    if args.action == "url":
+        dsn = devserver.running_dsn(config, ctx.environ, asked_by="`migcoord dev url`")
+        if ctx.json:
+            out.emit_json(ctx, {"dsn": dsn})
+        else:
+            ctx.stdout.write(dsn + "\n")
+        return EXIT_OK
+    if args.action == "start":
+        status = devserver.start(config, ctx.environ, port=args.port)
+        note = (f"started the development server (data in {where})" if status.changed
+                else "the development server is already running")
+    elif args.action == "stop":
+        status = devserver.stop(config, ctx.environ)
+        note = ("stopped the development server" if status.changed
+                else "the development server is not running")
+    else:
+        status = devserver.status(config, ctx.environ)
+        if ctx.json:
+            out.emit_json(ctx, status.as_json())
+        elif status.running:
+            ctx.stdout.write(f"running: {status.dsn} (data in {where})\n")
+        else:
+            ctx.stdout.write(f"not running (data in {where}; start it with `migcoord dev start`)\n")
+        return EXIT_OK
+    if ctx.json:
+        out.emit_json(ctx, status.as_json())
+        return EXIT_OK
+    if not ctx.args.quiet:
+        ctx.stderr.write(f"migcoord: {note}\n")
+    if status.running:
+        ctx.stdout.write(f"{status.dsn}\n")
+    return EXIT_OK

@@ -1,0 +1,158 @@
+"""Throwaway databases for `migcoord verify`, and the verify-data scripts run in them.
+
+A throwaway database is created from template0 (so whatever was added to template1 on
+that server cannot leak into the picture) and dropped with its connections ended first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from migcoord.db.connect import connect, describe
+from migcoord.errors import MigcoordError, UsageError
+
+PREFIX = "migcoord_verify_"
+
+
+class DatabaseRefused(MigcoordError):
+    """The server would not create the throwaway database (exit 2: use another DSN)."""
+
+    exit_code = 2
+
+
+def new_name() -> str:
+    """`migcoord_verify_<12 hex digits>`: unique, and easy to find and clean up by hand."""
+    return PREFIX + secrets.token_hex(6)
+
+
+def dsn_for(dsn: str, database: str) -> str:
+    """`dsn` pointed at another database of the same server."""
+    return make_conninfo(dsn, dbname=database)
+
+
+def public_dsn(dsn: str) -> str:
+    """`dsn` as a `postgresql://user@host:port/dbname` URL without the password.
+
+    Safe to print; libpq finds the password where it found it before (PGPASSWORD,
+    ~/.pgpass). Other settings such as sslmode are kept as query parameters.
+    """
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    user = params.pop("user", "")
+    host = params.pop("host", "localhost")
+    port = params.pop("port", "5432")
+    dbname = params.pop("dbname", "")
+    for private in ("password", "application_name", "connect_timeout"):
+        params.pop(private, None)
+    user_part = f"{quote(user, safe='')}@" if user else ""
+    if host.startswith("/"):
+        params = {"host": host, "port": port, **params}
+        host_part = ""
+    else:
+        host_part = (f"[{host}]" if ":" in host else host) + f":{port}"
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+    return f"postgresql://{user_part}{host_part}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
+
+
+def create(admin: psycopg.Connection[Any], name: str) -> None:
+    """CREATE DATABASE `name` from template0; a missing CREATEDB right says what to do."""
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    except psycopg.errors.InsufficientPrivilege:
+        user = admin.info.user
+        raise DatabaseRefused(
+            f"{user} may not create databases on {describe(admin.info.dsn)}, and verify works "
+            "on a throwaway database of its own",
+            hint=f"grant it (ALTER ROLE {user} CREATEDB), pass --dsn of a user who may, or "
+            "unset DATABASE_URL to verify on a temporary embedded server") from None
+
+
+def drop(admin_dsn: str, name: str, admin: psycopg.Connection[Any] | None = None) -> None:
+    """End every connection to `name` and drop it; uses `admin` when it still works."""
+    if not name.startswith(PREFIX):
+        raise UsageError(f"refusing to drop {name!r}: not a throwaway database of verify")
+    opened = None
+    if admin is None or admin.closed or admin.broken:
+        opened = admin = connect(admin_dsn, application_name="migcoord verify cleanup")
+    try:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        force = admin.info.server_version >= 130000
+        query = "DROP DATABASE IF EXISTS {}" + (" WITH (FORCE)" if force else "")
+        admin.execute(sql.SQL(query).format(sql.Identifier(name)))
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def ensure(admin_dsn: str, name: str) -> bool:
+    """Create database `name` unless it exists; True if created."""
+    with contextlib.closing(connect(admin_dsn, application_name="migcoord dev")) as admin:
+        row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if row is not None:
+            return False
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+        return False
+
+
+@contextlib.contextmanager
+def admin_session(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the server verify creates its database on."""
+    conn = connect(dsn, application_name="migcoord verify")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def run_seed(conn: psycopg.Connection[Any], text: str) -> str | None:
+    """Run the seed half of a verify-data script and commit it; the error text, or None."""
+    try:
+        with conn.transaction():
+            conn.execute(text)
+    except psycopg.Error as err:
+        return _error_text(err)
+    return None
+
+
+def run_check(conn: psycopg.Connection[Any], text: str, *, limit: int = 5) -> tuple[list[str], str | None]:
+    """Run the check half in a transaction that is rolled back.
+
+    Returns (up to `limit` rows that some statement returned, shown as text; the error
+    text if a statement failed). Both empty means the check passed.
+    """
+    rows: list[str] = []
+    error = None
+    try:
+        with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+            cursor.execute(text)
+            while True:
+                if cursor.description is not None and len(rows) < limit:
+                    names = [column.name for column in cursor.description]
+                    rows.extend(", ".join(f"{n}={v!r}" for n, v in zip(names, record, strict=True))
+                                for record in cursor.fetchmany(limit - len(rows)))
+                if not cursor.nextset():
+                    break
+    except psycopg.Error as err:
+        error = _error_text(err)
+    return rows, error
+
+
+def _error_text(err: psycopg.Error) -> str:
+    diag = err.diag
+    primary = diag.message_primary or str(err).strip().splitlines()[0]
+    text = f"ERROR: {primary}"
+    if err.sqlstate:
+        text += f" (SQLSTATE {err.sqlstate})"
+    if diag.message_detail:
+        text += f"; {diag.message_detail}"
+    return text
