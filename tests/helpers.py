@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import json
 import os
@@ -9,6 +11,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,8 @@ def run_process(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str] | 
                 timeout: float = 120, user: str | None = None) -> Result:
     """The real CLI in its own process (`python -m migcoord`), optionally as another user."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    if user is not None:
+        env["PYTHONPATH"] = str(importable_by_anyone())
     env.update(environ or {})
     command = [sys.executable, "-m", "migcoord", *args]
     if user is not None:
@@ -102,6 +107,36 @@ def run_process(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str] | 
     completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                                timeout=timeout, check=False)
     return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+@functools.cache
+def importable_by_anyone() -> Path:
+    """A world-readable copy of migcoord and the packages it imports, for running the CLI
+    as another user: the checkout and its .venv may sit in a folder only root can enter
+    (a clone in a `mktemp -d` folder is mode 0700)."""
+    import attr
+    import attrs
+    import filelock
+    import psycopg
+    import typing_extensions
+
+    stage = Path(tempfile.mkdtemp(prefix="migcoord-stage-"))
+    atexit.register(shutil.rmtree, stage, True)
+    stage.chmod(0o755)
+    shutil.copytree(REPO / "migcoord", stage / "migcoord",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    site = Path(psycopg.__file__).parent.parent
+    for module in (attr, attrs, filelock, psycopg):
+        shutil.copytree(Path(module.__file__).parent, stage / Path(module.__file__).parent.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(typing_extensions.__file__, stage)
+    for extra in ("psycopg_binary", "psycopg_binary.libs"):
+        if (site / extra).is_dir():
+            shutil.copytree(site / extra, stage / extra,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [stage, *stage.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    return stage
 
 
 def codes(result: Result) -> list[str]:
