@@ -30,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from benchmarks.trees import generate
+from benchmarks.trees import (
+    compile_installed,
+    generate,
+)
 from migcoord.embedded import EmbeddedServer
 
 TRIVIAL_UP = "CREATE TABLE IF NOT EXISTS t_{v} (id int);\nINSERT INTO t_{v} VALUES (1);\n"
@@ -76,7 +79,10 @@ def main() -> None:
     parser.add_argument("--migrations", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=20)
     parser.add_argument("--runs", type=int, default=10, help="repetitions of the no-op timings")
+    parser.add_argument("--apply-runs", type=int, default=3,
+                        help="interleaved rounds of the apply-from-empty timings")
     args = parser.parse_args()
+    compile_installed()
     scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
     os.chmod(scratch, 0o755)
     server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=False)
@@ -100,24 +106,33 @@ def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: 
         fsync = conn.execute("SHOW fsync").fetchone()[0]  # type: ignore[index]
     print(f"PostgreSQL {version}, fsync={fsync}; {n} trivial migrations; {os.cpu_count()} cores")
 
-    print("\n1. apply from empty")
+    print(f"\n1. apply from empty (best / median of {args.apply_runs} interleaved rounds)")
     script = scratch / "all.sql"
     files = sorted((root / "service-00" / "migrations").glob("*.up.sql"))
     script.write_text("".join(f"BEGIN;\n\\i {f}\nCOMMIT;\n" for f in files))
-    floor_dsn = fresh_database(admin, "bench_psql", server)
-    floor = timed([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), floor_dsn],
-                  cwd=root, env=base_env)
-    print(f"  {'psql, one transaction per file, one session':<52} {floor:7.2f} s  (floor)")
-    results = {}
-    for label, extra in (("migcoord up --all", []), ("migcoord up --all --sync-each", ["--sync-each"])):
-        dsn = fresh_database(admin, "bench_" + str(len(results)), server)
-        elapsed = timed([*migcoord, "up", "--all", "-q", "--dsn", dsn, *extra], cwd=root,
-                        env=base_env)
-        results[label] = (elapsed, dsn)
-        print(f"  {label:<52} {elapsed:7.2f} s  ({elapsed / floor:.2f}x floor)")
+    variants = {
+        "psql, one transaction per file, one session": lambda dsn: [
+            psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), dsn],
+        "migcoord up --all": lambda dsn: [*migcoord, "up", "--all", "-q", "--dsn", dsn],
+        "migcoord up --all --sync-each": lambda dsn: [
+            *migcoord, "up", "--all", "-q", "--dsn", dsn, "--sync-each"],
+    }
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    applied_dsn = ""
+    for round_number in range(args.apply_runs):
+        # Interleaved, so a slow moment of the disk or the machine hits every variant.
+        for index, (label, command) in enumerate(variants.items()):
+            dsn = fresh_database(admin, f"bench_{round_number}_{index}", server)
+            times[label].append(timed(command(dsn), cwd=root, env=base_env))
+            if label == "migcoord up --all":
+                applied_dsn = dsn
+    floor_median = statistics.median(times["psql, one transaction per file, one session"])
+    for label, values in times.items():
+        median = statistics.median(values)
+        ratio = "(floor)" if median == floor_median else f"({median / floor_median:.2f}x floor)"
+        print(f"  {label:<52} {min(values):6.2f} s {median:6.2f} s  {ratio}")
 
     print(f"\n2. no-op up with {n} applied (best / median of {args.runs})")
-    applied_dsn = results["migcoord up --all"][1]
     bare = [sys.executable, "-c",
             "import sys, psycopg; c = psycopg.connect(sys.argv[1]); "
             "c.execute('SELECT 1').fetchone(); c.close()", applied_dsn]

@@ -23,7 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.trees import generate
+from benchmarks.trees import (
+    compile_installed,
+    generate,
+)
 
 
 def best_of(runs: int, action) -> tuple[float, float]:
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--sql", action="store_true",
                         help="also time the SQL analysis alone, serial and in processes")
     args = parser.parse_args()
+    compile_installed()
     with tempfile.TemporaryDirectory() as scratch:
         root = generate(Path(scratch) / "repo", migrations=args.migrations,
                         services=args.services, depends_every=10)

@@ -17,6 +17,19 @@ CREATE INDEX IF NOT EXISTS t_{version}_name ON t_{version} (name);
 DOWN = "DROP TABLE IF EXISTS t_{version};\n"
 
 
+def compile_installed() -> None:
+    """Byte-compile migcoord as `pip install` does.
+
+    An editable checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every
+    module in every CLI process, which no installed copy does.
+    """
+    import compileall
+
+    import migcoord
+
+    compileall.compile_dir(Path(migcoord.__file__).parent, quiet=1)
+
+
 def generate(root: Path, *, migrations: int, services: int, depends_every: int = 0) -> Path:
     """A repository with `migrations` migrations spread round-robin over `services`.
 

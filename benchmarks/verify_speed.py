@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from benchmarks.apply_speed import fresh_database, timed, trivial_tree
+from benchmarks.trees import compile_installed
 from migcoord.db import snapshot_sql
 from migcoord.embedded import EmbeddedServer
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--migrations", type=int, default=1000)
     args = parser.parse_args()
+    compile_installed()
     scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
     os.chmod(scratch, 0o755)
     server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=True)

@@ -433,7 +433,7 @@ class Coordinator:
             plan = planning.plan_down(catalog, history.rows(), request)
             if dry_run or not plan.steps:
                 return DownResult(planned=_planned(plan, "down"), dry_run=dry_run)
-            with self._lock(history, lock_timeout):
+            with self._lock(history, lock_timeout) as lock_pid:
                 history.ensure()
                 plan = planning.plan_down(catalog, history.rows(), request)
                 done: list[StepResult] = []
@@ -442,7 +442,7 @@ class Coordinator:
                     if step.reason.startswith("cascade"):
                         log.warning("rolling back %s %s %s first (%s)", migration.version_text,
                                     migration.service, migration.name, step.reason)
-                    duration = executor.apply_down(history, migration,
+                    duration = executor.apply_down(history, migration, lock_pid=lock_pid,
                                                    role=self._role(migration.service))
                     done.append(StepResult(migration.version, migration.service,
                                            migration.name, duration))

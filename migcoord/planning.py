@@ -91,8 +91,8 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                 chosen[extra.version] = Step(extra, reason=f"needed by {migration.version_text}")
                 work.append(extra.version)
             work.sort()
-    _refuse_broken([s for s in states if s.service in {st.migration.service
-                                                         for st in chosen.values()}])
+    involved = {step.migration.service for step in chosen.values()}
+    _refuse_broken([s for s in states if s.service in involved])
     steps = tuple(chosen[v] for v in sorted(chosen))
     return Plan(steps=steps, warnings=warnings)
 

@@ -357,7 +357,8 @@ class _RoundTrips:
     def down(self, migration: Migration) -> int:
         from migcoord.db import executor
 
-        return executor.apply_down(self.history, migration, role=self._role(migration))
+        return executor.apply_down(self.history, migration, lock_pid=self.lock_pid,
+                                   role=self._role(migration))
 
     def _role(self, migration: Migration) -> str | None:
         service = self.config.service(migration.service)

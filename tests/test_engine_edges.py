@@ -45,3 +45,20 @@ def test_running_the_cli_in_a_program_leaves_its_logging_as_it_was(tmp_path: Pat
         assert (logger.handlers[:], logger.level, logger.propagate) == before
     finally:
         logger.removeHandler(mine)
+
+
+def test_a_file_ending_inside_a_comment_records_nothing(tmp_path: Path, dsn: str) -> None:
+    """The history record runs in the same query as the file: an unclosed /* cannot hide it."""
+    from helpers import make_tree, pair
+    from test_engine_support import AB_CONFIG, history, table_exists
+
+    root = make_tree(tmp_path, pair("a", "000001", "t",
+                                    "CREATE TABLE t (id int);\n/* the end is never written\n",
+                                    "DROP TABLE t;\n"), config=AB_CONFIG)
+
+    result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
+
+    assert result.code == 1, result
+    assert "000001_t.up.sql:2:1: ERROR:" in result.stderr
+    assert not table_exists(dsn, "public.t")
+    assert history(dsn) == []

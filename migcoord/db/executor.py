@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -35,23 +35,13 @@ def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str
     """Apply one migration and record it; returns its duration in milliseconds."""
     if migration.directives.no_transaction:
         return _apply_without_transaction(history, migration, role=role)
-    conn = history.conn
     text = migration.up_sql
     _refuse_transaction_control(text, migration)
     started = time.monotonic()
     try:
-        with conn.transaction():
-            _set_role(conn, role)
-            _run_script(conn, text, migration.up.path if migration.up else None, migration)
-            _reset_role(conn, role)
-            duration = _ms(started)
-            pid = history.record_applied(_row(history, migration, "applied", duration))
-            if pid != lock_pid:
-                raise PoolerDetected(
-                    f"{migration.label} ran in server session {pid}, but the migration lock is "
-                    f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT)
-    except psycopg.OperationalError as err:
-        raise _lost(err, migration, "the migration's transaction was rolled back by the server") from None
+        _in_one_transaction(history, migration, text,
+                            history.applied_sql(_row(history, migration, "applied", 0)),
+                            role=role, lock_pid=lock_pid, direction="up")
     except MigrationFailed as failure:
         with _suppress_db_errors():
             # A synchronous commit also makes the run's earlier relaxed commits durable.
@@ -59,7 +49,68 @@ def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str
             history.event("up-failed", version=migration.version, service=migration.service,
                           name=migration.name, detail={"sqlstate": failure.sqlstate})
         raise
-    return duration
+    return _ms(started)
+
+
+def _in_one_transaction(history: History, migration: Migration, text: str, record: str, *,
+                        role: str | None, lock_pid: int, direction: str) -> None:
+    """Run BEGIN, the file and `record` (history change + event, returning the backend
+    pid) as one simple query, then COMMIT: two round trips, one transaction.
+
+    Anything unexpected (an error, no pid, another session's pid) rolls back instead.
+    """
+    conn = history.conn
+    opening = "BEGIN;\n"
+    if role:
+        opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
+    closing = "\n;\n" + ("RESET ROLE;\n" if role else "") + record
+    path = (migration.up if direction == "up" else migration.down)
+    try:
+        try:
+            rows = _last_rows(conn.execute(opening + text + closing))
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as err:
+            _rollback(conn)
+            note = ("the transaction was rolled back: nothing of this migration was applied"
+                    if direction == "up" else
+                    f"the transaction was rolled back: {migration.label} is still applied")
+            raise _failure(err, text, path.path if path else None, migration, note=note,
+                           direction=direction, base=-len(opening)) from None
+        pid = int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else None
+        if pid is None:
+            # The file ended inside a quote or comment that swallowed the record.
+            _rollback(conn)
+            raise MigrationFailed(
+                f"{path.path if path else migration.label}: the file does not end cleanly (an "
+                "unterminated quote or comment?), so its history record did not run; "
+                "nothing was committed", hint="run `migcoord check` on it")
+        if pid != lock_pid:
+            _rollback(conn)
+            raise PoolerDetected(
+                f"{migration.label} ran in server session {pid}, but the migration lock is "
+                f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT)
+        conn.execute("COMMIT")
+    except psycopg.OperationalError as err:
+        what = ("the migration's transaction was rolled back by the server" if direction == "up"
+                else "the rollback's transaction was undone by the server")
+        raise _lost(err, migration, what) from None
+
+
+def _last_rows(cursor: psycopg.Cursor[Any]) -> list[Any] | None:
+    """The rows of the last statement of a multi-statement simple query."""
+    rows = None
+    while True:
+        if cursor.description is not None:
+            rows = cursor.fetchall()
+        if not cursor.nextset():
+            return rows
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    with _suppress_db_errors():
+        if not conn.closed and not conn.broken:
+            conn.execute("ROLLBACK")
 
 
 @contextlib.contextmanager
@@ -107,7 +158,8 @@ def _refuse_transaction_control(text: str, migration: Migration) -> None:
 _TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
 
 
-def apply_down(history: History, migration: Migration, *, role: str | None) -> int:
+def apply_down(history: History, migration: Migration, *, lock_pid: int,
+               role: str | None) -> int:
     """Run the down file and delete the history row in one transaction; returns ms.
 
     A down file with its own `-- migcoord:no-transaction` runs statement by statement
@@ -115,22 +167,12 @@ def apply_down(history: History, migration: Migration, *, role: str | None) -> i
     """
     if migration.down_directives.no_transaction:
         return _rollback_without_transaction(history, migration, role=role)
-    conn = history.conn
     started = time.monotonic()
-    try:
-        with conn.transaction():
-            _set_role(conn, role)
-            _run_script(conn, migration.down_sql,
-                        migration.down.path if migration.down else None, migration,
-                        direction="down")
-            _reset_role(conn, role)
-            history.delete(migration.version)
-            duration = _ms(started)
-            history.event("down", version=migration.version, service=migration.service,
-                          name=migration.name, detail={"duration_ms": duration})
-    except psycopg.OperationalError as err:
-        raise _lost(err, migration, "the rollback's transaction was undone by the server") from None
-    return duration
+    _in_one_transaction(history, migration, migration.down_sql,
+                        history.rolled_back_sql(migration.version, migration.service,
+                                                migration.name),
+                        role=role, lock_pid=lock_pid, direction="down")
+    return _ms(started)
 
 
 def _apply_without_transaction(history: History, migration: Migration, *,
@@ -206,33 +248,19 @@ def _run_statements(history: History, migration: Migration,
     return duration
 
 
-def _run_script(conn: psycopg.Connection, text: str, path: Path | None,
-                migration: Migration, direction: str = "up") -> None:
-    try:
-        # No parameters: psycopg sends the whole file as one simple query, so the
-        # server's error position is an offset into the file text.
-        conn.execute(text)
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as err:
-        note = ("the transaction was rolled back: nothing of this migration was applied"
-                if direction == "up" else
-                f"the transaction was rolled back: {migration.label} is still applied")
-        raise _failure(err, text, path, migration, note=note, direction=direction) from None
-
-
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
-             note: str, direction: str = "up",
-             statement: SqlStatement | None = None) -> MigrationFailed:
+             note: str, direction: str = "up", statement: SqlStatement | None = None,
+             base: int = 0) -> MigrationFailed:
     """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
-    (the text sent was the whole file, or `statement`), else the statement's start."""
+    (the query sent held `statement`, or the whole file after `-base` characters of
+    migcoord's own), else the statement's start."""
     from migcoord import sqlscan
 
     diag = err.diag
     where = str(path) if path else migration.label
     position = diag.statement_position
-    if position and position.isdigit():
-        offset = (statement.start if statement is not None else 0) + int(position) - 1
+    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
+    if position and position.isdigit() and 0 <= offset <= len(text):
         line, column = sqlscan.line_col(text, offset)
         where += f":{line}:{column}"
     elif statement is not None:
@@ -278,16 +306,6 @@ def _row(history: History, migration: Migration, status: str, duration: int,
         applied_by=history.actor(), duration_ms=duration,
         statements_done=extra.get("statements_done"),
         statement_count=extra.get("statement_count"))
-
-
-def _set_role(conn: psycopg.Connection, role: str | None) -> None:
-    if role:
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-
-
-def _reset_role(conn: psycopg.Connection, role: str | None) -> None:
-    if role:
-        conn.execute("RESET ROLE")
 
 
 def _ms(started: float) -> int:

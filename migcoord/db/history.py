@@ -63,9 +63,9 @@ class History:
         self.events = sql.Identifier(schema, EVENTS)
         self._actor: str | None = None
 
-    def _sql(self, template: str) -> sql.Composed:
+    def _sql(self, template: str, **values: sql.Composable) -> sql.Composed:
         return sql.SQL(template).format(schema=sql.Identifier(self.schema),
-                                        history=self.history, events=self.events)
+                                        history=self.history, events=self.events, **values)
 
     def exists(self, table: str = HISTORY) -> bool:
         row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
@@ -113,21 +113,37 @@ class History:
             row.applied_by or self.actor(), row.duration_ms, row.statements_done,
             row.statement_count, row.error))
 
-    def record_applied(self, row: HistoryRow) -> int:
-        """Insert an applied row and its `up` event in one statement (one round trip);
-        returns the server backend's pid, which the caller compares with the lock's."""
-        query = self._sql(
-            "WITH recorded AS (INSERT INTO {history} (version, service, name, checksum, status, "
-            "depends, applied_by, duration_ms) VALUES (%s, %s, %s, %s, 'applied', %s, %s, %s) "
-            "RETURNING version, service, name) "
-            "INSERT INTO {events} (action, version, service, name, actor, detail) "
-            "SELECT 'up', version, service, name, %s, %s FROM recorded "
-            "RETURNING pg_backend_pid()")
+    def applied_sql(self, row: HistoryRow) -> str:
+        """The statement that records `row` as applied with its `up` event and returns the
+        backend pid, as SQL text with literals: it runs in the same simple query as the
+        migration. Its duration is the server's time since that query began."""
         actor = row.applied_by or self.actor()
-        fetched = self.conn.execute(query, (
-            row.version, row.service, row.name, row.checksum, list(row.depends), actor,
-            row.duration_ms, actor, json.dumps({"duration_ms": row.duration_ms}))).fetchone()
-        return int(fetched[0]) if fetched else -1
+        return self._sql(
+            "WITH recorded AS (INSERT INTO {history} (version, service, name, checksum, status, "
+            "depends, applied_by, duration_ms) VALUES ({version}, {service}, {name}, {checksum}, "
+            "'applied', {depends}, {actor}, " + _ELAPSED_MS + ") "
+            "RETURNING version, service, name, duration_ms) "
+            "INSERT INTO {events} (action, version, service, name, actor, detail) "
+            "SELECT 'up', version, service, name, {actor}, "
+            "jsonb_build_object('duration_ms', duration_ms) FROM recorded "
+            "RETURNING pg_backend_pid()",
+            version=sql.Literal(row.version), service=sql.Literal(row.service),
+            name=sql.Literal(row.name), checksum=sql.Literal(row.checksum),
+            depends=sql.SQL(_bigint_array(row.depends)), actor=sql.Literal(actor),
+        ).as_string(self.conn)
+
+    def rolled_back_sql(self, version: int, service: str, name: str) -> str:
+        """The statements that delete a history row, log the `down` event and return the
+        backend pid, as SQL text to run in the same simple query as the down file."""
+        return self._sql(
+            "DELETE FROM {history} WHERE version = {version};\n"
+            "INSERT INTO {events} (action, version, service, name, actor, detail) "
+            "VALUES ('down', {version}, {service}, {name}, {actor}, "
+            "jsonb_build_object('duration_ms', " + _ELAPSED_MS + ")) "
+            "RETURNING pg_backend_pid()",
+            version=sql.Literal(version), service=sql.Literal(service),
+            name=sql.Literal(name), actor=sql.Literal(self.actor()),
+        ).as_string(self.conn)
 
     def upsert_applied(self, row: HistoryRow) -> None:
         """Record a migration as applied (used by mark and adopt)."""
@@ -181,6 +197,14 @@ class History:
             "FROM {events} WHERE id > %s ORDER BY id"), (last_id,))
         names = [c.name for c in cursor.description or ()]
         return [dict(zip(names, record, strict=True)) for record in cursor.fetchall()]
+
+
+#: Milliseconds since the current query began: the migration and its record are one query.
+_ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer"
+
+
+def _bigint_array(values: Sequence[int]) -> str:
+    return "'{" + ",".join(str(int(v)) for v in values) + "}'::bigint[]"
 
 
 def _row(record: Sequence[Any]) -> HistoryRow:
