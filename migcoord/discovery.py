@@ -6,6 +6,7 @@ are recorded in the catalog for `check` to report, so one bad file does not hide
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections import defaultdict
@@ -130,7 +131,7 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
     verify_files: list[Path] = []
     for entry in entries:
         name = entry.name
-        if name in _IGNORED or name.startswith("."):
+        if name in _IGNORED or name.startswith(".") or (up_only and name.endswith(".down.sql")):
             continue
         parsed = parse_filename(name)
         try:
@@ -199,10 +200,18 @@ def read_verify_file(migration: Migration) -> str | None:
     return normalize(raw).decode("utf-8", errors="replace")
 
 
-def _directives(sql_file: SqlFile | None) -> tuple[Directives, list[Finding]]:
+def _directives(sql_file: SqlFile | None) -> tuple[Directives, tuple[Finding, ...]]:
     if sql_file is None or sql_file.text is None:
-        return Directives(), []
-    return directive_parser.parse(sql_file.text)
+        return Directives(), ()
+    return _parse_directives(sql_file.text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_directives(text: str) -> tuple[Directives, tuple[Finding, ...]]:
+    # Values are frozen, so a service re-reading unchanged files at every `up` (or a
+    # long-lived process calling it often) reuses them.
+    directives, problems = directive_parser.parse(text)
+    return directives, tuple(problems)
 
 
 def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
@@ -225,9 +234,9 @@ def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
                 up=up,
                 down=down,
                 directives=directives,
-                directive_findings=tuple(problems),
+                directive_findings=problems,
                 down_directives=down_directives,
-                down_directive_findings=tuple(down_problems)
+                down_directive_findings=down_problems
                 + directive_parser.misplaced_in_down(down_directives),
             )
         )

@@ -8,6 +8,7 @@ writes are stricter: `[a-z0-9_]+`, at most 100 characters.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -32,6 +33,7 @@ class ParsedName:
     direction: Direction
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_filename(filename: str) -> ParsedName | None:
     """The parts of a migration file name, or None when golang-migrate would not read it."""
     match = FILENAME.match(filename)
