@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord import config as config_module
 from migcoord import discovery, planning, reconcile
 from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
 from migcoord.model import (
@@ -96,6 +95,8 @@ class Coordinator:
              environ: Mapping[str, str] | None = None) -> Coordinator:
         """Load migcoord.toml: `path`, else $MIGCOORD_CONFIG, else the nearest one above
         `start` (default: the working directory)."""
+        from migcoord import config as config_module
+
         env = os.environ if environ is None else environ
         located = config_module.locate(
             start=start or Path.cwd(), environ=env,
