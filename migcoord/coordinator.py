@@ -27,6 +27,7 @@ from migcoord.model import (
     ServiceConfig,
     format_version,
 )
+from migcoord.naming import format_filename, normalize_name
 from migcoord.results import (
     AdoptResult,
     DownResult,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from migcoord import docsgen, numbering, sqlchecks, sumfile
     from migcoord import verify as verify_module
     from migcoord.db.history import History
-from migcoord.naming import format_filename, normalize_name
 
 log = logging.getLogger("migcoord")
 
@@ -110,6 +110,11 @@ class Coordinator:
 
         `settings` are Config fields such as history_schema or database_url_env.
         """
+        allowed = {f.name for f in attrs.fields(Config)} - {"root", "services", "path"}
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise UsageError(f"unknown setting(s) for Coordinator.for_service: "
+                             f"{', '.join(unknown)}", hint="known: " + ", ".join(sorted(allowed)))
         folder = Path(migrations).resolve()
         config = Config(root=folder.parent,
                         services=(ServiceConfig(name=service, migrations=folder),),

@@ -215,3 +215,16 @@ def test_paths_in_the_config_are_relative_to_the_config_file(tmp_path: Path) -> 
     result = run(["--format", "json", "check", "--config", str(tmp_path / "repo")], cwd=elsewhere)
     assert result.code == 1
     assert [f["code"] for f in result.json()["findings"]] == ["missing-down"]
+
+
+def test_for_service_names_an_unknown_setting_instead_of_a_type_error(tmp_path: Path) -> None:
+    """A typo in a start-up script's keyword is a UsageError listing the known settings."""
+    import pytest
+
+    from migcoord import Coordinator, UsageError
+
+    with pytest.raises(UsageError, match="history_shema") as raised:
+        Coordinator.for_service("aggregator", migrations=tmp_path, history_shema="ops")
+    assert "history_schema" in str(raised.value)
+    assert Coordinator.for_service("aggregator", migrations=tmp_path,
+                                   history_schema="ops").config.history_schema == "ops"
