@@ -67,7 +67,7 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
     path = (migration.up if direction == "up" else migration.down)
     try:
         try:
-            rows = _last_rows(conn.execute(opening + text + closing))
+            pid = _recorded_pid(conn.execute(opening + text + closing))
         except psycopg.OperationalError:
             raise
         except psycopg.Error as err:
@@ -77,7 +77,6 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
                     f"the transaction was rolled back: {migration.label} is still applied")
             raise _failure(err, text, path.path if path else None, migration, note=note,
                            direction=direction, base=-len(opening)) from None
-        pid = int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else None
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
             _rollback(conn)
@@ -97,14 +96,16 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
         raise _lost(err, migration, what) from None
 
 
-def _last_rows(cursor: psycopg.Cursor[Any]) -> list[Any] | None:
-    """The rows of the last statement of a multi-statement simple query."""
-    rows = None
-    while True:
-        if cursor.description is not None:
-            rows = cursor.fetchall()
-        if not cursor.nextset():
-            return rows
+def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
+    """The backend pid that the record statement returned, if it ran: it must be the last
+    result of the query, one row of one `pg_backend_pid` column."""
+    while cursor.nextset():
+        pass
+    columns = [column.name for column in cursor.description or ()]
+    if columns != ["pg_backend_pid"]:
+        return None
+    rows = cursor.fetchall()
+    return int(rows[0][0]) if len(rows) == 1 else None
 
 
 def _rollback(conn: psycopg.Connection) -> None:
