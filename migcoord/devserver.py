@@ -49,14 +49,20 @@ class DevStatus:
                 "data_dir": str(self.data_dir), "changed": self.changed}
 
 
-def data_dir(config: Config) -> Path:
-    """`.migcoord/dev/` beside the config."""
-    return config.state_dir / DATA_DIR
+#: Where the data goes instead of `.migcoord/dev/` (e.g. when, as root, the repository
+#: sits in a folder the unprivileged server user cannot enter).
+DATA_DIR_ENV = "MIGCOORD_DEV_DIR"
+
+
+def data_dir(config: Config, environ: Mapping[str, str]) -> Path:
+    """`$MIGCOORD_DEV_DIR`, else `.migcoord/dev/` beside the config."""
+    chosen = environ.get(DATA_DIR_ENV, "").strip()
+    return Path(chosen).resolve() if chosen else config.state_dir / DATA_DIR
 
 
 def status(config: Config, environ: Mapping[str, str]) -> DevStatus:
     """Whether the server runs, and its DSN when it does. Starts nothing."""
-    folder = data_dir(config)
+    folder = data_dir(config, environ)
     if not (folder / "PG_VERSION").is_file():
         # Never set up: no need for the binaries to know that nothing runs.
         return DevStatus(data_dir=folder, running=False)
@@ -130,7 +136,7 @@ def port_is_free(port: int) -> bool:
 
 
 def _server(config: Config, environ: Mapping[str, str]) -> EmbeddedServer:
-    return EmbeddedServer.from_environ(data_dir(config), environ)
+    return EmbeddedServer.from_environ(data_dir(config, environ), environ)
 
 
 def _display(path: Path) -> str:

@@ -290,7 +290,8 @@ class EmbeddedServer:
                 raise EmbeddedServerError(
                     f"{blocked} cannot be entered by {_SERVER_USER}, who runs PostgreSQL "
                     f"here because we are root, so {self.data_dir} cannot hold the server",
-                    hint=f"chmod o+x {blocked}, or put the data dir under {tempfile.gettempdir()}",
+                    hint=f"chmod o+x {blocked}, or choose a data folder others can enter (for "
+                    f"`migcoord dev`: MIGCOORD_DEV_DIR={tempfile.gettempdir()}/migcoord-dev)",
                 )
         args = ["-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8"]
         args.append("--locale=C")

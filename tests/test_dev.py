@@ -22,7 +22,7 @@ def repo(server_tmp_dir: Path) -> Iterator[Path]:
         yield root
     finally:
         config = Coordinator.load(root / "migcoord.toml").config
-        if (devserver.data_dir(config) / "PG_VERSION").exists():
+        if (devserver.data_dir(config, {}) / "PG_VERSION").exists():
             devserver.stop(config, {})
 
 
@@ -142,3 +142,24 @@ def test_make_migrate_verify_passes_in_the_example(repo: Path) -> None:
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "verify ok: 5 migrations round-tripped" in done.stdout
+
+
+def test_migcoord_dev_dir_moves_the_data_and_every_dev_command_follows(
+    repo: Path, server_tmp_dir: Path
+) -> None:
+    """MIGCOORD_DEV_DIR puts the data elsewhere (as root, for a repository nobody can
+    enter); start, status, url, DATABASE_URL=embedded and stop all find it there."""
+    elsewhere = server_tmp_dir / "dev-data"
+    environ = {devserver.DATA_DIR_ENV: str(elsewhere)}
+    try:
+        assert run(["dev", "start"], cwd=repo, environ=environ).code == 0
+        assert (elsewhere / "PG_VERSION").is_file()
+        assert not (repo / ".migcoord" / "dev").exists()
+        url = run(["dev", "url"], cwd=repo, environ=environ).stdout.strip()
+        up = run(["up", "--all"], cwd=repo, environ={**environ, "DATABASE_URL": "embedded"})
+        assert up.code == 0, up
+        assert has_history(url)
+        assert run(["dev", "url"], cwd=repo).code == 3  # without it: the repo's own, not running
+    finally:
+        assert run(["dev", "stop"], cwd=repo, environ=environ).code == 0
+    assert run(["dev", "url"], cwd=repo, environ=environ).code == 3

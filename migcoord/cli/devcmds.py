@@ -136,7 +136,7 @@ def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
     from migcoord import devserver
 
     config = ctx.coordinator().config
-    where = out.display(devserver.data_dir(config))
+    where = out.display(devserver.data_dir(config, ctx.environ))
     if args.action == "url":
         dsn = devserver.running_dsn(config, ctx.environ, asked_by="`migcoord dev url`")
         if ctx.json:
