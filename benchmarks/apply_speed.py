@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,10 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from benchmarks.trees import (
-    compile_installed,
-    generate,
-)
+from benchmarks.trees import compile_installed, generate, scratch_server
 from migcoord.embedded import EmbeddedServer
 
 TRIVIAL_UP = "CREATE TABLE IF NOT EXISTS t_{v} (id int);\nINSERT INTO t_{v} VALUES (1);\n"
@@ -83,16 +79,8 @@ def main() -> None:
                         help="interleaved rounds of the apply-from-empty timings")
     args = parser.parse_args()
     compile_installed()
-    scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
-    os.chmod(scratch, 0o755)
-    server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=False)
-    server.init()
-    admin = server.start()
-    try:
+    with scratch_server(fast=False) as (scratch, server, admin):
         run(args, scratch, server, admin)
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(scratch)], check=False)
 
 
 def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: str) -> None:

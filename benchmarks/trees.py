@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migcoord.embedded import EmbeddedServer
 
 UP = """-- {service}: migration {version}
 CREATE TABLE IF NOT EXISTS t_{version} (
@@ -28,6 +37,26 @@ def compile_installed() -> None:
     import migcoord
 
     compileall.compile_dir(Path(migcoord.__file__).parent, quiet=1)
+
+
+@contextlib.contextmanager
+def scratch_server(*, fast: bool) -> Iterator[tuple[Path, EmbeddedServer, str]]:
+    """A new embedded PostgreSQL in a scratch folder: (folder, server, admin DSN).
+
+    `fast=False` keeps fsync on, so commits wait for the disk as in production. The
+    server is stopped and the folder removed afterwards.
+    """
+    from migcoord.embedded import EmbeddedServer
+
+    scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
+    scratch.chmod(0o755)  # the server may run as another user (nobody, under root)
+    server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=fast)
+    try:
+        server.init()
+        yield scratch, server, server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def generate(root: Path, *, migrations: int, services: int, depends_every: int = 0) -> Path:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from benchmarks.apply_speed import fresh_database, timed, trivial_tree
-from benchmarks.trees import compile_installed
+from benchmarks.trees import compile_installed, scratch_server
 from migcoord.db import snapshot_sql
 from migcoord.embedded import EmbeddedServer
 
@@ -41,16 +39,8 @@ def main() -> None:
     parser.add_argument("--migrations", type=int, default=1000)
     args = parser.parse_args()
     compile_installed()
-    scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
-    os.chmod(scratch, 0o755)
-    server = EmbeddedServer.from_environ(scratch / "data", os.environ, fast=True)
-    server.init()
-    admin = server.start()
-    try:
+    with scratch_server(fast=True) as (scratch, server, admin):
         run(args.migrations, scratch, server, admin)
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(scratch)], check=False)
 
 
 def run(n: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:

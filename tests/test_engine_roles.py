@@ -96,14 +96,19 @@ def test_tables_a_dba_made_let_a_role_without_create_apply_data_migrations(
         assert [r["version"] for r in history(dsn)] == [1, 2]
 
 
+def with_role(role: str) -> str:
+    """AB_CONFIG with service a's migrations run as `role`."""
+    return AB_CONFIG.replace('migrations = "a/migrations"\n',
+                             f'migrations = "a/migrations"\nrole = "{role}"\n')
+
+
 def test_a_services_role_owns_what_its_migrations_create(
     tmp_path: Path, dsn: str, pg_server: PgServer
 ) -> None:
     """`role =`: transactional and no-transaction migrations run as it; history stays ours."""
     with temporary_role(pg_server, dsn, "svc_a", attributes="NOLOGIN") as role:
         grant(dsn, "GRANT CREATE ON SCHEMA public TO {}", role)
-        config = AB_CONFIG.replace('migrations = "a/migrations"\n',
-                                   f'migrations = "a/migrations"\nrole = "{role}"\n')
+        config = with_role(role)
         root = make_tree(tmp_path, {
             **pair("a", "000001", "one", "CREATE TABLE one (id int);\n"),
             **pair("a", "000002", "index",
@@ -127,8 +132,7 @@ def test_a_failing_migration_in_a_services_role_leaves_the_session_as_it_was(
     """After a failure under `role =`, migcoord's own writes still run as the login role."""
     with temporary_role(pg_server, dsn, "svc_a", attributes="NOLOGIN") as role:
         grant(dsn, "GRANT CREATE ON SCHEMA public TO {}", role)
-        config = AB_CONFIG.replace('migrations = "a/migrations"\n',
-                                   f'migrations = "a/migrations"\nrole = "{role}"\n')
+        config = with_role(role)
         root = make_tree(tmp_path, {
             **pair("a", "000001", "one",
                    "-- migcoord:no-transaction\nCREATE TABLE one (id int);\nSELECT 1/0;\n"),
