@@ -32,7 +32,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 # The database tests again, against Debian's PostgreSQL 15 (the oldest server we test).
-# The server is started through migcoord.embedded and stopped even when tests fail; its
+# The server is started through migcoord.local.embedded and stopped even when tests fail; its
 # data goes to /dev/shm when there is one (see scratch_root in tests/conftest.py).
 test-pg15: $(INSTALLED)
 	@test -x '$(PG15_BIN)/postgres' || { \

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from benchmarks.trees import compile_installed, generate, scratch_server
-from migcoord.embedded import EmbeddedServer
+from migcoord.local.embedded import EmbeddedServer
 
 TRIVIAL_UP = "CREATE TABLE IF NOT EXISTS t_{v} (id int);\nINSERT INTO t_{v} VALUES (1);\n"
 TRIVIAL_DOWN = "DROP TABLE IF EXISTS t_{v};\n"

@@ -67,7 +67,8 @@ def main() -> None:
         def python_start() -> None:
             subprocess.run([sys.executable, "-c", "pass"], check=True)
 
-        from migcoord import Coordinator, sqlchecks
+        from migcoord import Coordinator
+        from migcoord.checks import sqlrules as sqlchecks
 
         def cold(sql: bool, parallel: bool = False) -> Callable[[], None]:
             def run() -> None:

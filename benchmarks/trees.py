@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from migcoord.embedded import EmbeddedServer
+    from migcoord.local.embedded import EmbeddedServer
 
 UP = """-- {service}: migration {version}
 CREATE TABLE IF NOT EXISTS t_{version} (
@@ -46,7 +46,7 @@ def scratch_server(*, fast: bool) -> Iterator[tuple[Path, EmbeddedServer, str]]:
     `fast=False` keeps fsync on, so commits wait for the disk as in production. The
     server is stopped and the folder removed afterwards.
     """
-    from migcoord.embedded import EmbeddedServer
+    from migcoord.local.embedded import EmbeddedServer
 
     scratch = Path(tempfile.mkdtemp(prefix="migcoord-bench-"))
     scratch.chmod(0o755)  # the server may run as another user (nobody, under root)

@@ -31,7 +31,7 @@ import psycopg
 from benchmarks.apply_speed import fresh_database, timed, trivial_tree
 from benchmarks.trees import compile_installed, scratch_server
 from migcoord.db import snapshot_sql
-from migcoord.embedded import EmbeddedServer
+from migcoord.local.embedded import EmbeddedServer
 
 
 def main() -> None:

@@ -6,6 +6,7 @@
 """
 
 from migcoord.coordinator import Coordinator, Created, Renumbered
+from migcoord.core.model import Catalog, Config, Finding, Migration, Status
 from migcoord.errors import (
     ConfigError,
     ConnectError,
@@ -16,7 +17,6 @@ from migcoord.errors import (
     RefusedError,
     UsageError,
 )
-from migcoord.model import Catalog, Config, Finding, Migration, Status
 from migcoord.results import (
     AdoptResult,
     DownResult,
@@ -58,7 +58,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # `verify` pulls in the schema snapshot code; service start-up never needs it.
     if name == "VerifyReport":
-        from migcoord.verify import VerifyReport
+        from migcoord.verify.roundtrip import VerifyReport
 
         return VerifyReport
     raise AttributeError(f"module 'migcoord' has no attribute {name!r}")

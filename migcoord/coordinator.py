@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord import discovery, planning, reconcile
-from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
-from migcoord.model import (
+from migcoord.core import planning, reconcile
+from migcoord.core.model import (
     Catalog,
     Config,
     Finding,
@@ -27,7 +26,9 @@ from migcoord.model import (
     ServiceConfig,
     format_version,
 )
-from migcoord.naming import format_filename, normalize_name
+from migcoord.core.naming import format_filename, normalize_name
+from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
+from migcoord.repo import discovery
 from migcoord.results import (
     AdoptResult,
     DownResult,
@@ -42,9 +43,10 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
-    from migcoord import docsgen, numbering, sqlchecks, sumfile
-    from migcoord import verify as verify_module
+    from migcoord.checks import sqlrules as sqlchecks
+    from migcoord.core import docsgen, numbering, sumfile
     from migcoord.db.history import History
+    from migcoord.verify import roundtrip as verify_module
 
 log = logging.getLogger("migcoord")
 
@@ -95,7 +97,7 @@ class Coordinator:
              environ: Mapping[str, str] | None = None) -> Coordinator:
         """Load migcoord.toml: `path`, else $MIGCOORD_CONFIG, else the nearest one above
         `start` (default: the working directory)."""
-        from migcoord import config as config_module
+        from migcoord.repo import config as config_module
 
         env = os.environ if environ is None else environ
         located = config_module.locate(
@@ -139,12 +141,13 @@ class Coordinator:
         `sql=False` leaves out the SQL analysis (and with it docs-stale). `parallel` lets
         a large analysis use worker processes; only single-threaded programs should ask.
         """
-        from migcoord import checks, sqlchecks
+        from migcoord.checks import rules as checks
+        from migcoord.checks import sqlrules as sqlchecks
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
         if against is not None:
-            from migcoord import gitref
+            from migcoord.repo import git as gitref
 
             catalog = gitref.merged_catalog(self.config, catalog, against)
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
@@ -166,7 +169,8 @@ class Coordinator:
              lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> docsgen.DocsUpdate:
         """Write the generated tables into the configured `docs` file; with `check`, only
         report whether it is out of date. Needs the SQL analysis (`migcoord[sql]`)."""
-        from migcoord import docsgen, workspace
+        from migcoord.core import docsgen
+        from migcoord.repo import workspace
 
         path = self.config.docs
         if path is None:
@@ -183,7 +187,8 @@ class Coordinator:
     def _docs_texts(self, catalog: Catalog,
                     analyses: sqlchecks.Analyses | None) -> tuple[str | None, str]:
         """The docs file as it is (None when absent) and as it should be."""
-        from migcoord import docsgen, sqlchecks
+        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord.core import docsgen
 
         assert self.config.docs is not None
         absent = self._absent_with_migrations(catalog)
@@ -205,7 +210,8 @@ class Coordinator:
         return existing, docsgen.merge(existing, docsgen.render(catalog, self.config, owned))
 
     def _write_docs(self, catalog: Catalog) -> docsgen.DocsUpdate:
-        from migcoord import docsgen, workspace
+        from migcoord.core import docsgen
+        from migcoord.repo import workspace
 
         path = self.config.docs
         assert path is not None
@@ -219,7 +225,7 @@ class Coordinator:
 
     def _docs_findings(self, catalog: Catalog, analyses: sqlchecks.Analyses) -> list[Finding]:
         """docs-stale, when it can be judged here (every folder with migrations present)."""
-        from migcoord import docsgen
+        from migcoord.core import docsgen
 
         path = self.config.docs
         if path is None or "docs-stale" in self.config.allow:
@@ -236,7 +242,7 @@ class Coordinator:
 
     def _absent_with_migrations(self, catalog: Catalog) -> list[str]:
         """Services whose folder is absent although migcoord.sum lists migrations of them."""
-        from migcoord import sumfile
+        from migcoord.core import sumfile
 
         absent = {f.name for f in catalog.folders if not f.present}
         text = self._read_sum() if absent else None
@@ -272,7 +278,8 @@ class Coordinator:
 
         Never overwrites; updates migcoord.sum in the same critical section.
         """
-        from migcoord import numbering, workspace
+        from migcoord.core import numbering
+        from migcoord.repo import workspace
 
         service_config = self._service(service)
         clean_name = normalize_name(name)
@@ -298,7 +305,8 @@ class Coordinator:
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
         """Rewrite migcoord.sum from the files on disk (after a deliberate edit or merge)."""
-        from migcoord import sumfile, workspace
+        from migcoord.core import sumfile
+        from migcoord.repo import workspace
 
         path = self._sum_path()
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
@@ -321,7 +329,8 @@ class Coordinator:
         there is refused (renumbering it would make it pending again) and the renumber
         is recorded in migcoord_events.
         """
-        from migcoord import numbering, workspace
+        from migcoord.core import numbering
+        from migcoord.repo import workspace
 
         self._service(service)
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
@@ -351,7 +360,7 @@ class Coordinator:
                            for item in plan.renumberings))
 
     def _apply_renumber(self, plan: numbering.RenumberPlan) -> None:
-        from migcoord import workspace
+        from migcoord.repo import workspace
 
         sources = {move.source for move in plan.moves}
         for move in plan.moves:
@@ -483,12 +492,12 @@ class Coordinator:
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
         """Round-trip every migration (or `service`'s) up, down and up again on a
-        throwaway database, comparing catalog snapshots; see migcoord.verify.
+        throwaway database, comparing catalog snapshots; see migcoord.verify.roundtrip.
 
         The database is created on the server of `dsn` (else of the env var named by
         database_url_env), or on the embedded development server when neither is set.
         """
-        from migcoord import verify as verify_module
+        from migcoord.verify import roundtrip as verify_module
 
         if service is not None:
             self._service(service)
@@ -500,7 +509,7 @@ class Coordinator:
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
         """Findings that need the database: missing-file, modified, dirty, out-of-order."""
-        from migcoord import checks
+        from migcoord.checks import rules as checks
 
         catalog = self.catalog()
         with self._database(dsn, conn, "migcoord check --db") as history:
@@ -551,7 +560,7 @@ class Coordinator:
               dsn: str | None = None, conn: psycopg.Connection | None = None) -> AdoptResult:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
-        from migcoord.checks import Ledger
+        from migcoord.checks.rules import Ledger
         from migcoord.db import golang
 
         catalog = self.catalog()
@@ -595,8 +604,9 @@ class Coordinator:
     @contextlib.contextmanager
     def _database(self, dsn: str | None, conn: psycopg.Connection | None,
                   application_name: str) -> Iterator[History]:
-        from migcoord.db.connect import resolve_dsn, session
+        from migcoord.db.connect import session
         from migcoord.db.history import History
+        from migcoord.local.target import resolve_dsn
 
         if conn is None:
             dsn = resolve_dsn(dsn, self.config, self.environ)
@@ -635,7 +645,7 @@ class Coordinator:
         return path
 
     def _refuse_broken_sum(self) -> None:
-        from migcoord import sumfile
+        from migcoord.core import sumfile
 
         text = self._read_sum()
         if text is None:
@@ -649,7 +659,7 @@ class Coordinator:
                 "branch's migration, then `migcoord sum`")
 
     def _kept_sum_lines(self, services: set[str]) -> list[sumfile.SumLine]:
-        from migcoord import sumfile
+        from migcoord.core import sumfile
 
         text = self._read_sum()
         if text is None:
@@ -662,7 +672,8 @@ class Coordinator:
         Recorded lines are not refreshed from disk: an edit made since stays visible to
         `check` as sum-mismatch instead of being blessed by an unrelated `create`.
         """
-        from migcoord import sumfile, workspace
+        from migcoord.core import sumfile
+        from migcoord.repo import workspace
 
         path = self.config.sum_path
         if path is None:
@@ -675,7 +686,7 @@ class Coordinator:
         workspace.replace_atomically(path, _render_sum(add, recorded))
 
     def _rewrite_sum_after_renumber(self) -> None:
-        from migcoord import workspace
+        from migcoord.repo import workspace
 
         if self.config.sum_path is None:
             return
@@ -727,7 +738,7 @@ def _planned(plan: planning.Plan, direction: str) -> tuple[PlannedStep, ...]:
 
 
 def _render_sum(migrations: list[Migration], kept: list[sumfile.SumLine]) -> str:
-    from migcoord import sumfile
+    from migcoord.core import sumfile
 
     fresh = {(line.version_text, line.service, line.name): line
              for line in sumfile.lines_for(migrations)}

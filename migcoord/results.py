@@ -6,7 +6,7 @@ import datetime
 
 import attrs
 
-from migcoord.model import Status
+from migcoord.core.model import Status
 
 
 @attrs.frozen

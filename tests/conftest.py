@@ -1,7 +1,7 @@
 """Fixtures for tests that need PostgreSQL.
 
 The server is the one in `$MIGCOORD_TEST_DSN` (a superuser DSN to a maintenance
-database), or else one the suite starts itself with `migcoord.embedded`. It is started
+database), or else one the suite starts itself with `migcoord.local.embedded`. It is started
 lazily, only when a test asks for `pg_server`, `dsn`, `admin_conn` or `pg_major`. When
 no server can be had the session fails: database tests are never skipped.
 """
@@ -23,8 +23,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
-from migcoord.embedded import EmbeddedServer
 from migcoord.errors import MigcoordError
+from migcoord.local.embedded import EmbeddedServer
 
 TEST_DSN_ENV = "MIGCOORD_TEST_DSN"
 DB_FIXTURES = frozenset({"pg_server", "dsn", "admin_conn", "pg_major"})

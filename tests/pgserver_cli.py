@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from migcoord.embedded import EmbeddedServer
 from migcoord.errors import MigcoordError
+from migcoord.local.embedded import EmbeddedServer
 
 
 def main(argv: list[str]) -> int:

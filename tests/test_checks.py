@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from helpers import codes, copy_example, make_tree, pair, run
-from migcoord import discovery
+from migcoord.repo import discovery
 
 #: Two services, both with folders, no reservations: gaps are judged.
 TWO_SERVICES = """\

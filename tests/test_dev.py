@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from helpers import copy_example, run
-from migcoord import Coordinator, devserver
+from migcoord import Coordinator
 from migcoord.errors import NoDatabaseUrl
+from migcoord.local import devserver
 
 
 @pytest.fixture

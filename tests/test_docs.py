@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from helpers import EXAMPLE, copy_example, make_tree, pair, run
-from migcoord import docsgen
+from migcoord.core import docsgen
 
 DOCS = "docs/MIGRATIONS.md"
 

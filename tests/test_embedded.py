@@ -1,4 +1,4 @@
-"""The local PostgreSQL server (migcoord.embedded) and the database fixtures built on it."""
+"""The local PostgreSQL server (migcoord.local.embedded) and the database fixtures built on it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
-from migcoord import embedded
-from migcoord.embedded import EmbeddedServer, EmbeddedServerError, find_postgres_bin
 from migcoord.errors import UsageError
+from migcoord.local import embedded
+from migcoord.local.embedded import EmbeddedServer, EmbeddedServerError, find_postgres_bin
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as nobody")
 

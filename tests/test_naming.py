@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migcoord.errors import InvalidName
-from migcoord.naming import (
+from migcoord.core.naming import (
     MAX_NAME_LENGTH,
     format_filename,
     normalize_name,
     parse_filename,
     stray_reason,
 )
+from migcoord.errors import InvalidName
 
 
 @pytest.mark.parametrize(

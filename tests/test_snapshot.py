@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from migcoord.core.snapshot import SchemaObject, Snapshot, diff, render
 from migcoord.db import snapshot_sql
-from migcoord.snapshot import SchemaObject, Snapshot, diff, render
 
 
 def col(table: str, name: str, type_: str = "text", *, not_null: str = "no",

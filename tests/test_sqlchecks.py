@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord import Coordinator, sqlchecks
+from migcoord import Coordinator
+from migcoord.checks import sqlrules as sqlchecks
 
 AGG = "aggregator/migrations"
 RULES = "rule-service/migrations"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migcoord.sqlscan import (
+from migcoord.sql.lexer import (
     LineIndex,
     Statement,
     find_transaction_control,

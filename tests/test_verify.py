@@ -20,7 +20,7 @@ import pytest
 from conftest import PgServer
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord.verify import Step, blockers, plan, split_verify_script
+from migcoord.verify.roundtrip import Step, blockers, plan, split_verify_script
 
 RULES = pair("rule-service", "000001", "create_rules",
              up="CREATE TABLE rules (id bigint PRIMARY KEY, email text, priority integer "
@@ -221,7 +221,7 @@ def test_python_api_reports_progress_per_migration(tmp_path: Path, pg_server: Pg
     """Coordinator.verify returns the report and calls on_progress once per migration,
     then once for the whole sequence."""
     from migcoord import Coordinator
-    from migcoord.verify import MigrationVerdict, SequenceVerdict
+    from migcoord.verify.roundtrip import MigrationVerdict, SequenceVerdict
 
     root = tree(tmp_path, RULES, pair("aggregator", "000002", "n"))
     seen: list[object] = []

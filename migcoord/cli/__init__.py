@@ -37,7 +37,7 @@ class Context:
         return Coordinator.load(self.args.config, environ=self.environ)
 
     def dsn(self, coordinator: Any) -> str:
-        from migcoord.db.connect import resolve_dsn
+        from migcoord.local.target import resolve_dsn
 
         return resolve_dsn(self.args.dsn, coordinator.config, self.environ)
 

@@ -61,7 +61,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _progress_line(item: Any) -> str:
-    from migcoord.verify import MigrationVerdict
+    from migcoord.verify.roundtrip import MigrationVerdict
 
     if isinstance(item, MigrationVerdict):
         times = [f"{label} {value} ms" for label, value in
@@ -133,7 +133,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
-    from migcoord import devserver
+    from migcoord.local import devserver
 
     config = ctx.coordinator().config
     where = out.display(devserver.data_dir(config, ctx.environ))

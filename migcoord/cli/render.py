@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from migcoord.cli import Context
-from migcoord.model import Finding, format_version
+from migcoord.core.model import Finding, format_version
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@")
 _KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -17,42 +17,8 @@ from migcoord.errors import (
     ConnectError,
     ConnectionLost,
     MigcoordError,
-    NoDatabaseUrl,
     UsageError,
 )
-from migcoord.model import Config
-
-EMBEDDED = "embedded"
-
-
-def resolve_dsn(explicit: str | None, config: Config, environ: Mapping[str, str]) -> str:
-    """`--dsn`, else the environment variable named by `database_url_env` (exit 2 if neither).
-
-    The value `embedded` means this repository's running dev server (`migcoord dev
-    start`); when it is not running that is an error (exit 3), never a start. Without
-    either there is no fallback: a missing DATABASE_URL never means the dev server.
-    """
-    if explicit:
-        if explicit.strip() == EMBEDDED:
-            return _embedded(config, environ, "--dsn embedded")
-        return explicit
-    value = environ.get(config.database_url_env, "").strip()
-    if value == EMBEDDED:
-        return _embedded(config, environ, f"{config.database_url_env}=embedded")
-    if value:
-        return value
-    raise NoDatabaseUrl(
-        f"no database given: ${config.database_url_env} is not set",
-        hint=f"export {config.database_url_env}=postgresql://USER@HOST:5432/DBNAME "
-        "(or pass --dsn); for a local development server use `migcoord dev start` and "
-        f"{config.database_url_env}=embedded",
-    )
-
-
-def _embedded(config: Config, environ: Mapping[str, str], asked_by: str) -> str:
-    from migcoord import devserver
-
-    return devserver.running_dsn(config, environ, asked_by=asked_by)
 
 
 def describe(dsn: str) -> str:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from migcoord.core.model import HistoryRow, Migration
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT, PoolerDetected
 from migcoord.errors import ConnectionLost, MigrationFailed
-from migcoord.model import HistoryRow, Migration
 
 if TYPE_CHECKING:
-    from migcoord.sqlscan import Statement as SqlStatement
+    from migcoord.sql.lexer import Statement as SqlStatement
 
 
 def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
@@ -142,7 +142,7 @@ def _refuse_transaction_control(text: str, migration: Migration) -> None:
     """A COMMIT inside the file would commit the migration without its history row."""
     if not _TRANSACTION_WORD.search(text):
         return
-    from migcoord import sqlscan
+    from migcoord.sql import lexer as sqlscan
 
     found = sqlscan.find_transaction_control(text)
     if found:
@@ -192,7 +192,7 @@ def _rollback_without_transaction(history: History, migration: Migration, *,
 
 
 def _statements(text: str) -> list[SqlStatement]:
-    from migcoord import sqlscan
+    from migcoord.sql import lexer as sqlscan
 
     return sqlscan.split_statements(text)
 
@@ -255,7 +255,7 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
     """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
     (the query sent held `statement`, or the whole file after `-base` characters of
     migcoord's own), else the statement's start."""
-    from migcoord import sqlscan
+    from migcoord.sql import lexer as sqlscan
 
     diag = err.diag
     where = str(path) if path else migration.label

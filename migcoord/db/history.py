@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migcoord.model import HistoryRow
+from migcoord.core.model import HistoryRow
 
 HISTORY = "migcoord_history"
 EVENTS = "migcoord_events"

@@ -1,4 +1,4 @@
-"""Read a schema Snapshot from pg_catalog (the SQL behind migcoord.snapshot).
+"""Read a schema Snapshot from pg_catalog (the SQL behind migcoord.core.snapshot).
 
 Every query returns `kind, name, summary, parent` and then one column per attribute,
 named as the attribute is named in a diff; all values are text (or NULL). The queries
@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 import psycopg
 
+from migcoord.core.snapshot import SchemaObject, Snapshot
 from migcoord.db.history import EVENTS, HISTORY
-from migcoord.snapshot import SchemaObject, Snapshot
 
 
 def _user_schema(ns: str) -> str:

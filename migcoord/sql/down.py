@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterator
 
 import attrs
 
-from migcoord.model import Finding
+from migcoord.core.model import Finding
 from migcoord.sql._tree import quote_ident
 from migcoord.sql.analysis import Analysis
 from migcoord.sql.effects import (

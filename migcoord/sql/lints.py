@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from migcoord.model import Finding, Severity
+from migcoord.core.model import Finding, Severity
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, relation_parts, wrapped, written
 

@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
-from migcoord import sqlchecks, sqlscan, sumfile
-from migcoord.model import Catalog, Config, Finding, HistoryRow, Migration, Status, format_version
-from migcoord.reconcile import Reconciled
+from migcoord.checks import sqlrules as sqlchecks
+from migcoord.core import sumfile
+from migcoord.core.model import Catalog, Config, Finding, HistoryRow, Migration, Status, format_version
+from migcoord.core.reconcile import Reconciled
+from migcoord.sql import lexer as sqlscan
 
 #: Versions this wide are timestamps (golang-migrate's -format): they never form a
 #: dense sequence, so `gap` does not apply.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from migcoord.model import DependencyRef, Directives, Finding
+from migcoord.core.model import DependencyRef, Directives, Finding
 
 KNOWN_KEYS = ("depends", "no-transaction", "allow", "verify-data")
 _DIRECTIVE = re.compile(r"^\s*--\s*migcoord\s*:\s*([A-Za-z0-9_\-]*)\s*(.*?)\s*$")

@@ -1,13 +1,13 @@
 """`migcoord dev`: one local PostgreSQL per repository, for development only.
 
 The server runs from the pip-installed binaries (`migcoord[embedded]`, see
-migcoord.embedded), keeps its data in `.migcoord/dev/` beside migcoord.toml (git-ignored),
+migcoord.local.embedded), keeps its data in `.migcoord/dev/` beside migcoord.toml (git-ignored),
 listens on 127.0.0.1 only, trusts the `postgres` user without a password, and holds a
 database named `dev` (created on first start). A restart reuses the previous port when it
 is free, so `DATABASE_URL` stays valid.
 
 It is only ever used when asked for by name: `migcoord dev ...`, `--dsn embedded` or
-`DATABASE_URL=embedded`. A missing DATABASE_URL never leads here (connect.resolve_dsn).
+`DATABASE_URL=embedded`. A missing DATABASE_URL never leads here (target.resolve_dsn).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import attrs
 
-from migcoord.embedded import EmbeddedServer, EmbeddedServerError
+from migcoord.core.model import Config
 from migcoord.errors import ConnectError
-from migcoord.model import Config
+from migcoord.local.embedded import EmbeddedServer, EmbeddedServerError
 
 log = logging.getLogger("migcoord")
 
@@ -78,8 +78,8 @@ def start(config: Config, environ: Mapping[str, str], *, port: int | None = None
     The first start creates the cluster and the `dev` database. Later starts use the
     port of the last start when it is free (else `port`, else any free port).
     """
-    from migcoord import workspace
     from migcoord.db import scratch
+    from migcoord.repo import workspace
 
     current = status(config, environ)
     if current.running:

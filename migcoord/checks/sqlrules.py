@@ -22,7 +22,6 @@ itself reported (`allow_problems`), since errors cannot be silenced.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from migcoord.model import Catalog, Config, Finding, Migration, Severity, format_version
+from migcoord.core.model import Catalog, Config, Finding, Migration, Severity, format_version
 
 if TYPE_CHECKING:
     from migcoord.sql import Analysis
@@ -217,21 +216,12 @@ def _summarise_all(
     todo: Mapping[_CacheKey, tuple[str | None, str | None]], *, parallel: bool,
 ) -> dict[_CacheKey, MigrationSql]:
     jobs = [(up, down, *key[2:]) for key, (up, down) in todo.items()]
-    workers = min(os.cpu_count() or 1, 4)
-    if not parallel or len(jobs) < PARALLEL_THRESHOLD or workers < 2:
-        return {key: summarise(*job) for key, job in zip(todo, jobs, strict=True)}
-    # Parsing is CPU-bound and holds the GIL, hence processes: one large chunk each, and
-    # results as plain tuples, which pickle ten times faster than attrs objects.
-    import concurrent.futures
-    import concurrent.futures.process
+    encoded = None
+    if parallel and len(jobs) >= PARALLEL_THRESHOLD:
+        from migcoord.checks import parallel as workers
 
-    chunk = -(-len(jobs) // workers)
-    batches = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
-    try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=len(batches)) as pool:
-            encoded = [item for batch in pool.map(_summarise_batch, batches) for item in batch]
-    except (OSError, NotImplementedError, concurrent.futures.process.BrokenProcessPool):
-        # No processes here (a sandbox without semaphores, a killed worker): do it alone.
+        encoded = workers.map_batches(_summarise_batch, jobs)
+    if encoded is None:
         return {key: summarise(*job) for key, job in zip(todo, jobs, strict=True)}
     return {key: _decode(item) for key, item in zip(todo, encoded, strict=True)}
 

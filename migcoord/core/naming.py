@@ -14,8 +14,8 @@ import unicodedata
 
 import attrs
 
+from migcoord.core.model import Direction
 from migcoord.errors import InvalidName
-from migcoord.model import Direction
 
 FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
 #: A verify-data companion of a migration (`-- migcoord:verify-data`), read by `verify`.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import attrs
 
+from migcoord.core.model import Catalog, Config, Migration, format_version
+from migcoord.core.naming import format_filename
 from migcoord.errors import RefusedError, UsageError
-from migcoord.model import Catalog, Config, Migration, format_version
-from migcoord.naming import format_filename
 
 
 def next_version(catalog: Catalog, config: Config, service: str) -> int:

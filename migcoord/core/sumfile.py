@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from migcoord.model import Migration
+from migcoord.core.model import Migration
 
 HEADER_PREFIX = "migcoord.sum v1 sha256:"
 _MISSING = "-"

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
+from migcoord.core.reconcile import Reconciled, reconcile
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
-from migcoord.model import Catalog, HistoryRow, Migration, Status, format_version
-from migcoord.reconcile import Reconciled, reconcile
 
 
 @attrs.frozen

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import attrs
 
-from migcoord import directives as directive_parser
-from migcoord.model import (
+from migcoord.core import directives as directive_parser
+from migcoord.core.model import (
     Catalog,
     Config,
     Directives,
@@ -27,7 +27,7 @@ from migcoord.model import (
     SqlFile,
     StrayFile,
 )
-from migcoord.naming import ParsedName, parse_filename, stray_reason, verify_file_label
+from migcoord.core.naming import ParsedName, parse_filename, stray_reason, verify_file_label
 
 _BOM = b"\xef\xbb\xbf"
 #: Names an editor, OS or VCS leaves behind; never reported as stray.

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from migcoord import snapshot as snapshots
+from migcoord.core import snapshot as snapshots
+from migcoord.core.model import Catalog, Config, Migration
 from migcoord.errors import MigrationFailed, RefusedError
-from migcoord.model import Catalog, Config, Migration
 
 if TYPE_CHECKING:
     import psycopg
@@ -214,7 +214,7 @@ def split_verify_script(text: str) -> tuple[str, str] | None:
 
 
 def _has_sql(text: str) -> bool:
-    from migcoord import sqlscan
+    from migcoord.sql import lexer as sqlscan
 
     return bool(sqlscan.split_statements(text))
 
@@ -233,7 +233,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     temporary server started for this run (with `keep`, the dev server is started and
     left running, so that the kept database can be reached).
     """
-    from migcoord import discovery
+    from migcoord.repo import discovery
 
     started = clock()
     steps = plan(catalog, service)
@@ -544,8 +544,8 @@ def _ms(seconds: float) -> int:
 def _server(config: Config, environ: Mapping[str, str], dsn: str | None, *,
             keep: bool) -> Iterator[tuple[str, ServerKind]]:
     """Where to create the throwaway database: (an admin DSN, which kind of server)."""
-    from migcoord import devserver
-    from migcoord.db.connect import EMBEDDED
+    from migcoord.local import devserver
+    from migcoord.local.target import EMBEDDED
 
     if dsn is not None and dsn.strip() != EMBEDDED:
         yield dsn, "given"
@@ -572,7 +572,7 @@ def _server(config: Config, environ: Mapping[str, str], dsn: str | None, *,
 @contextlib.contextmanager
 def _temporary_server(environ: Mapping[str, str]) -> Iterator[str]:
     """A PostgreSQL server for this run only (no fsync), stopped and deleted afterwards."""
-    from migcoord.embedded import EmbeddedServer
+    from migcoord.local.embedded import EmbeddedServer
 
     folder = Path(tempfile.mkdtemp(prefix="migcoord-verify-"))
     server = None

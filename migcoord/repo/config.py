@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from migcoord.core.model import Config, Reservation, ServiceConfig
 from migcoord.errors import ConfigError
-from migcoord.model import Config, Reservation, ServiceConfig
 
 CONFIG_NAME = "migcoord.toml"
 ENV_CONFIG = "MIGCOORD_CONFIG"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import attrs
 
+from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
+from migcoord.core.naming import humanize
 from migcoord.errors import UsageError
-from migcoord.model import Catalog, Config, Finding, Migration, format_version
-from migcoord.naming import humanize
 
 BEGIN = "<!-- migcoord:begin generated -->"
 END = "<!-- migcoord:end generated -->"

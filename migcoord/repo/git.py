@@ -14,10 +14,10 @@ from pathlib import Path
 
 import attrs
 
-from migcoord import discovery
+from migcoord.core.model import Catalog, Config, SqlFile
+from migcoord.core.naming import parse_filename
 from migcoord.errors import GitError
-from migcoord.model import Catalog, Config, SqlFile
-from migcoord.naming import parse_filename
+from migcoord.repo import discovery
 
 
 def _git(args: list[str], cwd: Path) -> bytes:

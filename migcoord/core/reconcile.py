@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from migcoord.model import Catalog, HistoryRow, Migration, Status
+from migcoord.core.model import Catalog, HistoryRow, Migration, Status
 
 
 @attrs.frozen
