@@ -58,7 +58,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # `verify` pulls in the schema snapshot code; service start-up never needs it.
     if name == "VerifyReport":
-        from migcoord.verify.roundtrip import VerifyReport
+        from migcoord.verify import VerifyReport
 
         return VerifyReport
     raise AttributeError(f"module 'migcoord' has no attribute {name!r}")

@@ -43,10 +43,10 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
+    from migcoord import verify as verify_module
     from migcoord.checks import sqlrules as sqlchecks
     from migcoord.core import docsgen, numbering, sumfile
     from migcoord.db.history import History
-    from migcoord.verify import roundtrip as verify_module
 
 log = logging.getLogger("migcoord")
 
@@ -492,12 +492,12 @@ class Coordinator:
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
         """Round-trip every migration (or `service`'s) up, down and up again on a
-        throwaway database, comparing catalog snapshots; see migcoord.verify.roundtrip.
+        throwaway database, comparing catalog snapshots; see migcoord.verify.
 
         The database is created on the server of `dsn` (else of the env var named by
         database_url_env), or on the embedded development server when neither is set.
         """
-        from migcoord.verify import roundtrip as verify_module
+        from migcoord import verify as verify_module
 
         if service is not None:
             self._service(service)

@@ -20,7 +20,7 @@ import pytest
 from conftest import PgServer
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord.verify.roundtrip import Step, blockers, plan, split_verify_script
+from migcoord.verify.plan import VerifyStep, blockers, plan, split_verify_script
 
 RULES = pair("rule-service", "000001", "create_rules",
              up="CREATE TABLE rules (id bigint PRIMARY KEY, email text, priority integer "
@@ -221,7 +221,7 @@ def test_python_api_reports_progress_per_migration(tmp_path: Path, pg_server: Pg
     """Coordinator.verify returns the report and calls on_progress once per migration,
     then once for the whole sequence."""
     from migcoord import Coordinator
-    from migcoord.verify.roundtrip import MigrationVerdict, SequenceVerdict
+    from migcoord.verify import MigrationVerdict, SequenceVerdict
 
     root = tree(tmp_path, RULES, pair("aggregator", "000002", "n"))
     seen: list[object] = []
@@ -417,7 +417,7 @@ def test_plan_round_trips_everything_without_a_service(tmp_path: Path) -> None:
     assert [(s.migration.version, s.round_trip) for s in plan(catalog, "aggregator")] == [
         (1, False), (2, True)]
     assert plan(catalog, "sender") == ()
-    steps: tuple[Step, ...] = plan(catalog, None)
+    steps: tuple[VerifyStep, ...] = plan(catalog, None)
     assert blockers(catalog, steps) == []
 
 

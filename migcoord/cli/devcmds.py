@@ -61,7 +61,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _progress_line(item: Any) -> str:
-    from migcoord.verify.roundtrip import MigrationVerdict
+    from migcoord.verify import MigrationVerdict
 
     if isinstance(item, MigrationVerdict):
         times = [f"{label} {value} ms" for label, value in

@@ -1,1 +1,64 @@
-"""verify"""
+"""`migcoord verify`: prove that every down undoes its up, on a throwaway database.
+
+- plan.py: which migrations are applied and which round-tripped (pure);
+- roundtrip.py: up, down, up again per migration, then the whole sequence, comparing
+  catalog snapshots (through the real executor);
+- servers.py: where the throwaway database lives, and its clean-up;
+- report.py: the verdicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from migcoord.core.model import Catalog, Config, Migration
+from migcoord.errors import RefusedError
+from migcoord.verify import servers
+from migcoord.verify.plan import blockers, plan
+from migcoord.verify.report import (
+    MigrationVerdict,
+    Problem,
+    Progress,
+    SequenceVerdict,
+    VerifyReport,
+)
+from migcoord.verify.roundtrip import RoundTrips
+
+__all__ = ["MigrationVerdict", "Problem", "Progress", "SequenceVerdict", "VerifyReport", "run"]
+
+log = logging.getLogger("migcoord")
+
+
+def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | None,
+        environ: Mapping[str, str], keep: bool = False, on_progress: Progress | None = None,
+        read_verify_file: Callable[[Migration], str | None] | None = None,
+        clock: Callable[[], float] = time.monotonic) -> VerifyReport:
+    """Round-trip the migrations on a throwaway database; see the module docstring.
+
+    `dsn`: a server to create the database on (its user needs CREATEDB); `embedded` for
+    this repository's running dev server; None for the dev server when it runs, else a
+    temporary server started for this run (with `keep`, the dev server is started and
+    left running, so that the kept database can be reached).
+    """
+    from migcoord.repo import discovery
+
+    started = clock()
+    steps = plan(catalog, service)
+    problems = blockers(catalog, steps)
+    if problems:
+        raise RefusedError("verify cannot run these migrations:\n  " + "\n  ".join(problems),
+                           hint="run `migcoord check` and fix the errors first")
+    if not steps:
+        log.warning("nothing to verify: %s has no migrations here", service or "no service")
+        return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note="nothing to verify"))
+    reader = read_verify_file or discovery.read_verify_file
+    with servers.admin_server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
+        trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock)
+        database, kept, verdicts, sequence = servers.in_throwaway_database(admin_dsn, config, keep, trip)
+    from migcoord.db.connect import describe
+
+    return VerifyReport(migrations=verdicts, sequence=sequence, database=database,
+                        server=describe(admin_dsn), server_kind=kind, kept_dsn=kept,
+                        elapsed_ms=round((clock() - started) * 1000))

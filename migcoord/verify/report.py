@@ -1,0 +1,111 @@
+"""What `migcoord verify` found: one verdict per migration, one for the whole sequence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+#: Where the throwaway database lives: a server the user gave, this repository's dev
+#: server, or a server started for this run only.
+ServerKind = Literal["given", "dev", "temporary"]
+Status = Literal["ok", "failed", "skipped", "applied"]
+
+
+@attrs.frozen
+class Problem:
+    """One thing a round trip found: at which stage, what happened, and the schema diff."""
+
+    stage: str
+    message: str
+    diff: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "message": self.message, "diff": list(self.diff)}
+
+
+@attrs.frozen
+class MigrationVerdict:
+    """What verify found for one migration.
+
+    `status`: `ok` (round trip passed), `failed` (see problems), `applied` (another
+    service's migration, applied because later ones need it, not round-tripped) or
+    `skipped` (not reached: an earlier migration could not be applied).
+    """
+
+    version: int
+    version_text: str
+    service: str
+    name: str
+    status: Status
+    round_trip: bool
+    problems: tuple[Problem, ...] = ()
+    up_ms: int | None = None
+    down_ms: int | None = None
+    up_again_ms: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "applied")
+
+    @property
+    def label(self) -> str:
+        return f"{self.version_text} {self.service} {self.name}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "ok": self.ok, "status": self.status, "round_trip": self.round_trip,
+                "problems": [p.as_json() for p in self.problems], "up_ms": self.up_ms,
+                "down_ms": self.down_ms, "up_again_ms": self.up_again_ms}
+
+
+@attrs.frozen
+class SequenceVerdict:
+    """The whole sequence down to empty and up again, after the per-migration round trips."""
+
+    ran: bool
+    problems: tuple[Problem, ...] = ()
+    down_ms: int | None = None
+    up_ms: int | None = None
+    #: Why it did not run, when it did not.
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "ran": self.ran, "problems": [p.as_json() for p in self.problems],
+                "down_ms": self.down_ms, "up_ms": self.up_ms, "note": self.note}
+
+
+@attrs.frozen
+class VerifyReport:
+    """The outcome of one `verify` run."""
+
+    migrations: tuple[MigrationVerdict, ...]
+    sequence: SequenceVerdict
+    database: str | None = None
+    server: str | None = None
+    server_kind: ServerKind | None = None
+    #: The throwaway database's DSN (no password) when it was kept.
+    kept_dsn: str | None = None
+    elapsed_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(m.ok for m in self.migrations) and self.sequence.ok
+
+    @property
+    def failed(self) -> tuple[MigrationVerdict, ...]:
+        return tuple(m for m in self.migrations if not m.ok)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "migrations": [m.as_json() for m in self.migrations],
+                "sequence": self.sequence.as_json(), "database": self.database,
+                "server": self.server, "server_kind": self.server_kind,
+                "kept_dsn": self.kept_dsn, "elapsed_ms": self.elapsed_ms}
+
+
+Progress = Callable[[MigrationVerdict | SequenceVerdict], None]
