@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from migcoord.core.model import Catalog, Config, Migration, format_version
+from migcoord.core.model import Catalog, Config, Direction, Migration, format_version
 from migcoord.core.naming import format_filename
 from migcoord.errors import RefusedError, UsageError
 
@@ -104,17 +104,7 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
     the version is unique, else only in service's own files (elsewhere it is ambiguous
     and listed, not guessed).
     """
-    mine = [m for m in catalog.for_service(service) if m.version == version]
-    if not mine:
-        raise UsageError(
-            f"{service} has no migration numbered {format_version(version, config.version_width)}",
-            hint=f"`migcoord status --service {service}` lists its migrations",
-        )
-    if len(mine) > 1:
-        names = ", ".join(m.label for m in mine)
-        raise RefusedError(f"{service} has two migrations numbered {version}: {names}",
-                           hint="rename one of them by hand first")
-    migration = mine[0]
+    migration = _the_migration(catalog, config, version, service)
     if to is None:
         tail = [m for m in catalog.for_service(service) if m.version >= version]
         others = {m.version for m in catalog.migrations if m not in tail}
@@ -131,23 +121,53 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
 
     width = max(config.version_width, len(migration.version_text))
     renumberings = tuple(Renumbering(m, new, format_version(new, width)) for m, new in moving)
+    moved = {item.migration for item in renumberings}
+    _refuse_passing_dependents(catalog, config, renumberings, moved)
+    edits, ambiguous = _reference_edits(catalog, renumberings, service)
+    return RenumberPlan(renumberings=renumberings, moves=_file_moves(renumberings, width),
+                        edits=edits, ambiguous=ambiguous)
+
+
+def _the_migration(catalog: Catalog, config: Config, version: int, service: str) -> Migration:
+    mine = [m for m in catalog.for_service(service) if m.version == version]
+    if not mine:
+        raise UsageError(
+            f"{service} has no migration numbered {format_version(version, config.version_width)}",
+            hint=f"`migcoord status --service {service}` lists its migrations",
+        )
+    if len(mine) > 1:
+        names = ", ".join(m.label for m in mine)
+        raise RefusedError(f"{service} has two migrations numbered {version}: {names}",
+                           hint="rename one of them by hand first")
+    return mine[0]
+
+
+def _file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[FileMove, ...]:
+    """Every file to rename: up, down and verify file of each migration, highest first,
+    so that a service's tail shifts up over its own old numbers."""
     moves = []
-    # Highest first: a service's tail shifts up over its own old numbers.
+    directions: tuple[Direction, Direction] = ("up", "down")
     for item in sorted(renumberings, key=lambda r: r.migration.version, reverse=True):
         m = item.migration
-        for direction, sql_file in (("up", m.up), ("down", m.down)):
+        for direction, sql_file in zip(directions, (m.up, m.down), strict=True):
             if sql_file is None:
                 continue
             target = sql_file.path.with_name(
-                format_filename(item.new_version, m.name, direction, width))  # type: ignore[arg-type]
+                format_filename(item.new_version, m.name, direction, width))
             moves.append(FileMove(sql_file.path, target))
         if m.verify_path is not None:
             moves.append(FileMove(m.verify_path, m.verify_path.with_name(
                 f"{item.new_version_text}_{m.name}.verify.sql")))
+    return tuple(moves)
 
+
+def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], service: str,
+                     ) -> tuple[tuple[TextEdit, ...], tuple[str, ...]]:
+    """The `depends` lines to rewrite, and the references left alone as ambiguous."""
     mapping = {item.migration.version: item.new_version_text for item in renumberings}
     moved = {item.migration for item in renumberings}
-    _refuse_passing_dependents(catalog, config, renumberings, moved)
+    duplicated = {v for v in mapping
+                  if any(m.version == v and m not in moved for m in catalog.migrations)}
     edits: list[TextEdit] = []
     ambiguous: list[str] = []
     for other in catalog.migrations:
@@ -155,16 +175,13 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
             continue
         if not any(ref.version in mapping for ref in other.directives.depends):
             continue
-        duplicated = {v for v in mapping
-                      if any(m.version == v and m not in moved for m in catalog.migrations)}
         new_text_file, skipped = _rewrite_depends(other.up.text, mapping, service,
                                                   duplicated, other.service == service)
         if skipped:
             ambiguous.append(f"{other.up.path}: {', '.join(skipped)}")
         if new_text_file != other.up.text:
             edits.append(TextEdit(other.up.path, other.up.text, new_text_file))
-    return RenumberPlan(renumberings=renumberings, moves=tuple(moves), edits=tuple(edits),
-                        ambiguous=tuple(ambiguous))
+    return tuple(edits), tuple(ambiguous)
 
 
 def _consecutive(used: set[int], config: Config, service: str, count: int) -> list[int]:

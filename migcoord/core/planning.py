@@ -184,20 +184,24 @@ def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest
     states = reconcile(catalog, rows)
     mine = [s for s in states if s.service == request.service and s.row is not None]
     _refuse_broken(mine)
-    applied = sorted((s for s in mine), key=lambda s: s.version, reverse=True)
+    applied = sorted(mine, key=lambda s: s.version, reverse=True)
     if request.to is not None:
         targets = [s for s in applied if s.version > request.to]
     else:
         targets = applied[: request.steps or 1]
-    selected = {s.version: s for s in targets}
     reasons = {s.version: "requested" for s in targets}
+    selected = _with_dependents({s.version: s for s in targets}, states, reasons,
+                                cascade=request.cascade)
+    _refuse_broken(selected.values())
+    return Plan(steps=tuple(_down_step(selected[version], reasons[version])
+                            for version in sorted(selected, reverse=True)))
 
-    def depends_of(state: Reconciled) -> set[int]:
-        found = set(state.row.depends) if state.row is not None else set()
-        if state.migration is not None:
-            found |= set(state.migration.depends_on)
-        return found
 
+def _with_dependents(selected: dict[int, Reconciled], states: Sequence[Reconciled],
+                     reasons: dict[int, str], *, cascade: bool) -> dict[int, Reconciled]:
+    """`selected` grown by every applied migration that depends on one in it (and, for
+    each, its service's newer migrations), noting why in `reasons`; without `cascade`
+    the first such dependent is refused."""
     others = [s for s in states if s.row is not None and not s.row.dirty]
     changed = True
     while changed:
@@ -205,14 +209,13 @@ def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest
         for state in others:
             if state.version in selected:
                 continue
-            needs = depends_of(state) & selected.keys()
+            needs = _depends_of(state) & selected.keys()
             if not needs:
                 continue
-            if not request.cascade:
-                needed = min(needs)
+            if not cascade:
                 raise RefusedError(
-                    f"{_v(needed)} cannot be rolled back: {state.service}'s {_v(state.version)} "
-                    f"{state.name} depends on it and is applied",
+                    f"{_v(min(needs))} cannot be rolled back: {state.service}'s "
+                    f"{_v(state.version)} {state.name} depends on it and is applied",
                     hint=f"roll back {state.service} first (`migcoord down --service "
                     f"{state.service} --to {_v(state.version - 1)}`), or pass --cascade to "
                     "roll back the dependents first")
@@ -223,14 +226,21 @@ def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest
                     selected[later.version] = later
                     reasons[later.version] = f"cascade: depends on {_v(min(needs))}"
                     changed = True
-    _refuse_broken(selected.values())
-    steps = []
-    for version in sorted(selected, reverse=True):
-        state = selected[version]
-        if state.migration is None or state.migration.down is None:
-            raise RefusedError(
-                f"cannot roll back {_v(version)} {state.service} {state.name}: its down file "
-                "is not in this checkout",
-                hint=f"run down from a checkout that has {state.service}'s migrations folder")
-        steps.append(Step(state.migration, reason=reasons[version]))
-    return Plan(steps=tuple(steps))
+    return selected
+
+
+def _depends_of(state: Reconciled) -> set[int]:
+    """What a migration needs: as recorded when it was applied, and as its file says now."""
+    found = set(state.row.depends) if state.row is not None else set()
+    if state.migration is not None:
+        found |= set(state.migration.depends_on)
+    return found
+
+
+def _down_step(state: Reconciled, reason: str) -> Step:
+    if state.migration is None or state.migration.down is None:
+        raise RefusedError(
+            f"cannot roll back {_v(state.version)} {state.service} {state.name}: its down file "
+            "is not in this checkout",
+            hint=f"run down from a checkout that has {state.service}'s migrations folder")
+    return Step(state.migration, reason=reason)

@@ -83,10 +83,6 @@ def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
     return base
 
 
-def applied_versions(rows: Iterable[HistoryRow]) -> set[int]:
-    return {row.version for row in rows if not row.dirty}
-
-
 def database_version(rows: Iterable[HistoryRow]) -> int | None:
     return max((row.version for row in rows), default=None)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +81,35 @@ def load(path: Path) -> Config:
     return from_mapping(data, path=path.resolve())
 
 
+#: Notes one mistake: (the key, what is wrong with it).
+Problem = Callable[[str, str], None]
+
+
 def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
-    """Validate parsed TOML; `path` is where it came from (paths are relative to it)."""
+    """Validate parsed TOML; `path` is where it came from (paths are relative to it).
+
+    Every mistake is reported at once, in one ConfigError.
+    """
     problems: list[str] = []
-    root = path.parent
 
     def problem(key: str, message: str) -> None:
         problems.append(f"[{key}] {message}")
 
+    settings = _top_level(data, path.parent, problem)
+    services = _services(settings.pop("services"), path.parent, problem)
+    if not services and "services" in data and not problems:
+        problem("services", "no service is configured")
+    if "services" not in data:
+        problem("services", "missing: add at least one [services.NAME] table with migrations = ...")
+    if problems:
+        message = "invalid config:\n  " + "\n  ".join(problems)
+        raise ConfigError(message, path=path, hint="fix the keys above; see docs/config.md")
+    return Config(root=path.parent, path=path, services=tuple(services), **settings)
+
+
+def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[str, Any]:
+    """The top-level settings as Config fields (and the raw `services` table); a value of
+    the wrong type is noted and replaced by its default, so the rest is still judged."""
     for key, value in data.items():
         expected = _TOP_KEYS.get(key)
         if expected is None:
@@ -123,33 +144,20 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
     sync = get("synchronous_commit", "last")
     if sync not in _SYNC_CHOICES:
         problem("synchronous_commit", f"expected one of {', '.join(_SYNC_CHOICES)}, got {sync!r}")
-
-    services = _services(get("services", {}), root, problem)
-    if not services and "services" in data and not problems:
-        problem("services", "no service is configured")
-    if "services" not in data:
-        problem("services", "missing: add at least one [services.NAME] table with migrations = ...")
-
-    if problems:
-        message = "invalid config:\n  " + "\n  ".join(problems)
-        raise ConfigError(message, path=path, hint="fix the keys above; see docs/config.md")
-
-    return Config(
-        root=root,
-        path=path,
-        services=tuple(services),
-        database_url_env=database_url_env,
-        version_width=version_width,
-        history_schema=history_schema,
-        default_schema=default_schema,
-        docs=docs,
-        allow=frozenset(allow_list),
-        synchronous_commit=sync,
-        lock_timeout=float(lock_timeout),
-    )
+    return {
+        "database_url_env": database_url_env,
+        "version_width": version_width,
+        "history_schema": history_schema,
+        "default_schema": default_schema,
+        "docs": docs,
+        "allow": frozenset(allow_list),
+        "synchronous_commit": sync,
+        "lock_timeout": float(lock_timeout),
+        "services": get("services", {}),
+    }
 
 
-def _services(table: Mapping[str, Any], root: Path, problem: Any) -> list[ServiceConfig]:
+def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[ServiceConfig]:
     services: list[ServiceConfig] = []
     folders: dict[Path, str] = {}
     reservations: list[tuple[str, Reservation]] = []
@@ -213,7 +221,7 @@ def _services(table: Mapping[str, Any], root: Path, problem: Any) -> list[Servic
     return services
 
 
-def _reservation(text: str, key: str, problem: Any) -> Reservation | None:
+def _reservation(text: str, key: str, problem: Problem) -> Reservation | None:
     match = _RESERVED.match(text)
     if match is None:
         problem(key, f'expected a range "FIRST-LAST" such as "000001-000005", got {text!r}')
@@ -226,7 +234,7 @@ def _reservation(text: str, key: str, problem: Any) -> Reservation | None:
     return Reservation(first, last)
 
 
-def _inside(root: Path, value: str, key: str, problem: Any) -> Path | None:
+def _inside(root: Path, value: str, key: str, problem: Problem) -> Path | None:
     if not value.strip():
         problem(key, "expected a path, got an empty string")
         return None
