@@ -244,11 +244,11 @@ class Coordinator:
         """Services whose folder is absent although migcoord.sum lists migrations of them."""
         from migcoord.core import sumfile
 
-        absent = {f.name for f in catalog.folders if not f.present}
+        absent = catalog.absent_services
         text = self._read_sum() if absent else None
-        if not absent or text is None:
+        if text is None:
             return []
-        return sorted({line.service for line in sumfile.parse(text).lines} & absent)
+        return sorted({line.service for line in sumfile.parse(text).lines}.intersection(absent))
 
     def _refresh_docs(self) -> None:
         """`create` keeps the docs current when configured; a problem is logged, since
@@ -311,9 +311,9 @@ class Coordinator:
         path = self._sum_path()
         with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
             catalog = self.catalog()
-            absent = {f.name for f in catalog.folders if not f.present}
+            absent = catalog.absent_services
             if absent:
-                kept = self._kept_sum_lines(absent)
+                kept = self._kept_sum_lines(set(absent))
                 workspace.replace_atomically(
                     path, _render_sum(list(catalog.migrations), kept))
             else:
@@ -486,8 +486,8 @@ class Coordinator:
                                detail=s.detail if s.judged else "folder not here",
                                judged=s.judged)
                 for s in shown),
-            unjudged_services=tuple(f.name for f in catalog.folders if not f.present
-                                    and (service is None or f.name == service)))
+            unjudged_services=tuple(name for name in catalog.absent_services
+                                    if service is None or name == service))
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
@@ -564,7 +564,7 @@ class Coordinator:
         from migcoord.db import golang
 
         catalog = self.catalog()
-        absent = {f.name for f in catalog.folders if not f.present}
+        absent = catalog.absent_services
         ledger = Ledger.of(catalog, self._read_sum())
         with self._database(dsn, conn, "migcoord adopt") as history:
             state = golang.read_state(history.conn, table)
@@ -691,10 +691,9 @@ class Coordinator:
         if self.config.sum_path is None:
             return
         catalog = self.catalog()
-        absent = {f.name for f in catalog.folders if not f.present}
         workspace.replace_atomically(
             self.config.sum_path, _render_sum(list(catalog.migrations),
-                                              self._kept_sum_lines(absent)))
+                                              self._kept_sum_lines(set(catalog.absent_services))))
 
 
 def _refuse_renumbering_applied(rows: list[HistoryRow], plan: numbering.RenumberPlan) -> None:
