@@ -278,7 +278,7 @@ class Coordinator:
 
         Never overwrites; updates migcoord.sum in the same critical section.
         """
-        from migcoord.core import numbering
+        from migcoord.core import numbering, templates
         from migcoord.repo import workspace
 
         service_config = self._service(service)
@@ -291,9 +291,9 @@ class Coordinator:
             folder = service_config.migrations
             up = folder / format_filename(version, clean_name, "up", width)
             down = folder / format_filename(version, clean_name, "down", width)
-            workspace.create_exclusive(up, _up_template(service_config, catalog, version, width))
+            workspace.create_exclusive(up, templates.up_file(service_config, catalog, version, width))
             try:
-                workspace.create_exclusive(down, _down_template(service_config, version, width))
+                workspace.create_exclusive(down, templates.down_file(service_config, version, width))
             except Exception:
                 up.unlink(missing_ok=True)
                 raise
@@ -746,32 +746,4 @@ def _render_sum(migrations: list[Migration], kept: list[sumfile.SumLine]) -> str
     lines = sorted(merged.values(), key=lambda line: (line.version, line.service, line.name))
     body = [line.render() for line in lines]
     return sumfile.render_lines(body)
-
-
-def _up_template(service: ServiceConfig, catalog: Catalog, version: int, width: int) -> str:
-    owns = ", ".join(service.owns) if service.owns else "(not declared in migcoord.toml)"
-    example = _dependency_example(catalog, service.name, width)
-    return (
-        f"-- {service.name}: migration {format_version(version, width)}\n"
-        f"-- Tables owned by {service.name}: {owns}\n"
-        "-- Needs another service's tables? Declare it before the first statement:\n"
-        f"--   -- migcoord:depends {example}\n"
-        "-- No BEGIN/COMMIT: migcoord runs this file and its history row in one transaction.\n"
-        "\n"
-    )
-
-
-def _down_template(service: ServiceConfig, version: int, width: int) -> str:
-    return (
-        f"-- {service.name}: undo migration {format_version(version, width)}\n"
-        "-- Undo exactly what the up file does, in reverse order.\n"
-        "\n"
-    )
-
-
-def _dependency_example(catalog: Catalog, service: str, width: int) -> str:
-    for migration in reversed(catalog.migrations):
-        if migration.service != service:
-            return f"{migration.service}:{migration.version_text}"
-    return f"other-service:{format_version(1, width)}"
 
