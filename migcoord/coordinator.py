@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import attrs
 
@@ -51,6 +51,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("migcoord")
 
 DEFAULT_FILE_LOCK_TIMEOUT = 30.0
+
+
+class Settings(TypedDict, total=False):
+    """The Config fields `Coordinator.for_service` accepts: all but the folders'."""
+
+    database_url_env: str
+    version_width: int
+    history_schema: str
+    default_schema: str
+    docs: Path | None
+    allow: frozenset[str]
+    synchronous_commit: str
+    lock_timeout: float
 
 
 @attrs.frozen
@@ -107,7 +120,8 @@ class Coordinator:
 
     @classmethod
     def for_service(cls, service: str, *, migrations: Path | str,
-                    environ: Mapping[str, str] | None = None, **settings: object) -> Coordinator:
+                    environ: Mapping[str, str] | None = None,
+                    **settings: Unpack[Settings]) -> Coordinator:
         """A coordinator for one service's folder with no config file (start-up code).
 
         `settings` are Config fields such as history_schema or database_url_env.
@@ -119,8 +133,7 @@ class Coordinator:
                              f"{', '.join(unknown)}", hint="known: " + ", ".join(sorted(allowed)))
         folder = Path(migrations).resolve()
         config = Config(root=folder.parent,
-                        services=(ServiceConfig(name=service, migrations=folder),),
-                        **settings)  # type: ignore[arg-type]
+                        services=(ServiceConfig(name=service, migrations=folder),), **settings)
         return cls(config, environ=environ)
 
     # -- reading ------------------------------------------------------------------------
