@@ -31,10 +31,12 @@ from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
 from migcoord.repo import discovery
 from migcoord.results import (
     AdoptResult,
+    Created,
     DownResult,
     MarkResult,
     MigrationState,
     PlannedStep,
+    Renumbered,
     StatusReport,
     StepResult,
     UpResult,
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from migcoord.core import docsgen, numbering, sumfile
     from migcoord.db.history import History
     from migcoord.verify import roundtrip as verify_module
+
+__all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
 
 log = logging.getLogger("migcoord")
 
@@ -64,32 +68,6 @@ class Settings(TypedDict, total=False):
     allow: frozenset[str]
     synchronous_commit: str
     lock_timeout: float
-
-
-@attrs.frozen
-class Created:
-    """What `create` wrote."""
-
-    version: int
-    version_text: str
-    service: str
-    name: str
-    up: Path
-    down: Path
-
-
-@attrs.frozen
-class Renumbered:
-    service: str
-    name: str
-    old_version: int
-    new_version: int
-    new_version_text: str
-    moved: tuple[tuple[Path, Path], ...]
-    edited: tuple[Path, ...]
-    ambiguous: tuple[str, ...] = ()
-    #: (old, new) for every migration moved: the requested one and its service's later ones.
-    versions: tuple[tuple[int, int], ...] = ()
 
 
 class Coordinator:
@@ -364,13 +342,7 @@ class Coordinator:
         migration = plan.migration
         log.debug("renumbered %s/%s from %s to %s", service, migration.name,
                  migration.version_text, plan.new_version_text)
-        return Renumbered(
-            service=service, name=migration.name, old_version=version,
-            new_version=plan.new_version, new_version_text=plan.new_version_text,
-            moved=tuple((m.source, m.target) for m in plan.moves),
-            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous,
-            versions=tuple((item.migration.version, item.new_version)
-                           for item in plan.renumberings))
+        return Renumbered.of(plan)
 
     def _apply_renumber(self, plan: numbering.RenumberPlan) -> None:
         from migcoord.repo import workspace
