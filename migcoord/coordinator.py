@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -21,7 +21,6 @@ from migcoord.core.model import (
     Catalog,
     Config,
     Finding,
-    HistoryRow,
     Migration,
     ServiceConfig,
     format_version,
@@ -34,11 +33,8 @@ from migcoord.results import (
     Created,
     DownResult,
     MarkResult,
-    MigrationState,
-    PlannedStep,
     Renumbered,
     StatusReport,
-    StepResult,
     UpResult,
 )
 
@@ -320,6 +316,7 @@ class Coordinator:
         there is refused (renumbering it would make it pending again) and the renumber
         is recorded in migcoord_events.
         """
+        from migcoord import _engine
         from migcoord.core import numbering
         from migcoord.repo import workspace
 
@@ -329,14 +326,9 @@ class Coordinator:
             plan = numbering.plan_renumber(catalog, self.config, version, service, to)
             if dsn is not None or conn is not None:
                 with self._database(dsn, conn, f"migcoord renumber {service}") as history:
-                    _refuse_renumbering_applied(history.rows(), plan)
+                    _engine.refuse_renumbering_applied(history, plan)
                     self._apply_renumber(plan)
-                    history.ensure()
-                    for item in plan.renumberings:
-                        history.event("renumber", version=item.new_version, service=service,
-                                      name=item.migration.name,
-                                      detail={"from": item.migration.version,
-                                              "to": item.new_version})
+                    _engine.record_renumber(history, plan)
             else:
                 self._apply_renumber(plan)
         migration = plan.migration
@@ -376,7 +368,7 @@ class Coordinator:
         Each migration and its history row commit together. Checks for pending work
         before taking the lock, so a replica with nothing to do never waits.
         """
-        from migcoord.db import executor
+        from migcoord import _engine
 
         if (service is None) == (not all_services):
             raise UsageError("name one service, or pass all_services=True (--all)")
@@ -388,91 +380,34 @@ class Coordinator:
                                up_only=True)
         request = planning.UpRequest(service=service, to=to, with_deps=with_deps,
                                      allow_out_of_order=allow_out_of_order)
-        name = f"migcoord up {service or '--all'}"
-        with self._database(dsn, conn, name) as history:
-            plan = planning.plan_up(catalog, history.rows(), request)
-            for warning in plan.warnings:
-                log.warning("%s", warning)
-            if dry_run:
-                return UpResult(planned=_planned(plan, "up"), dry_run=True,
-                                warnings=plan.warnings)
-            if not plan.steps:
-                log.debug("nothing to apply: %s is up to date", service or "the database")
-                return UpResult(warnings=plan.warnings)
-            with self._lock(history, lock_timeout) as lock_pid:
-                history.ensure()
-                # Others may have applied some of it while this process waited.
-                plan = planning.plan_up(catalog, history.rows(), request)
-                applied: list[StepResult] = []
-                relaxed = not (sync_each or self.config.synchronous_commit == "each")
-                with executor.relaxed_commits(history, enabled=relaxed and len(plan.steps) > 1):
-                    for index, step in enumerate(plan.steps):
-                        migration = step.migration
-                        if relaxed and index == len(plan.steps) - 1:
-                            # The last commit waits for the WAL flush, and so makes every
-                            # earlier commit of this run durable too.
-                            executor.synchronous(history)
-                        duration = executor.apply_up(history, migration, lock_pid=lock_pid,
-                                                     role=self._role(migration.service))
-                        applied.append(StepResult(migration.version, migration.service,
-                                                  migration.name, duration))
-                        log.info("applied %s %s %s (%d ms)", migration.version_text,
-                                 migration.service, migration.name, duration)
-        return UpResult(applied=tuple(applied), warnings=plan.warnings)
+        with self._database(dsn, conn, f"migcoord up {service or '--all'}") as history:
+            return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
+                              lock_timeout=lock_timeout, sync_each=sync_each)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
              cascade: bool = False, dry_run: bool = False, lock_timeout: float | None = None,
              dsn: str | None = None, conn: psycopg.Connection | None = None) -> DownResult:
         """Roll back service's newest applied migrations (default one), newest first."""
-        from migcoord.db import executor
+        from migcoord import _engine
 
         self._service(service)
         catalog = self.catalog()
         request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade)
         with self._database(dsn, conn, f"migcoord down {service}") as history:
-            plan = planning.plan_down(catalog, history.rows(), request)
-            if dry_run or not plan.steps:
-                return DownResult(planned=_planned(plan, "down"), dry_run=dry_run)
-            with self._lock(history, lock_timeout) as lock_pid:
-                history.ensure()
-                plan = planning.plan_down(catalog, history.rows(), request)
-                done: list[StepResult] = []
-                for step in plan.steps:
-                    migration = step.migration
-                    if step.reason.startswith("cascade"):
-                        log.warning("rolling back %s %s %s first (%s)", migration.version_text,
-                                    migration.service, migration.name, step.reason)
-                    duration = executor.apply_down(history, migration, lock_pid=lock_pid,
-                                                   role=self._role(migration.service))
-                    done.append(StepResult(migration.version, migration.service,
-                                           migration.name, duration))
-                    log.info("rolled back %s %s %s (%d ms)", migration.version_text,
-                             migration.service, migration.name, duration)
-        return DownResult(rolled_back=tuple(done))
+            return _engine.down(self.config, catalog, history, request, dry_run=dry_run,
+                                lock_timeout=lock_timeout)
 
     def status(self, *, service: str | None = None, dsn: str | None = None,
                conn: psycopg.Connection | None = None) -> StatusReport:
         """Every migration's state (files x history), the database version, dirty rows."""
+        from migcoord import _engine
+
         if service is not None:
             self._service(service)
         catalog = self.catalog(up_only=True)
         with self._database(dsn, conn, f"migcoord status {service or ''}".strip()) as history:
             rows = history.rows()
-        states = reconcile.reconcile(catalog, rows)
-        shown = [s for s in states if service is None or s.service == service]
-        return StatusReport(
-            database_version=reconcile.database_version(rows),
-            dirty=any(row.dirty for row in rows),
-            migrations=tuple(
-                MigrationState(version=s.version, service=s.service, name=s.name,
-                               state=s.state,
-                               applied_at=s.row.applied_at if s.row else None,
-                               applied_by=s.row.applied_by if s.row else None,
-                               detail=s.detail if s.judged else "folder not here",
-                               judged=s.judged)
-                for s in shown),
-            unjudged_services=tuple(name for name in catalog.absent_services
-                                    if service is None or name == service))
+        return _engine.status(catalog, rows, service)
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
@@ -510,106 +445,31 @@ class Coordinator:
         recorded one when the file is not here; `pending` deletes the history row.
         Both append an event with `reason`.
         """
-        matches = [m for m in self.catalog().migrations if m.version == version]
-        if len(matches) > 1:
-            raise RefusedError(f"version {format_version(version)} belongs to several "
-                               "migrations here", hint="run `migcoord check` and renumber first")
-        migration = matches[0] if matches else None
-        with self._database(dsn, conn, "migcoord mark") as history, \
-                self._lock(history, lock_timeout):
-            history.ensure()
-            row = {r.version: r for r in history.rows()}.get(version)
-            previous = None if row is None else row.status
-            if applied:
-                target = _applied_row(version, migration, row)
-                with history.conn.transaction():
-                    history.upsert_applied(target)
-                    history.event("mark-applied", version=version, service=target.service,
-                                  name=target.name, reason=reason, detail={"previous": previous})
-                service, name = target.service, target.name
-            else:
-                if row is None:
-                    raise UsageError(f"{format_version(version)} is not recorded in the "
-                                     "database: it is already pending")
-                with history.conn.transaction():
-                    history.delete(version)
-                    history.event("mark-pending", version=version, service=row.service,
-                                  name=row.name, reason=reason, detail={"previous": previous})
-                service, name = row.service, row.name
-        log.debug("marked %s %s %s as %s", format_version(version), service, name,
-                 "applied" if applied else "pending")
-        return MarkResult(version=version, service=service, name=name, applied=applied,
-                          previous=previous)
+        from migcoord import _engine
+
+        migration = _engine.migration_numbered(self.catalog(), version)
+        with self._database(dsn, conn, "migcoord mark") as history:
+            return _engine.mark(self.config, history, version, migration, applied=applied,
+                                reason=reason, lock_timeout=lock_timeout)
 
     def adopt(self, *, table: str = "schema_migrations", lock_timeout: float | None = None,
               dsn: str | None = None, conn: psycopg.Connection | None = None) -> AdoptResult:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
-        from migcoord.checks.rules import Ledger
-        from migcoord.db import golang
+        from migcoord import _engine
 
         catalog = self.catalog()
-        absent = catalog.absent_services
-        ledger = Ledger.of(catalog, self._read_sum())
+        sum_text = self._read_sum()
         with self._database(dsn, conn, "migcoord adopt") as history:
-            state = golang.read_state(history.conn, table)
-            # A folder that is absent because the service has no migrations yet is fine;
-            # one that holds migrations (per migcoord.sum) would leave them unrecorded.
-            hidden = sorted({owner for version, owners in ledger.owners.items()
-                             if version <= state.version for owner in owners
-                             if owner in absent})
-            if hidden or not ledger.complete:
-                raise RefusedError(
-                    "adopt needs the migrations folder of every service that has migrations; "
-                    "not here: " + ", ".join(hidden or sorted(absent)),
-                    hint="run adopt once from a full checkout of the repository")
-            with self._lock(history, lock_timeout):
-                history.ensure()
-                rows = {row.version: row for row in history.rows()}
-                recorded: list[int] = []
-                already: list[int] = []
-                with history.conn.transaction():
-                    for migration in catalog.migrations:
-                        if migration.version > state.version:
-                            continue
-                        if migration.version in rows:
-                            already.append(migration.version)
-                            continue
-                        history.upsert_applied(HistoryRow(
-                            version=migration.version, service=migration.service,
-                            name=migration.name, checksum=migration.checksum,
-                            status="applied", depends=migration.depends_on))
-                        recorded.append(migration.version)
-                    history.event("adopt", version=state.version,
-                                  detail={"table": table, "recorded": recorded,
-                                          "already": already})
-        return AdoptResult(golang_version=state.version, recorded=tuple(recorded),
-                           already=tuple(already))
+            return _engine.adopt(self.config, catalog, sum_text, history, table=table,
+                                 lock_timeout=lock_timeout)
 
-    @contextlib.contextmanager
     def _database(self, dsn: str | None, conn: psycopg.Connection | None,
-                  application_name: str) -> Iterator[History]:
-        from migcoord.db.connect import session
-        from migcoord.db.history import History
-        from migcoord.local.target import resolve_dsn
+                  application_name: str) -> contextlib.AbstractContextManager[History]:
+        from migcoord import _engine
 
-        if conn is None:
-            dsn = resolve_dsn(dsn, self.config, self.environ)
-        with session(dsn, conn, application_name=application_name) as connection:
-            yield History(connection, self.config.history_schema)
+        return _engine.connected(self.config, self.environ, dsn, conn, application_name)
 
-    @contextlib.contextmanager
-    def _lock(self, history: History, timeout: float | None) -> Iterator[int]:
-        from migcoord.db.lock import advisory_lock, lock_key
-
-        wait = self.config.lock_timeout if timeout is None else timeout
-        with advisory_lock(history.conn, lock_key(self.config.history_schema),
-                           timeout=wait) as pid:
-            yield pid
-
-    def _role(self, service: str) -> str | None:
-        config = self.config.service(service)
-        return config.role if config is not None else None
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -681,44 +541,10 @@ class Coordinator:
                                               self._kept_sum_lines(set(catalog.absent_services))))
 
 
-def _refuse_renumbering_applied(rows: list[HistoryRow], plan: numbering.RenumberPlan) -> None:
-    moving = {(item.migration.version, item.migration.service): item.migration
-              for item in plan.renumberings}
-    for row in rows:
-        migration = moving.get((row.version, row.service))
-        if migration is not None:
-            raise RefusedError(
-                f"{migration.service} {migration.label} is applied in this database; "
-                f"renumbering it would make it pending again and apply it twice",
-                hint="renumber only migrations never applied anywhere; to change an applied "
-                "one, write a new migration")
-
-
 def _docs_reason(path: Path, existing: str | None) -> str:
     if existing is None:
         return f"{path.name} does not exist yet"
     return f"{path.name} no longer matches the migrations and migcoord.toml"
-
-
-def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:
-    if migration is not None:
-        return HistoryRow(version=version, service=migration.service, name=migration.name,
-                          checksum=migration.checksum, status="applied",
-                          depends=migration.depends_on)
-    if row is not None:
-        return attrs.evolve(row, status="applied")
-    raise UsageError(f"no migration numbered {format_version(version)} in this checkout or in "
-                     "the database", hint="check the number with `migcoord status`")
-
-
-def _planned(plan: planning.Plan, direction: str) -> tuple[PlannedStep, ...]:
-    return tuple(
-        PlannedStep(version=step.migration.version, service=step.migration.service,
-                    name=step.migration.name, direction=direction,
-                    sql=step.migration.up_sql if direction == "up" else step.migration.down_sql,
-                    no_transaction=step.migration.directives.no_transaction and direction == "up",
-                    reason=step.reason)
-        for step in plan.steps)
 
 
 def _render_sum(migrations: list[Migration], kept: list[sumfile.SumLine]) -> str:
