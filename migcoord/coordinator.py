@@ -3,11 +3,18 @@
 Every CLI command is one Coordinator call; service start-up code and ops scripts use the
 same calls. Nothing here prints or exits: results are values, problems are exceptions
 under MigcoordError.
+
+Each method checks its arguments, reads what the command needs and hands over to the
+module of its concern: `_engine` for the database commands, `repo.sumkeeper` and
+`repo.docskeeper` for the files kept beside the migrations, `repo.workspace` for the
+writes, `core.templates` for what `create` writes. Those are imported where they are
+used, so that `import migcoord` in a service stays light (no psycopg, filelock, pglast).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -17,16 +24,9 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 import attrs
 
 from migcoord.core import planning, reconcile
-from migcoord.core.model import (
-    Catalog,
-    Config,
-    Finding,
-    Migration,
-    ServiceConfig,
-    format_version,
-)
+from migcoord.core.model import Catalog, Config, Finding, ServiceConfig, format_version
 from migcoord.core.naming import format_filename, normalize_name
-from migcoord.errors import FileExists, MigcoordError, RefusedError, UsageError
+from migcoord.errors import UsageError
 from migcoord.repo import discovery
 from migcoord.results import (
     AdoptResult,
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     import psycopg
 
     from migcoord.checks import sqlrules as sqlchecks
-    from migcoord.core import docsgen, numbering, sumfile
+    from migcoord.core import docsgen
+    from migcoord.core.numbering import RenumberPlan
     from migcoord.db.history import History
     from migcoord.verify import roundtrip as verify_module
 
@@ -130,6 +131,7 @@ class Coordinator:
         """
         from migcoord.checks import rules as checks
         from migcoord.checks import sqlrules as sqlchecks
+        from migcoord.repo import docskeeper, sumkeeper
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
@@ -139,125 +141,34 @@ class Coordinator:
             catalog = gitref.merged_catalog(self.config, catalog, against)
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
-        sum_text = self._read_sum() if check_sum else None
+        sum_text = sumkeeper.read(self.config) if check_sum else None
         # SQL analysis when pglast is installed; else one sql-skipped warning.
         analyses = (sqlchecks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses)
-        if (against is None and self.config.docs is not None and analyses is not None
-                and analyses.available):
-            findings.extend(self._docs_findings(catalog, analyses))
+        if against is None and analyses is not None and analyses.available:
+            findings.extend(docskeeper.stale_findings(
+                self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
         return checks.sort_findings(findings)
 
-    # -- generated docs -----------------------------------------------------------------
+    # -- the files beside the migrations --------------------------------------------------
 
     def docs(self, *, check: bool = False,
              lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> docsgen.DocsUpdate:
         """Write the generated tables into the configured `docs` file; with `check`, only
         report whether it is out of date. Needs the SQL analysis (`migcoord[sql]`)."""
-        from migcoord.core import docsgen
-        from migcoord.repo import workspace
+        from migcoord.repo import docskeeper
 
-        path = self.config.docs
-        if path is None:
-            where = f" to {self.config.path}" if self.config.path else ""
-            raise UsageError("no docs file is configured",
-                             hint=f'add docs = "docs/MIGRATIONS.md"{where}')
+        docskeeper.path_of(self.config)  # no docs file configured: say so before locking
         if check:
-            existing, wanted = self._docs_texts(self.catalog(), None)
-            return docsgen.DocsUpdate(path, stale=existing != wanted,
-                                      reason=_docs_reason(path, existing))
-        with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
-            return self._write_docs(self.catalog())
-
-    def _docs_texts(self, catalog: Catalog,
-                    analyses: sqlchecks.Analyses | None) -> tuple[str | None, str]:
-        """The docs file as it is (None when absent) and as it should be."""
-        from migcoord.checks import sqlrules as sqlchecks
-        from migcoord.core import docsgen
-
-        assert self.config.docs is not None
-        absent = self._absent_with_migrations(catalog)
-        if absent:
-            raise RefusedError(
-                "the docs list every service's migrations, and these folders are not here: "
-                + ", ".join(absent), hint="run `migcoord docs` in a full checkout")
-        if analyses is None:
-            analyses = sqlchecks.analyse(catalog, self.config, cache=self._sql)
-        analyses.require()
-        owners = sqlchecks.Owners.of(catalog, self.config, analyses)
-        owned = {service.name: [sqlchecks.display(t, self.config)
-                                for t in owners.owned_by(service.name)]
-                 for service in self.config.services}
-        try:
-            existing: str | None = self.config.docs.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            existing = None
-        return existing, docsgen.merge(existing, docsgen.render(catalog, self.config, owned))
-
-    def _write_docs(self, catalog: Catalog) -> docsgen.DocsUpdate:
-        from migcoord.core import docsgen
-        from migcoord.repo import workspace
-
-        path = self.config.docs
-        assert path is not None
-        existing, wanted = self._docs_texts(catalog, None)
-        if existing == wanted:
-            return docsgen.DocsUpdate(path, stale=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        workspace.replace_atomically(path, wanted)
-        return docsgen.DocsUpdate(path, stale=True, written=True,
-                                  reason=_docs_reason(path, existing))
-
-    def _docs_findings(self, catalog: Catalog, analyses: sqlchecks.Analyses) -> list[Finding]:
-        """docs-stale, when it can be judged here (every folder with migrations present)."""
-        from migcoord.core import docsgen
-
-        path = self.config.docs
-        if path is None or "docs-stale" in self.config.allow:
-            return []
-        if self._absent_with_migrations(catalog):
-            return []
-        try:
-            existing, wanted = self._docs_texts(catalog, analyses)
-        except MigcoordError as error:  # unbalanced markers
-            return [docsgen.stale_finding(path, error.message)]
-        if existing == wanted:
-            return []
-        return [docsgen.stale_finding(path, _docs_reason(path, existing))]
-
-    def _absent_with_migrations(self, catalog: Catalog) -> list[str]:
-        """Services whose folder is absent although migcoord.sum lists migrations of them."""
-        from migcoord.core import sumfile
-
-        absent = catalog.absent_services
-        text = self._read_sum() if absent else None
-        if text is None:
-            return []
-        return sorted({line.service for line in sumfile.parse(text).lines}.intersection(absent))
-
-    def _refresh_docs(self) -> None:
-        """`create` keeps the docs current when configured; a problem is logged, since
-        the migration itself was created."""
-        if self.config.docs is None:
-            return
-        try:
-            if self._write_docs(self.catalog()).written:
-                log.info("updated %s", self.config.docs)
-        except MigcoordError as error:
-            log.warning("%s was not refreshed: %s", self.config.docs, error)
-
-    def _read_sum(self) -> str | None:
-        path = self.config.sum_path
-        if path is None:
-            return None
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-
-    # -- writing ------------------------------------------------------------------------
+            catalog = self.catalog()
+            return docskeeper.check(self.config, catalog,
+                                    functools.partial(self._owned_tables, catalog))
+        with self._file_lock(lock_timeout):
+            catalog = self.catalog()
+            return docskeeper.write(self.config, catalog,
+                                    functools.partial(self._owned_tables, catalog))
 
     def create(self, service: str, name: str, *,
                lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Created:
@@ -266,46 +177,35 @@ class Coordinator:
         Never overwrites; updates migcoord.sum in the same critical section.
         """
         from migcoord.core import numbering, templates
-        from migcoord.repo import workspace
+        from migcoord.repo import docskeeper, sumkeeper, workspace
 
         service_config = self._service(service)
         clean_name = normalize_name(name)
-        with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
+        width = self.config.version_width
+        with self._file_lock(lock_timeout):
             catalog = self.catalog()
-            self._refuse_broken_sum()
+            sumkeeper.refuse_broken(self.config)
             version = numbering.next_version(catalog, self.config, service)
-            width = self.config.version_width
-            folder = service_config.migrations
-            up = folder / format_filename(version, clean_name, "up", width)
-            down = folder / format_filename(version, clean_name, "down", width)
-            workspace.create_exclusive(up, templates.up_file(service_config, catalog, version, width))
-            try:
-                workspace.create_exclusive(down, templates.down_file(service_config, version, width))
-            except Exception:
-                up.unlink(missing_ok=True)
-                raise
-            self._update_sum(add=[discovery.read_pair(service, up, down)])
-            self._refresh_docs()
+            up = service_config.migrations / format_filename(version, clean_name, "up", width)
+            down = service_config.migrations / format_filename(version, clean_name, "down", width)
+            workspace.create_exclusive_all([
+                (up, templates.up_file(service_config, catalog, version, width)),
+                (down, templates.down_file(service_config, version, width))])
+            written = self.catalog()
+            sumkeeper.add(self.config, written, [discovery.read_pair(service, up, down)])
+            docskeeper.refresh(self.config, written,
+                               functools.partial(self._owned_tables, written))
         log.debug("created %s and %s", up, down)
         return Created(version=version, version_text=format_version(version, width),
                        service=service, name=clean_name, up=up, down=down)
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
         """Rewrite migcoord.sum from the files on disk (after a deliberate edit or merge)."""
-        from migcoord.core import sumfile
-        from migcoord.repo import workspace
+        from migcoord.repo import sumkeeper
 
-        path = self._sum_path()
-        with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
-            catalog = self.catalog()
-            absent = catalog.absent_services
-            if absent:
-                kept = self._kept_sum_lines(set(absent))
-                workspace.replace_atomically(
-                    path, _render_sum(list(catalog.migrations), kept))
-            else:
-                workspace.replace_atomically(path, sumfile.render(catalog.migrations))
-        return path
+        sumkeeper.path_of(self.config)  # no sum file without a config: say so before locking
+        with self._file_lock(lock_timeout):
+            return sumkeeper.write(self.config, self.catalog())
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
@@ -318,44 +218,20 @@ class Coordinator:
         """
         from migcoord import _engine
         from migcoord.core import numbering
-        from migcoord.repo import workspace
 
         self._service(service)
-        with workspace.repo_lock(self.config.lock_path, timeout=lock_timeout):
-            catalog = self.catalog()
-            plan = numbering.plan_renumber(catalog, self.config, version, service, to)
-            if dsn is not None or conn is not None:
+        with self._file_lock(lock_timeout):
+            plan = numbering.plan_renumber(self.catalog(), self.config, version, service, to)
+            if dsn is None and conn is None:
+                self._renumber_files(plan)
+            else:
                 with self._database(dsn, conn, f"migcoord renumber {service}") as history:
                     _engine.refuse_renumbering_applied(history, plan)
-                    self._apply_renumber(plan)
+                    self._renumber_files(plan)
                     _engine.record_renumber(history, plan)
-            else:
-                self._apply_renumber(plan)
-        migration = plan.migration
-        log.debug("renumbered %s/%s from %s to %s", service, migration.name,
-                 migration.version_text, plan.new_version_text)
+        log.debug("renumbered %s/%s from %s to %s", service, plan.migration.name,
+                  plan.migration.version_text, plan.new_version_text)
         return Renumbered.of(plan)
-
-    def _apply_renumber(self, plan: numbering.RenumberPlan) -> None:
-        from migcoord.repo import workspace
-
-        sources = {move.source for move in plan.moves}
-        for move in plan.moves:
-            if move.target not in sources and (move.target.exists() or move.target.is_symlink()):
-                raise FileExists(f"{move.target} already exists; nothing was renamed or edited",
-                                 hint="move that file out of the way, or choose --to")
-        for edit in plan.edits:
-            workspace.rewrite_keeping_style(edit.path, edit.old, edit.new)
-        done: list[tuple[Path, Path]] = []
-        try:
-            for move in plan.moves:
-                workspace.move_exclusive(move.source, move.target)
-                done.append((move.source, move.target))
-        except Exception:
-            for source, target in reversed(done):
-                workspace.move_exclusive(target, source)
-            raise
-        self._rewrite_sum_after_renumber()
 
     # -- database -----------------------------------------------------------------------
 
@@ -457,19 +333,13 @@ class Coordinator:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
         from migcoord import _engine
+        from migcoord.repo import sumkeeper
 
         catalog = self.catalog()
-        sum_text = self._read_sum()
+        sum_text = sumkeeper.read(self.config)
         with self._database(dsn, conn, "migcoord adopt") as history:
             return _engine.adopt(self.config, catalog, sum_text, history, table=table,
                                  lock_timeout=lock_timeout)
-
-    def _database(self, dsn: str | None, conn: psycopg.Connection | None,
-                  application_name: str) -> contextlib.AbstractContextManager[History]:
-        from migcoord import _engine
-
-        return _engine.connected(self.config, self.environ, dsn, conn, application_name)
-
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -482,79 +352,34 @@ class Coordinator:
                              hint=f"configured services: {known}")
         return service
 
-    def _sum_path(self) -> Path:
-        path = self.config.sum_path
-        if path is None:
-            raise UsageError("this coordinator has no config file, so it has no migcoord.sum",
-                             hint="use Coordinator.load() with a migcoord.toml")
-        return path
+    def _database(self, dsn: str | None, conn: psycopg.Connection | None,
+                  application_name: str) -> contextlib.AbstractContextManager[History]:
+        from migcoord import _engine
 
-    def _refuse_broken_sum(self) -> None:
-        from migcoord.core import sumfile
+        return _engine.connected(self.config, self.environ, dsn, conn, application_name)
 
-        text = self._read_sum()
-        if text is None:
-            return
-        parsed = sumfile.parse(text)
-        if parsed.problems:
-            line, problem = parsed.problems[0]
-            raise RefusedError(
-                f"{self.config.sum_path}:{line}: {problem}",
-                hint="resolve migcoord.sum first: after a merge, `migcoord renumber` your "
-                "branch's migration, then `migcoord sum`")
-
-    def _kept_sum_lines(self, services: set[str]) -> list[sumfile.SumLine]:
-        from migcoord.core import sumfile
-
-        text = self._read_sum()
-        if text is None:
-            return []
-        return [line for line in sumfile.parse(text).lines if line.service in services]
-
-    def _update_sum(self, *, add: list[Migration]) -> None:
-        """Add lines for new migrations, keeping every recorded line as it was.
-
-        Recorded lines are not refreshed from disk: an edit made since stays visible to
-        `check` as sum-mismatch instead of being blessed by an unrelated `create`.
-        """
-        from migcoord.core import sumfile
+    def _file_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         from migcoord.repo import workspace
 
-        path = self.config.sum_path
-        if path is None:
-            return
-        text = self._read_sum()
-        if text is None:
-            workspace.replace_atomically(path, sumfile.render(self.catalog().migrations))
-            return
-        recorded = list(sumfile.parse(text).lines)
-        workspace.replace_atomically(path, _render_sum(add, recorded))
+        return workspace.repo_lock(self.config.lock_path, timeout=timeout)
 
-    def _rewrite_sum_after_renumber(self) -> None:
-        from migcoord.repo import workspace
+    def _renumber_files(self, plan: RenumberPlan) -> None:
+        from migcoord.repo import sumkeeper, workspace
 
-        if self.config.sum_path is None:
-            return
-        catalog = self.catalog()
-        workspace.replace_atomically(
-            self.config.sum_path, _render_sum(list(catalog.migrations),
-                                              self._kept_sum_lines(set(catalog.absent_services))))
+        workspace.apply_renumber(plan)
+        if self.config.sum_path is not None:
+            sumkeeper.write(self.config, self.catalog())
 
+    def _owned_tables(self, catalog: Catalog,
+                      analyses: sqlchecks.Analyses | None = None) -> dict[str, list[str]]:
+        """The tables each service owns, as the docs name them, from `analyses` or a new
+        SQL analysis; raises when the analysis is not available."""
+        from migcoord.checks import sqlrules as sqlchecks
 
-def _docs_reason(path: Path, existing: str | None) -> str:
-    if existing is None:
-        return f"{path.name} does not exist yet"
-    return f"{path.name} no longer matches the migrations and migcoord.toml"
-
-
-def _render_sum(migrations: list[Migration], kept: list[sumfile.SumLine]) -> str:
-    from migcoord.core import sumfile
-
-    fresh = {(line.version_text, line.service, line.name): line
-             for line in sumfile.lines_for(migrations)}
-    merged = {(line.version_text, line.service, line.name): line for line in kept}
-    merged.update(fresh)
-    lines = sorted(merged.values(), key=lambda line: (line.version, line.service, line.name))
-    body = [line.render() for line in lines]
-    return sumfile.render_lines(body)
-
+        if analyses is None:
+            analyses = sqlchecks.analyse(catalog, self.config, cache=self._sql)
+        analyses.require()
+        owners = sqlchecks.Owners.of(catalog, self.config, analyses)
+        return {service.name: [sqlchecks.display(t, self.config)
+                               for t in owners.owned_by(service.name)]
+                for service in self.config.services}
