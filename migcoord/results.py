@@ -1,12 +1,17 @@
-"""What the database commands return: frozen values the CLI renders and scripts inspect."""
+"""What the commands return: frozen values the CLI renders and scripts inspect."""
 
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from migcoord.core.model import Status
+
+if TYPE_CHECKING:
+    from migcoord.core.numbering import RenumberPlan
 
 
 @attrs.frozen
@@ -113,3 +118,43 @@ class AdoptResult:
     golang_version: int
     recorded: tuple[int, ...]
     already: tuple[int, ...]
+
+
+@attrs.frozen
+class Created:
+    """What `create` wrote."""
+
+    version: int
+    version_text: str
+    service: str
+    name: str
+    up: Path
+    down: Path
+
+
+@attrs.frozen
+class Renumbered:
+    """What `renumber` moved and edited."""
+
+    service: str
+    name: str
+    old_version: int
+    new_version: int
+    new_version_text: str
+    moved: tuple[tuple[Path, Path], ...]
+    edited: tuple[Path, ...]
+    ambiguous: tuple[str, ...] = ()
+    #: (old, new) for every migration moved: the requested one and its service's later ones.
+    versions: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, plan: RenumberPlan) -> Renumbered:
+        """The result of carrying out `plan`."""
+        migration = plan.migration
+        return cls(
+            service=migration.service, name=migration.name, old_version=migration.version,
+            new_version=plan.new_version, new_version_text=plan.new_version_text,
+            moved=tuple((m.source, m.target) for m in plan.moves),
+            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous,
+            versions=tuple((item.migration.version, item.new_version)
+                           for item in plan.renumberings))

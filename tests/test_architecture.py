@@ -29,8 +29,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "db": frozenset({"db", "sql", "core", "errors"}),
     "local": frozenset({"local", "db", "repo", "core", "errors"}),
     "verify": frozenset({"verify", "local", "db", "repo", "sql", "core", "errors"}),
-    "coordinator": frozenset({"coordinator", "verify", "local", "db", "repo", "checks", "sql",
-                              "core", "results", "errors"}),
+    # The facade, and `_engine`: its database commands in a module of their own.
+    "coordinator": frozenset({"coordinator", "_engine", "verify", "local", "db", "repo", "checks",
+                              "sql", "core", "results", "errors"}),
+    "_engine": frozenset({"_engine", "local", "db", "repo", "checks", "sql", "core", "results",
+                          "errors"}),
     "cli": frozenset({"cli", "coordinator", "verify", "local", "db", "repo", "checks", "sql",
                       "core", "results", "errors", "migcoord"}),
     "__main__": frozenset({"cli"}),

@@ -228,3 +228,14 @@ def test_for_service_names_an_unknown_setting_instead_of_a_type_error(tmp_path: 
     assert "history_schema" in str(raised.value)
     assert Coordinator.for_service("aggregator", migrations=tmp_path,
                                    history_schema="ops").config.history_schema == "ops"
+
+
+def test_for_service_types_exactly_the_settings_it_accepts() -> None:
+    """Every Config field for_service accepts at run time is typed in its signature."""
+    import attrs
+
+    from migcoord.coordinator import Settings
+    from migcoord.core.model import Config
+
+    accepted = {f.name for f in attrs.fields(Config)} - {"root", "services", "path"}
+    assert Settings.__optional_keys__ == accepted

@@ -273,6 +273,12 @@ class Catalog:
     def highest_version(self) -> int:
         return max((m.version for m in self.migrations), default=0)
 
+    @property
+    def absent_services(self) -> tuple[str, ...]:
+        """Configured services whose folder is not in this checkout (a deployed image
+        holds only its own), in configured order. Their migrations are unknown here."""
+        return tuple(folder.name for folder in self.folders if not folder.present)
+
 
 class Status(enum.StrEnum):
     """State of one migration, reconciled from files and history (DESIGN.md, `status`)."""

@@ -11,12 +11,16 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import filelock
 
 from migcoord.errors import FileExists, LockTimeout, WorkspaceError
+
+if TYPE_CHECKING:
+    from migcoord.core.numbering import RenumberPlan
 
 
 @contextlib.contextmanager
@@ -75,6 +79,20 @@ def create_exclusive(path: Path, content: str) -> None:
         path.unlink(missing_ok=True)
         raise WorkspaceError(f"cannot write {path}: {err.strerror}",
                              hint=_permission_hint(err)) from None
+
+
+def create_exclusive_all(files: Sequence[tuple[Path, str]]) -> None:
+    """Write new files as create_exclusive does, all or none: when one cannot be
+    created, the ones this call created are removed before the error propagates."""
+    created: list[Path] = []
+    try:
+        for path, content in files:
+            create_exclusive(path, content)
+            created.append(path)
+    except Exception:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def replace_atomically(path: Path, content: str) -> None:
@@ -141,6 +159,30 @@ def move_exclusive(source: Path, target: Path) -> None:
         raise WorkspaceError(f"cannot rename {source} to {target}: {err.strerror}",
                              hint=_permission_hint(err)) from None
     os.unlink(source)
+
+
+def apply_renumber(plan: RenumberPlan) -> None:
+    """Rewrite the references a renumber changes, then rename its files.
+
+    Refuses (FileExists, nothing written) when a target is taken by a file that is not
+    itself moving; a failed rename undoes the renames done before it.
+    """
+    sources = {move.source for move in plan.moves}
+    for move in plan.moves:
+        if move.target not in sources and (move.target.exists() or move.target.is_symlink()):
+            raise FileExists(f"{move.target} already exists; nothing was renamed or edited",
+                             hint="move that file out of the way, or choose --to")
+    for edit in plan.edits:
+        rewrite_keeping_style(edit.path, edit.old, edit.new)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for move in plan.moves:
+            move_exclusive(move.source, move.target)
+            done.append((move.source, move.target))
+    except Exception:
+        for source, target in reversed(done):
+            move_exclusive(target, source)
+        raise
 
 
 def _permission_hint(err: OSError) -> str | None:

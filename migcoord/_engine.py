@@ -1,0 +1,292 @@
+"""The commands that act on the database: `up`, `down`, `status`, `mark`, `adopt`, and the
+database side of `renumber` (the facade's counterpart of goose's provider_run.go).
+
+Each function takes the values the facade gathered (config, catalog, an open History,
+a request) and returns a result value. Plans come from core/planning; this module holds
+the lock, runs the steps through db/executor and logs what it did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from migcoord.checks.rules import Ledger
+from migcoord.core import planning, reconcile
+from migcoord.core.model import Catalog, Config, Direction, HistoryRow, Migration, format_version
+from migcoord.db import executor, golang
+from migcoord.db.connect import session
+from migcoord.db.history import History
+from migcoord.db.lock import advisory_lock, lock_key
+from migcoord.errors import RefusedError, UsageError
+from migcoord.local.target import resolve_dsn
+from migcoord.results import (
+    AdoptResult,
+    DownResult,
+    MarkResult,
+    MigrationState,
+    PlannedStep,
+    StatusReport,
+    StepResult,
+    UpResult,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from migcoord.core.numbering import RenumberPlan
+
+log = logging.getLogger("migcoord")
+
+
+@contextlib.contextmanager
+def connected(config: Config, environ: Mapping[str, str], dsn: str | None,
+              conn: psycopg.Connection | None, application_name: str) -> Iterator[History]:
+    """The history of the database at `conn` (left open), else at `dsn` or the configured
+    environment variable (opened and closed here)."""
+    if conn is None:
+        dsn = resolve_dsn(dsn, config, environ)
+    with session(dsn, conn, application_name=application_name) as connection:
+        yield History(connection, config.history_schema)
+
+
+@contextlib.contextmanager
+def locked(config: Config, history: History, timeout: float | None) -> Iterator[int]:
+    """Hold the migration lock (waiting at most `timeout`, default the configured one);
+    yields the pid of the session that holds it."""
+    wait = config.lock_timeout if timeout is None else timeout
+    with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait) as pid:
+        yield pid
+
+
+# -- up and down ------------------------------------------------------------------------
+
+def up(config: Config, catalog: Catalog, history: History, request: planning.UpRequest, *,
+       dry_run: bool, lock_timeout: float | None, sync_each: bool) -> UpResult:
+    """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
+    again (others may have applied some of it meanwhile) and apply each step."""
+    plan = planning.plan_up(catalog, history.rows(), request)
+    for warning in plan.warnings:
+        log.warning("%s", warning)
+    if dry_run:
+        return UpResult(planned=planned(plan, "up"), dry_run=True, warnings=plan.warnings)
+    if not plan.steps:
+        log.debug("nothing to apply: %s is up to date", request.service or "the database")
+        return UpResult(warnings=plan.warnings)
+    with locked(config, history, lock_timeout) as lock_pid:
+        history.ensure()
+        # Others may have applied some of it while this process waited.
+        plan = planning.plan_up(catalog, history.rows(), request)
+        relaxed = not (sync_each or config.synchronous_commit == "each")
+        applied: list[StepResult] = []
+        _apply_up(config, history, plan.steps, lock_pid, relaxed=relaxed, applied=applied)
+    return UpResult(applied=tuple(applied), warnings=plan.warnings)
+
+
+def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], lock_pid: int,
+              *, relaxed: bool, applied: list[StepResult]) -> None:
+    """Apply `steps` in order, each with its history row; `applied` grows as each
+    commits, so on a failure it holds what committed before it."""
+    with executor.relaxed_commits(history, enabled=relaxed and len(steps) > 1):
+        for index, step in enumerate(steps):
+            if relaxed and index == len(steps) - 1:
+                # The last commit waits for the WAL flush, and so makes every earlier
+                # commit of this run durable too.
+                executor.synchronous(history)
+            applied.append(_run_step(config, history, step.migration, "up", lock_pid))
+
+
+def down(config: Config, catalog: Catalog, history: History, request: planning.DownRequest, *,
+         dry_run: bool, lock_timeout: float | None) -> DownResult:
+    """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
+    again and roll back each step, newest first."""
+    plan = planning.plan_down(catalog, history.rows(), request)
+    if dry_run or not plan.steps:
+        return DownResult(planned=planned(plan, "down"), dry_run=dry_run)
+    with locked(config, history, lock_timeout) as lock_pid:
+        history.ensure()
+        plan = planning.plan_down(catalog, history.rows(), request)
+        rolled_back: list[StepResult] = []
+        _apply_down(config, history, plan.steps, lock_pid, rolled_back=rolled_back)
+    return DownResult(rolled_back=tuple(rolled_back))
+
+
+def _apply_down(config: Config, history: History, steps: Sequence[planning.Step],
+                lock_pid: int, *, rolled_back: list[StepResult]) -> None:
+    """Roll back `steps` in order; `rolled_back` grows as each commits."""
+    for step in steps:
+        migration = step.migration
+        if step.reason.startswith("cascade"):
+            log.warning("rolling back %s %s %s first (%s)", migration.version_text,
+                        migration.service, migration.name, step.reason)
+        rolled_back.append(_run_step(config, history, migration, "down", lock_pid))
+
+
+def _run_step(config: Config, history: History, migration: Migration, direction: Direction,
+              lock_pid: int) -> StepResult:
+    """Run one file and change its history row in one transaction (unless the file opts
+    out), as the service's role when it has one."""
+    service = config.service(migration.service)
+    role = service.role if service is not None else None
+    if direction == "up":
+        duration = executor.apply_up(history, migration, lock_pid=lock_pid, role=role)
+    else:
+        duration = executor.apply_down(history, migration, lock_pid=lock_pid, role=role)
+    log.info("%s %s %s %s (%d ms)", "applied" if direction == "up" else "rolled back",
+             migration.version_text, migration.service, migration.name, duration)
+    return StepResult(migration.version, migration.service, migration.name, duration)
+
+
+def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...]:
+    """What a dry run shows: each step with the SQL it would run."""
+    return tuple(
+        PlannedStep(version=step.migration.version, service=step.migration.service,
+                    name=step.migration.name, direction=direction,
+                    sql=step.migration.up_sql if direction == "up" else step.migration.down_sql,
+                    no_transaction=step.migration.directives.no_transaction and direction == "up",
+                    reason=step.reason)
+        for step in plan.steps)
+
+
+# -- status -----------------------------------------------------------------------------
+
+def status(catalog: Catalog, rows: Sequence[HistoryRow], service: str | None) -> StatusReport:
+    """Every migration's state (of `service`, or all), judged from files and history."""
+    states = reconcile.reconcile(catalog, rows)
+    shown = [s for s in states if service is None or s.service == service]
+    return StatusReport(
+        database_version=reconcile.database_version(rows),
+        dirty=any(row.dirty for row in rows),
+        migrations=tuple(
+            MigrationState(version=s.version, service=s.service, name=s.name,
+                           state=s.state,
+                           applied_at=s.row.applied_at if s.row else None,
+                           applied_by=s.row.applied_by if s.row else None,
+                           detail=s.detail if s.judged else "folder not here",
+                           judged=s.judged)
+            for s in shown),
+        unjudged_services=tuple(name for name in catalog.absent_services
+                                if service is None or name == service))
+
+
+# -- operator repair --------------------------------------------------------------------
+
+def migration_numbered(catalog: Catalog, version: int) -> Migration | None:
+    """The one migration here with `version` (None when its file is not here); refuses a
+    version that several migrations share."""
+    matches = [m for m in catalog.migrations if m.version == version]
+    if len(matches) > 1:
+        raise RefusedError(f"version {format_version(version)} belongs to several "
+                           "migrations here", hint="run `migcoord check` and renumber first")
+    return matches[0] if matches else None
+
+
+def mark(config: Config, history: History, version: int, migration: Migration | None, *,
+         applied: bool, reason: str | None, lock_timeout: float | None) -> MarkResult:
+    """Record `version` as applied (with `migration`'s checksum, else the recorded one) or
+    pending (delete its row), with an event; under the lock, in one transaction."""
+    with locked(config, history, lock_timeout):
+        history.ensure()
+        row = {r.version: r for r in history.rows()}.get(version)
+        previous = None if row is None else row.status
+        if applied:
+            target = _applied_row(version, migration, row)
+            with history.conn.transaction():
+                history.upsert_applied(target)
+                history.event("mark-applied", version=version, service=target.service,
+                              name=target.name, reason=reason, detail={"previous": previous})
+            service, name = target.service, target.name
+        else:
+            if row is None:
+                raise UsageError(f"{format_version(version)} is not recorded in the "
+                                 "database: it is already pending")
+            with history.conn.transaction():
+                history.delete(version)
+                history.event("mark-pending", version=version, service=row.service,
+                              name=row.name, reason=reason, detail={"previous": previous})
+            service, name = row.service, row.name
+    log.debug("marked %s %s %s as %s", format_version(version), service, name,
+              "applied" if applied else "pending")
+    return MarkResult(version=version, service=service, name=name, applied=applied,
+                      previous=previous)
+
+
+def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:
+    if migration is not None:
+        return HistoryRow(version=version, service=migration.service, name=migration.name,
+                          checksum=migration.checksum, status="applied",
+                          depends=migration.depends_on)
+    if row is not None:
+        return attrs.evolve(row, status="applied")
+    raise UsageError(f"no migration numbered {format_version(version)} in this checkout or in "
+                     "the database", hint="check the number with `migcoord status`")
+
+
+def adopt(config: Config, catalog: Catalog, sum_text: str | None, history: History, *,
+          table: str, lock_timeout: float | None) -> AdoptResult:
+    """Record every migration at or below golang-migrate's version in `table` as applied,
+    in one transaction with an event; refuses when a folder that holds such migrations
+    (per migcoord.sum, `sum_text`) is not here."""
+    absent = catalog.absent_services
+    ledger = Ledger.of(catalog, sum_text)
+    state = golang.read_state(history.conn, table)
+    # A folder that is absent because the service has no migrations yet is fine;
+    # one that holds migrations (per migcoord.sum) would leave them unrecorded.
+    hidden = sorted({owner for version, owners in ledger.owners.items()
+                     if version <= state.version for owner in owners if owner in absent})
+    if hidden or not ledger.complete:
+        raise RefusedError(
+            "adopt needs the migrations folder of every service that has migrations; "
+            "not here: " + ", ".join(hidden or sorted(absent)),
+            hint="run adopt once from a full checkout of the repository")
+    with locked(config, history, lock_timeout):
+        history.ensure()
+        rows = {row.version: row for row in history.rows()}
+        recorded: list[int] = []
+        already: list[int] = []
+        with history.conn.transaction():
+            for migration in catalog.migrations:
+                if migration.version > state.version:
+                    continue
+                if migration.version in rows:
+                    already.append(migration.version)
+                    continue
+                history.upsert_applied(HistoryRow(
+                    version=migration.version, service=migration.service,
+                    name=migration.name, checksum=migration.checksum,
+                    status="applied", depends=migration.depends_on))
+                recorded.append(migration.version)
+            history.event("adopt", version=state.version,
+                          detail={"table": table, "recorded": recorded, "already": already})
+    return AdoptResult(golang_version=state.version, recorded=tuple(recorded),
+                       already=tuple(already))
+
+
+# -- renumber ---------------------------------------------------------------------------
+
+def refuse_renumbering_applied(history: History, plan: RenumberPlan) -> None:
+    """Refuse to move a migration this database has applied: under its new number it
+    would be pending again, and applied twice."""
+    moving = {(item.migration.version, item.migration.service): item.migration
+              for item in plan.renumberings}
+    for row in history.rows():
+        migration = moving.get((row.version, row.service))
+        if migration is not None:
+            raise RefusedError(
+                f"{migration.service} {migration.label} is applied in this database; "
+                f"renumbering it would make it pending again and apply it twice",
+                hint="renumber only migrations never applied anywhere; to change an applied "
+                "one, write a new migration")
+
+
+def record_renumber(history: History, plan: RenumberPlan) -> None:
+    """Append one `renumber` event per migration moved."""
+    history.ensure()
+    for item in plan.renumberings:
+        history.event("renumber", version=item.new_version, service=item.migration.service,
+                      name=item.migration.name,
+                      detail={"from": item.migration.version, "to": item.new_version})
