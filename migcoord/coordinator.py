@@ -43,7 +43,7 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
-    from migcoord.checks import sqlrules as sqlchecks
+    from migcoord import checks
     from migcoord.core import docsgen, numbering, sumfile
     from migcoord.db.history import History
     from migcoord.verify import roundtrip as verify_module
@@ -88,7 +88,7 @@ class Coordinator:
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
         # SQL analyses by file checksums, for the same reason.
-        self._sql: sqlchecks.Cache = {}
+        self._sql: checks.Cache = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -141,8 +141,7 @@ class Coordinator:
         `sql=False` leaves out the SQL analysis (and with it docs-stale). `parallel` lets
         a large analysis use worker processes; only single-threaded programs should ask.
         """
-        from migcoord.checks import rules as checks
-        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord import checks
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
@@ -154,7 +153,7 @@ class Coordinator:
             check_sum = False
         sum_text = self._read_sum() if check_sum else None
         # SQL analysis when pglast is installed; else one sql-skipped warning.
-        analyses = (sqlchecks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
+        analyses = (checks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses)
@@ -185,9 +184,9 @@ class Coordinator:
             return self._write_docs(self.catalog())
 
     def _docs_texts(self, catalog: Catalog,
-                    analyses: sqlchecks.Analyses | None) -> tuple[str | None, str]:
+                    analyses: checks.Analyses | None) -> tuple[str | None, str]:
         """The docs file as it is (None when absent) and as it should be."""
-        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord import checks
         from migcoord.core import docsgen
 
         assert self.config.docs is not None
@@ -197,10 +196,10 @@ class Coordinator:
                 "the docs list every service's migrations, and these folders are not here: "
                 + ", ".join(absent), hint="run `migcoord docs` in a full checkout")
         if analyses is None:
-            analyses = sqlchecks.analyse(catalog, self.config, cache=self._sql)
+            analyses = checks.analyse(catalog, self.config, cache=self._sql)
         analyses.require()
-        owners = sqlchecks.Owners.of(catalog, self.config, analyses)
-        owned = {service.name: [sqlchecks.display(t, self.config)
+        owners = checks.Owners.of(catalog, self.config, analyses)
+        owned = {service.name: [checks.display(t, self.config)
                                 for t in owners.owned_by(service.name)]
                  for service in self.config.services}
         try:
@@ -223,7 +222,7 @@ class Coordinator:
         return docsgen.DocsUpdate(path, stale=True, written=True,
                                   reason=_docs_reason(path, existing))
 
-    def _docs_findings(self, catalog: Catalog, analyses: sqlchecks.Analyses) -> list[Finding]:
+    def _docs_findings(self, catalog: Catalog, analyses: checks.Analyses) -> list[Finding]:
         """docs-stale, when it can be judged here (every folder with migrations present)."""
         from migcoord.core import docsgen
 
@@ -509,7 +508,7 @@ class Coordinator:
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
         """Findings that need the database: missing-file, modified, dirty, out-of-order."""
-        from migcoord.checks import rules as checks
+        from migcoord import checks
 
         catalog = self.catalog()
         with self._database(dsn, conn, "migcoord check --db") as history:
@@ -560,7 +559,7 @@ class Coordinator:
               dsn: str | None = None, conn: psycopg.Connection | None = None) -> AdoptResult:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
-        from migcoord.checks.rules import Ledger
+        from migcoord.checks import Ledger
         from migcoord.db import golang
 
         catalog = self.catalog()
