@@ -1,8 +1,8 @@
 """The finding registry (migcoord/core/findings.py) against the code and the reference.
 
 Every code a rule emits is declared, every declared code is emitted and documented in
-docs/findings.md with its severity and summary, and a `Finding` of an undeclared code
-cannot be built.
+docs/findings.md with its severity, summary and a BAD and a FIXED example, and a
+`Finding` of an undeclared code cannot be built.
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ import pytest
 
 from helpers import REPO
 from migcoord import Finding
-from migcoord.core.findings import BY_CODE, CODES, FindingCode
+from migcoord.core.findings import BY_CODE, CODES, FindingCode, registered
 
 PACKAGE = REPO / "migcoord"
 REFERENCE = (REPO / "docs" / "findings.md").read_text(encoding="utf-8")
+
+
+def reference_sections() -> dict[str, str]:
+    """docs/findings.md's `## heading` -> the text under it (up to the next `## `)."""
+    parts = re.split(r"^## (.+)$", REFERENCE, flags=re.MULTILINE)
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def test_the_reference_table_lists_every_code_with_its_severity_and_summary() -> None:
@@ -29,6 +35,17 @@ def test_the_reference_table_lists_every_code_with_its_severity_and_summary() ->
     documented = [(code, anchor, severity, summary.replace("\\|", "|"))
                   for code, anchor, severity, summary in rows]
     assert documented == [(c.code, c.code, c.severity, c.summary) for c in CODES]
+
+
+@pytest.mark.parametrize("code", [c.code for c in CODES])
+def test_every_code_has_a_section_with_a_bad_and_a_fixed_example(code: str) -> None:
+    """`## code` starts with its severity and shows what is reported and how it is fixed."""
+    section = reference_sections().get(code)
+    assert section is not None, f"docs/findings.md has no `## {code}` section"
+    assert section.lstrip().startswith(f"**{registered(code).severity}**")
+    examples = "\n".join(re.findall(r"^```[a-z]*\n(.*?)^```$", section, re.MULTILINE | re.DOTALL))
+    assert re.search(r"\bBAD\b", examples), f"## {code} has no BAD example"
+    assert re.search(r"\bFIXED\b", examples), f"## {code} has no FIXED example"
 
 
 # -- the codes the source emits -----------------------------------------------------------------
