@@ -67,8 +67,7 @@ def main() -> None:
         def python_start() -> None:
             subprocess.run([sys.executable, "-c", "pass"], check=True)
 
-        from migcoord import Coordinator
-        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord import Coordinator, checks
 
         def cold(sql: bool, parallel: bool = False) -> Callable[[], None]:
             def run() -> None:
@@ -81,7 +80,7 @@ def main() -> None:
         catalog = coordinator.catalog()
 
         def parse(parallel: bool) -> Callable[[], None]:
-            return lambda: sqlchecks.analyse(catalog, coordinator.config, parallel=parallel)
+            return lambda: checks.analyse(catalog, coordinator.config, parallel=parallel)
 
         details = [
             ("SQL parse of every file, serial", parse(False)),
@@ -89,7 +88,7 @@ def main() -> None:
         ] if args.sql else []
         print(f"tree: {args.migrations} migrations, {args.services} services, "
               f"{2 * args.migrations} files; best / median of {args.runs} runs; "
-              f"SQL analysis {'available' if sqlchecks.available() else 'OFF (no pglast)'}")
+              f"SQL analysis {'available' if checks.available() else 'OFF (no pglast)'}")
         for label, action in (
             ("floor: read + sha256 every file", floor),
             ("python -c pass (interpreter start)", python_start),

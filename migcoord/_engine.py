@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord.checks.rules import Ledger
 from migcoord.core import planning, reconcile
 from migcoord.core.model import Catalog, Config, Direction, HistoryRow, Migration, format_version
 from migcoord.db import executor, golang
@@ -231,6 +230,8 @@ def adopt(config: Config, catalog: Catalog, sum_text: str | None, history: Histo
     """Record every migration at or below golang-migrate's version in `table` as applied,
     in one transaction with an event; refuses when a folder that holds such migrations
     (per migcoord.sum, `sum_text`) is not here."""
+    from migcoord.checks.numbering import Ledger
+
     absent = catalog.absent_services
     ledger = Ledger.of(catalog, sum_text)
     state = golang.read_state(history.conn, table)

@@ -41,8 +41,8 @@ from migcoord.results import (
 if TYPE_CHECKING:
     import psycopg
 
+    from migcoord import checks
     from migcoord import verify as verify_module
-    from migcoord.checks import sqlrules as sqlchecks
     from migcoord.core import docsgen
     from migcoord.core.numbering import RenumberPlan
     from migcoord.db.history import History
@@ -76,7 +76,7 @@ class Coordinator:
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
         # SQL analyses by file checksums, for the same reason.
-        self._sql: sqlchecks.Cache = {}
+        self._sql: checks.Cache = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -129,8 +129,7 @@ class Coordinator:
         `sql=False` leaves out the SQL analysis (and with it docs-stale). `parallel` lets
         a large analysis use worker processes; only single-threaded programs should ask.
         """
-        from migcoord.checks import rules as checks
-        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord import checks
         from migcoord.repo import docskeeper, sumkeeper
 
         catalog = self.catalog()
@@ -143,7 +142,7 @@ class Coordinator:
             check_sum = False
         sum_text = sumkeeper.read(self.config) if check_sum else None
         # SQL analysis when pglast is installed; else one sql-skipped warning.
-        analyses = (sqlchecks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
+        analyses = (checks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses)
@@ -305,7 +304,7 @@ class Coordinator:
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
         """Findings that need the database: missing-file, modified, dirty, out-of-order."""
-        from migcoord.checks import rules as checks
+        from migcoord import checks
 
         catalog = self.catalog()
         with self._database(dsn, conn, "migcoord check --db") as history:
@@ -371,15 +370,15 @@ class Coordinator:
             sumkeeper.write(self.config, self.catalog())
 
     def _owned_tables(self, catalog: Catalog,
-                      analyses: sqlchecks.Analyses | None = None) -> dict[str, list[str]]:
+                      analyses: checks.Analyses | None = None) -> dict[str, list[str]]:
         """The tables each service owns, as the docs name them, from `analyses` or a new
         SQL analysis; raises when the analysis is not available."""
-        from migcoord.checks import sqlrules as sqlchecks
+        from migcoord import checks
 
         if analyses is None:
-            analyses = sqlchecks.analyse(catalog, self.config, cache=self._sql)
+            analyses = checks.analyse(catalog, self.config, cache=self._sql)
         analyses.require()
-        owners = sqlchecks.Owners.of(catalog, self.config, analyses)
-        return {service.name: [sqlchecks.display(t, self.config)
+        owners = checks.Owners.of(catalog, self.config, analyses)
+        return {service.name: [checks.display(t, self.config)
                                for t in owners.owned_by(service.name)]
                 for service in self.config.services}

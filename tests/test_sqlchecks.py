@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord import Coordinator
-from migcoord.checks import sqlrules as sqlchecks
+from migcoord import Coordinator, checks
+from migcoord.checks import analysis, ownership
 
 AGG = "aggregator/migrations"
 RULES = "rule-service/migrations"
@@ -51,7 +50,7 @@ def migration(service: str, version: str, name: str, up: str, down: str = "SELEC
 
 def test_the_example_is_clean_with_sql_analysis(tmp_path: Path) -> None:
     """examples/alerting: no finding at all with the SQL rules on, even with --strict."""
-    assert sqlchecks.available()
+    assert analysis.available()
     root = copy_example(tmp_path / "alerting")
     assert check(root, "--strict") == (0, [])
 
@@ -192,12 +191,12 @@ def test_a_table_claimed_by_two_services_is_an_ownership_error_in_the_config(
 
 def test_owns_reads_schema_qualified_and_quoted_names(tmp_path: Path) -> None:
     """`app.rules` and `"Rules"` are the tables PostgreSQL would name so; case matters."""
-    assert sqlchecks.owned_name("rules", "public") == ("public", "rules")
-    assert sqlchecks.owned_name("App.Rules", "public") == ("app", "rules")
-    assert sqlchecks.owned_name('"Rules"', "public") == ("public", "Rules")
-    assert sqlchecks.owned_name('app."My ""odd"" table"', "x") == ("app", 'My "odd" table')
-    assert sqlchecks.owned_name("a.b.c", "public") is None
-    assert sqlchecks.owned_name("rules;", "public") is None
+    assert ownership.owned_name("rules", "public") == ("public", "rules")
+    assert ownership.owned_name("App.Rules", "public") == ("app", "rules")
+    assert ownership.owned_name('"Rules"', "public") == ("public", "Rules")
+    assert ownership.owned_name('app."My ""odd"" table"', "x") == ("app", 'My "odd" table')
+    assert ownership.owned_name("a.b.c", "public") is None
+    assert ownership.owned_name("rules;", "public") is None
     config = """\
 [services.rule-service]
 migrations = "rule-service/migrations"
@@ -535,7 +534,7 @@ def test_without_pglast_check_runs_the_offline_rules_and_says_sql_was_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One `sql-skipped` warning naming the extra; the text scan still finds BEGIN."""
-    monkeypatch.setattr(sqlchecks, "available", lambda: False)
+    monkeypatch.setattr(analysis, "available", lambda: False)
     root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\n"))
     code, findings = check(root)
     assert code == 1
@@ -555,12 +554,12 @@ def test_analysing_in_processes_gives_what_analysing_alone_gives(
         "aggregator", "000009", "bad", "SELEC 1;\n"))
     coordinator = Coordinator.load(root / "migcoord.toml")
     catalog = coordinator.catalog()
-    alone = sqlchecks.analyse(catalog, coordinator.config)
-    monkeypatch.setattr(sqlchecks, "PARALLEL_THRESHOLD", 0)
-    pooled = sqlchecks.analyse(catalog, coordinator.config)
+    alone = checks.analyse(catalog, coordinator.config)
+    monkeypatch.setattr(analysis, "PARALLEL_THRESHOLD", 0)
+    pooled = checks.analyse(catalog, coordinator.config)
     assert pooled == alone
-    assert sqlchecks.run_all(catalog, coordinator.config, pooled) == sqlchecks.run_all(
-        catalog, coordinator.config, alone)
+    assert checks.run_all(catalog, coordinator.config, sql=pooled) == checks.run_all(
+        catalog, coordinator.config, sql=alone)
 
 
 def test_a_long_lived_coordinator_reparses_only_edited_files(tmp_path: Path) -> None:
@@ -572,10 +571,3 @@ def test_a_long_lived_coordinator_reparses_only_edited_files(tmp_path: Path) -> 
     up.write_text(up.read_text().replace("DROP COLUMN IF EXISTS", "DROP COLUMN"))
     assert "not-idempotent" in [f.code for f in coordinator.check()]
 
-
-def test_every_code_in_the_reference_has_the_documented_severity() -> None:
-    """docs/findings.md's table and sqlchecks.SEVERITIES (which `allow` relies on) agree."""
-    table = (REPO / "docs" / "findings.md").read_text()
-    documented = dict(re.findall(r"^\| \[`([a-z-]+)`\]\(#[a-z-]+\) \| (error|warning) \|", table,
-                                 re.MULTILINE))
-    assert documented == dict(sqlchecks.SEVERITIES)

@@ -1,1 +1,116 @@
-"""checks"""
+"""`migcoord check`: every rule, one module per family, all pure.
+
+    analyses = checks.analyse(catalog, config)            # the SQL, parsed once
+    findings = checks.run_all(catalog, config, sum_text=..., sql=analyses)
+
+`run_all` returns every problem, not the first; the caller decides what fails.
+
+Where a rule goes (its code is declared first in migcoord/core/findings.py, whose
+`family` names the module, and documented in docs/findings.md):
+
+- files.py: one migration's files on their own: names, pairs, encoding, empty files,
+  directive lines (and `explicit-transaction` by text scan, without pglast).
+- numbering.py: the one version sequence across services and migcoord.sum (`Ledger`).
+- dependencies.py: `-- migcoord:depends`, as written and as the SQL needs it (`Graph`).
+- ownership.py: which service may change which table (`Owners`).
+- hazards.py: what a file's SQL does wrong; the lint itself goes in migcoord/sql/lints.py
+  (one statement) or migcoord/sql/down.py (up against down).
+- database.py: `check --db`, the files against the history table.
+- allow.py: `allow`, which silences warnings of every family.
+
+A rule that reads only the catalog takes `(catalog, config, ledger)` and goes in `RULES`;
+one that needs the SQL takes the `Analyses` from analysis.py and is called in
+`_sql_findings`. analysis.py runs the parser (through parallel.py, the one module here
+that starts processes, for large trees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from migcoord.checks import dependencies, files, hazards, numbering, ownership
+from migcoord.checks.allow import allow_problems, without_allowed
+from migcoord.checks.analysis import Analyses, Cache, analyse, available, sql_skipped
+from migcoord.checks.database import database_findings
+from migcoord.checks.numbering import Ledger
+from migcoord.checks.ownership import Owners, display
+from migcoord.core.model import Catalog, Config, Finding
+
+__all__ = [
+    "Analyses",
+    "Cache",
+    "Ledger",
+    "Owners",
+    "analyse",
+    "available",
+    "database_findings",
+    "display",
+    "run_all",
+    "sort_findings",
+]
+
+Rule = Callable[[Catalog, Config, Ledger], Iterable[Finding]]
+
+#: The rules that read only the files (and migcoord.sum, through the ledger).
+RULES: tuple[Rule, ...] = (
+    files.bad_filename,
+    files.missing_pair,
+    numbering.duplicate_version,
+    numbering.version_width,
+    numbering.gap,
+    numbering.reserved_range,
+    dependencies.declared_dependencies,
+    files.directive_problems,
+    files.encoding,
+    files.empty_migration,
+    files.explicit_transaction,
+)
+
+
+def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
+            check_sum: bool = True, sql: Analyses | None = None) -> list[Finding]:
+    """Every finding for the catalog but the database's and docs-stale, sorted by
+    version then path.
+
+    `sum_text` is the content of migcoord.sum (None when the file is absent); with
+    `check_sum=False` the sum file is not judged (an implicit config has none). With
+    `sql` (see `analyse`) the SQL-aware rules run too, and the parse tree replaces the
+    text scan for explicit-transaction. Allowed warnings are left out.
+    """
+    findings: list[Finding] = []
+    ledger = Ledger.of(catalog, sum_text)
+    parsed = sql is not None and sql.available
+    for rule in RULES:
+        if parsed and rule is files.explicit_transaction:
+            continue
+        findings.extend(rule(catalog, config, ledger))
+    if sql is not None:
+        findings.extend(_sql_findings(catalog, config, sql))
+    findings.extend(allow_problems(catalog, config))
+    if check_sum:
+        findings.extend(numbering.sum_mismatch(catalog, config, sum_text))
+    return sort_findings(without_allowed(findings, catalog, config))
+
+
+def _sql_findings(catalog: Catalog, config: Config, analyses: Analyses) -> list[Finding]:
+    """Every SQL-aware finding, or one `sql-skipped` warning when pglast is missing."""
+    if not analyses.available:
+        return [sql_skipped()]
+    owners = Owners.of(catalog, config, analyses)
+    findings = list(hazards.lints(catalog, config, analyses))
+    findings.extend(owners.problems)
+    findings.extend(ownership.ownership(catalog, config, analyses, owners))
+    findings.extend(ownership.unowned_table(catalog, config, analyses, owners))
+    graph = dependencies.Graph(catalog)
+    findings.extend(dependencies.undeclared_dependency(catalog, config, analyses, owners, graph))
+    findings.extend(dependencies.unnecessary_dependency(catalog, config, analyses, graph))
+    return findings
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """By version (findings of no version first), then path, line and code."""
+    return sorted(
+        findings,
+        key=lambda f: (f.version if f.version is not None else -1, str(f.path or ""),
+                       f.line or 0, f.code),
+    )

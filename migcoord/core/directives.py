@@ -59,10 +59,9 @@ def parse(text: str) -> tuple[Directives, list[Finding]]:
         key, value = match.group(1), match.group(2)
         if body_line is not None:
             findings.append(
-                Finding(
-                    code="unknown-directive",
-                    severity="error",
-                    message=f"`-- migcoord:{key}` comes after the first statement (line "
+                Finding.of(
+                    "unknown-directive",
+                    f"`-- migcoord:{key}` comes after the first statement (line "
                     f"{body_line}) and would be ignored",
                     line=number,
                     hint="move it to the top of the file, before any SQL",
@@ -98,10 +97,9 @@ def parse(text: str) -> tuple[Directives, list[Finding]]:
         else:
             suggestion = _closest(key)
             findings.append(
-                Finding(
-                    code="unknown-directive",
-                    severity="error",
-                    message=f"unknown directive `-- migcoord:{key}`",
+                Finding.of(
+                    "unknown-directive",
+                    f"unknown directive `-- migcoord:{key}`",
                     line=number,
                     hint=(f"did you mean `-- migcoord:{suggestion}`? " if suggestion else "")
                     + "known directives: " + ", ".join(KNOWN_KEYS),
@@ -123,10 +121,10 @@ def misplaced_in_down(directives: Directives) -> tuple[Finding, ...]:
     if not directives.depends and not directives.verify_data:
         return ()
     line = min((ref.line for ref in directives.depends), default=1)
-    return (Finding(code="unknown-directive", severity="error",
-                    message="`depends` and `verify-data` belong in the up file; in a down "
-                    "file they would be ignored", line=line,
-                    hint="move the line to the up file"),)
+    return (Finding.of("unknown-directive",
+                       "`depends` and `verify-data` belong in the up file; in a down "
+                       "file they would be ignored", line=line,
+                       hint="move the line to the up file"),)
 
 
 def _parse_depends(value: str, line: int) -> tuple[list[DependencyRef], list[Finding]]:
@@ -162,8 +160,7 @@ def _unexpected_value(key: str, value: str, line: int) -> Finding:
 
 
 def _bad_directive(line: int, message: str, hint: str) -> Finding:
-    return Finding(code="unknown-directive", severity="error", message=message, line=line,
-                   hint=hint)
+    return Finding.of("unknown-directive", message, line=line, hint=hint)
 
 
 def _closest(key: str) -> str | None:

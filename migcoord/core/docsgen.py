@@ -52,9 +52,8 @@ class DocsUpdate:
 
 
 def stale_finding(path: Path, reason: str) -> Finding:
-    return Finding(code="docs-stale", severity="warning", path=path,
-                   message=f"the generated tables are out of date: {reason}",
-                   hint="run `migcoord docs` and commit the file")
+    return Finding.of("docs-stale", f"the generated tables are out of date: {reason}",
+                      path=path, hint="run `migcoord docs` and commit the file")
 
 
 def render(catalog: Catalog, config: Config, owned: Mapping[str, Sequence[str]]) -> str:

@@ -13,16 +13,33 @@ from typing import Any, Literal
 
 import attrs
 
-Severity = Literal["error", "warning"]
+from migcoord.core.findings import Severity, registered
+
 Direction = Literal["up", "down"]
+
+
+def _registered_code(instance: Finding, attribute: attrs.Attribute[str], code: str) -> None:
+    registered(code)
+
+
+def _registered_severity(instance: Finding, attribute: attrs.Attribute[Severity],
+                         severity: Severity) -> None:
+    declared = registered(instance.code).severity
+    if severity != declared:
+        raise ValueError(f"{instance.code} is declared as {declared}, not {severity}, in "
+                         "migcoord/core/findings.py")
 
 
 @attrs.frozen
 class Finding:
-    """One problem found by `check`: a stable code, where it is, and what to do."""
+    """One problem found by `check`: a stable code, where it is, and what to do.
 
-    code: str
-    severity: Severity
+    The code must be declared in `migcoord.core.findings`, with this severity; build
+    findings with `Finding.of`, which takes the severity from there.
+    """
+
+    code: str = attrs.field(validator=_registered_code)
+    severity: Severity = attrs.field(validator=_registered_severity)
     message: str
     path: Path | None = None
     line: int | None = None
@@ -30,6 +47,14 @@ class Finding:
     service: str | None = None
     version: int | None = None
     hint: str | None = None
+
+    @classmethod
+    def of(cls, code: str, message: str, *, path: Path | None = None, line: int | None = None,
+           column: int | None = None, service: str | None = None, version: int | None = None,
+           hint: str | None = None) -> Finding:
+        """A finding of `code` with the severity migcoord.core.findings declares for it."""
+        return cls(code=code, severity=registered(code).severity, message=message, path=path,
+                   line=line, column=column, service=service, version=version, hint=hint)
 
     @property
     def is_error(self) -> bool:

@@ -34,7 +34,7 @@ from migcoord.sql.effects import (
     ObjectKind,
     QualifiedName,
 )
-from migcoord.sql.lints import DOWN_MISMATCH, SEVERITY
+from migcoord.sql.lints import DOWN_MISMATCH
 
 # Objects are matched by family: DROP VIEW and DROP MATERIALIZED VIEW, DROP TYPE and DROP
 # DOMAIN are close enough that a mix-up is not what this check is for.
@@ -134,13 +134,7 @@ def down_mismatch(up: Analysis, down: Analysis, *, allow: Collection[str] = froz
 
 
 def _finding(message: str, hint: str, line: int | None = None) -> Finding:
-    return Finding(
-        code=DOWN_MISMATCH,
-        severity=SEVERITY[DOWN_MISMATCH],
-        message=message,
-        line=line,
-        hint=hint,
-    )
+    return Finding.of(DOWN_MISMATCH, message, line=line, hint=hint)
 
 
 def _drop_sql(effect: ObjectEffect) -> str:

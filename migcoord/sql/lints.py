@@ -13,31 +13,24 @@ allow `not-idempotent` where that is not wanted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from migcoord.core.model import Finding, Severity
+from migcoord.core.model import Finding
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, relation_parts, wrapped, written
 
 if TYPE_CHECKING:
     from migcoord.sql.analysis import Analysis
 
+#: The codes these lints report; migcoord/core/findings.py declares their severities.
 SQL_SYNTAX = "sql-syntax"
 NOT_IDEMPOTENT = "not-idempotent"
 EXPLICIT_TRANSACTION = "explicit-transaction"
 CONCURRENTLY_IN_TRANSACTION = "concurrently-in-transaction"
 DOWN_MISMATCH = "down-mismatch"
-
-SEVERITY: Mapping[str, Severity] = {
-    SQL_SYNTAX: "error",
-    EXPLICIT_TRANSACTION: "error",
-    CONCURRENTLY_IN_TRANSACTION: "error",
-    NOT_IDEMPOTENT: "warning",
-    DOWN_MISMATCH: "warning",
-}
 
 #: Maps a parse tree location (UTF-8 byte offset, or None for "the statement") to
 #: 1-based (line, column) in the file.
@@ -79,10 +72,9 @@ def lint(
     problem = analysis.syntax_error
     if problem is not None:
         findings.append(
-            Finding(
-                code=SQL_SYNTAX,
-                severity=SEVERITY[SQL_SYNTAX],
-                message=f"PostgreSQL cannot parse this file: {problem.message}",
+            Finding.of(
+                SQL_SYNTAX,
+                f"PostgreSQL cannot parse this file: {problem.message}",
                 line=problem.line,
                 column=problem.column,
                 hint="fix the SQL at that position; nothing else in the file was analysed",
@@ -93,10 +85,9 @@ def lint(
             if hazard.code == CONCURRENTLY_IN_TRANSACTION and no_transaction:
                 continue
             findings.append(
-                Finding(
-                    code=hazard.code,
-                    severity=SEVERITY[hazard.code],
-                    message=hazard.message,
+                Finding.of(
+                    hazard.code,
+                    hazard.message,
                     line=hazard.line,
                     column=hazard.column,
                     hint=hazard.hint,

@@ -1,0 +1,190 @@
+"""Rules on the one version sequence every service shares, and on migcoord.sum.
+
+`duplicate-version`, `version-width`, `gap`, `reserved-range` and `sum-mismatch`.
+`Ledger` says which service owns each version, including services whose folder is
+absent from this checkout (from migcoord.sum); `gap` and the dependency rules judge
+against it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+
+import attrs
+
+from migcoord.checks._located import finding_at
+from migcoord.core import sumfile
+from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
+
+#: Versions this wide are timestamps (golang-migrate's -format): they never form a
+#: dense sequence, so `gap` does not apply.
+TIMESTAMP_WIDTH = 10
+
+
+@attrs.frozen
+class Ledger:
+    """Which service owns each version, including services whose folder is not here.
+
+    A deployed image holds one service's folder; migcoord.sum still lists every
+    migration, so numbers of absent folders are known from it. `complete` is False when
+    a folder is absent and no readable sum says what it holds.
+    """
+
+    #: version -> the services that have a migration with it (two during a collision)
+    owners: Mapping[int, tuple[str, ...]]
+    complete: bool
+
+    @classmethod
+    def of(cls, catalog: Catalog, sum_text: str | None) -> Ledger:
+        owners: dict[int, tuple[str, ...]] = {}
+
+        def add(version: int, service: str) -> None:
+            if service not in owners.get(version, ()):
+                owners[version] = (*owners.get(version, ()), service)
+
+        for migration in catalog.migrations:
+            add(migration.version, migration.service)
+        absent = set(catalog.absent_services)
+        if not absent:
+            return cls(owners, True)
+        recorded = sumfile.parse(sum_text) if sum_text is not None else None
+        if recorded is None or recorded.problems:
+            return cls(owners, False)
+        for line in recorded.lines:
+            if line.service in absent:
+                add(line.version, line.service)
+        return cls(owners, True)
+
+
+def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    by_version: dict[int, list[Migration]] = defaultdict(list)
+    for migration in catalog.migrations:
+        by_version[migration.version].append(migration)
+    for version, group in by_version.items():
+        if len(group) < 2:
+            continue
+        names = ", ".join(f"{m.service}/{m.label}" for m in group)
+        for migration in group:
+            yield finding_at(
+                migration, "duplicate-version",
+                f"version {format_version(version, config.version_width)} is used "
+                f"{len(group)} times: {names}",
+                hint=f"keep the one already merged and move the other: `migcoord renumber "
+                f"{migration.version_text} --service {migration.service}`",
+            )
+
+
+def version_width(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    width = config.version_width
+    for migration in catalog.migrations:
+        if len(migration.version_text) != width:
+            expected = format_version(migration.version, width)
+            yield finding_at(
+                migration, "version-width",
+                f"version {migration.version_text!r} is {len(migration.version_text)} digits "
+                f"wide; this project writes {width} (read as {migration.version})",
+                hint=f"rename the files to {expected}_{migration.name}.up.sql/.down.sql "
+                "(the version number stays the same), or set version_width in migcoord.toml",
+            )
+
+
+def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    if config.version_width >= TIMESTAMP_WIDTH or not ledger.complete:
+        return
+    by_version = catalog.by_version()
+    versions = sorted(ledger.owners)
+    reserved = [s.reserved for s in config.services if s.reserved is not None]
+    if not versions:
+        return
+    holes = [
+        number
+        for number in range(versions[0], versions[-1])
+        if number not in ledger.owners and not any(number in r for r in reserved)
+    ]
+    for first, last in _runs(holes):
+        message = (f"version {_span(first, last, config.version_width)} is missing: the "
+                   "numbers form one sequence across all services, with no skips")
+        next_version = versions[bisect.bisect_right(versions, last)]
+        after = by_version.get(next_version)
+        if after is None:
+            yield Finding.of("gap", message, path=config.sum_path,
+                             service=ledger.owners[next_version][0], version=next_version,
+                             hint="restore the missing migration")
+            continue
+        yield finding_at(
+            after, "gap", message,
+            hint=f"if {after.label} was never applied anywhere, move it into the gap with "
+            f"`migcoord renumber {after.version_text} --service {after.service} --to "
+            f"{format_version(first, config.version_width)}`; otherwise restore the missing "
+            "migration",
+        )
+
+
+def _runs(numbers: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive runs in a sorted list: [2, 3, 7] -> (2, 3), (7, 7)."""
+    start = previous = None
+    for number in numbers:
+        if previous is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None and previous is not None:
+            yield start, previous
+        start = previous = number
+    if start is not None and previous is not None:
+        yield start, previous
+
+
+def _span(first: int, last: int, width: int) -> str:
+    if first == last:
+        return format_version(first, width)
+    return f"{format_version(first, width)}-{format_version(last, width)}"
+
+
+def reserved_range(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    for migration in catalog.migrations:
+        for service in config.services:
+            if service.reserved is None or service.name == migration.service:
+                continue
+            if migration.version in service.reserved:
+                yield finding_at(
+                    migration, "reserved-range",
+                    f"version {migration.version_text} of {migration.service} lies in "
+                    f"{service.reserved.first}-{service.reserved.last}, reserved for "
+                    f"{service.name}",
+                    hint=f"`migcoord renumber {migration.version_text} --service "
+                    f"{migration.service}` moves it to the next free number",
+                )
+
+
+def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iterator[Finding]:
+    """migcoord.sum (`sum_text`, None when the file is absent) against the files here;
+    the lines of services whose folder is absent are not judged."""
+    path = config.sum_path
+    migrations = [m for m in catalog.migrations]
+    if sum_text is None:
+        if migrations:
+            yield Finding.of("sum-mismatch", "migcoord.sum does not exist", path=path,
+                             hint="run `migcoord sum` to write it, and commit it")
+        return
+    recorded = sumfile.parse(sum_text)
+    for line, problem in recorded.problems:
+        yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=_SUM_HINT)
+    absent = set(catalog.absent_services)
+    judged = attrs.evolve(recorded, lines=tuple(
+        line for line in recorded.lines if line.service not in absent))
+    for difference in sumfile.compare(judged, migrations):
+        yield Finding.of("sum-mismatch", difference.what, path=path,
+                         service=difference.service, version=int(difference.version_text),
+                         hint=_SUM_HINT)
+    if (not recorded.problems and recorded.claimed_hash is not None
+            and recorded.claimed_hash != recorded.body_hash):
+        yield Finding.of("sum-mismatch",
+                         "the first line's hash does not match the lines below it "
+                         "(the file was edited by hand)", path=path, line=1, hint=_SUM_HINT)
+
+
+_SUM_HINT = ("if the change is deliberate (a merge, an edit of an unapplied migration), "
+             "run `migcoord sum` and commit migcoord.sum; after a merge conflict in it, "
+             "`migcoord renumber` the migration your branch added")
