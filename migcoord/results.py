@@ -54,6 +54,10 @@ class UpResult:
     dry_run: bool = False
     warnings: tuple[str, ...] = ()
 
+    def as_json(self) -> dict[str, object]:
+        return {"applied": [s.as_json() for s in self.applied], "dry_run": self.dry_run,
+                "planned": [s.as_json() for s in self.planned], "warnings": list(self.warnings)}
+
 
 @attrs.frozen
 class DownResult:
@@ -61,6 +65,10 @@ class DownResult:
     planned: tuple[PlannedStep, ...] = ()
     dry_run: bool = False
     warnings: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {"rolled_back": [s.as_json() for s in self.rolled_back], "dry_run": self.dry_run,
+                "planned": [s.as_json() for s in self.planned], "warnings": list(self.warnings)}
 
 
 @attrs.frozen
@@ -112,12 +120,24 @@ class MarkResult:
     applied: bool
     previous: str | None
 
+    @property
+    def state(self) -> str:
+        return "applied" if self.applied else "pending"
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "state": self.state, "previous": self.previous}
+
 
 @attrs.frozen
 class AdoptResult:
     golang_version: int
     recorded: tuple[int, ...]
     already: tuple[int, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {"golang_version": self.golang_version, "recorded": list(self.recorded),
+                "already": list(self.already)}
 
 
 @attrs.frozen
@@ -130,6 +150,10 @@ class Created:
     name: str
     up: Path
     down: Path
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "service": self.service, "name": self.name,
+                "up": str(self.up), "down": str(self.down)}
 
 
 @attrs.frozen
@@ -146,6 +170,13 @@ class Renumbered:
     ambiguous: tuple[str, ...] = ()
     #: (old, new) for every migration moved: the requested one and its service's later ones.
     versions: tuple[tuple[int, int], ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {"service": self.service, "name": self.name, "old_version": self.old_version,
+                "new_version": self.new_version,
+                "moved": [[str(a), str(b)] for a, b in self.moved],
+                "versions": [list(pair) for pair in self.versions],
+                "edited": [str(p) for p in self.edited], "ambiguous": list(self.ambiguous)}
 
     @classmethod
     def of(cls, plan: RenumberPlan) -> Renumbered:

@@ -11,9 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 from migcoord.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigcoordError
+
+if TYPE_CHECKING:
+    from migcoord.coordinator import Coordinator
 
 log = logging.getLogger("migcoord")
 
@@ -24,19 +27,19 @@ class Context:
     """What every command needs: the parsed globals, the environment and the output."""
 
     def __init__(self, args: argparse.Namespace, environ: Mapping[str, str],
-                 stdout: Any, stderr: Any) -> None:
+                 stdout: TextIO, stderr: TextIO) -> None:
         self.args = args
         self.environ = environ
         self.stdout = stdout
         self.stderr = stderr
         self.json = args.format == "json"
 
-    def coordinator(self) -> Any:
+    def coordinator(self) -> Coordinator:
         from migcoord.coordinator import Coordinator
 
         return Coordinator.load(self.args.config, environ=self.environ)
 
-    def dsn(self, coordinator: Any) -> str:
+    def dsn(self, coordinator: Coordinator) -> str:
         from migcoord.local.target import resolve_dsn
 
         return resolve_dsn(self.args.dsn, coordinator.config, self.environ)
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
-         stdout: Any = None, stderr: Any = None) -> int:
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run one command; returns the exit code (the console script exits with it)."""
     env = os.environ if environ is None else environ
     out = stdout if stdout is not None else sys.stdout
@@ -126,7 +129,7 @@ def _report(error: MigcoordError, context: Context) -> None:
         print(json.dumps(document, indent=2), file=context.stdout)
 
 
-def _configure_logging(args: argparse.Namespace, stream: Any) -> Callable[[], None]:
+def _configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], None]:
     """Send migcoord's log to `stream` for this command; returns what undoes it, so a
     program that calls main() keeps its own logging setup."""
     from migcoord.cli.render import RedactingFormatter

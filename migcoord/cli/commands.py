@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Protocol
 
-from migcoord.cli import Context
+from migcoord.cli import Context, Handler
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 
@@ -32,13 +32,33 @@ def _seconds(text: str) -> float:
     return value
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    def add(name: str, handler: Any, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(
-            name, parents=[common], help=help_text, description=help_text, **kwargs)
+class AddCommand(Protocol):
+    """Adds one subcommand: `add(name, handler, help) -> its ArgumentParser`."""
+
+    def __call__(self, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        ...
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    """Add every subcommand to `sub`, each with the global options of `common`."""
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         parser.set_defaults(handler=handler)
         return parser
 
+    _register_offline(add)
+    _register_database(add)
+    _register_repair(add)
+    # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
+    from migcoord.cli import devcmds, sqlcmds
+
+    sqlcmds.register(add)
+    devcmds.register(add)
+
+
+def _register_offline(add: AddCommand) -> None:
     p = add("create", cmd_create, "write the next migration's up and down files")
     p.add_argument("name", metavar="NAME", help="what the migration does, e.g. add_email_index")
     p.add_argument("--service", "-s", required=True, help="the service the migration belongs to")
@@ -53,13 +73,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sql", action="store_true",
                    help="skip the SQL analysis (ownership, dependencies, lints, docs-stale)")
 
-    p = add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
+    add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
 
     p = add("renumber", cmd_renumber, "move a migration to the next free number")
     p.add_argument("version", type=_version, metavar="VERSION")
     p.add_argument("--service", "-s", required=True)
     p.add_argument("--to", type=_version, metavar="V", help="the new number (default: next free)")
 
+
+def _register_database(add: AddCommand) -> None:
     p = add("status", cmd_status, "every migration's state in the database")
     p.add_argument("--service", "-s", help="only this service's migrations")
 
@@ -90,6 +112,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
     p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
 
+
+def _register_repair(add: AddCommand) -> None:
     for name, help_text in (("mark", "record a migration as applied or pending without running it"),
                             ("force", "alias of `mark VERSION --applied` (golang-migrate's force)")):
         p = add(name, cmd_mark, help_text)
@@ -109,12 +133,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="golang-migrate's table (default schema_migrations; schema.table works)")
     p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
 
-    # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
-    from migcoord.cli import devcmds, sqlcmds
-
-    sqlcmds.register(add)
-    devcmds.register(add)
-
 
 # -- offline commands -----------------------------------------------------------------------
 
@@ -133,7 +151,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     if args.db:
         findings = findings + coordinator.check_database(dsn=ctx.dsn(coordinator))
     failing = [f for f in findings if f.is_error or args.strict]
-    out.findings(ctx, coordinator, findings, ok=not failing)
+    out.findings(ctx, coordinator.config.root, findings, ok=not failing)
     return EXIT_FAILED if failing else EXIT_OK
 
 
@@ -155,52 +173,46 @@ def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
 # -- database commands ----------------------------------------------------------------------
 
 
-def _db_call(ctx: Context, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    coordinator = ctx.coordinator()
-    options: dict[str, Any] = {"dsn": ctx.dsn(coordinator)}
-    if getattr(args, "lock_timeout", None) is not None:
-        options["lock_timeout"] = args.lock_timeout
-    return coordinator, options
-
-
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
-    coordinator, options = _db_call(ctx, args)
-    options.pop("lock_timeout", None)
-    report = coordinator.status(service=args.service, **options)
+    coordinator = ctx.coordinator()
+    report = coordinator.status(service=args.service, dsn=ctx.dsn(coordinator))
     out.status(ctx, report)
     return EXIT_FAILED if report.has_errors else EXIT_OK
 
 
 def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
-    coordinator, options = _db_call(ctx, args)
+    coordinator = ctx.coordinator()
+    dsn = ctx.dsn(coordinator)
     if args.to is not None and args.all and args.with_deps:
         raise UsageError("--with-deps has no meaning with --all (everything is applied)")
     result = coordinator.up(
         args.service, all_services=args.all, to=args.to, with_deps=args.with_deps,
         allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run,
-        sync_each=args.sync_each, **options)
+        sync_each=args.sync_each, lock_timeout=args.lock_timeout, dsn=dsn)
     out.up_result(ctx, result)
     return EXIT_OK
 
 
 def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
-    coordinator, options = _db_call(ctx, args)
+    coordinator = ctx.coordinator()
     result = coordinator.down(args.service, steps=args.steps, to=args.to, cascade=args.cascade,
-                              dry_run=args.dry_run, **options)
+                              dry_run=args.dry_run, lock_timeout=args.lock_timeout,
+                              dsn=ctx.dsn(coordinator))
     out.down_result(ctx, result)
     return EXIT_OK
 
 
 def cmd_mark(args: argparse.Namespace, ctx: Context) -> int:
-    coordinator, options = _db_call(ctx, args)
+    coordinator = ctx.coordinator()
     result = coordinator.mark(args.version, applied=bool(args.applied), reason=args.reason,
-                              **options)
+                              lock_timeout=args.lock_timeout, dsn=ctx.dsn(coordinator))
     out.marked(ctx, result)
     return EXIT_OK
 
 
 def cmd_adopt(args: argparse.Namespace, ctx: Context) -> int:
-    coordinator, options = _db_call(ctx, args)
-    result = coordinator.adopt(table=args.table, **options)
+    coordinator = ctx.coordinator()
+    result = coordinator.adopt(table=args.table, lock_timeout=args.lock_timeout,
+                               dsn=ctx.dsn(coordinator))
     out.adopted(ctx, result)
     return EXIT_OK

@@ -8,17 +8,20 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from migcoord.cli import Context
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK
 
+if TYPE_CHECKING:
+    from migcoord.cli.commands import AddCommand
+    from migcoord.verify import MigrationVerdict, Problem, SequenceVerdict, VerifyReport
+
 INTERRUPTED = 130
 
 
-def register(add: Any) -> None:
-    """Add this module's subcommands with `add(name, handler, help) -> ArgumentParser`."""
+def register(add: AddCommand) -> None:
     p = add("verify", cmd_verify,
             "run every migration up, down and up again on a throwaway database and compare "
             "the schema after each step")
@@ -43,7 +46,7 @@ def register(add: Any) -> None:
 def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
 
-    def progress(item: Any) -> None:
+    def progress(item: MigrationVerdict | SequenceVerdict) -> None:
         if not ctx.args.quiet:
             ctx.stderr.write(f"migcoord: {_progress_line(item)}\n")
             ctx.stderr.flush()
@@ -60,7 +63,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _progress_line(item: Any) -> str:
+def _progress_line(item: MigrationVerdict | SequenceVerdict) -> str:
     from migcoord.verify import MigrationVerdict
 
     if isinstance(item, MigrationVerdict):
@@ -77,14 +80,14 @@ def _progress_line(item: Any) -> str:
     return f"whole sequence down and up again: {'ok' if item.ok else 'FAILED'}{spent}"
 
 
-def _verify_report(ctx: Context, report: Any) -> None:
+def _verify_report(ctx: Context, report: VerifyReport) -> None:
     if ctx.json:
         out.emit_json(ctx, report.as_json())
         return
     write = ctx.stdout.write
-    for verdict in report.failed:
-        write(f"FAILED {verdict.label}\n")
-        for problem in verdict.problems:
+    for failed_one in report.failed:
+        write(f"FAILED {failed_one.label}\n")
+        for problem in failed_one.problems:
             _problem(ctx, problem)
     if not report.sequence.ok:
         write("FAILED whole sequence down and up again\n")
@@ -99,13 +102,13 @@ def _verify_report(ctx: Context, report: Any) -> None:
     sequence = ("whole sequence ok" if report.sequence.ok and report.sequence.ran
                 else "whole sequence FAILED" if report.sequence.ran
                 else f"whole sequence {report.sequence.note}")
-    verdict = "verify ok" if report.ok else "verify failed"
+    outcome = "verify ok" if report.ok else "verify failed"
     counts = (f"{tripped} migration{'s' if tripped != 1 else ''} round-tripped"
               + (f", {failed} failed" if failed else ""))
-    write(f"{verdict}: {counts}; {sequence} ({report.elapsed_ms / 1000:.1f} s)\n")
+    write(f"{outcome}: {counts}; {sequence} ({report.elapsed_ms / 1000:.1f} s)\n")
 
 
-def _problem(ctx: Context, problem: Any) -> None:
+def _problem(ctx: Context, problem: Problem) -> None:
     message = problem.message.replace("\n", "\n    ")
     ctx.stdout.write(f"  {problem.stage}: {message}\n")
     for line in problem.diff:

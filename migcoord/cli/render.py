@@ -7,10 +7,23 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from migcoord.cli import Context
 from migcoord.core.model import Finding, format_version
+
+if TYPE_CHECKING:
+    from migcoord.results import (
+        AdoptResult,
+        Created,
+        DownResult,
+        MarkResult,
+        PlannedStep,
+        Renumbered,
+        StatusReport,
+        StepResult,
+        UpResult,
+    )
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@")
 _KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
@@ -36,11 +49,11 @@ def display(path: Path | None) -> str:
     return str(path) if relative.startswith(far) else relative
 
 
-def emit_json(ctx: Context, document: Any) -> None:
+def emit_json(ctx: Context, document: object) -> None:
     ctx.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def message(ctx: Context, text: str, document: dict[str, Any] | None = None) -> None:
+def message(ctx: Context, text: str, document: dict[str, object] | None = None) -> None:
     if ctx.json:
         emit_json(ctx, document or {"message": text})
     elif not ctx.args.quiet:
@@ -50,10 +63,10 @@ def message(ctx: Context, text: str, document: dict[str, Any] | None = None) -> 
 # -- check ----------------------------------------------------------------------------------
 
 
-def findings(ctx: Context, coordinator: Any, found: list[Finding], *, ok: bool) -> None:
-    root: Path = coordinator.config.root
+def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool) -> None:
+    """`check`'s report; JSON paths are relative to `root`, the config's folder."""
     if ctx.json:
-        emit_json(ctx, {"ok": ok, "findings": [_finding_json(f, root) for f in found]})
+        emit_json(ctx, {"ok": ok, "findings": [f.as_json(root) for f in found]})
         return
     for finding in found:
         if ctx.args.quiet and not finding.is_error:
@@ -76,37 +89,19 @@ def findings(ctx: Context, coordinator: Any, found: list[Finding], *, ok: bool) 
         ctx.stderr.write(f"check {verdict}: {summary}\n")
 
 
-def _finding_json(finding: Finding, root: Path) -> dict[str, Any]:
-    path = None
-    if finding.path is not None:
-        try:
-            path = finding.path.relative_to(root).as_posix()
-        except ValueError:
-            path = str(finding.path)
-    return {"code": finding.code, "severity": finding.severity, "message": finding.message,
-            "path": path, "line": finding.line, "column": finding.column,
-            "service": finding.service, "version": finding.version, "hint": finding.hint}
-
-
 # -- create / renumber ----------------------------------------------------------------------
 
 
-def created(ctx: Context, result: Any) -> None:
+def created(ctx: Context, result: Created) -> None:
     if ctx.json:
-        emit_json(ctx, {"version": result.version, "service": result.service,
-                        "name": result.name, "up": str(result.up), "down": str(result.down)})
+        emit_json(ctx, result.as_json())
         return
     ctx.stdout.write(f"{display(result.up)}\n{display(result.down)}\n")
 
 
-def renumbered(ctx: Context, result: Any) -> None:
+def renumbered(ctx: Context, result: Renumbered) -> None:
     if ctx.json:
-        emit_json(ctx, {"service": result.service, "name": result.name,
-                        "old_version": result.old_version, "new_version": result.new_version,
-                        "moved": [[str(a), str(b)] for a, b in result.moved],
-                        "versions": [list(pair) for pair in result.versions],
-                        "edited": [str(p) for p in result.edited],
-                        "ambiguous": list(result.ambiguous)})
+        emit_json(ctx, result.as_json())
         return
     for source, target in result.moved:
         ctx.stdout.write(f"renamed {display(source)} -> {display(target)}\n")
@@ -126,7 +121,7 @@ def _warnings(ctx: Context, warnings: tuple[str, ...]) -> None:
         ctx.stderr.write(f"migcoord: warning: {warning}\n")
 
 
-def _plan(ctx: Context, planned: tuple[Any, ...], verb: str) -> None:
+def _plan(ctx: Context, planned: tuple[PlannedStep, ...], verb: str) -> None:
     if not planned:
         ctx.stdout.write(f"nothing to {verb}\n")
         return
@@ -139,24 +134,22 @@ def _plan(ctx: Context, planned: tuple[Any, ...], verb: str) -> None:
         ctx.stdout.write(step.sql.rstrip() + "\n")
 
 
-def up_result(ctx: Context, result: Any) -> None:
-    _steps(ctx, result, result.applied, key="applied", verb="apply", done="applied",
+def up_result(ctx: Context, result: UpResult) -> None:
+    _steps(ctx, result, result.applied, verb="apply", done="applied",
            nothing="nothing to apply: the database is up to date")
 
 
-def down_result(ctx: Context, result: Any) -> None:
-    _steps(ctx, result, result.rolled_back, key="rolled_back", verb="roll back",
-           done="rolled back", nothing="nothing to roll back")
+def down_result(ctx: Context, result: DownResult) -> None:
+    _steps(ctx, result, result.rolled_back, verb="roll back", done="rolled back",
+           nothing="nothing to roll back")
 
 
-def _steps(ctx: Context, result: Any, steps: tuple[Any, ...], *, key: str, verb: str,
-           done: str, nothing: str) -> None:
+def _steps(ctx: Context, result: UpResult | DownResult, steps: tuple[StepResult, ...], *,
+           verb: str, done: str, nothing: str) -> None:
     """What `up` or `down` did (or, with --dry-run, would do)."""
     _warnings(ctx, result.warnings)
     if ctx.json:
-        emit_json(ctx, {key: [s.as_json() for s in steps], "dry_run": result.dry_run,
-                        "planned": [s.as_json() for s in result.planned],
-                        "warnings": list(result.warnings)})
+        emit_json(ctx, result.as_json())
         return
     if result.dry_run:
         _plan(ctx, result.planned, verb)
@@ -171,7 +164,7 @@ def _steps(ctx: Context, result: Any, steps: tuple[Any, ...], *, key: str, verb:
                      f"in {total} ms\n")
 
 
-def status(ctx: Context, report: Any) -> None:
+def status(ctx: Context, report: StatusReport) -> None:
     if ctx.json:
         emit_json(ctx, report.as_json())
         return
@@ -192,18 +185,15 @@ def status(ctx: Context, report: Any) -> None:
                          + ", ".join(report.unjudged_services) + "\n")
 
 
-def marked(ctx: Context, result: Any) -> None:
-    state = "applied" if result.applied else "pending"
-    text = (f"marked {format_version(result.version)} {result.service} {result.name} as {state}"
-            f" (was {result.previous or 'not recorded'})")
-    message(ctx, text, {"version": result.version, "service": result.service,
-                        "name": result.name, "state": state, "previous": result.previous})
+def marked(ctx: Context, result: MarkResult) -> None:
+    text = (f"marked {format_version(result.version)} {result.service} {result.name} as "
+            f"{result.state} (was {result.previous or 'not recorded'})")
+    message(ctx, text, result.as_json())
 
 
-def adopted(ctx: Context, result: Any) -> None:
+def adopted(ctx: Context, result: AdoptResult) -> None:
     text = (f"golang-migrate was at version {format_version(result.golang_version)}; recorded "
             f"{len(result.recorded)} migration{'s' if len(result.recorded) != 1 else ''} as "
             f"applied ({len(result.already)} already recorded)")
-    message(ctx, text, {"golang_version": result.golang_version,
-                        "recorded": list(result.recorded), "already": list(result.already)})
+    message(ctx, text, result.as_json())
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from migcoord.cli import Context
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK
 
+if TYPE_CHECKING:
+    from migcoord.cli.commands import AddCommand
 
-def register(add: Any) -> None:
-    """Add this module's subcommands with `add(name, handler, help) -> ArgumentParser`."""
+
+def register(add: AddCommand) -> None:
     p = add("docs", cmd_docs,
             "write the generated tables (services, migrations, dependencies) into the "
             "configured docs file")
@@ -25,9 +27,9 @@ def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     if args.check:
         finding = update.finding()
         found = [finding] if finding is not None else []
-        out.findings(ctx, coordinator, found, ok=not found)
+        out.findings(ctx, coordinator.config.root, found, ok=not found)
         return EXIT_FAILED if found else EXIT_OK
     shown = out.display(update.path)
     text = f"wrote {shown}" if update.written else f"{shown} is up to date"
-    out.message(ctx, text, {"path": str(update.path), "written": update.written})
+    out.message(ctx, text, update.as_json())
     return EXIT_OK

@@ -44,6 +44,9 @@ class DocsUpdate:
     written: bool = False
     reason: str = ""
 
+    def as_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "written": self.written}
+
     def finding(self) -> Finding | None:
         """The `docs-stale` finding for a stale file, else None."""
         if not self.stale:

@@ -5,7 +5,6 @@ Nothing here does I/O. Paths are absolute; discovery fills them in.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -60,19 +59,18 @@ class Finding:
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def location(self, relative_to: Path | None = None) -> str:
-        """`path:line:col` (as much of it as is known), relative when possible."""
-        if self.path is None:
-            return ""
-        text = str(self.path)
-        if relative_to is not None:
-            with contextlib.suppress(ValueError):
-                text = str(self.path.relative_to(relative_to))
-        if self.line is not None:
-            text += f":{self.line}"
-            if self.column is not None:
-                text += f":{self.column}"
-        return text
+    def as_json(self, relative_to: Path) -> dict[str, object]:
+        """The finding as `check --format json` shows it: paths relative to `relative_to`
+        (the config's folder) when inside it."""
+        path = None
+        if self.path is not None:
+            try:
+                path = self.path.relative_to(relative_to).as_posix()
+            except ValueError:
+                path = str(self.path)
+        return {"code": self.code, "severity": self.severity, "message": self.message,
+                "path": path, "line": self.line, "column": self.column,
+                "service": self.service, "version": self.version, "hint": self.hint}
 
 
 @attrs.frozen
