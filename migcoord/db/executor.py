@@ -24,8 +24,8 @@ from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
 from migcoord.db.history import History
-from migcoord.db.lock import POOLER_HINT, PoolerDetected
-from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.db.lock import POOLER_HINT
+from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
 
 if TYPE_CHECKING:
     from migcoord.sql.lexer import Statement as SqlStatement

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import psycopg
 
-from migcoord.errors import LockTimeout, MigcoordError
+from migcoord.errors import LockTimeout, PoolerDetected
 
 log = logging.getLogger("migcoord")
 
@@ -61,12 +61,6 @@ class Holder:
         if self.state:
             parts.append(f"state {self.state}")
         return ", ".join(parts)
-
-
-class PoolerDetected(MigcoordError):
-    """The connection goes through a transaction-pooling proxy (exit 2: fix the DSN)."""
-
-    exit_code = 2
 
 
 POOLER_HINT = (

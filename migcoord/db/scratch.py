@@ -17,15 +17,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from migcoord.db.connect import connect, describe
-from migcoord.errors import MigcoordError, UsageError
+from migcoord.errors import DatabaseRefused, UsageError
 
 PREFIX = "migcoord_verify_"
-
-
-class DatabaseRefused(MigcoordError):
-    """The server would not create the throwaway database (exit 2: use another DSN)."""
-
-    exit_code = 2
 
 
 def new_name() -> str:
