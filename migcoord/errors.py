@@ -3,8 +3,8 @@
 Each error renders as a sentence that says what happened and what to do next, and
 carries the same facts as fields a program can read without parsing the sentence:
 `path`, `line`, `column`, `version`, `service`, `direction`, `sqlstate` (None when not
-known), and `hint`. A run of `up` or `down` that stops part-way says what committed
-before it in `applied`. `as_json()` gives all of it as one JSON-ready dict.
+known), and `hint`; an error that stops a run of `up` or `down` part-way has room for
+what committed before it (`applied`). `as_json()` gives all of it as one JSON-ready dict.
 
 Each error knows the process exit code the CLI uses for it (DESIGN.md, "Exit codes"):
 1 for a failed or refused migration, 2 for bad invocation or config, 3 for "could not
@@ -224,8 +224,9 @@ class EmbeddedServerError(MigcoordError):
 class _StoppedPartWay(MigcoordError):
     """A run of migrations stopped at one of them.
 
-    `applied` holds the steps of this run that committed before it (goose's
-    PartialError): they stay applied, or rolled back for `down`.
+    `applied` is for the steps of this run that committed before it (goose's
+    PartialError): they stay applied, or rolled back for `down`. The executor, which
+    runs one migration, raises with none; the caller that ran the loop adds them.
     """
 
     fields = (*MigcoordError.fields, "applied")
