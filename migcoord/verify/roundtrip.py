@@ -248,7 +248,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     with _server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
         trip = _RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock)
         database, kept, verdicts, sequence = _in_throwaway_database(admin_dsn, config, keep, trip)
-    from migcoord.db.connect import describe
+    from migcoord.db.dsn import describe
 
     return VerifyReport(migrations=verdicts, sequence=sequence, database=database,
                         server=describe(admin_dsn), server_kind=kind, kept_dsn=kept,
@@ -259,12 +259,13 @@ def _in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: _Ro
                            ) -> tuple[str, str | None, tuple[MigrationVerdict, ...], SequenceVerdict]:
     from migcoord.db import scratch
     from migcoord.db.connect import connect
+    from migcoord.db.dsn import public_url, with_database
     from migcoord.db.history import History
     from migcoord.db.lock import advisory_lock, lock_key
 
     with scratch.admin_session(admin_dsn) as admin:
         name = scratch.new_name()
-        database_dsn = scratch.dsn_for(admin_dsn, name)
+        database_dsn = with_database(admin_dsn, name)
         try:
             scratch.create(admin, name)
             log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
@@ -282,10 +283,10 @@ def _in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: _Ro
         finally:
             with _interrupts_deferred():
                 if keep:
-                    log.info("kept the throwaway database %s", scratch.public_dsn(database_dsn))
+                    log.info("kept the throwaway database %s", public_url(database_dsn))
                 else:
                     scratch.drop(admin_dsn, name, admin)
-    return name, scratch.public_dsn(database_dsn) if keep else None, verdicts, sequence
+    return name, public_url(database_dsn) if keep else None, verdicts, sequence
 
 
 class _RoundTrips:
