@@ -17,8 +17,9 @@ restores the fields).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from migcoord.results import StepResult
@@ -226,29 +227,17 @@ class _StoppedPartWay(MigcoordError):
 
     `applied` is for the steps of this run that committed before it (goose's
     PartialError): they stay applied, or rolled back for `down`. The executor, which
-    runs one migration, raises with none; the caller that ran the loop adds them.
+    runs one migration, raises with none; the loop that ran the steps adds them on the
+    way out: `raise failure.with_applied(done)`.
     """
 
     fields = (*MigcoordError.fields, "applied")
+    applied: tuple[StepResult, ...] = ()
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        path: Path | None = None,
-        line: int | None = None,
-        column: int | None = None,
-        version: int | None = None,
-        service: str | None = None,
-        direction: str | None = None,
-        sqlstate: str | None = None,
-        applied: tuple[StepResult, ...] = (),
-    ) -> None:
-        super().__init__(message, hint=hint, path=path, line=line, column=column,
-                         version=version, service=service, direction=direction,
-                         sqlstate=sqlstate)
-        self.applied = applied
+    def with_applied(self, steps: Iterable[StepResult]) -> Self:
+        """This same error, now saying that `steps` committed before it."""
+        self.applied = tuple(steps)
+        return self
 
 
 class MigrationFailed(_StoppedPartWay):

@@ -64,8 +64,8 @@ def test_unknown_fields_are_none() -> None:
 def test_as_json_gives_type_message_hint_exit_code_and_the_known_fields() -> None:
     """None fields are left out; paths are strings; applied steps are their own JSON."""
     step = StepResult(1, "a", "first", 12)
-    error = ConnectionLost("lost it", hint="retry", version=2, service="a", direction="up",
-                           applied=(step,))
+    error = ConnectionLost("lost it", hint="retry", version=2, service="a", direction="up")
+    assert error.with_applied([step]) is error
     document = error.as_json()
     assert document == {"type": "ConnectionLost", "message": "lost it", "hint": "retry",
                         "exit_code": 3, "version": 2, "service": "a", "direction": "up",
@@ -97,8 +97,8 @@ def test_subclass_fields_are_in_as_json() -> None:
 
 
 @pytest.mark.parametrize("error", [
-    MigrationFailed("boom", hint="h", path=Path("x.sql"), line=1, column=2, sqlstate="42601",
-                    applied=(StepResult(1, "a", "n", 3),)),
+    MigrationFailed("boom", hint="h", path=Path("x.sql"), line=1, column=2, sqlstate="42601"
+                    ).with_applied([StepResult(1, "a", "n", 3)]),
     ConfigError("bad", path=Path("/r/migcoord.toml"), key="k"),
     LockTimeout("late", holder_pid=7, waited_s=0.2),
     PoolerDetected("pooled", hint="use session mode"),
