@@ -1,14 +1,28 @@
 """Every error migcoord raises on purpose.
 
-Each error carries data and renders as a sentence that says what happened and what to do
-next. Each knows the process exit code the CLI uses for it (DESIGN.md, "Exit codes"):
+Each error renders as a sentence that says what happened and what to do next, and
+carries the same facts as fields a program can read without parsing the sentence:
+`path`, `line`, `column`, `version`, `service`, `direction`, `sqlstate` (None when not
+known), and `hint`; an error that stops a run of `up` or `down` part-way has room for
+what committed before it (`applied`). `as_json()` gives all of it as one JSON-ready dict.
+
+Each error knows the process exit code the CLI uses for it (DESIGN.md, "Exit codes"):
 1 for a failed or refused migration, 2 for bad invocation or config, 3 for "could not
 connect or could not get the lock in time" (worth retrying).
+
+Every subclass accepts the message alone as its one positional argument, so an error
+raised in a worker process comes back whole (pickle rebuilds it from `args` and then
+restores the fields).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self
+
+if TYPE_CHECKING:
+    from migcoord.results import StepResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -17,19 +31,68 @@ EXIT_RETRY = 3
 
 
 class MigcoordError(Exception):
-    """Base of every error raised on purpose; `str(err)` is a complete message."""
+    """Base of every error raised on purpose; `str(err)` is a complete message.
+
+    The keyword fields locate what failed; they never change the message.
+    """
 
     exit_code: int = EXIT_FAILED
+    #: The attributes `as_json()` reports when they are not None; subclasses add theirs.
+    fields: ClassVar[tuple[str, ...]] = (
+        "path", "line", "column", "version", "service", "direction", "sqlstate")
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        version: int | None = None,
+        service: str | None = None,
+        direction: str | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: The file the error is about (a migration, migcoord.toml, a lock file).
+        self.path = path
+        #: 1-based line and column in `path`.
+        self.line = line
+        self.column = column
+        #: The migration's version and service.
+        self.version = version
+        self.service = service
+        #: "up" or "down": which file of the migration was running.
+        self.direction = direction
+        #: The server's SQLSTATE for a statement the database refused.
+        self.sqlstate = sqlstate
 
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message}\n  hint: {self.hint}"
         return self.message
+
+    def as_json(self) -> dict[str, object]:
+        """{"type", "message", "hint", "exit_code"} and each field that is not None.
+
+        Paths become strings and steps their own JSON; the texts are as raised, so a
+        caller that prints them to others redacts them as it does any other text.
+        """
+        document: dict[str, object] = {"type": type(self).__name__, "message": self.message,
+                                       "hint": self.hint, "exit_code": self.exit_code}
+        for name in self.fields:
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [item.as_json() if hasattr(item, "as_json") else item for item in value]
+            document[name] = value
+        return document
 
 
 class UsageError(MigcoordError):
@@ -42,6 +105,7 @@ class ConfigError(MigcoordError):
     """migcoord.toml is missing or wrong (exit 2). Names the file and, where known, the key."""
 
     exit_code = EXIT_USAGE
+    fields = (*MigcoordError.fields, "key")
 
     def __init__(
         self,
@@ -56,8 +120,7 @@ class ConfigError(MigcoordError):
             where = f"{path}: "
         if key is not None:
             where += f"[{key}] "
-        super().__init__(f"{where}{message}", hint=hint)
-        self.path = path
+        super().__init__(f"{where}{message}", hint=hint, path=path)
         self.key = key
 
 
@@ -74,15 +137,39 @@ class FileExists(WorkspaceError):
 
 
 class LockTimeout(MigcoordError):
-    """A lock (file lock or advisory lock) was not obtained in time (exit 3)."""
+    """A lock (file lock or advisory lock) was not obtained in time (exit 3).
+
+    Names who holds it where that is known: the holder's backend pid and
+    application_name for the migration lock; `path` for the repository's file lock.
+    """
 
     exit_code = EXIT_RETRY
+    fields = (*MigcoordError.fields, "holder_pid", "application_name", "waited_s")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: Path | None = None,
+        holder_pid: int | None = None,
+        application_name: str | None = None,
+        waited_s: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, path=path)
+        self.holder_pid = holder_pid
+        self.application_name = application_name
+        self.waited_s = waited_s
 
 
 class ConnectError(MigcoordError):
     """The database could not be reached (exit 3: worth retrying)."""
 
     exit_code = EXIT_RETRY
+
+
+class DevServerNotRunning(ConnectError):
+    """`embedded` was asked for and this repository's dev server is not running (exit 3)."""
 
 
 class NoDatabaseUrl(UsageError):
@@ -98,19 +185,66 @@ class RefusedError(MigcoordError):
 
 
 class DependencyNotApplied(RefusedError):
-    """A migration needs another service's migration that is not applied."""
+    """A migration needs another service's migration that is not applied.
+
+    `version` and `service` name the migration that needs it; `needs` is the
+    (service, version) it needs, the service None when nothing here owns that version.
+    """
+
+    fields = (*RefusedError.fields, "needs")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        version: int | None = None,
+        service: str | None = None,
+        needs: tuple[str | None, int] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, version=version, service=service)
+        self.needs = needs
 
 
-class MigrationFailed(MigcoordError):
+class PoolerDetected(MigcoordError):
+    """The connection goes through a transaction-pooling proxy (exit 2: fix the DSN)."""
+
+    exit_code = EXIT_USAGE
+
+
+class DatabaseRefused(MigcoordError):
+    """The server would not create the throwaway database (exit 2: use another DSN)."""
+
+    exit_code = EXIT_USAGE
+
+
+class EmbeddedServerError(MigcoordError):
+    """The local server could not be set up, started or stopped; the message says why."""
+
+
+class _StoppedPartWay(MigcoordError):
+    """A run of migrations stopped at one of them.
+
+    `applied` is for the steps of this run that committed before it (goose's
+    PartialError): they stay applied, or rolled back for `down`. The executor, which
+    runs one migration, raises with none; the loop that ran the steps adds them on the
+    way out: `raise failure.with_applied(done)`.
+    """
+
+    fields = (*MigcoordError.fields, "applied")
+    applied: tuple[StepResult, ...] = ()
+
+    def with_applied(self, steps: Iterable[StepResult]) -> Self:
+        """This same error, now saying that `steps` committed before it."""
+        self.applied = tuple(steps)
+        return self
+
+
+class MigrationFailed(_StoppedPartWay):
     """A statement failed; the migration's transaction was rolled back (exit 1)."""
 
-    def __init__(self, message: str, *, hint: str | None = None,
-                 sqlstate: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.sqlstate = sqlstate
 
-
-class ConnectionLost(MigcoordError):
+class ConnectionLost(_StoppedPartWay):
     """The connection dropped while migrating (exit 3: state was re-checked; retry)."""
 
     exit_code = EXIT_RETRY

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
-from migcoord.errors import UsageError
+from migcoord.errors import EmbeddedServerError, UsageError
 from migcoord.local import embedded
-from migcoord.local.embedded import EmbeddedServer, EmbeddedServerError, find_postgres_bin
+from migcoord.local.embedded import EmbeddedServer, find_postgres_bin
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as nobody")
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import PgServer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from helpers import make_tree, pair, run
+from helpers import make_tree, pair, run, run_process
 from migcoord import ConnectError, Coordinator, LockTimeout, MigcoordError, MigrationFailed
 from test_engine_support import (
     AB_CONFIG,
@@ -158,6 +159,23 @@ def test_password_never_appears_in_api_errors_or_logs(
     f"host=127.0.0.1 password={PASSWORD} dbname",
     f"host=127.0.0.1 password='{PASSWORD}",
     f"postgresql://someone:{PASSWORD}@127.0.0.1:notaport/db",
+    # libpq quotes the whole URL, or the piece it stopped at.
+    f"postgresql://someone:{PASSWORD}@[::1/db",
+    f"postgresql://someone:{PASSWORD} x@127.0.0.1:5432/db",
+    f"postgresql://127.0.0.1:5432/db?password=%00{PASSWORD}",
+    f"postgresqlx://someone:{PASSWORD}@127.0.0.1:5432/db",
+    # An unquoted password with a space: libpq says "{PASSWORD}" lacks its `=`.
+    f"host=127.0.0.1 password=x {PASSWORD} dbname=db",
+    # A raw `/` ends the URL's host part, so libpq reads the password as the port.
+    f"postgresql://someone:{PASSWORD}/{PASSWORD}@127.0.0.1:5432/db",
+    # ... and psycopg quotes it with repr(), a backslash doubled.
+    f"postgresql://someone:{PASSWORD}\\x/@127.0.0.1:5432/db",
+    # libpq: password "a", host "b", port "{PASSWORD}@127.0.0.1:5432".
+    f"postgresql://someone:a@b:{PASSWORD}@127.0.0.1:5432/db",
+    # Not valid UTF-8 once decoded, and a host name with an empty label: both were
+    # tracebacks from psycopg and Python's resolver.
+    f"postgresql://someone:{PASSWORD}%80@127.0.0.1:5432/db",
+    f"postgresql://someone:{PASSWORD}@.@127.0.0.1:5432/db",
 ])
 def test_an_unreadable_dsn_is_reported_without_its_password(
     tmp_path: Path, dsn_text: str
@@ -171,3 +189,77 @@ def test_an_unreadable_dsn_is_reported_without_its_password(
     with pytest.raises(MigcoordError) as raised:
         Coordinator.load(root / "migcoord.toml", environ={}).status(dsn=dsn_text)
     assert_clean(str(raised.value))
+
+
+def attack_dsns(dsn: str, role: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """DSNs of every shape whose password holds FRAGMENT: {what: (dsn, texts that must not
+    show)}. The well-formed ones connect (the server does not check the password); the
+    malformed ones make libpq and migcoord describe what they read."""
+    params = conninfo_to_dict(dsn)
+    host, port, db = params["host"], params["port"], params["dbname"]
+    closed = free_port()
+    encoded = quote(f"{PASSWORD}@/:#?% x", safe="")
+    at = f"{host}:{port}/{db}"
+    return {
+        "url, percent-encoded @ / : # ? % and space": (f"postgresql://{role}:{encoded}@{at}", ()),
+        "url, raw : # ?": (f"postgresql://{role}:{PASSWORD}:#?x@{at}", ()),
+        "url, ?password=": (f"postgresql://{role}@{at}?password={PASSWORD}", ()),
+        "url, two hosts, the first closed": (
+            f"postgresql://{role}:{PASSWORD}@{host}:{closed},{host}:{port}/{db}", ()),
+        "key=value, quoted, space and \\'": (
+            f"host={host} port={port} dbname={db} user={role} password='{PASSWORD} \\' x'", ()),
+        "url, raw @": (f"postgresql://{role}:{PASSWORD}@tail{PASSWORD}@{at}", ()),
+        "url, raw /": (f"postgresql://{role}:{PASSWORD}/{PASSWORD}@{at}", ()),
+        "url, raw / after digits": (f"postgresql://{role}:98765/x{PASSWORD}@{at}", ("98765",)),
+        "url, raw @ and /": (f"postgresql://{role}:a/{PASSWORD}@b{PASSWORD}@{at}", ()),
+        "url, raw space": (f"postgresql://{role}:{PASSWORD} x@{at}", ()),
+        "url, IPv6, closed": (f"postgresql://{role}:{PASSWORD}@[::1]:{closed}/{db}", ()),
+        "url, two hosts, both closed": (
+            f"postgresql://{role}:{PASSWORD}@{host}:{closed},[::1]:{closed}/{db}", ()),
+        "url, port not a number": (f"postgresql://{role}:{PASSWORD}@{host}:5x/{db}", ()),
+        "key=value, unquoted with a space": (
+            f"host={host} port={port} password=x{PASSWORD} {PASSWORD}y dbname={db}", ()),
+        "key=value, unix socket": (
+            f"host=/nonexistent-migcoord port={port} password={PASSWORD} dbname={db}", ()),
+        "key=value, unterminated quote": (f"host={host} port={port} password='{PASSWORD}", ()),
+    }
+
+
+def test_no_shape_of_dsn_shows_its_password(tmp_path: Path, dsn: str, password_role: str) -> None:
+    """status and up, text and JSON, with -v, and the API's errors: for every DSN shape."""
+    root = tree(tmp_path)
+    coordinator = Coordinator.load(root / "migcoord.toml", environ={})
+    outcomes = set()
+    for what, (secret_dsn, also) in attack_dsns(dsn, password_role).items():
+        shown = []
+        for fmt in ("text", "json"):
+            for command in (["status"], ["up", "--service", "a"]):
+                result = run([*command, "-v", "--format", fmt], cwd=root, environ=env(secret_dsn))
+                assert result.code in (0, 2, 3), (what, result)
+                outcomes.add(result.code)
+                shown += [result.stdout, result.stderr]
+            result = run(["status", "-v", "--format", fmt, "--dsn", secret_dsn], cwd=root)
+            shown += [result.stdout, result.stderr]
+        with capture_migcoord_log() as log:
+            try:
+                coordinator.status(dsn=secret_dsn)
+            except MigcoordError as error:
+                shown += [str(error), repr(error), str(error.as_json())]
+        shown.append(log.text)
+        for text in shown:
+            for forbidden in (FRAGMENT, *also):
+                assert forbidden not in text, (what, text)
+    assert outcomes == {0, 2, 3}
+
+
+def test_pgpassword_never_appears(tmp_path: Path, dsn: str, password_role: str) -> None:
+    """The password from $PGPASSWORD, which libpq reads itself: reachable or not."""
+    root = tree(tmp_path)
+    for target in (dsn_forms(dsn, password_role)["url"],
+                   dsn_forms(dsn, password_role, port=free_port())["url"]):
+        without = make_conninfo(target, password="")
+        for fmt in ("text", "json"):
+            result = run_process(["status", "-v", "--format", fmt], cwd=root,
+                                 environ={**env(without), "PGPASSWORD": PASSWORD})
+            assert result.code in (0, 3), result
+            assert_clean(result.stdout, result.stderr)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migcoord.cli import Context
 from migcoord.core.model import Finding, format_version
+from migcoord.db import dsn
 
 if TYPE_CHECKING:
     from migcoord.results import (
@@ -25,14 +25,11 @@ if TYPE_CHECKING:
         UpResult,
     )
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@")
-_KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 
 
 def redact(text: str) -> str:
     """Hide passwords in DSNs: the last line of defence before anything is printed."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _KV_PASSWORD.sub(lambda m: f"{m['key']}***", text)
+    return dsn.redact(text)
 
 
 class RedactingFormatter(logging.Formatter):

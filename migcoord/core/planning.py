@@ -76,7 +76,8 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                     f"{migration.label} ({migration.service}) needs {_v(needed)}, which is "
                     f"dirty in this database ({row.service} {row.name})",
                     hint=f"repair it first: see `migcoord status`, then `migcoord mark "
-                    f"{_v(needed)} --pending` or `--applied`")
+                    f"{_v(needed)} --pending` or `--applied`",
+                    version=migration.version, service=migration.service, direction="up")
             target = pending.get(needed)
             owner = target.service if target is not None else (ref.service or "another service")
             if target is None or not request.with_deps:
@@ -86,7 +87,9 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                     hint=f"run `migcoord up --service {owner}` first"
                     + (" (its files are not in this checkout, so --with-deps cannot apply it)"
                        if request.with_deps else
-                       ", or pass --with-deps to apply it from this checkout"))
+                       ", or pass --with-deps to apply it from this checkout"),
+                    version=migration.version, service=migration.service,
+                    needs=(target.service if target is not None else ref.service, needed))
             for extra in _chain(catalog, target, available, chosen):
                 chosen[extra.version] = Step(extra, reason=f"needed by {migration.version_text}")
                 work.append(extra.version)
@@ -130,7 +133,11 @@ def _refuse_broken(states: Iterable[Reconciled]) -> None:
             hints.append(f"restore {s.service}'s file for {_v(s.version)}; if it was "
                          f"abandoned on purpose, roll it back from a checkout that has it, or "
                          f"`migcoord mark {_v(s.version)} --pending`")
-    raise RefusedError("; ".join(lines), hint="; ".join(dict.fromkeys(hints)))
+    # One broken migration is named in the fields too; several are named in the message.
+    only = problems[0] if len(problems) == 1 else None
+    raise RefusedError("; ".join(lines), hint="; ".join(dict.fromkeys(hints)),
+                       version=only.version if only else None,
+                       service=only.service if only else None)
 
 
 def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:
@@ -142,7 +149,8 @@ def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow
                 f"{migration.service} {migration.label} has the number of {row.service}'s "
                 f"{row.name}, which is already applied in this database",
                 hint=f"two services used version {migration.version_text}: `migcoord renumber "
-                f"{migration.version_text} --service {migration.service}`")
+                f"{migration.version_text} --service {migration.service}`",
+                version=migration.version, service=migration.service, direction="up")
 
 
 def _refuse_out_of_order(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:
@@ -158,7 +166,9 @@ def _refuse_out_of_order(candidates: Iterable[Migration], rows: Sequence[History
             f"{_v(highest[service])}: out of order (usually a branch merged after a newer one "
             "was deployed)",
             hint="check that they do not conflict with what is applied, then run up with "
-            "--allow-out-of-order; or `migcoord renumber` them after the applied ones")
+            "--allow-out-of-order; or `migcoord renumber` them after the applied ones",
+            version=late[0].version if len(late) == 1 else None, service=service,
+            direction="up")
 
 
 def _future_warnings(states: Iterable[Reconciled]) -> tuple[str, ...]:
@@ -218,7 +228,8 @@ def _with_dependents(selected: dict[int, Reconciled], states: Sequence[Reconcile
                     f"{_v(state.version)} {state.name} depends on it and is applied",
                     hint=f"roll back {state.service} first (`migcoord down --service "
                     f"{state.service} --to {_v(state.version - 1)}`), or pass --cascade to "
-                    "roll back the dependents first")
+                    "roll back the dependents first",
+                    version=min(needs), service=selected[min(needs)].service, direction="down")
             # Rolling back a dependent also rolls back its service's newer migrations.
             for later in others:
                 if (later.service == state.service and later.version >= state.version
@@ -242,5 +253,6 @@ def _down_step(state: Reconciled, reason: str) -> Step:
         raise RefusedError(
             f"cannot roll back {_v(state.version)} {state.service} {state.name}: its down file "
             "is not in this checkout",
-            hint=f"run down from a checkout that has {state.service}'s migrations folder")
+            hint=f"run down from a checkout that has {state.service}'s migrations folder",
+            version=state.version, service=state.service, direction="down")
     return Step(state.migration, reason=reason)

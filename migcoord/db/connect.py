@@ -1,18 +1,19 @@
 """Open connections, name them, and never show a password.
 
 The only module that turns a DSN into a connection. Every message that mentions a
-database uses `describe(dsn)`, which keeps host, port, database and user only.
+database uses `dsn.describe`, which keeps host, port, database and user only, and
+every message that quotes libpq passes through `dsn.hide_password` (see db/dsn.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
+from migcoord.db.dsn import describe, first_line, hide_password, parse
 from migcoord.errors import (
     ConnectError,
     ConnectionLost,
@@ -21,32 +22,15 @@ from migcoord.errors import (
 )
 
 
-def describe(dsn: str) -> str:
-    """`user@host:port/dbname` for messages: never the password, never the raw DSN."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "(an unreadable DSN)"
-    user = str(params.get("user") or "")
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = str(params.get("port") or "5432")
-    dbname = str(params.get("dbname") or user or "")
-    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
-
-
 def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> psycopg.Connection:
     """An autocommit connection named `application_name` (shown in pg_stat_activity).
 
     Raises ConnectError (exit 3) with the server's reason and no password.
     """
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as err:
-        raise UsageError(f"the DSN cannot be read: {_without_password(_first_line(err), dsn)}",
-                         hint="use postgresql://USER@HOST:PORT/DBNAME or key=value pairs") from None
-    ports = str(params.get("port") or "").split(",")
-    if any(port and not port.strip().isdigit() for port in ports):
-        raise UsageError(f"the DSN's port {params.get('port')!r} is not a number",
+    params = parse(dsn)
+    port = params.get("port", "")
+    if any(part and not part.strip().isdigit() for part in port.split(",")):
+        raise UsageError(f"the DSN's port {hide_password(repr(port), dsn)} is not a number",
                          hint="use postgresql://USER@HOST:5432/DBNAME")
     params.setdefault("connect_timeout", str(connect_timeout))
     params["application_name"] = application_name[:63]
@@ -56,14 +40,18 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
         return psycopg.connect(make_conninfo("", **params), autocommit=True,
                                prepare_threshold=None)
     except psycopg.OperationalError as err:
-        password = params.get("password")
-        reason = _first_line(err)
-        if password:
-            reason = reason.replace(str(password), "***")
         raise ConnectError(
-            f"could not connect to {describe(dsn)}: {reason}",
+            f"could not connect to {describe(dsn)}: {hide_password(first_line(err), dsn)}",
             hint="check that the server is up and the DSN is right; this is worth retrying",
         ) from None
+    except UnicodeError:
+        # Python's resolver refuses some names (an empty label, as in `h..com`) before
+        # libpq sees them; that was a traceback.
+        raise UsageError(
+            f"the DSN's host {hide_password(repr(params.get('host', '')), dsn)} is not a valid "
+            "host name",
+            hint="use postgresql://USER@HOST:5432/DBNAME; percent-encode a password's "
+            "@ and / (%40, %2F)") from None
 
 
 @contextlib.contextmanager
@@ -105,12 +93,13 @@ def _server_errors() -> Iterator[None]:
     try:
         yield
     except psycopg.Error as err:
-        reason = _first_line(err)
+        reason = first_line(err)
         if err.sqlstate:
             reason += f" (SQLSTATE {err.sqlstate})"
         if isinstance(err, psycopg.OperationalError):
             raise ConnectionLost(f"the database connection failed: {reason}",
-                                 hint="`migcoord status` shows what is recorded; retry") from None
+                                 hint="`migcoord status` shows what is recorded; retry",
+                                 sqlstate=err.sqlstate) from None
         hint = "run with -v to see the step that failed"
         if err.sqlstate == "42501":
             hint = ("the migration role lacks a privilege migcoord needs: CREATE on the "
@@ -120,28 +109,6 @@ def _server_errors() -> Iterator[None]:
         elif err.sqlstate == "25006":
             hint = ("this database is read-only here (a standby, or "
                     "default_transaction_read_only): point --dsn / DATABASE_URL at the primary")
-        raise MigcoordError(f"the database refused: {reason}", hint=hint) from None
+        raise MigcoordError(f"the database refused: {reason}", hint=hint,
+                            sqlstate=err.sqlstate) from None
 
-
-# Where a password sits in a DSN that may not parse: URL userinfo, a URL query parameter,
-# or a key=value pair.
-_PASSWORDS = (
-    re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:(?P<pw>[^@]*)@"),
-    re.compile(r"[?&]password=(?P<pw>[^&#]*)", re.IGNORECASE),
-    re.compile(r"\bpassword\s*=\s*'(?P<pw>(?:[^'\\]|\\.)*)", re.IGNORECASE),
-    re.compile(r"\bpassword\s*=\s*(?P<pw>[^'\s]\S*)", re.IGNORECASE),
-)
-
-
-def _without_password(message: str, dsn: str) -> str:
-    """libpq's parse errors quote the token they stopped at, which may be the password."""
-    for pattern in _PASSWORDS:
-        for match in pattern.finditer(dsn):
-            if match["pw"]:
-                message = message.replace(match["pw"], "***")
-    return message
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -24,8 +24,8 @@ from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
 from migcoord.db.history import History
-from migcoord.db.lock import POOLER_HINT, PoolerDetected
-from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.db.lock import POOLER_HINT
+from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
 
 if TYPE_CHECKING:
     from migcoord.sql.lexer import Statement as SqlStatement
@@ -83,17 +83,20 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
             raise MigrationFailed(
                 f"{path.path if path else migration.label}: the file does not end cleanly (an "
                 "unterminated quote or comment?), so its history record did not run; "
-                "nothing was committed", hint="run `migcoord check` on it")
+                "nothing was committed", hint="run `migcoord check` on it",
+                path=path.path if path else None, version=migration.version,
+                service=migration.service, direction=direction)
         if pid != lock_pid:
             _rollback(conn)
             raise PoolerDetected(
                 f"{migration.label} ran in server session {pid}, but the migration lock is "
-                f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT)
+                f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
+                version=migration.version, service=migration.service, direction=direction)
         conn.execute("COMMIT")
     except psycopg.OperationalError as err:
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
-        raise _lost(err, migration, what) from None
+        raise _lost(err, migration, what, direction=direction) from None
 
 
 def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
@@ -153,7 +156,10 @@ def _refuse_transaction_control(text: str, migration: Migration) -> None:
             f"{' '.join(sqlscan.first_keywords(statement)[:2])} controls the transaction; "
             "nothing was run",
             hint="remove BEGIN/COMMIT (migcoord runs each migration and its history row in "
-            "one transaction), or add `-- migcoord:no-transaction` at the top")
+            "one transaction), or add `-- migcoord:no-transaction` at the top",
+            path=migration.up.path if migration.up else None, line=statement.line,
+            column=statement.column, version=migration.version, service=migration.service,
+            direction="up")
 
 
 _TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
@@ -221,7 +227,8 @@ def _run_statements(history: History, migration: Migration,
             if conn.closed or conn.broken:
                 raise _lost(err, migration,
                             f"it stopped at statement {index + 1} of {len(statements)} of the "
-                            f"{direction} file and is recorded as dirty") from None
+                            f"{direction} file and is recorded as dirty",
+                            direction=direction) from None
             raise
         except psycopg.Error as err:
             with _suppress_db_errors():
@@ -260,11 +267,14 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
     diag = err.diag
     where = str(path) if path else migration.label
     position = diag.statement_position
+    line: int | None = None
+    column: int | None = None
     offset = (statement.start if statement is not None else base) + int(position or 0) - 1
     if position and position.isdigit() and 0 <= offset <= len(text):
         line, column = sqlscan.line_col(text, offset)
         where += f":{line}:{column}"
     elif statement is not None:
+        line, column = statement.line, statement.column
         where += f":{statement.line}:{statement.column}"
     primary = diag.message_primary or str(err).splitlines()[0]
     message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
@@ -273,7 +283,9 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
     if details:
         message += "\n  " + "\n  ".join(details)
     return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration, direction),
-                           sqlstate=err.sqlstate)
+                           sqlstate=err.sqlstate, path=path, line=line, column=column,
+                           version=migration.version, service=migration.service,
+                           direction=direction)
 
 
 def _next_step(migration: Migration, direction: str) -> str:
@@ -290,13 +302,15 @@ def _next_step(migration: Migration, direction: str) -> str:
     return f"fix {migration.label} and run `migcoord up --service {migration.service}` again"
 
 
-def _lost(err: psycopg.Error, migration: Migration, what: str) -> ConnectionLost:
+def _lost(err: psycopg.Error, migration: Migration, what: str, *,
+          direction: str) -> ConnectionLost:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return ConnectionLost(
         f"lost the connection while running {migration.service} {migration.label}: {reason}; "
         f"{what}",
         hint="check the server (a restart, pg_terminate_backend, a network cut); "
-        "`migcoord status` shows what is recorded, then retry")
+        "`migcoord status` shows what is recorded, then retry",
+        version=migration.version, service=migration.service, direction=direction)
 
 
 def _row(history: History, migration: Migration, status: str, duration: int,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import psycopg
 
-from migcoord.errors import LockTimeout, MigcoordError
+from migcoord.errors import LockTimeout, PoolerDetected
 
 log = logging.getLogger("migcoord")
 
@@ -61,12 +61,6 @@ class Holder:
         if self.state:
             parts.append(f"state {self.state}")
         return ", ".join(parts)
-
-
-class PoolerDetected(MigcoordError):
-    """The connection goes through a transaction-pooling proxy (exit 2: fix the DSN)."""
-
-    exit_code = 2
 
 
 POOLER_HINT = (
@@ -159,7 +153,10 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
                 hint="another migcoord is migrating this database: wait and retry, or raise "
                 "--lock-timeout; if that process is stuck, end it with "
                 f"SELECT pg_terminate_backend({holder.pid if holder else 'PID'}) (its current "
-                "migration rolls back)")
+                "migration rolls back)",
+                holder_pid=holder.pid if holder else None,
+                application_name=holder.application_name if holder else None,
+                waited_s=waited)
         if attempts == 1:
             log.info("waiting for the migration lock (another migcoord is running)")
         sleep(min(delay * random.uniform(0.75, 1.25), max(timeout - waited, 0.001)))

@@ -10,55 +10,20 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from migcoord.db.connect import connect, describe
-from migcoord.errors import MigcoordError, UsageError
+from migcoord.db.connect import connect
+from migcoord.db.dsn import describe
+from migcoord.errors import DatabaseRefused, UsageError
 
 PREFIX = "migcoord_verify_"
-
-
-class DatabaseRefused(MigcoordError):
-    """The server would not create the throwaway database (exit 2: use another DSN)."""
-
-    exit_code = 2
 
 
 def new_name() -> str:
     """`migcoord_verify_<12 hex digits>`: unique, and easy to find and clean up by hand."""
     return PREFIX + secrets.token_hex(6)
-
-
-def dsn_for(dsn: str, database: str) -> str:
-    """`dsn` pointed at another database of the same server."""
-    return make_conninfo(dsn, dbname=database)
-
-
-def public_dsn(dsn: str) -> str:
-    """`dsn` as a `postgresql://user@host:port/dbname` URL without the password.
-
-    Safe to print; libpq finds the password where it found it before (PGPASSWORD,
-    ~/.pgpass). Other settings such as sslmode are kept as query parameters.
-    """
-    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
-    user = params.pop("user", "")
-    host = params.pop("host", "localhost")
-    port = params.pop("port", "5432")
-    dbname = params.pop("dbname", "")
-    for private in ("password", "application_name", "connect_timeout"):
-        params.pop(private, None)
-    user_part = f"{quote(user, safe='')}@" if user else ""
-    if host.startswith("/"):
-        params = {"host": host, "port": port, **params}
-        host_part = ""
-    else:
-        host_part = (f"[{host}]" if ":" in host else host) + f":{port}"
-    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
-    return f"postgresql://{user_part}{host_part}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
 
 
 def create(admin: psycopg.Connection[Any], name: str) -> None:

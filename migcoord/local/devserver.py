@@ -20,17 +20,13 @@ from pathlib import Path
 import attrs
 
 from migcoord.core.model import Config
-from migcoord.errors import ConnectError
-from migcoord.local.embedded import EmbeddedServer, EmbeddedServerError
+from migcoord.errors import DevServerNotRunning, EmbeddedServerError
+from migcoord.local.embedded import EmbeddedServer
 
 log = logging.getLogger("migcoord")
 
 DEV_DATABASE = "dev"
 DATA_DIR = "dev"
-
-
-class DevServerNotRunning(ConnectError):
-    """`embedded` was asked for and this repository's dev server is not running (exit 3)."""
 
 
 @attrs.frozen

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import attrs
 
-from migcoord.errors import MigcoordError, UsageError
+from migcoord.errors import EmbeddedServerError, UsageError
 
 log = logging.getLogger("migcoord")
 
@@ -49,10 +49,6 @@ _SERVER_USER = "nobody"
 _FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes, the last one a NUL
 _LOG_TAIL_LINES = 25
-
-
-class EmbeddedServerError(MigcoordError):
-    """The local server could not be set up, started or stopped; the message says why."""
 
 
 def find_postgres_bin(environ: Mapping[str, str]) -> Path:

@@ -35,16 +35,18 @@ def repo_lock(path: Path, *, timeout: float) -> Iterator[None]:
         ensure_state_dir(path.parent)
         lock.acquire()
     except filelock.Timeout:
+        waited = time.monotonic() - started
         raise LockTimeout(
             f"could not get the lock {path} within {timeout:g} s: another migcoord "
             "create/renumber/sum is running in this repository",
             hint="wait for it to finish and retry; if no migcoord process is running, the "
             "lock is held by a stuck process (the file itself can stay; only a live holder "
-            f"blocks). Waited {time.monotonic() - started:.1f} s.",
+            f"blocks). Waited {waited:.1f} s.",
+            path=path, waited_s=waited,
         ) from None
     except OSError as err:
         raise WorkspaceError(f"cannot create the lock file {path}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=path) from None
     try:
         yield
     finally:
@@ -69,16 +71,16 @@ def create_exclusive(path: Path, content: str) -> None:
     except FileExistsError:
         raise FileExists(f"{path} already exists; it was not overwritten",
                          hint="another migration already has this number and name; run "
-                         "`migcoord check` to see what is in the folder") from None
+                         "`migcoord check` to see what is in the folder", path=path) from None
     except OSError as err:
         raise WorkspaceError(f"cannot create {path}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=path) from None
     try:
         _write_synced(fd, content)
     except OSError as err:
         path.unlink(missing_ok=True)
         raise WorkspaceError(f"cannot write {path}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=path) from None
 
 
 def create_exclusive_all(files: Sequence[tuple[Path, str]]) -> None:
@@ -101,7 +103,7 @@ def replace_atomically(path: Path, content: str) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise WorkspaceError(f"cannot write beside {path}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=path) from None
     try:
         _write_synced(fd, content)
         if path.exists():
@@ -113,7 +115,7 @@ def replace_atomically(path: Path, content: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise WorkspaceError(f"cannot write {path}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=path) from None
 
 
 def _write_synced(fd: int, content: str) -> None:
@@ -138,7 +140,7 @@ def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None
     current = body.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     if current != expected_text:
         raise WorkspaceError(f"{path} changed while migcoord was working; nothing was written",
-                             hint="run the command again")
+                             hint="run the command again", path=path)
     out = new_text.replace("\n", "\r\n") if crlf else new_text
     data = ("\ufeff" if bom else "") + out
     replace_atomically(path, data)
@@ -149,15 +151,17 @@ def move_exclusive(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except FileExistsError:
-        raise FileExists(f"{target} already exists; nothing was renamed") from None
+        raise FileExists(f"{target} already exists; nothing was renamed",
+                         path=target) from None
     except OSError as err:
         if err.errno in (errno.EPERM, errno.EXDEV, errno.ENOTSUP):
             if target.exists():
-                raise FileExists(f"{target} already exists; nothing was renamed") from None
+                raise FileExists(f"{target} already exists; nothing was renamed",
+                                 path=target) from None
             os.rename(source, target)
             return
         raise WorkspaceError(f"cannot rename {source} to {target}: {err.strerror}",
-                             hint=_permission_hint(err)) from None
+                             hint=_permission_hint(err), path=source) from None
     os.unlink(source)
 
 

@@ -57,7 +57,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     with servers.admin_server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
         trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock)
         database, kept, verdicts, sequence = servers.in_throwaway_database(admin_dsn, config, keep, trip)
-    from migcoord.db.connect import describe
+    from migcoord.db.dsn import describe
 
     return VerifyReport(migrations=verdicts, sequence=sequence, database=database,
                         server=describe(admin_dsn), server_kind=kind, kept_dsn=kept,

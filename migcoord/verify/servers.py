@@ -27,12 +27,13 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
                            ) -> tuple[str, str | None, tuple[MigrationVerdict, ...], SequenceVerdict]:
     from migcoord.db import scratch
     from migcoord.db.connect import connect
+    from migcoord.db.dsn import public_url, with_database
     from migcoord.db.history import History
     from migcoord.db.lock import advisory_lock, lock_key
 
     with scratch.admin_session(admin_dsn) as admin:
         name = scratch.new_name()
-        database_dsn = scratch.dsn_for(admin_dsn, name)
+        database_dsn = with_database(admin_dsn, name)
         try:
             scratch.create(admin, name)
             log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
@@ -50,10 +51,10 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
         finally:
             with interrupts_deferred():
                 if keep:
-                    log.info("kept the throwaway database %s", scratch.public_dsn(database_dsn))
+                    log.info("kept the throwaway database %s", public_url(database_dsn))
                 else:
                     scratch.drop(admin_dsn, name, admin)
-    return name, scratch.public_dsn(database_dsn) if keep else None, verdicts, sequence
+    return name, public_url(database_dsn) if keep else None, verdicts, sequence
 
 
 @contextlib.contextmanager
