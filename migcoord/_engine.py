@@ -21,7 +21,7 @@ from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
 from migcoord.db.lock import advisory_lock, lock_key
-from migcoord.errors import RefusedError, UsageError
+from migcoord.errors import MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
 from migcoord.results import (
     AdoptResult,
@@ -82,7 +82,11 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         plan = planning.plan_up(catalog, history.rows(), request)
         relaxed = not (sync_each or config.synchronous_commit == "each")
         applied: list[StepResult] = []
-        _apply_up(config, history, plan.steps, lock_pid, relaxed=relaxed, applied=applied)
+        try:
+            _apply_up(config, history, plan.steps, lock_pid, relaxed=relaxed, applied=applied)
+        except MigcoordError as error:
+            error.with_applied(applied)
+            raise
     return UpResult(applied=tuple(applied), warnings=plan.warnings)
 
 
@@ -110,7 +114,11 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
         history.ensure()
         plan = planning.plan_down(catalog, history.rows(), request)
         rolled_back: list[StepResult] = []
-        _apply_down(config, history, plan.steps, lock_pid, rolled_back=rolled_back)
+        try:
+            _apply_down(config, history, plan.steps, lock_pid, rolled_back=rolled_back)
+        except MigcoordError as error:
+            error.with_applied(rolled_back)
+            raise
     return DownResult(rolled_back=tuple(rolled_back))
 
 

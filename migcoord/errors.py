@@ -37,9 +37,13 @@ class MigcoordError(Exception):
     """
 
     exit_code: int = EXIT_FAILED
-    #: The attributes `as_json()` reports when they are not None; subclasses add theirs.
+    #: The attributes `as_json()` reports when they are not None (or empty); subclasses
+    #: add theirs.
     fields: ClassVar[tuple[str, ...]] = (
-        "path", "line", "column", "version", "service", "direction", "sqlstate")
+        "path", "line", "column", "version", "service", "direction", "sqlstate", "applied")
+    #: When the error stopped a run of `up` or `down` part-way: the steps of that run
+    #: that committed before it (goose's PartialError). They stay applied (or rolled back).
+    applied: tuple[StepResult, ...] = ()
 
     def __init__(
         self,
@@ -70,6 +74,12 @@ class MigcoordError(Exception):
         #: The server's SQLSTATE for a statement the database refused.
         self.sqlstate = sqlstate
 
+    def with_applied(self, steps: Iterable[StepResult]) -> Self:
+        """This same error, now saying that `steps` committed before it. The loop that
+        runs the steps adds them on the way out: `raise error.with_applied(done)`."""
+        self.applied = tuple(steps)
+        return self
+
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message}\n  hint: {self.hint}"
@@ -85,7 +95,7 @@ class MigcoordError(Exception):
                                        "hint": self.hint, "exit_code": self.exit_code}
         for name in self.fields:
             value = getattr(self, name, None)
-            if value is None:
+            if value is None or value == ():
                 continue
             if isinstance(value, Path):
                 value = str(value)
@@ -222,29 +232,11 @@ class EmbeddedServerError(MigcoordError):
     """The local server could not be set up, started or stopped; the message says why."""
 
 
-class _StoppedPartWay(MigcoordError):
-    """A run of migrations stopped at one of them.
-
-    `applied` is for the steps of this run that committed before it (goose's
-    PartialError): they stay applied, or rolled back for `down`. The executor, which
-    runs one migration, raises with none; the loop that ran the steps adds them on the
-    way out: `raise failure.with_applied(done)`.
-    """
-
-    fields = (*MigcoordError.fields, "applied")
-    applied: tuple[StepResult, ...] = ()
-
-    def with_applied(self, steps: Iterable[StepResult]) -> Self:
-        """This same error, now saying that `steps` committed before it."""
-        self.applied = tuple(steps)
-        return self
-
-
-class MigrationFailed(_StoppedPartWay):
+class MigrationFailed(MigcoordError):
     """A statement failed; the migration's transaction was rolled back (exit 1)."""
 
 
-class ConnectionLost(_StoppedPartWay):
+class ConnectionLost(MigcoordError):
     """The connection dropped while migrating (exit 3: state was re-checked; retry)."""
 
     exit_code = EXIT_RETRY

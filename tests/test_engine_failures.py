@@ -213,3 +213,45 @@ def test_a_read_only_database_is_a_clear_error(tmp_path: Path, dsn: str) -> None
     assert "Traceback" not in result.stderr
     assert not table_exists(dsn, "one")
     assert lock_holders(dsn) == []
+
+
+def test_a_partial_up_says_what_committed_before_the_failure(tmp_path: Path, dsn: str) -> None:
+    """`up` stops at 000002: the JSON and the library's error both list 000001 as applied."""
+    from migcoord import Coordinator, MigrationFailed
+
+    root = accounts_tree(tmp_path, THREE_STATEMENTS)
+
+    result = run(["up", "--service", "a", "--format", "json"], cwd=root, environ=env(dsn))
+
+    assert result.code == 1, result
+    document = result.json()
+    assert document["ok"] is False
+    assert [(s["version"], s["name"]) for s in document["applied"]] == [(1, "accounts")]
+    error = document["error"]
+    assert (error["type"], error["version"], error["service"], error["direction"],
+            error["line"], error["sqlstate"]) == ("MigrationFailed", 2, "a", "up", 5, "42704")
+    assert error["path"].endswith("000002_second.up.sql")
+    assert history_versions(dsn) == [1]
+
+    execute(dsn, "DROP TABLE accounts; DELETE FROM migcoord_history")
+    coordinator = Coordinator.load(root / "migcoord.toml")
+    with pytest.raises(MigrationFailed) as raised:
+        coordinator.up("a", dsn=dsn)
+    assert [(s.version, s.service) for s in raised.value.applied] == [(1, "a")]
+
+
+def test_a_partial_down_says_what_it_rolled_back(tmp_path: Path, dsn: str) -> None:
+    """`down --steps 2` fails on the second: the JSON lists the first as rolled back."""
+    root = make_tree(tmp_path, {
+        **pair("a", "000001", "t", "CREATE TABLE t (id int);\n", FAILING_DOWN),
+        **pair("a", "000002", "u", "CREATE TABLE u (id int);\n", "DROP TABLE u;\n"),
+    }, config=AB_CONFIG)
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+
+    result = run(["down", "--service", "a", "--steps", "2", "--format", "json"], cwd=root,
+                 environ=env(dsn))
+
+    assert result.code == 1, result
+    assert [s["version"] for s in result.json()["rolled_back"]] == [2]
+    assert result.json()["error"]["direction"] == "down"
+    assert history_versions(dsn) == [1]

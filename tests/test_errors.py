@@ -57,7 +57,7 @@ def test_fields_never_change_the_message() -> None:
 
 def test_unknown_fields_are_none() -> None:
     error = MigcoordError("plain")
-    assert [getattr(error, name) for name in MigcoordError.fields] == [None] * 7
+    assert [getattr(error, name) for name in MigcoordError.fields] == [None] * 7 + [()]
     assert str(error) == "plain"
 
 
@@ -76,7 +76,7 @@ def test_as_json_gives_type_message_hint_exit_code_and_the_known_fields() -> Non
     failed = MigrationFailed("boom", path=Path("/repo/a/1.up.sql"), line=4, sqlstate="42P01")
     assert failed.as_json() == {"type": "MigrationFailed", "message": "boom", "hint": None,
                                 "exit_code": 1, "path": "/repo/a/1.up.sql", "line": 4,
-                                "sqlstate": "42P01", "applied": []}
+                                "sqlstate": "42P01"}
     assert MigcoordError("plain").as_json() == {"type": "MigcoordError", "message": "plain",
                                                 "hint": None, "exit_code": 1}
 

@@ -114,18 +114,22 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         restore_logging()
 
 
+#: Under which key `up` and `down` list what committed before a failure (DESIGN.md).
+_PARTIAL_KEYS = {"up": "applied", "down": "rolled_back"}
+
+
 def _report(error: MigcoordError, context: Context) -> None:
-    from migcoord.cli.render import redact
+    from migcoord.cli.render import redact, redact_json
 
     text = redact(str(error))
     print(f"migcoord: error: {text}", file=context.stderr)
     if context.json:
         import json
 
-        document = {"ok": False, "error": {"type": type(error).__name__,
-                                           "message": redact(error.message),
-                                           "hint": redact(error.hint) if error.hint else None,
-                                           "exit_code": error.exit_code}}
+        document: dict[str, object] = {"ok": False, "error": redact_json(error.as_json())}
+        key = _PARTIAL_KEYS.get(context.args.command)
+        if key is not None:
+            document[key] = [step.as_json() for step in error.applied]
         print(json.dumps(document, indent=2), file=context.stdout)
 
 

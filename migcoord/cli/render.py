@@ -32,6 +32,17 @@ def redact(text: str) -> str:
     return dsn.redact(text)
 
 
+def redact_json(value: object) -> object:
+    """`value` (a JSON-ready document) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    return value
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
