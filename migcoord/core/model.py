@@ -6,7 +6,7 @@ Nothing here does I/O. Paths are absolute; discovery fills them in.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -293,10 +293,6 @@ class Catalog:
         return folder.migrations if folder is not None else ()
 
     @property
-    def highest_version(self) -> int:
-        return max((m.version for m in self.migrations), default=0)
-
-    @property
     def absent_services(self) -> tuple[str, ...]:
         """Configured services whose folder is not in this checkout (a deployed image
         holds only its own), in configured order. Their migrations are unknown here."""
@@ -339,7 +335,3 @@ class HistoryRow:
 
 def format_version(version: int, width: int = 6) -> str:
     return str(version).zfill(width)
-
-
-def index_rows(rows: Iterable[HistoryRow]) -> Mapping[int, HistoryRow]:
-    return {row.version: row for row in rows}

@@ -191,13 +191,6 @@ class History:
             (action, version, service, name, self.actor(), reason,
              json.dumps(detail) if detail is not None else None))
 
-    def events_since(self, last_id: int = 0) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(self._sql(
-            "SELECT id, at, action, version, service, name, actor, reason, detail "
-            "FROM {events} WHERE id > %s ORDER BY id"), (last_id,))
-        names = [c.name for c in cursor.description or ()]
-        return [dict(zip(names, record, strict=True)) for record in cursor.fetchall()]
-
 
 #: Milliseconds since the current query began: the migration and its record are one query.
 _ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer"

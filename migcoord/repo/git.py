@@ -51,7 +51,7 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
     folders = []
     for folder in catalog.folders:
         relative = folder.config.migrations.relative_to(top).as_posix()
-        changes = _changes(top, base, ref, relative)
+        changes = _changed_on_ref(top, base, ref, relative)
         if not changes:
             folders.append(folder)
             continue
@@ -60,11 +60,11 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
             for sql_file in (migration.up, migration.down):
                 if sql_file is not None:
                     files[sql_file.path.name] = sql_file
-        for status, path in changes:
+        for change, path in changes:
             name = Path(path).name
             if parse_filename(name) is None or Path(path).parent.as_posix() != relative:
                 continue
-            if status == "D":
+            if change == "D":
                 files.pop(name, None)
             else:
                 content = _git(["show", f"{ref}:{path}"], top)
@@ -74,11 +74,13 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
     return Catalog.of(folders)
 
 
-def _changes(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:
+def _changed_on_ref(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:
+    """(git's change letter, path) for each file of `folder` that `ref` changed since
+    `base` (A added, M modified, D deleted, ...)."""
     output = _git(["diff", "--name-status", "--no-renames", "-z", base, ref, "--", folder], top)
     parts = output.decode("utf-8", "surrogateescape").split("\0")
     changes: dict[str, str] = defaultdict(str)
-    for status, path in zip(parts[0::2], parts[1::2], strict=False):
-        if status:
-            changes[path] = status[0]
-    return [(status, path) for path, status in changes.items()]
+    for letter, path in zip(parts[0::2], parts[1::2], strict=False):
+        if letter:
+            changes[path] = letter[0]
+    return [(letter, path) for path, letter in changes.items()]

@@ -10,7 +10,8 @@ import attrs
 #: Where the throwaway database lives: a server the user gave, this repository's dev
 #: server, or a server started for this run only.
 ServerKind = Literal["given", "dev", "temporary"]
-Status = Literal["ok", "failed", "skipped", "applied"]
+#: A migration's verdict: see MigrationVerdict.
+VerdictStatus = Literal["ok", "failed", "skipped", "applied"]
 
 
 @attrs.frozen
@@ -38,7 +39,7 @@ class MigrationVerdict:
     version_text: str
     service: str
     name: str
-    status: Status
+    status: VerdictStatus
     round_trip: bool
     problems: tuple[Problem, ...] = ()
     up_ms: int | None = None

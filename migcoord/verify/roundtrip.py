@@ -21,7 +21,7 @@ from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Config, Migration
 from migcoord.errors import MigrationFailed
 from migcoord.verify.plan import CHECK_SEPARATOR, VerifyStep, split_verify_script
-from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, Status
+from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
 
 if TYPE_CHECKING:
     import psycopg
@@ -267,7 +267,7 @@ class RoundTrips:
         return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms, up_ms=up_ms)
 
 
-def _verdict(step: VerifyStep, status: Status, problems: list[Problem], **times: int | None
+def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], **times: int | None
              ) -> MigrationVerdict:
     m = step.migration
     return MigrationVerdict(version=m.version, version_text=m.version_text, service=m.service,
