@@ -49,27 +49,9 @@ def mismatches(up: str, down: str) -> list[str]:
 
 
 def test_import_does_not_import_pglast() -> None:
-    """Importing migcoord.sql leaves pglast unloaded (it is an optional extra)."""
+    """Importing migcoord.sql leaves pglast unloaded: loading it is for the first read."""
     code = "import migcoord.sql, sys; assert 'pglast' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_missing_pglast_is_a_usage_error_naming_the_extra() -> None:
-    """Without pglast, analyze raises UsageError saying pip install 'migcoord[sql]'."""
-    code = textwrap.dedent(
-        """
-        import sys
-        sys.modules["pglast"] = None  # makes `import pglast` raise ImportError
-        from migcoord import sql
-        from migcoord.errors import UsageError
-        try:
-            sql.analyze("select 1")
-        except UsageError as error:
-            print(error)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert "pip install 'migcoord[sql]'" in result.stdout
 
 
 # -- parsing ------------------------------------------------------------------------

@@ -51,7 +51,6 @@ def migration(service: str, version: str, name: str, up: str, down: str = "SELEC
 
 def test_the_example_is_clean_with_sql_analysis(tmp_path: Path) -> None:
     """examples/alerting: no finding at all with the SQL rules on, even with --strict."""
-    assert sqlchecks.available()
     root = copy_example(tmp_path / "alerting")
     assert check(root, "--strict") == (0, [])
 
@@ -526,22 +525,6 @@ def test_a_down_that_does_not_undo_the_up_is_a_down_mismatch(tmp_path: Path) -> 
     assert {(f["code"], f["path"]) for f in findings} == {
         ("down-mismatch", f"{AGG}/000007_add_channel.down.sql")}
     assert any("adds column channel to public.notifications" in f["message"] for f in findings)
-
-
-# -- without pglast -------------------------------------------------------------------------
-
-
-def test_without_pglast_check_runs_the_offline_rules_and_says_sql_was_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One `sql-skipped` warning naming the extra; the text scan still finds BEGIN."""
-    monkeypatch.setattr(sqlchecks, "available", lambda: False)
-    root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\n"))
-    code, findings = check(root)
-    assert code == 1
-    assert [(f["code"], f["severity"]) for f in findings] == [
-        ("sql-skipped", "warning"), ("explicit-transaction", "error")]
-    assert "pip install 'migcoord[sql]'" in findings[0]["hint"]
 
 
 # -- the analysis itself --------------------------------------------------------------------

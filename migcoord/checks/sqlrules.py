@@ -1,7 +1,7 @@
 """SQL-aware rules: table ownership, inferred cross-service dependencies, safety lints.
 
-`analyse` reads every migration's SQL once with PostgreSQL's own grammar (`migcoord.sql`,
-which needs the optional pglast) and keeps, per migration, what the rules need: the
+`analyse` reads every migration's SQL once with PostgreSQL's own grammar (`migcoord.sql`)
+and keeps, per migration, what the rules need: the
 lint findings of both files and the table effects. The rules are pure functions of the
 catalog, the config and those analyses, one per finding code:
 
@@ -21,7 +21,6 @@ itself reported (`allow_problems`), since errors cannot be silenced.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -74,11 +73,6 @@ _Key = tuple[str, int, str]  # (service, version, name) of one migration
 #: What an analysis depends on: the up and down checksums, the default schema, and the
 #: up and down files' no-transaction directives.
 _CacheKey = tuple[str, str, str, bool, bool]
-
-
-def available() -> bool:
-    """Whether pglast (the `migcoord[sql]` extra) is installed."""
-    return importlib.util.find_spec("pglast") is not None
 
 
 # -- analysis -------------------------------------------------------------------------------
@@ -153,21 +147,20 @@ class MigrationSql:
 
 @attrs.frozen
 class Analyses:
-    """The SQL analysis of every migration of a catalog; `available` is False when pglast
-    is not installed (then `by_migration` is empty and the SQL rules do not run)."""
+    """The SQL analysis of every migration of a catalog.
 
-    available: bool
+    pglast is a required dependency, so the analysis always runs: `available` is always
+    True and `require` has nothing to check (both stay for their callers).
+    """
+
+    available: bool = True
     by_migration: Mapping[_Key, MigrationSql] = attrs.field(factory=dict)
 
     def of(self, migration: Migration) -> MigrationSql | None:
         return self.by_migration.get(_key(migration))
 
     def require(self) -> None:
-        """Raise UsageError saying how to install pglast when it is missing."""
-        if not self.available:
-            from migcoord.sql._parser import load_pglast
-
-            load_pglast()
+        """Nothing to do: the SQL analysis is always available."""
 
 
 #: Analyses by what they depend on, so a long-lived Coordinator re-parses only edited files.
@@ -178,13 +171,11 @@ def analyse(catalog: Catalog, config: Config, *, cache: Cache | None = None,
             parallel: bool = False) -> Analyses:
     """Parse every migration of `catalog` (both files) with PostgreSQL's grammar.
 
-    Never raises for bad SQL (that is a `sql-syntax` finding). Returns an unavailable
-    Analyses when pglast is not installed. With `parallel`, many files are parsed in
+    Never raises for bad SQL (that is a `sql-syntax` finding). With `parallel`, many
+    files are parsed in
     worker processes: only for single-threaded callers such as the CLI, since forking a
     process that runs other threads can deadlock the child.
     """
-    if not available():
-        return Analyses(available=False)
     cache = {} if cache is None else cache
     result: dict[_Key, MigrationSql] = {}
     todo: dict[_CacheKey, tuple[str | None, str | None]] = {}
@@ -204,7 +195,7 @@ def analyse(catalog: Catalog, config: Config, *, cache: Cache | None = None,
         cache[cache_key] = summary
     for key, cache_key in wanted:
         result[key] = cache[cache_key]
-    return Analyses(available=True, by_migration=result)
+    return Analyses(by_migration=result)
 
 
 def _text(migration: Migration, direction: str) -> str | None:
@@ -295,9 +286,7 @@ def _key(migration: Migration) -> _Key:
 
 
 def run_all(catalog: Catalog, config: Config, analyses: Analyses) -> list[Finding]:
-    """Every SQL-aware finding, or one `sql-skipped` warning when pglast is missing."""
-    if not analyses.available:
-        return [skipped()]
+    """Every SQL-aware finding."""
     owners = Owners.of(catalog, config, analyses)
     findings = list(lints(catalog, config, analyses))
     findings.extend(owners.problems)
@@ -307,16 +296,6 @@ def run_all(catalog: Catalog, config: Config, analyses: Analyses) -> list[Findin
     findings.extend(undeclared_dependency(catalog, config, analyses, owners, graph))
     findings.extend(unnecessary_dependency(catalog, config, analyses, graph))
     return findings
-
-
-def skipped() -> Finding:
-    return Finding(
-        code="sql-skipped", severity="warning",
-        message="SQL analysis did not run (sql-syntax, ownership, undeclared-dependency, "
-        "not-idempotent, down-mismatch, docs-stale ...): the optional pglast package is "
-        "not installed",
-        hint="pip install 'migcoord[sql]' (or allow = [\"sql-skipped\"] in migcoord.toml "
-        "where these checks are not wanted)")
 
 
 def _at(migration: Migration, finding: Finding, *, down: bool = False) -> Finding:

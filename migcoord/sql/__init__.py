@@ -7,9 +7,8 @@
     findings = sql.lint(up, no_transaction=False, allow=frozenset())
     findings += sql.down_mismatch(up, sql.analyze(down_text))
 
-The analysis uses pglast (PostgreSQL's own parser), an optional dependency installed
-with `pip install 'migcoord[sql]'`. Importing this package does not import pglast; the
-first call to `analyze` does, and raises `migcoord.errors.UsageError` when it is missing.
+The analysis uses pglast (PostgreSQL's own parser), a required dependency. Importing
+this package does not import pglast; the first call to `analyze` does.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The only module that imports pglast: file text in, JSON parse tree and positions out.
 
 pglast is imported when a function here is first called, never at import time, so that
-`import migcoord.sql` works without the optional `migcoord[sql]` extra.
+`import migcoord` stays light.
 
 We ask libpg_query for its JSON parse tree (`parse_sql_json`) rather than pglast's Python
 AST (`parse_sql`): building the AST objects costs ten times more than parsing, and the
@@ -20,8 +20,6 @@ from typing import Any
 
 import attrs
 
-from migcoord.errors import UsageError
-
 #: One parse tree node as libpg_query's JSON renders it: `{"field": value, ...}`.
 Node = dict[str, Any]
 
@@ -35,14 +33,9 @@ _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
 
 def load_pglast() -> ModuleType:
-    """pglast's parser module, or a UsageError that says how to install it."""
-    try:
-        from pglast import parser
-    except ImportError as exc:
-        raise UsageError(
-            "SQL analysis needs the optional pglast package: pip install 'migcoord[sql]'",
-            hint="pip install 'migcoord[sql]'",
-        ) from exc
+    """pglast's parser module (imported here on first use)."""
+    from pglast import parser
+
     return parser
 
 
