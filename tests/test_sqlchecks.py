@@ -506,8 +506,8 @@ def test_an_offline_warning_can_be_allowed_too(tmp_path: Path) -> None:
     assert check(root, "--strict") == (0, [])
 
 
-def test_explicit_transaction_is_reported_once_from_the_parse_tree(tmp_path: Path) -> None:
-    """The text scan's duplicate is dropped when the parse tree ran."""
+def test_explicit_transaction_is_reported_once_with_the_sql_analysis(tmp_path: Path) -> None:
+    """The SQL analysis adds no second explicit-transaction to the reader's."""
     root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\nEND;\n"))
     _, findings = check(root)
     assert [(f["code"], f["line"]) for f in findings] == [

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import bisect
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
@@ -16,14 +15,11 @@ from migcoord.checks import sqlrules as sqlchecks
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Finding, HistoryRow, Migration, Status, format_version
 from migcoord.core.reconcile import Reconciled
-from migcoord.sql import lexer as sqlscan
+from migcoord.sql import reader as sqlreader
 
 #: Versions this wide are timestamps (golang-migrate's -format): they never form a
 #: dense sequence, so `gap` does not apply.
 TIMESTAMP_WIDTH = 10
-
-#: Files without any of these words cannot hold transaction control: skip the scan.
-_TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
 
 
 
@@ -71,15 +67,12 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
     `check_sum=False` the sum file is not judged (an implicit config has none). With
-    `sql` (see `sqlchecks.analyse`) the SQL-aware rules run too, and the parse tree
-    replaces the text scan for explicit-transaction. Allowed warnings are left out.
+    `sql` (see `sqlchecks.analyse`) the SQL-aware rules run too. Allowed warnings are
+    left out.
     """
     findings: list[Finding] = []
     ledger = Ledger.of(catalog, sum_text)
-    parsed = sql is not None and sql.available
     for rule in RULES:
-        if parsed and rule is explicit_transaction:
-            continue
         findings.extend(rule(catalog, config, ledger))
     if sql is not None:
         findings.extend(sqlchecks.run_all(catalog, config, sql))
@@ -300,13 +293,13 @@ def encoding(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Findi
 def empty_migration(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         up, down = migration.up, migration.down
-        up_empty = up is not None and up.text is not None and not sqlscan.has_statements(up.text)
+        up_empty = up is not None and up.text is not None and not sqlreader.has_statements(up.text)
         if up_empty:
             yield _at(migration, "empty-migration", "warning",
                       f"{migration.label}.up.sql has no SQL statement yet",
                       hint="write the migration, or delete both files if it is not needed")
         elif (down is not None and down.text is not None
-              and not sqlscan.has_statements(down.text)):
+              and not sqlreader.has_statements(down.text)):
             yield _at(migration, "empty-migration", "warning",
                       f"{migration.label}.down.sql has no SQL statement: rolling back "
                       "would record the migration as undone while changing nothing",
@@ -318,18 +311,11 @@ def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> It
         for down, sql_file in ((False, migration.up), (True, migration.down)):
             if sql_file is None or sql_file.text is None:
                 continue
-            if not _TRANSACTION_WORD.search(sql_file.text):
-                continue
-            for statement in sqlscan.find_transaction_control(sql_file.text):
-                keyword = " ".join(sqlscan.first_keywords(statement)[:2])
-                yield _at(
-                    migration, "explicit-transaction", "error",
-                    f"{keyword} controls the transaction; migcoord already runs each "
-                    "migration and its history row in one transaction",
-                    down=down, line=statement.line, column=statement.column,
-                    hint="remove BEGIN/COMMIT; for statements that cannot run in a "
-                    "transaction add `-- migcoord:no-transaction` at the top instead",
-                )
+            # The executor refuses to run the same statements, with the same words.
+            for control in sqlreader.transaction_control(sql_file.text):
+                yield _at(migration, "explicit-transaction", "error", control.message,
+                          down=down, line=control.line, column=control.column,
+                          hint=control.hint)
 
 
 def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iterator[Finding]:

@@ -11,8 +11,8 @@ catalog, the config and those analyses, one per finding code:
 - `undeclared-dependency` (error): a migration uses a table another service's migration
   created, without depending on that migration directly or transitively.
 - `unnecessary-dependency` (warning): a `depends` entry that is provably not needed.
-- `sql-syntax`, `not-idempotent`, `explicit-transaction`, `concurrently-in-transaction`,
-  `down-mismatch`: the per-file lints of `migcoord.sql`.
+- `sql-syntax`, `not-idempotent`, `concurrently-in-transaction`, `down-mismatch`: the
+  per-file lints of `migcoord.sql`.
 
 `-- migcoord:allow CODE` (per migration) and `allow = [...]` (migcoord.toml) silence
 warnings of any rule, offline or SQL-aware (`without_allowed`); an allowed error code is
@@ -311,8 +311,8 @@ def _finding(migration: Migration, code: str, message: str, hint: str, *,
 
 
 def lints(catalog: Catalog, config: Config, analyses: Analyses) -> Iterator[Finding]:
-    """`sql-syntax`, `not-idempotent`, `explicit-transaction`,
-    `concurrently-in-transaction` of both files, and `down-mismatch`."""
+    """`sql-syntax`, `not-idempotent`, `concurrently-in-transaction` of both files, and
+    `down-mismatch`."""
     for migration in catalog.migrations:
         analysed = analyses.of(migration)
         if analysed is None:

@@ -107,7 +107,8 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
 
     Unqualified names resolve to `default_schema` (until a `SET search_path` in the
     file). The data lines after `COPY ... FROM stdin;` are skipped as psql would send
-    them. Never raises for bad SQL, which becomes `Analysis.syntax_error`.
+    them (the same rule as `reader`). Never raises for bad SQL, which becomes
+    `Analysis.syntax_error`.
     """
     try:
         parsed = _parser.parse(text)

@@ -214,9 +214,9 @@ def split_verify_script(text: str) -> tuple[str, str] | None:
 
 
 def _has_sql(text: str) -> bool:
-    from migcoord.sql import lexer as sqlscan
+    from migcoord.sql import reader
 
-    return bool(sqlscan.split_statements(text))
+    return reader.has_statements(text)
 
 
 # -- orchestration --------------------------------------------------------------------------
