@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from helpers import make_tree, pair, run
+from migcoord.repo import discovery
 from test_engine_support import AB_CONFIG, env, history, query
+
+NESTED_HEADER = """\
+/* Indexes for the busy table.
+   /* nested: PostgreSQL's comments nest */
+   still the same comment */
+-- migcoord:no-transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS items_id_idx ON items (id);
+"""
 
 
 def findings(root: Path) -> list[dict[str, Any]]:
@@ -33,6 +42,45 @@ def items_tree(root: Path, up: str, down: str = "SELECT 1;\n") -> Path:
                "DROP TABLE IF EXISTS items;\n"),
         **pair("a", "000002", "change", up, down),
     }, config=AB_CONFIG)
+
+
+# -- the directive header ------------------------------------------------------------------
+
+
+def test_a_nested_comment_before_a_directive_keeps_the_directive(tmp_path: Path) -> None:
+    """The header ends where PostgreSQL's scanner finds the first token, nested comments
+    and all: the no-transaction line after the comment is read, not dropped."""
+    up = tmp_path / "000001_i.up.sql"
+    down = tmp_path / "000001_i.down.sql"
+    up.write_text(NESTED_HEADER)
+    down.write_text("DROP INDEX IF EXISTS items_id_idx;\n")
+    migration = discovery.read_pair("a", up, down)
+    assert migration.directives.no_transaction
+    assert migration.directives.body_line == 5
+    assert migration.directive_findings == ()
+
+
+def test_a_directive_inside_an_open_outer_comment_is_not_read(tmp_path: Path) -> None:
+    """Conversely, a `-- migcoord:` line still inside a nested comment is comment text."""
+    up = tmp_path / "000001_i.up.sql"
+    down = tmp_path / "000001_i.down.sql"
+    up.write_text("/* a\n/* b */\n-- migcoord:no-transaction\n*/\nSELECT 1;\n")
+    down.write_text("SELECT 1;\n")
+    assert not discovery.read_pair("a", up, down).directives.no_transaction
+
+
+def test_up_runs_a_nested_comment_header_migration_outside_a_transaction(
+    tmp_path: Path, dsn: str
+) -> None:
+    """`check` is clean and `up` builds the index CONCURRENTLY, as the directive says."""
+    root = items_tree(tmp_path, NESTED_HEADER, "DROP INDEX IF EXISTS items_id_idx;\n")
+    assert [f["code"] for f in findings(root)] == []
+    result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
+    assert result.code == 0, result.stderr
+    row = history(dsn)[1]
+    assert (row["version"], row["status"], row["statement_count"]) == (2, "applied", 1)
+    assert query(dsn, "SELECT indexrelid::regclass::text FROM pg_index "
+                      "WHERE indrelid = 'items'::regclass") == [("items_id_idx",)]
 
 
 # -- transaction control -------------------------------------------------------------------
