@@ -87,8 +87,7 @@ def main() -> None:
             ("SQL parse of every file, processes", parse(True)),
         ] if args.sql else []
         print(f"tree: {args.migrations} migrations, {args.services} services, "
-              f"{2 * args.migrations} files; best / median of {args.runs} runs; "
-              f"SQL analysis {'available' if checks.available() else 'OFF (no pglast)'}")
+              f"{2 * args.migrations} files; best / median of {args.runs} runs")
         for label, action in (
             ("floor: read + sha256 every file", floor),
             ("python -c pass (interpreter start)", python_start),

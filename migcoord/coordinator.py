@@ -141,12 +141,11 @@ class Coordinator:
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
         sum_text = sumkeeper.read(self.config) if check_sum else None
-        # SQL analysis when pglast is installed; else one sql-skipped warning.
         analyses = (checks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses)
-        if against is None and analyses is not None and analyses.available:
+        if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
         return checks.sort_findings(findings)
@@ -372,12 +371,11 @@ class Coordinator:
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:
         """The tables each service owns, as the docs name them, from `analyses` or a new
-        SQL analysis; raises when the analysis is not available."""
+        SQL analysis."""
         from migcoord import checks
 
         if analyses is None:
             analyses = checks.analyse(catalog, self.config, cache=self._sql)
-        analyses.require()
         owners = checks.Owners.of(catalog, self.config, analyses)
         return {service.name: [checks.display(t, self.config)
                                for t in owners.owned_by(service.name)]

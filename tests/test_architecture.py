@@ -25,7 +25,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "results": frozenset({"core", "errors"}),
     "sql": frozenset({"sql", "core", "errors"}),
     "checks": frozenset({"checks", "sql", "core", "errors"}),
-    "repo": frozenset({"repo", "core", "errors"}),
+    # repo reads each file's directive header with sql's reader (PostgreSQL's scanner,
+    # which knows where comments end), then lets core interpret the lines.
+    "repo": frozenset({"repo", "sql", "core", "errors"}),
     "db": frozenset({"db", "sql", "core", "errors"}),
     "local": frozenset({"local", "db", "repo", "core", "errors"}),
     "verify": frozenset({"verify", "local", "db", "repo", "sql", "core", "errors"}),

@@ -50,7 +50,6 @@ def migration(service: str, version: str, name: str, up: str, down: str = "SELEC
 
 def test_the_example_is_clean_with_sql_analysis(tmp_path: Path) -> None:
     """examples/alerting: no finding at all with the SQL rules on, even with --strict."""
-    assert analysis.available()
     root = copy_example(tmp_path / "alerting")
     assert check(root, "--strict") == (0, [])
 
@@ -506,8 +505,8 @@ def test_an_offline_warning_can_be_allowed_too(tmp_path: Path) -> None:
     assert check(root, "--strict") == (0, [])
 
 
-def test_explicit_transaction_is_reported_once_from_the_parse_tree(tmp_path: Path) -> None:
-    """The text scan's duplicate is dropped when the parse tree ran."""
+def test_explicit_transaction_is_reported_once_with_the_sql_analysis(tmp_path: Path) -> None:
+    """The SQL analysis adds no second explicit-transaction to the reader's."""
     root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\nEND;\n"))
     _, findings = check(root)
     assert [(f["code"], f["line"]) for f in findings] == [
@@ -525,22 +524,6 @@ def test_a_down_that_does_not_undo_the_up_is_a_down_mismatch(tmp_path: Path) -> 
     assert {(f["code"], f["path"]) for f in findings} == {
         ("down-mismatch", f"{AGG}/000007_add_channel.down.sql")}
     assert any("adds column channel to public.notifications" in f["message"] for f in findings)
-
-
-# -- without pglast -------------------------------------------------------------------------
-
-
-def test_without_pglast_check_runs_the_offline_rules_and_says_sql_was_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One `sql-skipped` warning naming the extra; the text scan still finds BEGIN."""
-    monkeypatch.setattr(analysis, "available", lambda: False)
-    root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\n"))
-    code, findings = check(root)
-    assert code == 1
-    assert [(f["code"], f["severity"]) for f in findings] == [
-        ("sql-skipped", "warning"), ("explicit-transaction", "error")]
-    assert "pip install 'migcoord[sql]'" in findings[0]["hint"]
 
 
 # -- the analysis itself --------------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migcoord.core import directives, templates
+from migcoord.core import templates
 from migcoord.core.model import Catalog, Migration, ServiceConfig
+from migcoord.repo.discovery import parse_directives
 
 AGGREGATOR = ServiceConfig(name="aggregator", migrations=Path("/repo/aggregator/migrations"),
                            owns=("aggregates", "aggregate_rules"))
@@ -38,12 +39,12 @@ def test_up_file_without_other_services_or_declared_tables_says_so() -> None:
 def test_the_new_up_file_declares_nothing_until_the_example_is_uncommented() -> None:
     """The example is a comment; uncommented as it is, it is a valid depends line."""
     text = templates.up_file(AGGREGATOR, catalog((2, "rule-service")), version=7, width=6)
-    declared, findings = directives.parse(text)
+    declared, findings = parse_directives(text)
     assert (declared.depends, declared.no_transaction, declared.allow, findings) == (
-        (), False, frozenset(), [])
-    uncommented, findings = directives.parse(
+        (), False, frozenset(), ())
+    uncommented, findings = parse_directives(
         text.replace("--   -- migcoord:depends", "-- migcoord:depends"))
-    assert findings == []
+    assert findings == ()
     assert [(ref.service, ref.version) for ref in uncommented.depends] == [("rule-service", 2)]
 
 

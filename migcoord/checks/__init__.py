@@ -9,7 +9,8 @@ Where a rule goes (its code is declared first in migcoord/core/findings.py, whos
 `family` names the module, and documented in docs/findings.md):
 
 - files.py: one migration's files on their own: names, pairs, encoding, empty files,
-  directive lines (and `explicit-transaction` by text scan, without pglast).
+  directive lines, and `explicit-transaction` (migcoord.sql.reader decides it, for
+  `up` and `down` as well).
 - numbering.py: the one version sequence across services and migcoord.sum (`Ledger`).
 - dependencies.py: `-- migcoord:depends`, as written and as the SQL needs it (`Graph`).
 - ownership.py: which service may change which table (`Owners`).
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable
 
 from migcoord.checks import dependencies, files, hazards, numbering, ownership
 from migcoord.checks.allow import allow_problems, without_allowed
-from migcoord.checks.analysis import Analyses, Cache, analyse, available, sql_skipped
+from migcoord.checks.analysis import Analyses, Cache, analyse
 from migcoord.checks.database import database_findings
 from migcoord.checks.numbering import Ledger
 from migcoord.checks.ownership import Owners, display
@@ -42,7 +43,6 @@ __all__ = [
     "Ledger",
     "Owners",
     "analyse",
-    "available",
     "database_findings",
     "display",
     "run_all",
@@ -74,15 +74,11 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
     `check_sum=False` the sum file is not judged (an implicit config has none). With
-    `sql` (see `analyse`) the SQL-aware rules run too, and the parse tree replaces the
-    text scan for explicit-transaction. Allowed warnings are left out.
+    `sql` (see `analyse`) the SQL-aware rules run too. Allowed warnings are left out.
     """
     findings: list[Finding] = []
     ledger = Ledger.of(catalog, sum_text)
-    parsed = sql is not None and sql.available
     for rule in RULES:
-        if parsed and rule is files.explicit_transaction:
-            continue
         findings.extend(rule(catalog, config, ledger))
     if sql is not None:
         findings.extend(_sql_findings(catalog, config, sql))
@@ -93,9 +89,7 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
 
 
 def _sql_findings(catalog: Catalog, config: Config, analyses: Analyses) -> list[Finding]:
-    """Every SQL-aware finding, or one `sql-skipped` warning when pglast is missing."""
-    if not analyses.available:
-        return [sql_skipped()]
+    """Every SQL-aware finding."""
     owners = Owners.of(catalog, config, analyses)
     findings = list(hazards.lints(catalog, config, analyses))
     findings.extend(owners.problems)

@@ -1,16 +1,14 @@
 """Running the SQL analysis over a catalog: what each migration's SQL does, once.
 
-`analyse` reads every migration's SQL with PostgreSQL's own grammar (`migcoord.sql`,
-which needs pglast) and keeps, per migration, what the rules need: the lint findings of
+`analyse` reads every migration's SQL with PostgreSQL's own grammar (`migcoord.sql`)
+and keeps, per migration, what the rules need: the lint findings of
 both files, what the down fails to undo, and the table effects. A `Cache` keyed by the
 files' checksums lets a long-lived Coordinator re-parse only edited files; above
 `PARALLEL_THRESHOLD` migrations the parsing fans out through checks/parallel.py.
-Without pglast the analysis is unavailable and `check` reports one `sql-skipped`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,11 +26,6 @@ _Key = tuple[str, int, str]  # (service, version, name) of one migration
 #: What an analysis depends on: the up and down checksums, the default schema, and the
 #: up and down files' no-transaction directives.
 _CacheKey = tuple[str, str, str, bool, bool]
-
-
-def available() -> bool:
-    """Whether pglast (the `migcoord[sql]` extra) is installed."""
-    return importlib.util.find_spec("pglast") is not None
 
 
 #: A table as PostgreSQL stores its name: (schema, name); quoted names keep their case.
@@ -105,21 +98,12 @@ class MigrationSql:
 
 @attrs.frozen
 class Analyses:
-    """The SQL analysis of every migration of a catalog; `available` is False when pglast
-    is not installed (then `by_migration` is empty and the SQL rules do not run)."""
+    """The SQL analysis of every migration of a catalog."""
 
-    available: bool
     by_migration: Mapping[_Key, MigrationSql] = attrs.field(factory=dict)
 
     def of(self, migration: Migration) -> MigrationSql | None:
         return self.by_migration.get(_key(migration))
-
-    def require(self) -> None:
-        """Raise UsageError saying how to install pglast when it is missing."""
-        if not self.available:
-            from migcoord.sql._parser import load_pglast
-
-            load_pglast()
 
 
 #: Analyses by what they depend on, so a long-lived Coordinator re-parses only edited files.
@@ -130,13 +114,10 @@ def analyse(catalog: Catalog, config: Config, *, cache: Cache | None = None,
             parallel: bool = False) -> Analyses:
     """Parse every migration of `catalog` (both files) with PostgreSQL's grammar.
 
-    Never raises for bad SQL (that is a `sql-syntax` finding). Returns an unavailable
-    Analyses when pglast is not installed. With `parallel`, many files are parsed in
-    worker processes: only for single-threaded callers such as the CLI, since forking a
+    Never raises for bad SQL (that is a `sql-syntax` finding). With `parallel`, many
+    files are parsed in worker processes: only for single-threaded callers such as the CLI, since forking a
     process that runs other threads can deadlock the child.
     """
-    if not available():
-        return Analyses(available=False)
     cache = {} if cache is None else cache
     result: dict[_Key, MigrationSql] = {}
     todo: dict[_CacheKey, tuple[str | None, str | None]] = {}
@@ -156,7 +137,7 @@ def analyse(catalog: Catalog, config: Config, *, cache: Cache | None = None,
         cache[cache_key] = summary
     for key, cache_key in wanted:
         result[key] = cache[cache_key]
-    return Analyses(available=True, by_migration=result)
+    return Analyses(by_migration=result)
 
 
 def _text(migration: Migration, direction: str) -> str | None:
@@ -241,14 +222,3 @@ def _file_sql(analysis: Analysis, findings: list[Finding]) -> FileSql:
 
 def _key(migration: Migration) -> _Key:
     return (migration.service, migration.version, migration.name)
-
-
-def sql_skipped() -> Finding:
-    """The one finding `check` reports in place of the SQL rules when pglast is missing."""
-    return Finding.of(
-        "sql-skipped",
-        "SQL analysis did not run (sql-syntax, ownership, undeclared-dependency, "
-        "not-idempotent, down-mismatch, docs-stale ...): the optional pglast package is "
-        "not installed",
-        hint="pip install 'migcoord[sql]' (or allow = [\"sql-skipped\"] in migcoord.toml "
-        "where these checks are not wanted)")

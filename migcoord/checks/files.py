@@ -2,14 +2,13 @@
 
 `bad-filename`, `missing-down`, `missing-up`, `encoding`, `empty-migration`,
 `unknown-directive` (the problems core/directives found in the `-- migcoord:` lines),
-and `explicit-transaction` by a text scan when PostgreSQL's parser is not installed
-(checks/hazards.py reports it from the parse tree otherwise). Each rule is a pure
-function of the catalog, the config and the ledger (see checks/numbering.py).
+and `explicit-transaction` (decided by migcoord.sql.reader, which the executor asks
+too). Each rule is a pure function of the catalog, the config and the ledger (see
+checks/numbering.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import attrs
@@ -17,10 +16,7 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
 from migcoord.core.model import Catalog, Config, Finding
-from migcoord.sql import lexer as sqlscan
-
-#: Files without any of these words cannot hold transaction control: skip the scan.
-_TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
+from migcoord.sql import reader
 
 
 def bad_filename(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -72,13 +68,13 @@ def encoding(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Findi
 def empty_migration(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         up, down = migration.up, migration.down
-        up_empty = up is not None and up.text is not None and not sqlscan.has_statements(up.text)
+        up_empty = up is not None and up.text is not None and not reader.has_statements(up.text)
         if up_empty:
             yield finding_at(migration, "empty-migration",
                       f"{migration.label}.up.sql has no SQL statement yet",
                       hint="write the migration, or delete both files if it is not needed")
         elif (down is not None and down.text is not None
-              and not sqlscan.has_statements(down.text)):
+              and not reader.has_statements(down.text)):
             yield finding_at(migration, "empty-migration",
                       f"{migration.label}.down.sql has no SQL statement: rolling back "
                       "would record the migration as undone while changing nothing",
@@ -90,15 +86,8 @@ def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> It
         for down, sql_file in ((False, migration.up), (True, migration.down)):
             if sql_file is None or sql_file.text is None:
                 continue
-            if not _TRANSACTION_WORD.search(sql_file.text):
-                continue
-            for statement in sqlscan.find_transaction_control(sql_file.text):
-                keyword = " ".join(sqlscan.first_keywords(statement)[:2])
-                yield finding_at(
-                    migration, "explicit-transaction",
-                    f"{keyword} controls the transaction; migcoord already runs each "
-                    "migration and its history row in one transaction",
-                    down=down, line=statement.line, column=statement.column,
-                    hint="remove BEGIN/COMMIT; for statements that cannot run in a "
-                    "transaction add `-- migcoord:no-transaction` at the top instead",
-                )
+            # The executor refuses to run the same statements, with the same words.
+            for control in reader.transaction_control(sql_file.text):
+                yield finding_at(migration, "explicit-transaction", control.message,
+                                 down=down, line=control.line, column=control.column,
+                                 hint=control.hint)

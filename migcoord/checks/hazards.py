@@ -1,10 +1,10 @@
 """What each file's SQL does wrong, as PostgreSQL's parser sees it.
 
-`sql-syntax`, `not-idempotent`, `explicit-transaction` and `concurrently-in-transaction`
-of the up and the down file, and `down-mismatch` (the down does not undo the up). The
-lints themselves are decided in migcoord/sql/lints.py and migcoord/sql/down.py, once per
-file by checks/analysis.py; this rule places them in their files. (Without pglast,
-`explicit-transaction` comes from the text scan in checks/files.py instead.)
+`sql-syntax`, `not-idempotent` and `concurrently-in-transaction` of the up and the down
+file, and `down-mismatch` (the down does not undo the up). The lints themselves are
+decided in migcoord/sql/lints.py and migcoord/sql/down.py, once per file by
+checks/analysis.py; this rule places them in their files. (`explicit-transaction` is
+checks/files.py's: the executor must decide it too, without a parse tree.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Read the leading `-- migcoord:` comment lines of an up file.
+"""Interpret the leading `-- migcoord:` comment lines of a migration file.
 
-Directives are `--` comment lines before the first statement:
+Directives are `--` comment lines before the first statement (`migcoord.sql.reader`
+finds those lines with PostgreSQL's scanner; this module only reads what they say):
 
     -- migcoord:depends rule-service:000002, 000003
     -- migcoord:no-transaction
@@ -15,102 +16,57 @@ A `-- migcoord:` line after the first statement is reported too: it would be ign
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from migcoord.core.model import DependencyRef, Directives, Finding
 
 KNOWN_KEYS = ("depends", "no-transaction", "allow", "verify-data")
-_DIRECTIVE = re.compile(r"^\s*--\s*migcoord\s*:\s*([A-Za-z0-9_\-]*)\s*(.*?)\s*$")
+_DIRECTIVE = re.compile(r"^--\s*migcoord\s*:\s*([A-Za-z0-9_\-]*)\s*(.*?)\s*$")
 _DEPENDENCY = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*:\s*)?([0-9]+)$")
 _CODE = re.compile(r"^[a-z][a-z0-9\-]*$")
 
 
-def parse(text: str) -> tuple[Directives, list[Finding]]:
-    """Directives of an up file and the problems with them (line numbers are 1-based).
+def parse(header: Sequence[tuple[int, str]], *, body_line: int | None = None,
+          later: Sequence[tuple[int, str]] = ()) -> tuple[Directives, list[Finding]]:
+    """Directives of a file and the problems with them (line numbers are 1-based).
 
+    `header` holds the file's `--` comments before its first token as `(line, text)`,
+    the text starting at `--`; `body_line` is the line of that token (None when the file
+    has none); `later` holds comment lines after it, which are reported if they are
+    directives. `migcoord.sql.reader.line_comments` reads all three from a file's text.
     Findings carry code, severity, message, line and hint; the caller adds path, service
     and version.
     """
     depends: list[DependencyRef] = []
     allow: set[str] = set()
-    no_transaction = False
-    verify_data = False
+    flags: set[str] = set()
     findings: list[Finding] = []
-    body_line: int | None = None
-    in_block_comment = False
-
-    for number, line in enumerate(text.split("\n"), start=1):
-        stripped = line.strip()
-        if body_line is None:
-            if in_block_comment:
-                if "*/" in stripped:
-                    in_block_comment = False
-                continue
-            if not stripped:
-                continue
-            if stripped.startswith("/*"):
-                in_block_comment = "*/" not in stripped[2:]
-                continue
-            if not stripped.startswith("--"):
-                body_line = number
-                continue
-        match = _DIRECTIVE.match(line)
+    for number, comment in header:
+        match = _DIRECTIVE.match(comment)
         if match is None:
             continue
         key, value = match.group(1), match.group(2)
-        if body_line is not None:
-            findings.append(
-                Finding.of(
-                    "unknown-directive",
-                    f"`-- migcoord:{key}` comes after the first statement (line "
-                    f"{body_line}) and would be ignored",
-                    line=number,
-                    hint="move it to the top of the file, before any SQL",
-                )
-            )
-            continue
         if key == "depends":
             refs, problems = _parse_depends(value, number)
             depends.extend(refs)
             findings.extend(problems)
-        elif key == "no-transaction":
-            if value:
-                findings.append(_unexpected_value(key, value, number))
-            no_transaction = True
-        elif key == "verify-data":
-            if value:
-                findings.append(_unexpected_value(key, value, number))
-            verify_data = True
         elif key == "allow":
-            codes = [c for c in re.split(r"[\s,]+", value) if c]
-            if not codes:
-                findings.append(
-                    _bad_directive(number, "`-- migcoord:allow` needs at least one finding code",
-                                   "e.g. `-- migcoord:allow not-idempotent`")
-                )
-            for code in codes:
-                if not _CODE.match(code):
-                    findings.append(
-                        _bad_directive(number, f"`{code}` is not a finding code",
-                                       "finding codes look like not-idempotent; see docs/findings.md")
-                    )
-                allow.add(code)
+            codes, problems = _parse_allow(value, number)
+            allow.update(codes)
+            findings.extend(problems)
+        elif key in ("no-transaction", "verify-data"):
+            flags.add(key)
+            if value:
+                findings.append(_unexpected_value(key, value, number))
         else:
-            suggestion = _closest(key)
-            findings.append(
-                Finding.of(
-                    "unknown-directive",
-                    f"unknown directive `-- migcoord:{key}`",
-                    line=number,
-                    hint=(f"did you mean `-- migcoord:{suggestion}`? " if suggestion else "")
-                    + "known directives: " + ", ".join(KNOWN_KEYS),
-                )
-            )
-
+            findings.append(_unknown(key, number))
+    if later:
+        findings.extend(_misplaced(later, body_line))
     directives = Directives(
         depends=tuple(depends),
-        no_transaction=no_transaction,
+        no_transaction="no-transaction" in flags,
         allow=frozenset(allow),
-        verify_data=verify_data,
+        verify_data="verify-data" in flags,
         body_line=body_line or 1,
     )
     return directives, findings
@@ -152,6 +108,42 @@ def _parse_depends(value: str, line: int) -> tuple[list[DependencyRef], list[Fin
             DependencyRef(version=int(match.group(2)), service=match.group(1), line=line, text=item)
         )
     return refs, problems
+
+
+def _parse_allow(value: str, line: int) -> tuple[list[str], list[Finding]]:
+    codes = [c for c in re.split(r"[\s,]+", value) if c]
+    if not codes:
+        return codes, [_bad_directive(line, "`-- migcoord:allow` needs at least one finding code",
+                                      "e.g. `-- migcoord:allow not-idempotent`")]
+    return codes, [_bad_directive(line, f"`{code}` is not a finding code",
+                                  "finding codes look like not-idempotent; see docs/findings.md")
+                   for code in codes if not _CODE.match(code)]
+
+
+def _unknown(key: str, line: int) -> Finding:
+    suggestion = _closest(key)
+    return Finding.of(
+        "unknown-directive",
+        f"unknown directive `-- migcoord:{key}`",
+        line=line,
+        hint=(f"did you mean `-- migcoord:{suggestion}`? " if suggestion else "")
+        + "known directives: " + ", ".join(KNOWN_KEYS),
+    )
+
+
+def _misplaced(later: Sequence[tuple[int, str]], body_line: int | None) -> list[Finding]:
+    """Directive lines after the first statement, which nothing would read."""
+    return [
+        Finding.of(
+            "unknown-directive",
+            f"`-- migcoord:{match.group(1)}` comes after the first statement (line "
+            f"{body_line}) and would be ignored",
+            line=number,
+            hint="move it to the top of the file, before any SQL",
+        )
+        for number, comment in later
+        if (match := _DIRECTIVE.match(comment)) is not None
+    ]
 
 
 def _unexpected_value(key: str, value: str, line: int) -> Finding:

@@ -28,11 +28,11 @@ Severity = Literal["error", "warning"]
 #: - dependencies: `-- migcoord:depends`, declared and inferred from the SQL
 #: - ownership: which service may change which table
 #: - hazards: what each file's SQL does wrong (PostgreSQL's parser)
-#: - analysis: whether the SQL analysis ran at all
+#: - retired: codes no longer reported, still accepted in `allow` so that old configs load
 #: - database: `check --db`, the files against migcoord_history
 #: - docs: the generated tables of the `docs` file
-Family = Literal["files", "numbering", "dependencies", "ownership", "hazards", "analysis",
-                 "database", "docs"]
+Family = Literal["files", "numbering", "dependencies", "ownership", "hazards", "database",
+                 "docs", "retired"]
 
 
 @attrs.frozen
@@ -76,8 +76,9 @@ CODES: tuple[FindingCode, ...] = (
                 "statement"),
     FindingCode("empty-migration", "warning", "files",
                 "an up or down file with no SQL statement (a freshly created migration)"),
-    FindingCode("explicit-transaction", "error", "hazards",
-                "`BEGIN`, `COMMIT`, `ROLLBACK`... inside a migration"),
+    FindingCode("explicit-transaction", "error", "files",
+                "`BEGIN`, `COMMIT`, `ROLLBACK`... inside a migration (`up` and `down` refuse "
+                "to run it)"),
     FindingCode("concurrently-in-transaction", "error", "hazards",
                 "`CREATE INDEX CONCURRENTLY` and friends without "
                 "`-- migcoord:no-transaction`"),
@@ -85,8 +86,9 @@ CODES: tuple[FindingCode, ...] = (
                 "`migcoord.sum` is missing, conflicted, or does not match the files"),
     FindingCode("encoding", "error", "files", "a migration file that is not UTF-8"),
     FindingCode("sql-syntax", "error", "hazards", "PostgreSQL's parser rejects the file"),
-    FindingCode("sql-skipped", "warning", "analysis",
-                "the SQL analysis did not run: pglast (`migcoord[sql]`) is not installed"),
+    FindingCode("sql-skipped", "warning", "retired",
+                "no longer reported: the SQL analysis always runs; the code stays valid in "
+                "`allow`"),
     FindingCode("ownership", "error", "ownership",
                 "a migration changes a table another service owns; a table claimed by two "
                 "services"),

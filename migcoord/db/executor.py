@@ -6,18 +6,21 @@ no history row and no dirty flag. A `no-transaction` migration runs statement by
 statement in autocommit; its history row is written `dirty` first, advanced after each
 statement and marked `applied` at the end, so a failure records where it stopped.
 
-A failing statement becomes MigrationFailed with `path:line:col` mapped from the
-server's error position, the SQLSTATE and the server's message.
+Before anything is sent, a file is read with `migcoord.sql.reader` (PostgreSQL's own
+scanner, the reader `check` uses): a file with transaction control (BEGIN, COMMIT...)
+is refused with the words of `check`'s explicit-transaction, and a no-transaction file
+is split into the statements psql would send. A failing statement becomes
+MigrationFailed with `path:line:col` mapped from the server's error position, the
+SQLSTATE and the server's message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -26,17 +29,16 @@ from migcoord.core.model import HistoryRow, Migration
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
 from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
-
-if TYPE_CHECKING:
-    from migcoord.sql.lexer import Statement as SqlStatement
+from migcoord.sql import reader
+from migcoord.sql.reader import Statement as SqlStatement
 
 
 def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
     """Apply one migration and record it; returns its duration in milliseconds."""
+    text = migration.up_sql
+    _refuse_transaction_control(text, migration, "up")
     if migration.directives.no_transaction:
         return _apply_without_transaction(history, migration, role=role)
-    text = migration.up_sql
-    _refuse_transaction_control(text, migration)
     started = time.monotonic()
     try:
         _in_one_transaction(history, migration, text,
@@ -141,28 +143,20 @@ def synchronous(history: History) -> None:
     history.conn.execute("RESET synchronous_commit")
 
 
-def _refuse_transaction_control(text: str, migration: Migration) -> None:
-    """A COMMIT inside the file would commit the migration without its history row."""
-    if not _TRANSACTION_WORD.search(text):
-        return
-    from migcoord.sql import lexer as sqlscan
-
-    found = sqlscan.find_transaction_control(text)
+def _refuse_transaction_control(text: str, migration: Migration, direction: str) -> None:
+    """Refuse, before anything is sent, a file that `check` reports as explicit-transaction:
+    a COMMIT inside it would commit the migration without its history row."""
+    found = reader.transaction_control(text)
     if found:
-        statement = found[0]
-        path = migration.up.path if migration.up else migration.label
-        raise MigrationFailed(
-            f"{path}:{statement.line}:{statement.column}: "
-            f"{' '.join(sqlscan.first_keywords(statement)[:2])} controls the transaction; "
-            "nothing was run",
-            hint="remove BEGIN/COMMIT (migcoord runs each migration and its history row in "
-            "one transaction), or add `-- migcoord:no-transaction` at the top",
-            path=migration.up.path if migration.up else None, line=statement.line,
-            column=statement.column, version=migration.version, service=migration.service,
-            direction="up")
-
-
-_TRANSACTION_WORD = re.compile(r"\b(?:begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
+        control = found[0]
+        sql_file = migration.up if direction == "up" else migration.down
+        path = sql_file.path if sql_file is not None else migration.label
+        raise MigrationFailed(f"{path}:{control.line}:{control.column}: {control.message}; "
+                              "nothing was run", hint=control.hint,
+                              path=sql_file.path if sql_file is not None else None,
+                              line=control.line, column=control.column,
+                              version=migration.version, service=migration.service,
+                              direction=direction)
 
 
 def apply_down(history: History, migration: Migration, *, lock_pid: int,
@@ -172,6 +166,7 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
     A down file with its own `-- migcoord:no-transaction` runs statement by statement
     instead (DROP INDEX CONCURRENTLY), with the row marked dirty until it is done.
     """
+    _refuse_transaction_control(migration.down_sql, migration, "down")
     if migration.down_directives.no_transaction:
         return _rollback_without_transaction(history, migration, role=role)
     started = time.monotonic()
@@ -197,14 +192,13 @@ def _rollback_without_transaction(history: History, migration: Migration, *,
     return _run_statements(history, migration, statements, role=role, direction="down")
 
 
-def _statements(text: str) -> list[SqlStatement]:
-    from migcoord.sql import lexer as sqlscan
-
-    return sqlscan.split_statements(text)
+def _statements(text: str) -> Sequence[SqlStatement]:
+    """The statements to send one by one: psql's split, with their places in the file."""
+    return reader.statements(text)
 
 
 def _run_statements(history: History, migration: Migration,
-                    statements: list[SqlStatement], *, role: str | None,
+                    statements: Sequence[SqlStatement], *, role: str | None,
                     direction: str) -> int:
     """Run one statement at a time in autocommit, recording progress in the dirty row."""
     conn = history.conn
@@ -262,8 +256,6 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
     """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
     (the query sent held `statement`, or the whole file after `-base` characters of
     migcoord's own), else the statement's start."""
-    from migcoord.sql import lexer as sqlscan
-
     diag = err.diag
     where = str(path) if path else migration.label
     position = diag.statement_position
@@ -271,7 +263,7 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
     column: int | None = None
     offset = (statement.start if statement is not None else base) + int(position or 0) - 1
     if position and position.isdigit() and 0 <= offset <= len(text):
-        line, column = sqlscan.line_col(text, offset)
+        line, column = reader.line_col(text, offset)
         where += f":{line}:{column}"
     elif statement is not None:
         line, column = statement.line, statement.column

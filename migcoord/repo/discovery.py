@@ -28,6 +28,7 @@ from migcoord.core.model import (
     StrayFile,
 )
 from migcoord.core.naming import ParsedName, parse_filename, stray_reason, verify_file_label
+from migcoord.sql import reader as sql_reader
 
 _BOM = b"\xef\xbb\xbf"
 #: Names an editor, OS or VCS leaves behind; never reported as stray.
@@ -203,14 +204,18 @@ def read_verify_file(migration: Migration) -> str | None:
 def _directives(sql_file: SqlFile | None) -> tuple[Directives, tuple[Finding, ...]]:
     if sql_file is None or sql_file.text is None:
         return Directives(), ()
-    return _parse_directives(sql_file.text)
+    return parse_directives(sql_file.text)
 
 
 @functools.lru_cache(maxsize=16384)
-def _parse_directives(text: str) -> tuple[Directives, tuple[Finding, ...]]:
+def parse_directives(text: str) -> tuple[Directives, tuple[Finding, ...]]:
+    """A file's `-- migcoord:` directives and the problems with them, as `check`, `up`
+    and `down` read them (PostgreSQL's scanner finds the header)."""
     # Values are frozen, so a service re-reading unchanged files at every `up` (or a
     # long-lived process calling it often) reuses them.
-    directives, problems = directive_parser.parse(text)
+    comments = sql_reader.line_comments(text, mentioning="migcoord")
+    directives, problems = directive_parser.parse(
+        comments.header, body_line=comments.body_line, later=comments.later)
     return directives, tuple(problems)
 
 

@@ -1,4 +1,9 @@
-"""PostgreSQL-grammar analysis of migration files: text in, values out.
+"""SQL text read with PostgreSQL's own scanner and parser (pglast): text in, values out.
+
+    from migcoord.sql import reader
+
+    reader.statements(text)           # what psql would send, statement by statement
+    reader.transaction_control(text)  # BEGIN/COMMIT that would end migcoord's transaction
 
     from migcoord import sql
 
@@ -7,34 +12,51 @@
     findings = sql.lint(up, no_transaction=False, allow=frozenset())
     findings += sql.down_mismatch(up, sql.analyze(down_text))
 
-The analysis uses pglast (PostgreSQL's own parser), an optional dependency installed
-with `pip install 'migcoord[sql]'`. Importing this package does not import pglast; the
-first call to `analyze` does, and raises `migcoord.errors.UsageError` when it is missing.
+`reader` is the one reader of SQL text (statements, positions, transaction control, the
+comment header that directives come from); `analysis`, `effects`, `lints` and `down`
+read the parse tree. pglast is a required dependency, imported on first use: importing
+this package loads neither pglast nor the analysis modules, so that a service reading a
+file header at start-up pays for neither.
 """
 
 from __future__ import annotations
 
-from migcoord.sql.analysis import Analysis, SqlSyntaxProblem, Statement, analyze
-from migcoord.sql.down import down_mismatch
-from migcoord.sql.effects import (
-    ColumnAction,
-    ColumnEffect,
-    ObjectAction,
-    ObjectEffect,
-    ObjectKind,
-    QualifiedName,
-    TableAction,
-    TableEffect,
-)
-from migcoord.sql.lints import (
-    CONCURRENTLY_IN_TRANSACTION,
-    DOWN_MISMATCH,
-    EXPLICIT_TRANSACTION,
-    NOT_IDEMPOTENT,
-    SQL_SYNTAX,
-    Hazard,
-    lint,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migcoord.sql.analysis import Analysis, SqlSyntaxProblem, Statement, analyze
+    from migcoord.sql.down import down_mismatch
+    from migcoord.sql.effects import (
+        ColumnAction,
+        ColumnEffect,
+        ObjectAction,
+        ObjectEffect,
+        ObjectKind,
+        QualifiedName,
+        TableAction,
+        TableEffect,
+    )
+    from migcoord.sql.lints import (
+        CONCURRENTLY_IN_TRANSACTION,
+        DOWN_MISMATCH,
+        NOT_IDEMPOTENT,
+        SQL_SYNTAX,
+        Hazard,
+        lint,
+    )
+    from migcoord.sql.reader import EXPLICIT_TRANSACTION
+
+#: Each public name -> the module that defines it.
+_HOMES = {
+    **dict.fromkeys(("Analysis", "SqlSyntaxProblem", "Statement", "analyze"), "analysis"),
+    "down_mismatch": "down",
+    **dict.fromkeys(("ColumnAction", "ColumnEffect", "ObjectAction", "ObjectEffect",
+                     "ObjectKind", "QualifiedName", "TableAction", "TableEffect"), "effects"),
+    **dict.fromkeys(("CONCURRENTLY_IN_TRANSACTION", "DOWN_MISMATCH", "NOT_IDEMPOTENT",
+                     "SQL_SYNTAX", "Hazard", "lint"), "lints"),
+    "EXPLICIT_TRANSACTION": "reader",
+}
 
 __all__ = [
     "CONCURRENTLY_IN_TRANSACTION",
@@ -58,3 +80,16 @@ __all__ = [
     "down_mismatch",
     "lint",
 ]
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'migcoord.sql' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"migcoord.sql.{home}"), name)
+    globals()[name] = value  # later lookups (`sql.analyze` once per file) skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

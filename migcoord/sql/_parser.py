@@ -1,7 +1,8 @@
-"""The only module that imports pglast: file text in, JSON parse tree and positions out.
+"""PostgreSQL's grammar through pglast: file text in, JSON parse tree and positions out.
 
 pglast is imported when a function here is first called, never at import time, so that
-`import migcoord.sql` works without the optional `migcoord[sql]` extra.
+`import migcoord` stays light. psql's COPY data is blanked by the same scanner pass that
+`reader` uses (`_scanner.without_copy_data`), so both see the same statements.
 
 We ask libpg_query for its JSON parse tree (`parse_sql_json`) rather than pglast's Python
 AST (`parse_sql`): building the AST objects costs ten times more than parsing, and the
@@ -15,35 +16,15 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from types import ModuleType
 from typing import Any
 
 import attrs
 
-from migcoord.errors import UsageError
+from migcoord.sql import _scanner
 
 #: One parse tree node as libpg_query's JSON renders it: `{"field": value, ...}`.
 Node = dict[str, Any]
 
-# Whitespace and comments that may precede a statement's first token: PostgreSQL 18
-# points `stmt_location` at the first token, earlier versions just after the previous `;`.
-_LEADING_NOISE = re.compile(rb"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
-_STDIN = re.compile(r"\bstdin\b", re.IGNORECASE)
-_END_OF_COPY_DATA = re.compile(r"^\\\.[ \t\r]*$", re.MULTILINE)
-_NOT_NEWLINE = re.compile(r"[^\n]")
-_COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
-
-
-def load_pglast() -> ModuleType:
-    """pglast's parser module, or a UsageError that says how to install it."""
-    try:
-        from pglast import parser
-    except ImportError as exc:
-        raise UsageError(
-            "SQL analysis needs the optional pglast package: pip install 'migcoord[sql]'",
-            hint="pip install 'migcoord[sql]'",
-        ) from exc
-    return parser
 
 
 class Positions:
@@ -79,10 +60,17 @@ class Positions:
         line, column = self.of_byte(offset)
         return self._line_starts[line - 1] + column - 1
 
-    def skip_noise(self, offset: int) -> int:
-        """The byte offset of the first token at or after `offset` (skips blanks, comments)."""
-        match = _LEADING_NOISE.match(self._encoded, offset)
-        return match.end() if match else offset
+    def first_token(self, offset: int, end: int) -> int:
+        """The byte offset of the first token in bytes `offset:end` (comments skipped).
+
+        PostgreSQL 18 points `stmt_location` at a statement's first token; earlier
+        versions point just after the previous `;`, before whitespace and comments.
+        """
+        gap = self._encoded[offset:end]
+        if not gap[:1].isspace() and not gap.startswith((b"--", b"/*")):
+            return offset
+        source = gap.decode("utf-8")
+        return offset + len(source[:_scanner.first_token(source)].encode("utf-8"))
 
     @property
     def byte_length(self) -> int:
@@ -120,9 +108,11 @@ class Unparsable(Exception):
 
 def parse(text: str) -> ParsedText:
     """Parse `text` with PostgreSQL's own grammar; raise Unparsable with line:column."""
-    parser = load_pglast()
-    parseable = blank_copy_data(text, parser)
+    parser = _scanner.pglast_parser()
+    parseable = _scanner.without_copy_data(text)
     positions = Positions(parseable)
+    if "\x00" in parseable:  # libpg_query would read up to it only
+        raise Unparsable(_scanner.NUL_PROBLEM, *positions.of_char(parseable.index("\x00")))
     try:
         tree = json.loads(parser.parse_sql_json(parseable))
     except parser.ParseError as error:
@@ -142,63 +132,4 @@ def _raw_statement(entry: Node, positions: Positions) -> RawStatement:
     length = entry.get("stmt_len", 0)
     # stmt_len 0 means "up to the end of the text".
     end = location + length if length else positions.byte_length
-    return RawStatement(node_type=node_type, body=body, start=positions.skip_noise(location), end=end)
-
-
-def blank_copy_data(text: str, parser: ModuleType) -> str:
-    """`text` with the data lines of each `COPY ... FROM stdin;` turned into spaces.
-
-    psql sends the lines after such a statement, up to a line `\\.`, as COPY data, which
-    PostgreSQL's grammar cannot parse. Every character of the data except newlines becomes
-    a space, so each remaining character keeps its line and column (and its character
-    offset). A `stdin` inside a string or a comment is left alone: the lexer decides.
-    """
-    if _STDIN.search(text) is None:
-        return text
-    pieces: list[str] = []
-    done = 0  # text[:done] is already in pieces; it ends at the top level of the grammar
-    search_from = 0
-    while (found := _STDIN.search(text, search_from)) is not None:
-        search_from = found.end()
-        statement_end = _copy_from_stdin_end(text, done, found, parser)
-        if statement_end is None:
-            continue
-        data_start = text.find("\n", statement_end) + 1
-        if data_start == 0:
-            break
-        terminator = _END_OF_COPY_DATA.search(text, data_start)
-        data_end = terminator.end() if terminator else len(text)
-        pieces.append(text[done:data_start])
-        pieces.append(_NOT_NEWLINE.sub(" ", text[data_start:data_end]))
-        done = search_from = data_end
-    pieces.append(text[done:])
-    return "".join(pieces)
-
-
-def _copy_from_stdin_end(text: str, top: int, stdin: re.Match[str], parser: ModuleType) -> int | None:
-    """Index of the `;` that ends the `COPY ... FROM stdin` whose `stdin` is `stdin`.
-
-    None when that `stdin` is not such a statement's (inside a string, a comment, or
-    another statement). `top` is an index known to be outside any string or comment.
-    """
-    try:
-        tokens = parser.scan(text[top : stdin.end()])
-    except parser.ParseError:
-        return None  # the prefix ends inside an unterminated string or comment
-    names = [token.name for token in tokens if token.name not in _COMMENT_TOKENS]
-    last_semicolon = max((i for i, name in enumerate(names) if name == "ASCII_59"), default=-1)
-    statement = names[last_semicolon + 1 :]
-    if len(statement) < 3 or statement[0] != "COPY" or statement[-2:] != ["FROM", "STDIN"]:
-        return None
-    # The `;` that ends the statement is the first one the lexer sees as a token (a `;`
-    # may sit inside the options, as in `WITH (DELIMITER ';')`).
-    semicolon = text.find(";", stdin.end())
-    while semicolon != -1:
-        try:
-            tail = parser.scan(text[stdin.start() : semicolon + 1])
-        except parser.ParseError:
-            tail = []
-        if tail and tail[-1].name == "ASCII_59" and tail[-1].start == semicolon - stdin.start():
-            return semicolon
-        semicolon = text.find(";", semicolon + 1)
-    return None
+    return RawStatement(node_type=node_type, body=body, start=positions.first_token(location, end), end=end)

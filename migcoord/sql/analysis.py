@@ -1,6 +1,6 @@
 """Analyse one migration file: parse it once, then read each statement's effects and hazards.
 
-`analyze` is pure (text in, values out). It needs pglast, imported on first call.
+`analyze` is pure (text in, values out). pglast is imported on its first call.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
 
     Unqualified names resolve to `default_schema` (until a `SET search_path` in the
     file). The data lines after `COPY ... FROM stdin;` are skipped as psql would send
-    them. Raises UsageError when pglast (`migcoord[sql]`) is not installed; never raises
-    for bad SQL, which becomes `Analysis.syntax_error`.
+    them (the same rule as `reader`). Never raises for bad SQL, which becomes
+    `Analysis.syntax_error`.
     """
     try:
         parsed = _parser.parse(text)

@@ -1,10 +1,11 @@
 """Lints on single migration files: what to report about each statement, and when.
 
 `hazards` notes, for one statement, each thing a lint may report: a statement that fails
-when run twice (`not-idempotent`), a transaction control statement
-(`explicit-transaction`), a statement PostgreSQL refuses inside a transaction block
-(`concurrently-in-transaction`). `lint` turns the hazards of an analysed file into
-findings, given what the file's directives say (`no-transaction`, `allow`).
+when run twice (`not-idempotent`), a statement PostgreSQL refuses inside a transaction
+block (`concurrently-in-transaction`). Transaction control (`explicit-transaction`) is
+not a lint: `reader.transaction_control` decides it, for `check` and the executor.
+`lint` turns the hazards of an analysed file into findings, given what the file's
+directives say (`no-transaction`, `allow`).
 
 `CREATE TYPE` and `CREATE DOMAIN` have no `IF NOT EXISTS` in PostgreSQL; they are
 reported anyway, with a `DO` block guard as the fix, since a file or the config can
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 #: The codes these lints report; migcoord/core/findings.py declares their severities.
 SQL_SYNTAX = "sql-syntax"
 NOT_IDEMPOTENT = "not-idempotent"
-EXPLICIT_TRANSACTION = "explicit-transaction"
 CONCURRENTLY_IN_TRANSACTION = "concurrently-in-transaction"
 DOWN_MISMATCH = "down-mismatch"
 
@@ -337,31 +337,6 @@ def _alter_table_command(table: str, command: Node, locate: Locate) -> Iterator[
         yield _needs_no_transaction("ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY", locate)
 
 
-_TRANSACTION_WORDS = {
-    "TRANS_STMT_BEGIN": "BEGIN",
-    "TRANS_STMT_START": "START TRANSACTION",
-    "TRANS_STMT_COMMIT": "COMMIT",
-    "TRANS_STMT_ROLLBACK": "ROLLBACK",
-    "TRANS_STMT_PREPARE": "PREPARE TRANSACTION",
-    "TRANS_STMT_COMMIT_PREPARED": "COMMIT PREPARED",
-    "TRANS_STMT_ROLLBACK_PREPARED": "ROLLBACK PREPARED",
-}
-
-
-def _transaction(body: Node, locate: Locate) -> Iterator[Hazard]:
-    # SAVEPOINT, RELEASE and ROLLBACK TO work inside migcoord's transaction.
-    word = _TRANSACTION_WORDS.get(body.get("kind", ""))
-    if word is not None:
-        yield _hazard(
-            EXPLICIT_TRANSACTION,
-            f"{word} in a migration: migcoord runs each migration in its own transaction, "
-            "together with its history row",
-            "remove the transaction control; for statements that cannot run in a "
-            "transaction, add `-- migcoord:no-transaction` at the top of the up file",
-            locate,
-        )
-
-
 def _reindex(body: Node, locate: Locate) -> Iterator[Hazard]:
     kind = body.get("kind")
     if kind in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
@@ -421,7 +396,6 @@ _HAZARDS: dict[str, _HazardsOf] = {
     "DefineStmt": _define,
     "DropStmt": _drop,
     "AlterTableStmt": _alter_table,
-    "TransactionStmt": _transaction,
     "ReindexStmt": _reindex,
     "VacuumStmt": _vacuum,
     "ClusterStmt": _cluster,

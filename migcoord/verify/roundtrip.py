@@ -287,6 +287,6 @@ def _ms(seconds: float) -> int:
 
 
 def _has_sql(text: str) -> bool:
-    from migcoord.sql import lexer as sqlscan
+    from migcoord.sql import reader
 
-    return bool(sqlscan.split_statements(text))
+    return reader.has_statements(text)
