@@ -80,7 +80,7 @@ def main() -> None:
         catalog = coordinator.catalog()
 
         def parse(parallel: bool) -> Callable[[], None]:
-            return lambda: checks.analyse(catalog, coordinator.config, parallel=parallel)
+            return lambda: checks.analyze_catalog(catalog, coordinator.config, parallel=parallel)
 
         details = [
             ("SQL parse of every file, serial", parse(False)),

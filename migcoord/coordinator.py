@@ -141,7 +141,7 @@ class Coordinator:
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
         sum_text = sumkeeper.read(self.config) if check_sum else None
-        analyses = (checks.analyse(catalog, self.config, cache=self._sql, parallel=parallel)
+        analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses)
@@ -375,7 +375,7 @@ class Coordinator:
         from migcoord import checks
 
         if analyses is None:
-            analyses = checks.analyse(catalog, self.config, cache=self._sql)
+            analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql)
         owners = checks.Owners.of(catalog, self.config, analyses)
         return {service.name: [checks.display(t, self.config)
                                for t in owners.owned_by(service.name)]

@@ -537,9 +537,9 @@ def test_analysing_in_processes_gives_what_analysing_alone_gives(
         "aggregator", "000009", "bad", "SELEC 1;\n"))
     coordinator = Coordinator.load(root / "migcoord.toml")
     catalog = coordinator.catalog()
-    alone = checks.analyse(catalog, coordinator.config)
+    alone = checks.analyze_catalog(catalog, coordinator.config)
     monkeypatch.setattr(analysis, "PARALLEL_THRESHOLD", 0)
-    pooled = checks.analyse(catalog, coordinator.config)
+    pooled = checks.analyze_catalog(catalog, coordinator.config)
     assert pooled == alone
     assert checks.run_all(catalog, coordinator.config, sql=pooled) == checks.run_all(
         catalog, coordinator.config, sql=alone)

@@ -1,6 +1,6 @@
 """`migcoord check`: every rule, one module per family, all pure.
 
-    analyses = checks.analyse(catalog, config)            # the SQL, parsed once
+    analyses = checks.analyze_catalog(catalog, config)    # the SQL, parsed once
     findings = checks.run_all(catalog, config, sum_text=..., sql=analyses)
 
 `run_all` returns every problem, not the first; the caller decides what fails.
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 
 from migcoord.checks import dependencies, files, hazards, numbering, ownership
 from migcoord.checks.allow import allow_problems, without_allowed
-from migcoord.checks.analysis import Analyses, Cache, analyse
+from migcoord.checks.analysis import Analyses, Cache, analyze_catalog
 from migcoord.checks.database import database_findings
 from migcoord.checks.numbering import Ledger
 from migcoord.checks.ownership import Owners, display
@@ -42,7 +42,7 @@ __all__ = [
     "Cache",
     "Ledger",
     "Owners",
-    "analyse",
+    "analyze_catalog",
     "database_findings",
     "display",
     "run_all",
@@ -74,7 +74,7 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
     `check_sum=False` the sum file is not judged (an implicit config has none). With
-    `sql` (see `analyse`) the SQL-aware rules run too. Allowed warnings are left out.
+    `sql` (see `analyze_catalog`) the SQL-aware rules run too. Allowed warnings are left out.
     """
     findings: list[Finding] = []
     ledger = Ledger.of(catalog, sum_text)

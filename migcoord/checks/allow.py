@@ -4,18 +4,16 @@
 at the top of a down file that file only; `allow = [...]` in migcoord.toml covers the
 project. Only warnings can be allowed (migcoord.core.findings says which codes are
 warnings): `without_allowed` drops allowed warnings from the findings of every rule,
-and `allow_problems` reports an `allow` that names an error or an unknown code as an
-`unknown-directive` error.
+and `allow_problems` reports an `allow` in the config that names an error or an unknown
+code as an `unknown-directive` error.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from migcoord.checks._located import finding_at
-from migcoord.core.findings import BY_CODE, registered
+from migcoord.core.findings import ALLOW_HINT, allow_problem, registered
 from migcoord.core.model import Catalog, Config, Finding
 
 
@@ -44,42 +42,12 @@ def without_allowed(findings: Iterable[Finding], catalog: Catalog,
 
 
 def allow_problems(catalog: Catalog, config: Config) -> Iterator[Finding]:
-    """`allow` (a directive or the config key) naming an error or an unknown code."""
+    """`allow` in migcoord.toml naming an error or an unknown code. (The same problem in a
+    `-- migcoord:allow` line is reported with the file's other directive problems, by
+    core/directives.)"""
     for code in sorted(config.allow):
-        problem = _allow_problem(code)
+        problem = allow_problem(code)
         if problem is not None:
             yield Finding.of("unknown-directive",
                              f"`allow` in migcoord.toml names {code}: {problem}",
-                             path=config.path, hint=_ALLOW_HINT)
-    for migration in catalog.migrations:
-        for down, directives in ((False, migration.directives), (True, migration.down_directives)):
-            for code in sorted(directives.allow):
-                problem = _allow_problem(code)
-                if problem is not None:
-                    text = migration.down_sql if down else migration.up_sql
-                    yield finding_at(migration, "unknown-directive",
-                                     f"`-- migcoord:allow {code}`: {problem}", hint=_ALLOW_HINT,
-                                     line=_allow_line(text, directives.body_line, code),
-                                     down=down)
-
-
-_ALLOW_HINT = ("only warnings can be allowed (see docs/findings.md); fix what an error "
-               "reports instead")
-
-
-def _allow_problem(code: str) -> str | None:
-    """Why `code` cannot be allowed, or None when it can."""
-    declared = BY_CODE.get(code)
-    if declared is None:
-        return "no finding has this code"
-    if not declared.can_be_allowed:
-        return "an error cannot be allowed: it would break a deploy or let schemas drift"
-    return None
-
-
-def _allow_line(text: str, body_line: int, code: str) -> int | None:
-    for number, line in enumerate(text.split("\n")[:body_line], start=1):
-        if re.match(r"\s*--\s*migcoord\s*:\s*allow\b", line) and re.search(
-                rf"(?<![a-z0-9\-]){re.escape(code)}(?![a-z0-9\-])", line):
-            return number
-    return None
+                             path=config.path, hint=ALLOW_HINT)

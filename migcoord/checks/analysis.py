@@ -1,6 +1,6 @@
 """Running the SQL analysis over a catalog: what each migration's SQL does, once.
 
-`analyse` reads every migration's SQL with PostgreSQL's own grammar (`migcoord.sql`)
+`analyze_catalog` reads every migration's SQL with PostgreSQL's own grammar (`migcoord.sql`)
 and keeps, per migration, what the rules need: the lint findings of
 both files, what the down fails to undo, and the table effects. A `Cache` keyed by the
 files' checksums lets a long-lived Coordinator re-parse only edited files; above
@@ -19,7 +19,7 @@ from migcoord.core.model import Catalog, Config, Finding, Migration
 if TYPE_CHECKING:
     from migcoord.sql import Analysis
 
-#: Above this many migrations to parse, `analyse` spreads the work over processes.
+#: Above this many migrations to parse, `analyze_catalog` spreads the work over processes.
 PARALLEL_THRESHOLD = 2000
 
 _Key = tuple[str, int, str]  # (service, version, name) of one migration
@@ -110,7 +110,7 @@ class Analyses:
 Cache = MutableMapping[_CacheKey, MigrationSql]
 
 
-def analyse(catalog: Catalog, config: Config, *, cache: Cache | None = None,
+def analyze_catalog(catalog: Catalog, config: Config, *, cache: Cache | None = None,
             parallel: bool = False) -> Analyses:
     """Parse every migration of `catalog` (both files) with PostgreSQL's grammar.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from migcoord.core.findings import ALLOW_HINT, allow_problem
 from migcoord.core.model import DependencyRef, Directives, Finding
 
 KNOWN_KEYS = ("depends", "no-transaction", "allow", "verify-data")
@@ -115,9 +116,16 @@ def _parse_allow(value: str, line: int) -> tuple[list[str], list[Finding]]:
     if not codes:
         return codes, [_bad_directive(line, "`-- migcoord:allow` needs at least one finding code",
                                       "e.g. `-- migcoord:allow not-idempotent`")]
-    return codes, [_bad_directive(line, f"`{code}` is not a finding code",
-                                  "finding codes look like not-idempotent; see docs/findings.md")
-                   for code in codes if not _CODE.match(code)]
+    problems = []
+    for code in codes:
+        if not _CODE.match(code):
+            problems.append(_bad_directive(line, f"`{code}` is not a finding code",
+                                           "finding codes look like not-idempotent; see "
+                                           "docs/findings.md"))
+        elif (problem := allow_problem(code)) is not None:
+            problems.append(_bad_directive(line, f"`-- migcoord:allow {code}`: {problem}",
+                                           ALLOW_HINT))
+    return codes, problems
 
 
 def _unknown(key: str, line: int) -> Finding:

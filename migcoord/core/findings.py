@@ -119,6 +119,21 @@ CODES: tuple[FindingCode, ...] = (
 BY_CODE: Mapping[str, FindingCode] = MappingProxyType({entry.code: entry for entry in CODES})
 
 
+#: What to do about an `allow` that names an error or an unknown code.
+ALLOW_HINT = ("only warnings can be allowed (see docs/findings.md); fix what an error "
+              "reports instead")
+
+
+def allow_problem(code: str) -> str | None:
+    """Why `code` cannot be allowed (by `-- migcoord:allow` or the config key), or None."""
+    declared = BY_CODE.get(code)
+    if declared is None:
+        return "no finding has this code"
+    if not declared.can_be_allowed:
+        return "an error cannot be allowed: it would break a deploy or let schemas drift"
+    return None
+
+
 def registered(code: str) -> FindingCode:
     """The declaration of `code`; ValueError when it has none (a bug in the rule)."""
     entry = BY_CODE.get(code)

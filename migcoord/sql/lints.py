@@ -4,7 +4,7 @@
 when run twice (`not-idempotent`), a statement PostgreSQL refuses inside a transaction
 block (`concurrently-in-transaction`). Transaction control (`explicit-transaction`) is
 not a lint: `reader.transaction_control` decides it, for `check` and the executor.
-`lint` turns the hazards of an analysed file into findings, given what the file's
+`lint` turns the hazards of an analyzed file into findings, given what the file's
 directives say (`no-transaction`, `allow`).
 
 `CREATE TYPE` and `CREATE DOMAIN` have no `IF NOT EXISTS` in PostgreSQL; they are
@@ -60,7 +60,7 @@ def lint(
     no_transaction: bool = False,
     allow: Collection[str] = frozenset(),
 ) -> list[Finding]:
-    """The findings of one analysed file, in file order (line, then column).
+    """The findings of one analyzed file, in file order (line, then column).
 
     A file that does not parse gives one `sql-syntax` finding. `no_transaction` is the
     file's `-- migcoord:no-transaction` directive: with it, statements that cannot run in
@@ -77,7 +77,7 @@ def lint(
                 f"PostgreSQL cannot parse this file: {problem.message}",
                 line=problem.line,
                 column=problem.column,
-                hint="fix the SQL at that position; nothing else in the file was analysed",
+                hint="fix the SQL at that position; nothing else in the file was analyzed",
             )
         )
     for statement in analysis.statements:
