@@ -15,8 +15,8 @@ from migcoord.sql.effects import (
     Scope,
     TableAction,
     TableEffect,
-    extract,
 )
+from migcoord.sql.extract import extract
 from migcoord.sql.lints import Hazard, hazards
 
 
