@@ -19,10 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
-if TYPE_CHECKING:
-    from migcoord.results import StepResult
+
+class CommittedStep(Protocol):
+    """A migration that a run applied (or rolled back) and committed: a
+    `migcoord.StepResult`. Declared here so that errors import nothing of migcoord."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    def as_json(self) -> dict[str, object]: ...
+
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,7 +54,7 @@ class MigcoordError(Exception):
         "path", "line", "column", "version", "service", "direction", "sqlstate", "applied")
     #: When the error stopped a run of `up` or `down` part-way: the steps of that run
     #: that committed before it (goose's PartialError). They stay applied (or rolled back).
-    applied: tuple[StepResult, ...] = ()
+    applied: tuple[CommittedStep, ...] = ()
 
     def __init__(
         self,
@@ -74,7 +85,7 @@ class MigcoordError(Exception):
         #: The server's SQLSTATE for a statement the database refused.
         self.sqlstate = sqlstate
 
-    def with_applied(self, steps: Iterable[StepResult]) -> Self:
+    def with_applied(self, steps: Iterable[CommittedStep]) -> Self:
         """This same error, now saying that `steps` committed before it. The loop that
         runs the steps adds them on the way out: `raise error.with_applied(done)`."""
         self.applied = tuple(steps)

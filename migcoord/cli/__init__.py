@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from migcoord.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigcoordError
 
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("migcoord")
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+class AddCommand(Protocol):
+    """Adds one subcommand: `add(name, handler, help) -> its ArgumentParser`."""
+
+    def __call__(self, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        ...
 
 
 class Context:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Protocol
 
-from migcoord.cli import Context, Handler
+from migcoord.cli import AddCommand, Context, Handler
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 
@@ -30,13 +29,6 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
-
-
-class AddCommand(Protocol):
-    """Adds one subcommand: `add(name, handler, help) -> its ArgumentParser`."""
-
-    def __call__(self, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        ...
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from migcoord.cli import Context
+from migcoord.cli import AddCommand, Context
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
-    from migcoord.cli.commands import AddCommand
     from migcoord.verify import MigrationVerdict, Problem, SequenceVerdict, VerifyReport
 
 INTERRUPTED = 130

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-from migcoord.cli import Context
+from migcoord.cli import AddCommand, Context
 from migcoord.cli import render as out
 from migcoord.errors import EXIT_FAILED, EXIT_OK
-
-if TYPE_CHECKING:
-    from migcoord.cli.commands import AddCommand
 
 
 def register(add: AddCommand) -> None:

@@ -2,9 +2,10 @@
 
 The values: `StatementEffects` holds what one statement does (migcoord/sql/extract.py
 reads it from the parse tree): the tables it creates, alters, drops, renames, truncates,
-writes, indexes, gives triggers, policies, comments or row security; the tables it only reads (foreign keys, view and function
-bodies, `LIKE`, `INHERITS`, `PARTITION OF`, the queries of data migrations); the schema
-objects it creates, drops or renames; and the columns `ALTER TABLE` adds or drops.
+writes, indexes, gives triggers, policies, comments or row security; the tables it only
+reads (foreign keys, view and function bodies, `LIKE`, `INHERITS`, `PARTITION OF`, the
+queries of data migrations); the schema objects it creates, drops or renames; and the
+columns `ALTER TABLE` adds or drops.
 
 Names resolve as PostgreSQL would at that point of the file (`Scope`): unqualified
 names go to the default schema (or to the first schema of a `SET search_path` earlier in
