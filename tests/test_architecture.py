@@ -199,3 +199,61 @@ def test_importing_migcoord_loads_no_parser_and_no_database_driver_extras() -> N
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, cwd=REPO)
     assert done.stdout.strip() == "[]"
+
+
+class _ModuleImports(ast.NodeVisitor):
+    """The migcoord modules a module imports, at run time or for types only (a cycle of
+    type imports still ties two modules into one): `from pkg import mod` is an import of
+    pkg.mod, `from pkg import name` one of pkg."""
+
+    def __init__(self, module: str, is_package: bool, known: set[str]) -> None:
+        self.anchor = module.split(".") if is_package else module.split(".")[:-1]
+        self.known = known
+        self.found: set[str] = set()
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.found.update(alias.name for alias in node.names if alias.name in self.known)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = node.module or ""
+        if node.level:
+            anchor = self.anchor[: len(self.anchor) - (node.level - 1)]
+            base = ".".join([*anchor, base] if base else anchor)
+        for alias in node.names:
+            name = f"{base}.{alias.name}"
+            if name in self.known:
+                self.found.add(name)
+            elif base in self.known:
+                self.found.add(base)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    known = {module_name(path) for path in modules()}
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        module = module_name(path)
+        visitor = _ModuleImports(module, path.name == "__init__.py", known)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
+        graph[module] = visitor.found - {module}
+    return graph
+
+
+def test_no_import_cycle() -> None:
+    """No module reaches itself through imports, run-time, deferred or type-only."""
+    graph = _module_graph()
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []

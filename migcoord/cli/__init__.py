@@ -11,46 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TextIO
 
+from migcoord.cli.context import Context, Handler
 from migcoord.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigcoordError
 
-if TYPE_CHECKING:
-    from migcoord.coordinator import Coordinator
-
 log = logging.getLogger("migcoord")
-
-Handler = Callable[[argparse.Namespace, "Context"], int]
-
-
-class AddCommand(Protocol):
-    """Adds one subcommand: `add(name, handler, help) -> its ArgumentParser`."""
-
-    def __call__(self, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        ...
-
-
-class Context:
-    """What every command needs: the parsed globals, the environment and the output."""
-
-    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str],
-                 stdout: TextIO, stderr: TextIO) -> None:
-        self.args = args
-        self.environ = environ
-        self.stdout = stdout
-        self.stderr = stderr
-        self.json = args.format == "json"
-
-    def coordinator(self) -> Coordinator:
-        from migcoord.coordinator import Coordinator
-
-        return Coordinator.load(self.args.config, environ=self.environ)
-
-    def dsn(self, coordinator: Coordinator) -> str:
-        from migcoord.local.target import resolve_dsn
-
-        return resolve_dsn(self.args.dsn, coordinator.config, self.environ)
-
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from migcoord.cli import AddCommand, Context, Handler
 from migcoord.cli import render as out
+from migcoord.cli.context import AddCommand, Context, Handler
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 

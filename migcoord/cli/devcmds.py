@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from migcoord.cli import AddCommand, Context
 from migcoord.cli import render as out
+from migcoord.cli.context import AddCommand, Context
 from migcoord.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migcoord.cli import Context
+from migcoord.cli.context import Context
 from migcoord.core.model import Finding, format_version
 from migcoord.db import dsn
 

@@ -25,7 +25,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from migcoord.sql.analysis import Analysis, SqlSyntaxProblem, Statement, analyze
+    from migcoord.sql.analysis import Analysis, SqlSyntaxProblem, Statement, analyze, lint
     from migcoord.sql.down import down_mismatch
     from migcoord.sql.effects import (
         ColumnAction,
@@ -43,18 +43,17 @@ if TYPE_CHECKING:
         NOT_IDEMPOTENT,
         SQL_SYNTAX,
         Hazard,
-        lint,
     )
     from migcoord.sql.reader import EXPLICIT_TRANSACTION
 
 #: Each public name -> the module that defines it.
 _HOMES = {
-    **dict.fromkeys(("Analysis", "SqlSyntaxProblem", "Statement", "analyze"), "analysis"),
+    **dict.fromkeys(("Analysis", "SqlSyntaxProblem", "Statement", "analyze", "lint"), "analysis"),
     "down_mismatch": "down",
     **dict.fromkeys(("ColumnAction", "ColumnEffect", "ObjectAction", "ObjectEffect",
                      "ObjectKind", "QualifiedName", "TableAction", "TableEffect"), "effects"),
     **dict.fromkeys(("CONCURRENTLY_IN_TRANSACTION", "DOWN_MISMATCH", "NOT_IDEMPOTENT",
-                     "SQL_SYNTAX", "Hazard", "lint"), "lints"),
+                     "SQL_SYNTAX", "Hazard"), "lints"),
     "EXPLICIT_TRANSACTION": "reader",
 }
 

@@ -1,12 +1,16 @@
-"""Analyse one migration file: parse it once, then read each statement's effects and hazards.
+"""Analyze one migration file: parse it once, read each statement's effects and hazards,
+and turn the hazards into findings (`lint`).
 
 `analyze` is pure (text in, values out). pglast is imported on its first call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import attrs
 
+from migcoord.core.model import Finding
 from migcoord.sql import _parser
 from migcoord.sql.effects import (
     ColumnEffect,
@@ -17,7 +21,7 @@ from migcoord.sql.effects import (
     TableEffect,
 )
 from migcoord.sql.extract import extract
-from migcoord.sql.lints import Hazard, hazards
+from migcoord.sql.lints import CONCURRENTLY_IN_TRANSACTION, SQL_SYNTAX, Hazard, hazards
 
 
 @attrs.frozen
@@ -143,3 +147,47 @@ def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Posit
         hazards=hazards(raw.node_type, raw.body, locate),
         opaque=effects.opaque,
     )
+
+
+def lint(
+    analysis: Analysis,
+    *,
+    no_transaction: bool = False,
+    allow: Collection[str] = frozenset(),
+) -> list[Finding]:
+    """The findings of one analyzed file, in file order (line, then column).
+
+    A file that does not parse gives one `sql-syntax` finding. `no_transaction` is the
+    file's `-- migcoord:no-transaction` directive: with it, statements that cannot run in
+    a transaction block are fine. Codes in `allow` (the union of the file's
+    `-- migcoord:allow` lines and the config's `allow`) are not reported. Findings carry
+    line and column; the caller fills in path, service and version (`attrs.evolve`).
+    """
+    findings: list[Finding] = []
+    problem = analysis.syntax_error
+    if problem is not None:
+        findings.append(
+            Finding.of(
+                SQL_SYNTAX,
+                f"PostgreSQL cannot parse this file: {problem.message}",
+                line=problem.line,
+                column=problem.column,
+                hint="fix the SQL at that position; nothing else in the file was analyzed",
+            )
+        )
+    for statement in analysis.statements:
+        for hazard in statement.hazards:
+            if hazard.code == CONCURRENTLY_IN_TRANSACTION and no_transaction:
+                continue
+            findings.append(
+                Finding.of(
+                    hazard.code,
+                    hazard.message,
+                    line=hazard.line,
+                    column=hazard.column,
+                    hint=hazard.hint,
+                )
+            )
+    # Hazards of one statement come by kind; the reader wants them in file order.
+    findings.sort(key=lambda finding: (finding.line or 0, finding.column or 0))
+    return [finding for finding in findings if finding.code not in allow]

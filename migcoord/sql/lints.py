@@ -4,8 +4,8 @@
 when run twice (`not-idempotent`), a statement PostgreSQL refuses inside a transaction
 block (`concurrently-in-transaction`). Transaction control (`explicit-transaction`) is
 not a lint: `reader.transaction_control` decides it, for `check` and the executor.
-`lint` turns the hazards of an analyzed file into findings, given what the file's
-directives say (`no-transaction`, `allow`).
+`analysis.lint` turns the hazards of an analyzed file into findings, given what the
+file's directives say (`no-transaction`, `allow`).
 
 `CREATE TYPE` and `CREATE DOMAIN` have no `IF NOT EXISTS` in PostgreSQL; they are
 reported anyway, with a `DO` block guard as the fix, since a file or the config can
@@ -14,17 +14,13 @@ allow `not-idempotent` where that is not wanted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
-from migcoord.core.model import Finding
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, relation_parts, wrapped, written
-
-if TYPE_CHECKING:
-    from migcoord.sql.analysis import Analysis
 
 #: The codes these lints report; migcoord/core/findings.py declares their severities.
 SQL_SYNTAX = "sql-syntax"
@@ -39,7 +35,8 @@ Locate = Callable[[int | None], tuple[int, int]]
 
 @attrs.frozen
 class Hazard:
-    """Something about one statement that a lint may report; `lint` decides if it does."""
+    """Something about one statement that a lint may report; `analysis.lint` decides if
+    it does."""
 
     code: str
     message: str
@@ -52,50 +49,6 @@ def hazards(node_type: str, body: Node, locate: Locate) -> tuple[Hazard, ...]:
     """Every hazard of one top-level statement."""
     found = _HAZARDS.get(node_type)
     return tuple(found(body, locate)) if found is not None else ()
-
-
-def lint(
-    analysis: Analysis,
-    *,
-    no_transaction: bool = False,
-    allow: Collection[str] = frozenset(),
-) -> list[Finding]:
-    """The findings of one analyzed file, in file order (line, then column).
-
-    A file that does not parse gives one `sql-syntax` finding. `no_transaction` is the
-    file's `-- migcoord:no-transaction` directive: with it, statements that cannot run in
-    a transaction block are fine. Codes in `allow` (the union of the file's
-    `-- migcoord:allow` lines and the config's `allow`) are not reported. Findings carry
-    line and column; the caller fills in path, service and version (`attrs.evolve`).
-    """
-    findings: list[Finding] = []
-    problem = analysis.syntax_error
-    if problem is not None:
-        findings.append(
-            Finding.of(
-                SQL_SYNTAX,
-                f"PostgreSQL cannot parse this file: {problem.message}",
-                line=problem.line,
-                column=problem.column,
-                hint="fix the SQL at that position; nothing else in the file was analyzed",
-            )
-        )
-    for statement in analysis.statements:
-        for hazard in statement.hazards:
-            if hazard.code == CONCURRENTLY_IN_TRANSACTION and no_transaction:
-                continue
-            findings.append(
-                Finding.of(
-                    hazard.code,
-                    hazard.message,
-                    line=hazard.line,
-                    column=hazard.column,
-                    hint=hazard.hint,
-                )
-            )
-    # Hazards of one statement come by kind; the reader wants them in file order.
-    findings.sort(key=lambda finding: (finding.line or 0, finding.column or 0))
-    return [finding for finding in findings if finding.code not in allow]
 
 
 # -- hazards of each statement kind -------------------------------------------------------
