@@ -146,7 +146,8 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
     added = [new[key] for key in new if key not in old]
     removed = [old[key] for key in old if key not in new]
     changes: list[tuple[tuple[int, str, str], int, Change]] = []
-    for sign, objects in (("+", added), ("-", removed)):
+    sides: tuple[tuple[Sign, list[SchemaObject]], ...] = (("+", added), ("-", removed))
+    for sign, objects in sides:
         relations = {obj.name for obj in objects if obj.kind in RELATION_KINDS}
         contents: dict[str, dict[str, int]] = {}
         for obj in objects:
@@ -157,8 +158,7 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
             if obj.parent is not None and obj.parent in relations:
                 continue
             inside = contents.get(obj.name, {}) if obj.kind in RELATION_KINDS else {}
-            change = Change(sign=sign, kind=obj.kind, name=obj.name,  # type: ignore[arg-type]
-                            summary=obj.summary,
+            change = Change(sign=sign, kind=obj.kind, name=obj.name, summary=obj.summary,
                             contents=tuple(sorted(inside.items(), key=lambda kv: _kind_rank(kv[0]))))
             changes.append((_sort_key(obj.key), 0 if sign == "-" else 1, change))
     for key in old.keys() & new.keys():
