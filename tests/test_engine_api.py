@@ -157,7 +157,7 @@ def test_errors_are_migcoord_errors_with_exit_codes(
     with pytest.raises(MigrationFailed) as failed:
         bad.up("a", dsn=dsn)
     raised.append((MigrationFailed, 1, failed.value))
-    assert failed.value.sqlstate == "42601"  # type: ignore[attr-defined]
+    assert failed.value.sqlstate == "42601"
     with pytest.raises(DependencyNotApplied) as refused:
         coord.up("aggregator", dsn=dsn)
     raised.append((RefusedError, 1, refused.value))
