@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import codes, copy_example, make_tree, pair, run
+from migcoord.checks import numbering
+from migcoord.core.model import Reservation
 from migcoord.repo import discovery
 
 #: Two services, both with folders, no reservations: gaps are judged.
@@ -210,6 +214,32 @@ def test_a_run_of_missing_numbers_is_one_gap(tmp_path: Path) -> None:
     _, findings = check(tmp_path)
     assert [f["message"].split(" is ")[0] for f in only(findings, "gap")] == [
         "version 000002-000004"]
+
+
+def test_a_version_far_above_the_others_is_one_gap_found_at_once(tmp_path: Path) -> None:
+    """A 14-digit timestamp among 6-digit versions is one gap, reported without walking
+    every number in between (that once took all the memory there was)."""
+    make_tree(tmp_path, files(pair("rule-service", "000001", "a"),
+                              pair("aggregator", "20240826120919", "b")), config=TWO_SERVICES)
+    _, findings = check(tmp_path)
+    assert [f["message"].split(" is ")[0] for f in only(findings, "gap")] == [
+        "version 000002-20240826120918"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(versions=st.sets(st.integers(1, 60), min_size=1, max_size=12),
+       reserved=st.lists(st.tuples(st.integers(1, 60), st.integers(0, 8)), max_size=3))
+def test_gaps_are_the_missing_numbers_outside_reserved_ranges(
+    versions: set[int], reserved: list[tuple[int, int]]
+) -> None:
+    """The runs of holes agree with checking every number in between, one by one."""
+    ranges = [Reservation(first, first + length) for first, length in reserved]
+    ordered = sorted(versions)
+    naive = [n for n in range(ordered[0], ordered[-1])
+             if n not in versions and not any(n in r for r in ranges)]
+    found = [n for first, last in numbering._holes(ordered, ranges)
+             for n in range(first, last + 1)]
+    assert found == naive
 
 
 def test_no_gap_is_reported_when_a_service_folder_is_absent(tmp_path: Path) -> None:

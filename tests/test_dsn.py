@@ -82,6 +82,19 @@ def test_parse_refuses_an_unreadable_dsn_without_quoting_its_password() -> None:
                                                   "dbname": "db"}
 
 
+def test_an_unreadable_dsn_keeps_the_keys_libpq_names_and_nothing_else_of_it() -> None:
+    """A DSN that is only a secret is not quoted back; a misspelt key still is."""
+    for text in (PW, f"host=h {PW}", f"{PW} host=h"):
+        with pytest.raises(UsageError) as raised:
+            dsn.parse(text)
+        assert PW not in str(raised.value)
+        assert 'missing "=" after "…"' in str(raised.value)
+    with pytest.raises(UsageError, match='invalid connection option "pasword"'):
+        dsn.parse("host=h pasword=x")
+    with pytest.raises(UsageError, match='invalid URI query parameter: "bogus"'):
+        dsn.parse("postgresql://u@h:5432/db?bogus=1")
+
+
 def test_with_database_changes_only_the_database() -> None:
     moved = dsn.parse(dsn.with_database(f"postgresql://u:{PW}@h:5/db?sslmode=require", "other"))
     assert moved == {"user": "u", "password": PW, "host": "h", "port": "5", "dbname": "other",

@@ -176,6 +176,9 @@ def test_password_never_appears_in_api_errors_or_logs(
     # tracebacks from psycopg and Python's resolver.
     f"postgresql://someone:{PASSWORD}%80@127.0.0.1:5432/db",
     f"postgresql://someone:{PASSWORD}@.@127.0.0.1:5432/db",
+    # The secret pasted where the DSN belongs: libpq quotes it as a key without its `=`.
+    PASSWORD,
+    f"host=127.0.0.1 {PASSWORD}",
 ])
 def test_an_unreadable_dsn_is_reported_without_its_password(
     tmp_path: Path, dsn_text: str

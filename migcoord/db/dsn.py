@@ -43,8 +43,24 @@ def parse(dsn: str) -> dict[str, str]:
     try:
         return _read(dsn)
     except _Unreadable as err:
-        raise UsageError(f"the DSN cannot be read: {hide_password(str(err), dsn)}",
+        reason = _without_quoted_values(hide_password(str(err), dsn), dsn)
+        raise UsageError(f"the DSN cannot be read: {reason}",
                          hint="use postgresql://USER@HOST:PORT/DBNAME or key=value pairs") from None
+
+
+def _without_quoted_values(message: str, dsn: str) -> str:
+    """libpq's parse errors quote the piece of the DSN they stopped at (`missing "="
+    after "..."`). A DSN that does not parse may be a password pasted on its own, so
+    every quoted piece of it is left out, except a key written with its `=`."""
+
+    def keep_keys(match: re.Match[str]) -> str:
+        piece = match.group(1)
+        if (not re.search(r"\w", piece) or piece not in dsn
+                or re.search(rf"(?:^|[\s?&]){re.escape(piece)}\s*=", dsn)):
+            return match.group(0)
+        return '"…"'
+
+    return re.sub(r'"([^"]*)"', keep_keys, message)
 
 
 def describe(dsn: str) -> str:
