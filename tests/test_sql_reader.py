@@ -22,6 +22,7 @@ from migcoord.sql.reader import (
     statements,
     transaction_control,
 )
+from migcoord.sql.transactions import explicit_transaction
 
 
 def texts(sql: str) -> list[str]:
@@ -415,10 +416,13 @@ def test_begin_and_commit_are_reported_with_line_and_column() -> None:
      ("/* c */ END TRANSACTION", "END"), ("ROLLBACK WORK", "ROLLBACK")],
 )
 def test_transaction_control_statements(sql: str, words: str) -> None:
-    """Everything that starts or ends the runner's transaction is reported, by name."""
+    """Everything that starts or ends the runner's transaction is found, by name, and
+    refused when it is not a whole-file wrapper."""
     [control] = transaction_control(sql)
     assert control.words == words
-    assert control.message.startswith(f"{words} controls the transaction; ")
+    [refusal] = explicit_transaction(sql).refused
+    assert refusal.control == control
+    assert refusal.message.startswith(f"{words} ")
 
 
 @pytest.mark.parametrize(

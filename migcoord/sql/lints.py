@@ -3,9 +3,15 @@
 `hazards` notes, for one statement, each thing a lint may report: a statement that fails
 when run twice (`not-idempotent`), a statement PostgreSQL refuses inside a transaction
 block (`concurrently-in-transaction`). Transaction control (`explicit-transaction`) is
-not a lint: `reader.transaction_control` decides it, for `check` and the executor.
+not a lint: `transactions.explicit_transaction` decides it, for `check` and the executor.
 `lint` turns the hazards of an analysed file into findings, given what the file's
 directives say (`no-transaction`, `allow`).
+
+`fit` decides, for `check` and (through `transactions.transaction_fit`) the executor,
+whether a file can run inside the migration's transaction: a file whose ONLY statement
+PostgreSQL refuses in a transaction block runs outside one, as golang-migrate runs it (it
+sends a file as one query, and PostgreSQL runs a one-statement query outside any
+transaction block); such a statement among others is `concurrently-in-transaction`.
 
 `CREATE TYPE` and `CREATE DOMAIN` have no `IF NOT EXISTS` in PostgreSQL; they are
 reported anyway, with a `DO` block guard as the fix, since a file or the config can
@@ -58,15 +64,18 @@ def lint(
     analysis: Analysis,
     *,
     no_transaction: bool = False,
+    wrapper: bool = False,
     allow: Collection[str] = frozenset(),
 ) -> list[Finding]:
     """The findings of one analysed file, in file order (line, then column).
 
     A file that does not parse gives one `sql-syntax` finding. `no_transaction` is the
-    file's `-- migcoord:no-transaction` directive: with it, statements that cannot run in
-    a transaction block are fine. Codes in `allow` (the union of the file's
-    `-- migcoord:allow` lines and the config's `allow`) are not reported. Findings carry
-    line and column; the caller fills in path, service and version (`attrs.evolve`).
+    file's `-- migcoord:no-transaction` directive, and `wrapper` says that the file is a
+    whole-file `BEGIN; ... COMMIT;` (`transactions.explicit_transaction`): they decide where
+    statements that cannot run in a transaction block are reported (`fit`). Codes in
+    `allow` (the union of the file's `-- migcoord:allow` lines and the config's `allow`)
+    are not reported. Findings carry line and column; the caller fills in path, service
+    and version (`attrs.evolve`).
     """
     findings: list[Finding] = []
     problem = analysis.syntax_error
@@ -80,22 +89,60 @@ def lint(
                 hint="fix the SQL at that position; nothing else in the file was analysed",
             )
         )
-    for statement in analysis.statements:
-        for hazard in statement.hazards:
-            if hazard.code == CONCURRENTLY_IN_TRANSACTION and no_transaction:
-                continue
-            findings.append(
-                Finding.of(
-                    hazard.code,
-                    hazard.message,
-                    line=hazard.line,
-                    column=hazard.column,
-                    hint=hazard.hint,
-                )
+    # Those that cannot run in a transaction block come with the hint `fit` gives them.
+    refused = iter(() if no_transaction else fit(analysis, wrapper=wrapper).refused)
+    hazards = [next(refused, None) if hazard.code == CONCURRENTLY_IN_TRANSACTION else hazard
+               for statement in analysis.statements for hazard in statement.hazards]
+    for hazard in filter(None, hazards):
+        findings.append(
+            Finding.of(
+                hazard.code,
+                hazard.message,
+                line=hazard.line,
+                column=hazard.column,
+                hint=hazard.hint,
             )
+        )
     # Hazards of one statement come by kind; the reader wants them in file order.
     findings.sort(key=lambda finding: (finding.line or 0, finding.column or 0))
     return [finding for finding in findings if finding.code not in allow]
+
+
+# -- statements that cannot run in a transaction block -------------------------------------
+
+
+@attrs.frozen
+class TransactionFit:
+    """How a file (without `-- migcoord:no-transaction`) fits the migration's transaction."""
+
+    #: The file is one statement that PostgreSQL refuses inside a transaction block: it
+    #: runs outside one, recorded as a no-transaction migration is.
+    alone: bool = False
+    #: Statements that PostgreSQL would refuse inside the transaction the file runs in.
+    refused: tuple[Hazard, ...] = ()
+
+
+def fit(analysis: Analysis, *, wrapper: bool = False) -> TransactionFit:
+    """Whether the analysed file runs alone outside a transaction, or which of its
+    statements PostgreSQL would refuse inside the one it runs in (`wrapper`: the file
+    is a whole-file `BEGIN; ... COMMIT;`, which golang-migrate runs in one too)."""
+    found = [(statement, hazard) for statement in analysis.statements
+             for hazard in statement.hazards if hazard.code == CONCURRENTLY_IN_TRANSACTION]
+    if not found:
+        return TransactionFit()
+    if len(analysis.statements) == 1:
+        return TransactionFit(alone=True)
+    if wrapper and len(analysis.statements) == 3:
+        hint = ("delete the BEGIN and the COMMIT around it: alone in its file, it runs "
+                "outside a transaction (a transaction block is what PostgreSQL refuses)")
+    else:
+        hint = (("delete the file's BEGIN and COMMIT, then " if wrapper else "")
+                + "add the line `-- migcoord:no-transaction` at the top of this file (its "
+                "statements then run one by one outside a transaction, and a failure part-way "
+                "leaves the migration dirty, so keep each statement re-runnable), or move this "
+                "statement into a migration of its own: alone in its file, it runs outside a "
+                "transaction")
+    return TransactionFit(refused=tuple(attrs.evolve(hazard, hint=hint) for _, hazard in found))
 
 
 # -- hazards of each statement kind -------------------------------------------------------
@@ -114,12 +161,12 @@ def _rerun(message: str, fix: str, locate: Locate, at: int | None = None) -> Haz
 
 
 def _needs_no_transaction(what: str, locate: Locate) -> Hazard:
+    # The hint depends on the rest of the file: `fit` writes it.
     return _hazard(
         CONCURRENTLY_IN_TRANSACTION,
-        f"{what} cannot run inside a transaction block, and this migration runs in one",
-        "add `-- migcoord:no-transaction` at the top of the up file; such a migration "
-        "runs statement by statement and can be left dirty, so keep each statement "
-        "re-runnable",
+        f"{what} cannot run inside a transaction block, and this file runs in one: it "
+        "holds other statements too",
+        "",
         locate,
     )
 
@@ -371,6 +418,12 @@ def _cluster(body: Node, locate: Locate) -> Iterator[Hazard]:
         yield _needs_no_transaction("CLUSTER without a table", locate)
 
 
+def _alter_database(body: Node, locate: Locate) -> Iterator[Hazard]:
+    if any(option.get("defname") == "tablespace"
+           for option in wrapped(body.get("options"), "DefElem")):
+        yield _needs_no_transaction("ALTER DATABASE ... SET TABLESPACE", locate)
+
+
 def _never_in_transaction(what: str) -> _HazardsOf:
     def found(body: Node, locate: Locate) -> Iterator[Hazard]:
         yield _needs_no_transaction(what, locate)
@@ -404,4 +457,5 @@ _HAZARDS: dict[str, _HazardsOf] = {
     "AlterSystemStmt": _never_in_transaction("ALTER SYSTEM"),
     "CreateTableSpaceStmt": _never_in_transaction("CREATE TABLESPACE"),
     "DropTableSpaceStmt": _never_in_transaction("DROP TABLESPACE"),
+    "AlterDatabaseStmt": _alter_database,
 }
