@@ -16,6 +16,10 @@ the file would run them (`transactions.transaction_fit`) are refused with the wo
 `check`'s findings. A no-transaction file is split into the statements psql would send.
 A failing statement becomes MigrationFailed with `path:line:col` mapped from the server's
 error position, the SQLSTATE and the server's message.
+
+Each migration starts from the session settings that were in force before it, and they
+are put back after it (db/settings.py): a `SET search_path` or `SET ROLE` in one
+migration does not reach the next, nor the caller's connection.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
+from migcoord.db import settings
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
 from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
@@ -113,8 +118,9 @@ def _refused(migration: Migration, direction: str, message: str, hint: str, line
 
 def _in_one_transaction(history: History, migration: Migration, run: _Run, record: str, *,
                         role: str | None, lock_pid: int, direction: str) -> None:
-    """Run BEGIN, the file and `record` (history change + event, returning the backend
-    pid) as one simple query, then COMMIT: two round trips, one transaction.
+    """Run BEGIN, the file, the settings it changed put back, and `record` (history
+    change + event, returning the backend pid) as one simple query, then COMMIT: one
+    transaction, three round trips with reading the settings first.
 
     Anything unexpected (an error, no pid, another session's pid) rolls back instead.
     """
@@ -122,10 +128,11 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
     text = run.text
     path = (migration.up if direction == "up" else migration.down)
     try:
+        saved = settings.save(conn)
         opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
-        closing = "\n;\n" + ("RESET ROLE;\n" if role else "") + record
+        closing = "\n;\n" + settings.restore_sql(conn, saved) + record
         try:
             pid = _recorded_pid(conn.execute(opening + text + closing))
         except psycopg.OperationalError:
@@ -223,16 +230,18 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
 
 def _apply_without_transaction(history: History, migration: Migration,
                                statements: Sequence[SqlStatement], *, role: str | None) -> int:
+    saved = settings.save(history.conn)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
-    return _run_statements(history, migration, statements, role=role, direction="up")
+    return _run_statements(history, migration, statements, saved, role=role, direction="up")
 
 
 def _rollback_without_transaction(history: History, migration: Migration,
                                   statements: Sequence[SqlStatement], *,
                                   role: str | None) -> int:
+    saved = settings.save(history.conn)
     history.mark_dirty(migration.version, statement_count=len(statements))
-    return _run_statements(history, migration, statements, role=role, direction="down")
+    return _run_statements(history, migration, statements, saved, role=role, direction="down")
 
 
 def _statements(text: str) -> Sequence[SqlStatement]:
@@ -241,9 +250,10 @@ def _statements(text: str) -> Sequence[SqlStatement]:
 
 
 def _run_statements(history: History, migration: Migration,
-                    statements: Sequence[SqlStatement], *, role: str | None,
-                    direction: str) -> int:
-    """Run one statement at a time in autocommit, recording progress in the dirty row."""
+                    statements: Sequence[SqlStatement], saved: settings.Saved, *,
+                    role: str | None, direction: str) -> int:
+    """Run one statement at a time in autocommit, recording progress in the dirty row;
+    the session's settings are put back to `saved` afterwards, whether it failed or not."""
     conn = history.conn
     sql_file = migration.up if direction == "up" else migration.down
     text = sql_file.text or "" if sql_file is not None else ""
@@ -252,14 +262,16 @@ def _run_statements(history: History, migration: Migration,
     history.event(f"{direction}-start", version=migration.version, service=migration.service,
                   name=migration.name, detail={"no_transaction": True,
                                                "statements": len(statements)})
+    unrole = sql.SQL("SELECT pg_catalog.set_config('role', {}, false)").format(
+        sql.Literal(saved.role))
     for index, statement in enumerate(statements):
         try:
             if role:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             conn.execute(statement.text)
             if role:
-                conn.execute("RESET ROLE")
-            history.progress(migration.version, index + 1)
+                conn.execute(unrole)
+            _record_progress(history, migration, index + 1, saved)
         except psycopg.OperationalError as err:
             if conn.closed or conn.broken:
                 raise _lost(err, migration,
@@ -269,8 +281,7 @@ def _run_statements(history: History, migration: Migration,
             raise
         except psycopg.Error as err:
             with _suppress_db_errors():
-                if role:
-                    conn.execute("RESET ROLE")
+                settings.restore(conn, saved)
             if len(statements) == 1:
                 note = (f"it ran outside a transaction, so {migration.label} is now recorded "
                         "as dirty")
@@ -287,6 +298,7 @@ def _run_statements(history: History, migration: Migration,
                               service=migration.service, name=migration.name,
                               detail={"statement": index + 1, "sqlstate": err.sqlstate})
             raise failure from None
+    settings.restore(conn, saved)
     duration = _ms(started)
     if direction == "up":
         history.finish(migration.version, duration)
@@ -295,6 +307,23 @@ def _run_statements(history: History, migration: Migration,
     history.event(direction, version=migration.version, service=migration.service,
                   name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
     return duration
+
+
+def _record_progress(history: History, migration: Migration, done: int,
+                     saved: settings.Saved) -> None:
+    """Record `done` statements in the dirty row, with the session's settings from before
+    the migration for that one transaction: what the migration set (a read-only default,
+    a role without rights on the history) stays for its next statement, and does not
+    reach the bookkeeping."""
+    conn = history.conn
+    try:
+        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE;\n"
+                     + settings.restore_sql(conn, saved, local=True))
+        history.progress(migration.version, done)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
