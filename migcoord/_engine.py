@@ -154,7 +154,7 @@ def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...
         PlannedStep(version=step.migration.version, service=step.migration.service,
                     name=step.migration.name, direction=direction,
                     sql=step.migration.up_sql if direction == "up" else step.migration.down_sql,
-                    no_transaction=step.migration.directives.no_transaction and direction == "up",
+                    no_transaction=executor.outside_transaction(step.migration, direction),
                     reason=step.reason)
         for step in plan.steps)
 

@@ -2,8 +2,8 @@
 
 The server is the one in `$MIGCOORD_TEST_DSN` (a superuser DSN to a maintenance
 database), or else one the suite starts itself with `migcoord.local.embedded`. It is started
-lazily, only when a test asks for `pg_server`, `dsn`, `admin_conn` or `pg_major`. When
-no server can be had the session fails: database tests are never skipped.
+lazily, only when a test asks for `pg_server`, `dsn`, `other_dsn`, `admin_conn` or
+`pg_major`. When no server can be had the session fails: database tests are never skipped.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from migcoord.errors import MigcoordError
 from migcoord.local.embedded import EmbeddedServer
 
 TEST_DSN_ENV = "MIGCOORD_TEST_DSN"
-DB_FIXTURES = frozenset({"pg_server", "dsn", "admin_conn", "pg_major"})
+DB_FIXTURES = frozenset({"pg_server", "dsn", "other_dsn", "admin_conn", "pg_major"})
 
 
 @attrs.frozen
@@ -161,6 +161,19 @@ def pg_major(pg_server: PgServer) -> int:
 @pytest.fixture
 def dsn(pg_server: PgServer) -> Iterator[str]:
     """A DSN to a fresh, empty database of this test's own, dropped afterwards."""
+    with _fresh_database(pg_server) as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def other_dsn(pg_server: PgServer) -> Iterator[str]:
+    """A second fresh database, for the same migrations applied another way."""
+    with _fresh_database(pg_server) as fresh:
+        yield fresh
+
+
+@contextmanager
+def _fresh_database(pg_server: PgServer) -> Iterator[str]:
     name = f"mc_test_{uuid.uuid4().hex[:12]}"
     with pg_server.admin() as conn:
         conn.execute(

@@ -355,7 +355,8 @@ def test_depending_on_a_newer_or_the_same_version_is_a_forward_dependency(
 def test_a_misspelt_directive_is_an_error_with_a_did_you_mean_hint(tmp_path: Path) -> None:
     """`no-transation` is not silently treated as a comment."""
     make_tree(tmp_path, pair("rule-service", "000001", "a",
-                             up="-- migcoord:no-transation\nCREATE INDEX CONCURRENTLY i ON t (c);\n"))
+                             up="-- migcoord:no-transation\nCREATE INDEX CONCURRENTLY i ON t (c);\n"
+                                "CREATE INDEX CONCURRENTLY j ON t (d);\n"))
     code, findings = check(tmp_path)
     assert code == 1
     [finding] = only(findings, "unknown-directive")
@@ -418,9 +419,9 @@ def test_a_freshly_created_migration_gives_only_the_empty_migration_warning(tmp_
 @pytest.mark.parametrize(
     ("sql", "where"),
     [
-        ("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", [(1, 1), (3, 1)]),
+        ("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\nSELECT 1;\n", [(1, 1), (3, 1)]),
         ("CREATE TABLE t (id int);\n  begin transaction;\n", [(2, 3)]),
-        ("START TRANSACTION;\nSELECT 1;\nEND;\n", [(1, 1), (3, 1)]),
+        ("START TRANSACTION;\nSELECT 1;\nEND;\nEND;\n", [(1, 1), (3, 1), (4, 1)]),
         ("SELECT 1; ROLLBACK;\n", [(1, 11)]),
     ],
 )
@@ -474,7 +475,7 @@ def test_a_non_utf8_file_does_not_hide_the_other_findings(tmp_path: Path) -> Non
     make_tree(tmp_path, files(
         pair("rule-service", "000001", "a")
         | {"rule-service/migrations/000001_a.up.sql": b"\xff\xfeS\x00"},
-        pair("rule-service", "000002", "b", up="BEGIN;\nSELECT 1;\nCOMMIT;\n"),
+        pair("rule-service", "000002", "b", up="SELECT 1;\nCOMMIT;\n"),
         {"rule-service/migrations/000003_c.up.sql": "SELECT 1;\n",
          "rule-service/migrations/notes.txt": "x"},
     ))

@@ -69,23 +69,29 @@ def test_concurrently_built_indexes_apply_outside_a_transaction(tmp_path: Path, 
     assert [m["state"] for m in status.json()["migrations"]] == ["applied", "applied"]
 
 
-def test_concurrently_without_the_directive_fails_and_records_nothing(
+def test_concurrently_among_other_statements_without_the_directive_is_refused_unsent(
     tmp_path: Path, dsn: str
 ) -> None:
-    """Without no-transaction the server refuses CONCURRENTLY; nothing is left dirty."""
+    """A transaction would refuse CONCURRENTLY: the file is refused before anything is
+    sent, with check's words and the fix; nothing is left dirty."""
+    index_up = ("SELECT 1;\n"
+                "CREATE INDEX CONCURRENTLY items_id_idx ON items (id);\n")
     root = make_tree(tmp_path, {
         **pair("a", "000001", "items", ITEMS, "DROP TABLE items;\n"),
-        **pair("a", "000002", "index_items",
-               "CREATE INDEX CONCURRENTLY items_id_idx ON items (id);\n", INDEXES_DOWN),
+        **pair("a", "000002", "index_items", index_up, INDEXES_DOWN),
     }, config=AB_CONFIG)
+    [finding] = [f for f in run(["check", "--format", "json"], cwd=root).json()["findings"]
+                 if f["code"] == "concurrently-in-transaction"]
 
     result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
 
     assert result.code == 1, result
-    assert "000002_index_items.up.sql" in result.stderr
-    assert "SQLSTATE 25001" in result.stderr
+    assert (f"000002_index_items.up.sql:2:1: {finding['message']}; nothing was run"
+            in result.stderr)
+    assert "add the line `-- migcoord:no-transaction` at the top of this file" in result.stderr
     assert [(r["version"], r["status"]) for r in history(dsn)] == [(1, "applied")]
     assert indexes(dsn) == {}
+    assert [e["action"] for e in events(dsn) if e["version"] == 2] == []
 
 
 def test_no_transaction_failure_is_dirty_until_marked_pending_after_a_manual_fix(

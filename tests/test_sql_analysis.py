@@ -8,6 +8,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,7 +21,9 @@ from migcoord.sql import (
     ObjectKind,
     QualifiedName,
     TableAction,
+    transactions,
 )
+from migcoord.sql.analysis import TransactionFit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alerting"
 
@@ -643,15 +646,61 @@ def test_transaction_control_is_not_a_lint() -> None:
         ("DROP DATABASE IF EXISTS other;", "DROP DATABASE"),
         ("ALTER SYSTEM SET work_mem = '64MB';", "ALTER SYSTEM"),
         ("ALTER TABLE t DETACH PARTITION p CONCURRENTLY;", "DETACH PARTITION"),
+        ("ALTER DATABASE app SET TABLESPACE fast;", "SET TABLESPACE"),
+        ("CLUSTER;", "CLUSTER without a table"),
     ],
 )
 def test_statements_that_cannot_run_in_a_transaction_are_reported(statement: str, named: str) -> None:
-    """Without no-transaction, such statements are errors that name the statement."""
-    (finding,) = sql.lint(sql.analyze(statement))
-    assert (finding.code, finding.severity) == ("concurrently-in-transaction", "error")
+    """Among other statements, and without no-transaction, such a statement is an error
+    that names it, and whose hint is the fix: the directive line, or a file of its own."""
+    text = f"CREATE TABLE IF NOT EXISTS t (a int);\n{statement}\n"
+    (finding,) = sql.lint(sql.analyze(text))
+    assert (finding.code, finding.severity, finding.line) == (
+        "concurrently-in-transaction", "error", 2)
     assert named in finding.message
-    assert finding.hint is not None and "-- migcoord:no-transaction" in finding.hint
-    assert sql.lint(sql.analyze(statement), no_transaction=True) == []
+    assert finding.hint is not None
+    assert "add the line `-- migcoord:no-transaction` at the top of this file" in finding.hint
+    assert "move this statement into a migration of its own" in finding.hint
+    assert sql.lint(sql.analyze(text), no_transaction=True) == []
+    assert transactions.transaction_fit(text) == TransactionFit(refused=(
+        attrs.evolve(sql.analyze(text).hazards[0], hint=finding.hint),))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", "VACUUM (ANALYZE) t;",
+     "-- VACUUM first\nDROP INDEX CONCURRENTLY IF EXISTS i;\n-- done\n", "ALTER SYSTEM SET x = 1;;",
+     "REINDEX (CONCURRENTLY) TABLE t", "CREATE DATABASE other;"],
+)
+def test_a_file_that_is_only_such_a_statement_runs_alone_outside_a_transaction(
+        statement: str) -> None:
+    """golang-migrate sends a file as one query, and PostgreSQL runs a one-statement query
+    outside any transaction block: such a file is fine, and migcoord runs it outside too."""
+    assert codes(statement) == []
+    assert transactions.transaction_fit(statement) == TransactionFit(alone=True)
+
+
+def test_such_a_statement_wrapped_in_begin_and_commit_is_an_error_saying_to_unwrap_it() -> None:
+    """golang-migrate would run it inside the wrapper's transaction, and fail."""
+    text = "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n"
+    (finding,) = [f for f in sql.lint(sql.analyze(text), wrapper=True)
+                  if f.code == "concurrently-in-transaction"]
+    assert finding.line == 2
+    assert finding.hint is not None and finding.hint.startswith(
+        "delete the BEGIN and the COMMIT around it: alone in its file, it runs outside")
+    bigger = sql.lint(sql.analyze(text.replace("COMMIT", "VACUUM t;\nCOMMIT")), wrapper=True,
+                      allow=frozenset({"not-idempotent"}))
+    assert [(f.line, f.hint is not None and f.hint.startswith(
+        "delete the file's BEGIN and COMMIT, then add the line `-- migcoord:no-transaction`"))
+        for f in bigger] == [(2, True), (3, True)]
+
+
+def test_a_file_that_does_not_parse_or_only_mentions_such_words_fits_a_transaction() -> None:
+    """Only statements count: a file PostgreSQL cannot parse runs in a transaction, where
+    the server reports its error; words in strings and comments are not statements."""
+    assert transactions.transaction_fit("VACUUM t;\nSELEC garbage") == TransactionFit()
+    assert transactions.transaction_fit("SELECT 'vacuum';") == TransactionFit()
+    assert transactions.transaction_fit("-- VACUUM;\nCREATE TABLE t (id int);") == TransactionFit()
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from migcoord.sql.reader import (
     statements,
     transaction_control,
 )
+from migcoord.sql.transactions import explicit_transaction
 
 
 def texts(sql: str) -> list[str]:
@@ -415,10 +416,13 @@ def test_begin_and_commit_are_reported_with_line_and_column() -> None:
      ("/* c */ END TRANSACTION", "END"), ("ROLLBACK WORK", "ROLLBACK")],
 )
 def test_transaction_control_statements(sql: str, words: str) -> None:
-    """Everything that starts or ends the runner's transaction is reported, by name."""
+    """Everything that starts or ends the runner's transaction is found, by name, and
+    refused when it is not a whole-file wrapper."""
     [control] = transaction_control(sql)
     assert control.words == words
-    assert control.message.startswith(f"{words} controls the transaction; ")
+    [refusal] = explicit_transaction(sql).refused
+    assert refusal.control == control
+    assert refusal.message.startswith(f"{words} ")
 
 
 @pytest.mark.parametrize(
@@ -558,13 +562,15 @@ def test_non_space_outside_statements_is_only_trivia(sql: str) -> None:
 
 
 @given(_NOISE)
+@example(";\nE")  # the empty statement is the header's end, not the first statement
 def test_has_statements_fast_path_agrees_with_the_scanner(sql: str) -> None:
-    """has_statements (often decided without the scanner) matches the split."""
+    """has_statements (often decided without the scanner) matches the split, and the
+    header (read without the scanner) ends at the scanner's first token, a `;` included."""
     assert has_statements(sql) == bool(statements(sql))
     comments = line_comments(sql, mentioning="zzz")
     found = statements(sql)
     if found and not found[0].unterminated:
-        assert comments.body_line == found[0].line
+        assert comments.body_line == line_col(sql, _scanner.first_token(sql))[0]
 
 
 @example("/* a /*/ b */ */ c")  # `/*/` opens a nested comment

@@ -361,26 +361,33 @@ def test_a_depends_on_a_migration_that_changes_no_table_is_never_called_unnecess
 
 
 def test_an_index_built_concurrently_inside_a_transaction_is_an_error(tmp_path: Path) -> None:
-    """The server would refuse it at deploy time; with no-transaction it is fine."""
+    """Among other statements the server would refuse it at deploy time; with
+    no-transaction it is fine, and so it is alone in its file."""
+    drop = "DROP INDEX CONCURRENTLY IF EXISTS notifications_fp_idx;\n"
     index = "CREATE INDEX CONCURRENTLY IF NOT EXISTS notifications_fp_idx ON notifications (fingerprint);\n"
     down = "DROP INDEX IF EXISTS notifications_fp_idx;\n"
-    root = planted(tmp_path, migration("aggregator", "000007", "index_fp", "-- Index.\n" + index, down))
+    root = planted(tmp_path, migration("aggregator", "000007", "index_fp",
+                                       "-- Index.\n" + drop + index, down))
     code, findings = check(root)
     assert code == 1
-    [finding] = findings
-    assert (finding["code"], finding["line"], finding["column"]) == (
-        "concurrently-in-transaction", 2, 1)
-    assert "-- migcoord:no-transaction" in finding["hint"]
+    assert [(f["code"], f["line"], f["column"]) for f in findings] == [
+        ("concurrently-in-transaction", 2, 1), ("concurrently-in-transaction", 3, 1)]
+    assert "add the line `-- migcoord:no-transaction` at the top of this file" in findings[0]["hint"]
     fixed = planted(tmp_path / "fixed", migration(
-        "aggregator", "000007", "index_fp", "-- migcoord:no-transaction\n" + index, down))
+        "aggregator", "000007", "index_fp", "-- migcoord:no-transaction\n" + drop + index, down))
     assert check(fixed, "--strict") == (0, [])
+    alone = planted(tmp_path / "alone", migration(
+        "aggregator", "000007", "index_fp", "-- Index.\n" + index, down))
+    assert check(alone, "--strict") == (0, [])
 
 
 def test_a_down_file_is_linted_as_it_runs_in_or_out_of_a_transaction(tmp_path: Path) -> None:
-    """DROP INDEX CONCURRENTLY in a down needs the down file's own no-transaction."""
+    """DROP INDEX CONCURRENTLY among other statements of a down needs the down file's own
+    no-transaction."""
     up = ("-- migcoord:no-transaction\n"
           "CREATE INDEX CONCURRENTLY IF NOT EXISTS notifications_fp_idx ON notifications (fingerprint);\n")
-    down = "DROP INDEX CONCURRENTLY IF EXISTS notifications_fp_idx;\n"
+    down = ("DROP INDEX CONCURRENTLY IF EXISTS notifications_fp_idx;\n"
+            "ANALYZE notifications;\n")
     root = planted(tmp_path, migration("aggregator", "000007", "index_fp", up, down))
     _, findings = check(root)
     [finding] = findings
@@ -471,7 +478,7 @@ def test_allowing_an_error_is_itself_an_error(tmp_path: Path) -> None:
     """`allow explicit-transaction` does not silence it, and says errors cannot be allowed."""
     files = migration("rule-service", "000007", "tx",
                       "-- migcoord:allow explicit-transaction, concurrently-in-transaction\n"
-                      "BEGIN;\nSELECT 1;\nCOMMIT;\n")
+                      "BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;\n")
     config = 'allow = ["ownership"]\n' + (REPO / "examples/alerting/migcoord.toml").read_text()
     root = planted(tmp_path, files, config)
     code, findings = check(root)
@@ -507,7 +514,8 @@ def test_an_offline_warning_can_be_allowed_too(tmp_path: Path) -> None:
 
 def test_explicit_transaction_is_reported_once_with_the_sql_analysis(tmp_path: Path) -> None:
     """The SQL analysis adds no second explicit-transaction to the reader's."""
-    root = planted(tmp_path, migration("rule-service", "000007", "tx", "BEGIN;\nSELECT 1;\nEND;\n"))
+    root = planted(tmp_path, migration("rule-service", "000007", "tx",
+                                       "BEGIN;\nSELECT 1;\nEND;\nSELECT 2;\n"))
     _, findings = check(root)
     assert [(f["code"], f["line"]) for f in findings] == [
         ("explicit-transaction", 1), ("explicit-transaction", 3)]

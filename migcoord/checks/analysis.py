@@ -194,7 +194,7 @@ def summarise(up_text: str | None, down_text: str | None, default_schema: str,
     """Analyse one migration's two files (pure; the unit of caching and of parallel work).
 
     Each file is linted as migcoord runs it: in a transaction unless that file has its
-    own `-- migcoord:no-transaction`.
+    own `-- migcoord:no-transaction` or is one statement that cannot run in one.
     """
     from migcoord import sql
 
@@ -202,11 +202,20 @@ def summarise(up_text: str | None, down_text: str | None, default_schema: str,
     down = sql.analyze(down_text, default_schema=default_schema) if down_text is not None else None
     mismatch = sql.down_mismatch(up, down) if up is not None and down is not None else []
     return MigrationSql(
-        up=_file_sql(up, sql.lint(up, no_transaction=no_transaction)) if up is not None else None,
-        down=(_file_sql(down, sql.lint(down, no_transaction=down_no_transaction))
+        up=_file_sql(up, _lint(up, up_text, no_transaction)) if up is not None else None,
+        down=(_file_sql(down, _lint(down, down_text, down_no_transaction))
               if down is not None else None),
         mismatch=tuple(mismatch),
     )
+
+
+def _lint(analysis: Analysis, text: str | None, no_transaction: bool) -> list[Finding]:
+    from migcoord import sql
+    from migcoord.sql import transactions
+
+    wrapper = text is not None and transactions.explicit_transaction(
+        text, no_transaction=no_transaction).wrapper is not None
+    return sql.lint(analysis, no_transaction=no_transaction, wrapper=wrapper)
 
 
 def _file_sql(analysis: Analysis, findings: list[Finding]) -> FileSql:

@@ -2,8 +2,8 @@
 
 `bad-filename`, `missing-down`, `missing-up`, `encoding`, `empty-migration`,
 `unknown-directive` (the problems core/directives found in the `-- migcoord:` lines),
-and `explicit-transaction` (decided by migcoord.sql.reader, which the executor asks
-too). Each rule is a pure function of the catalog, the config and the ledger (see
+and `explicit-transaction` (decided by migcoord.sql.transactions, which the executor
+asks too). Each rule is a pure function of the catalog, the config and the ledger (see
 checks/numbering.py).
 """
 
@@ -16,7 +16,7 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
 from migcoord.core.model import Catalog, Config, Finding
-from migcoord.sql import reader
+from migcoord.sql import reader, transactions
 
 
 def bad_filename(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -83,11 +83,15 @@ def empty_migration(catalog: Catalog, config: Config, ledger: Ledger) -> Iterato
 
 def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
-        for down, sql_file in ((False, migration.up), (True, migration.down)):
+        for down, sql_file, directives in ((False, migration.up, migration.directives),
+                                           (True, migration.down, migration.down_directives)):
             if sql_file is None or sql_file.text is None:
                 continue
-            # The executor refuses to run the same statements, with the same words.
-            for control in reader.transaction_control(sql_file.text):
-                yield finding_at(migration, "explicit-transaction", control.message,
-                                 down=down, line=control.line, column=control.column,
-                                 hint=control.hint)
+            # The executor decides with the same call: it refuses what is reported here,
+            # and runs a whole-file BEGIN; ... COMMIT; as its body.
+            found = transactions.explicit_transaction(
+                sql_file.text, no_transaction=directives.no_transaction)
+            for refusal in found.refused:
+                yield finding_at(migration, "explicit-transaction", refusal.message,
+                                 down=down, line=refusal.line, column=refusal.column,
+                                 hint=refusal.hint)

@@ -77,10 +77,10 @@ CODES: tuple[FindingCode, ...] = (
     FindingCode("empty-migration", "warning", "files",
                 "an up or down file with no SQL statement (a freshly created migration)"),
     FindingCode("explicit-transaction", "error", "files",
-                "`BEGIN`, `COMMIT`, `ROLLBACK`... inside a migration (`up` and `down` refuse "
-                "to run it)"),
+                "`COMMIT`, `ROLLBACK`, `PREPARE TRANSACTION`... in a migration, other than a "
+                "whole-file `BEGIN; ... COMMIT;` (`up` and `down` refuse to run it)"),
     FindingCode("concurrently-in-transaction", "error", "hazards",
-                "`CREATE INDEX CONCURRENTLY` and friends without "
+                "`CREATE INDEX CONCURRENTLY` and friends among other statements, without "
                 "`-- migcoord:no-transaction`"),
     FindingCode("sum-mismatch", "error", "numbering",
                 "`migcoord.sum` is missing, conflicted, or does not match the files"),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from migcoord.db import settings
 from migcoord.db.dsn import describe, first_line, hide_password, parse
 from migcoord.errors import (
     ConnectError,
@@ -57,7 +58,8 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
 @contextlib.contextmanager
 def session(dsn: str | None, conn: psycopg.Connection | None, *,
             application_name: str) -> Iterator[psycopg.Connection]:
-    """Use the caller's connection (left open, autocommit restored) or open and close one."""
+    """Use the caller's connection (left open, with its autocommit and its session's
+    settings as they were) or open and close one."""
     if conn is not None:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise UsageError(
@@ -66,11 +68,16 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
                 "transaction and holds a session lock between them")
         previous = conn.autocommit
         conn.autocommit = True
+        saved: settings.Saved | None = None
         try:
             with _server_errors():
+                saved = settings.save(conn)
                 yield conn
         finally:
             if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                if saved is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        settings.restore(conn, saved)
                 conn.autocommit = previous
         return
     if dsn is None:

@@ -2,16 +2,24 @@
 
 A normal migration runs as one simple-query script inside one transaction together with
 its history row: PostgreSQL's DDL is transactional, so a failure leaves nothing behind,
-no history row and no dirty flag. A `no-transaction` migration runs statement by
-statement in autocommit; its history row is written `dirty` first, advanced after each
+no history row and no dirty flag. A file that is a whole-file `BEGIN; ... COMMIT;`
+(golang-migrate's README recommends it) runs the same way, as its body. A migration that
+cannot run in a transaction runs statement by statement in autocommit: one with
+`-- migcoord:no-transaction`, or one whose only statement PostgreSQL refuses in a
+transaction block (`CREATE INDEX CONCURRENTLY`, `VACUUM`...), which golang-migrate also
+runs outside one. Its history row is written `dirty` first, advanced after each
 statement and marked `applied` at the end, so a failure records where it stopped.
 
-Before anything is sent, a file is read with `migcoord.sql.reader` (PostgreSQL's own
-scanner, the reader `check` uses): a file with transaction control (BEGIN, COMMIT...)
-is refused with the words of `check`'s explicit-transaction, and a no-transaction file
-is split into the statements psql would send. A failing statement becomes
-MigrationFailed with `path:line:col` mapped from the server's error position, the
-SQLSTATE and the server's message.
+Before anything is sent, a file is judged as `check` judges it: transaction control
+(`migcoord.sql.transactions.explicit_transaction`) and statements that cannot run where
+the file would run them (`transactions.transaction_fit`) are refused with the words of
+`check`'s findings. A no-transaction file is split into the statements psql would send.
+A failing statement becomes MigrationFailed with `path:line:col` mapped from the server's
+error position, the SQLSTATE and the server's message.
+
+Each migration starts from the session settings that were in force before it, and they
+are put back after it (db/settings.py): a `SET search_path` or `SET ROLE` in one
+migration does not reach the next, nor the caller's connection.
 """
 
 from __future__ import annotations
@@ -22,26 +30,40 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
+from migcoord.db import settings
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
 from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
-from migcoord.sql import reader
+from migcoord.sql import reader, transactions
 from migcoord.sql.reader import Statement as SqlStatement
+
+
+@attrs.frozen
+class _Run:
+    """How one file runs, decided before anything is sent."""
+
+    #: What is sent: the file, or the body of its whole-file BEGIN; ... COMMIT;
+    #: (same length, same positions).
+    text: str
+    #: Statement by statement in autocommit, with a dirty history row until done.
+    outside: bool = False
+    #: The transaction modes of the file's own BEGIN (`ISOLATION LEVEL SERIALIZABLE`).
+    modes: str = ""
 
 
 def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
     """Apply one migration and record it; returns its duration in milliseconds."""
-    text = migration.up_sql
-    _refuse_transaction_control(text, migration, "up")
-    if migration.directives.no_transaction:
-        return _apply_without_transaction(history, migration, role=role)
+    run = _decide(migration, "up")
+    if run.outside:
+        return _apply_without_transaction(history, migration, _statements(run.text), role=role)
     started = time.monotonic()
     try:
-        _in_one_transaction(history, migration, text,
+        _in_one_transaction(history, migration, run,
                             history.applied_sql(_row(history, migration, "applied", 0)),
                             role=role, lock_pid=lock_pid, direction="up")
     except MigrationFailed as failure:
@@ -54,20 +76,63 @@ def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str
     return _ms(started)
 
 
-def _in_one_transaction(history: History, migration: Migration, text: str, record: str, *,
+def outside_transaction(migration: Migration, direction: str) -> bool:
+    """Whether the file runs statement by statement outside a transaction (its
+    `-- migcoord:no-transaction`, or its only statement cannot run in one)."""
+    try:
+        return _decide(migration, direction).outside
+    except MigrationFailed:
+        return False
+
+
+def _decide(migration: Migration, direction: str) -> _Run:
+    """How the file of `direction` runs; refuses, before anything is sent, what `check`
+    reports as explicit-transaction or concurrently-in-transaction."""
+    text = migration.up_sql if direction == "up" else migration.down_sql
+    directives = migration.directives if direction == "up" else migration.down_directives
+    explicit = transactions.explicit_transaction(text, no_transaction=directives.no_transaction)
+    if explicit.refused:
+        first = explicit.refused[0]
+        raise _refused(migration, direction, first.message, first.hint, first.line, first.column)
+    if directives.no_transaction:
+        return _Run(text, outside=True)
+    fit = transactions.transaction_fit(text, wrapper=explicit.wrapper is not None)
+    if fit.refused:
+        hazard = fit.refused[0]
+        raise _refused(migration, direction, hazard.message, hazard.hint, hazard.line,
+                       hazard.column)
+    wrapper = explicit.wrapper
+    return _Run(explicit.body(text), outside=fit.alone,
+                modes=wrapper.modes if wrapper is not None else "")
+
+
+def _refused(migration: Migration, direction: str, message: str, hint: str, line: int,
+             column: int) -> MigrationFailed:
+    sql_file = migration.up if direction == "up" else migration.down
+    where = sql_file.path if sql_file is not None else migration.label
+    return MigrationFailed(f"{where}:{line}:{column}: {message}; nothing was run", hint=hint,
+                           path=sql_file.path if sql_file is not None else None,
+                           line=line, column=column, version=migration.version,
+                           service=migration.service, direction=direction)
+
+
+def _in_one_transaction(history: History, migration: Migration, run: _Run, record: str, *,
                         role: str | None, lock_pid: int, direction: str) -> None:
-    """Run BEGIN, the file and `record` (history change + event, returning the backend
-    pid) as one simple query, then COMMIT: two round trips, one transaction.
+    """Run BEGIN, the file, the settings it changed put back, and `record` (history
+    change + event, returning the backend pid) as one simple query, then COMMIT: one
+    transaction, three round trips with reading the settings first.
 
     Anything unexpected (an error, no pid, another session's pid) rolls back instead.
     """
     conn = history.conn
-    opening = "BEGIN;\n"
-    if role:
-        opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
-    closing = "\n;\n" + ("RESET ROLE;\n" if role else "") + record
+    text = run.text
     path = (migration.up if direction == "up" else migration.down)
     try:
+        saved = settings.save(conn)
+        opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
+        if role:
+            opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
+        closing = "\n;\n" + settings.restore_sql(conn, saved) + record
         try:
             pid = _recorded_pid(conn.execute(opening + text + closing))
         except psycopg.OperationalError:
@@ -143,53 +208,40 @@ def synchronous(history: History) -> None:
     history.conn.execute("RESET synchronous_commit")
 
 
-def _refuse_transaction_control(text: str, migration: Migration, direction: str) -> None:
-    """Refuse, before anything is sent, a file that `check` reports as explicit-transaction:
-    a COMMIT inside it would commit the migration without its history row."""
-    found = reader.transaction_control(text)
-    if found:
-        control = found[0]
-        sql_file = migration.up if direction == "up" else migration.down
-        path = sql_file.path if sql_file is not None else migration.label
-        raise MigrationFailed(f"{path}:{control.line}:{control.column}: {control.message}; "
-                              "nothing was run", hint=control.hint,
-                              path=sql_file.path if sql_file is not None else None,
-                              line=control.line, column=control.column,
-                              version=migration.version, service=migration.service,
-                              direction=direction)
-
-
 def apply_down(history: History, migration: Migration, *, lock_pid: int,
                role: str | None) -> int:
     """Run the down file and delete the history row in one transaction; returns ms.
 
-    A down file with its own `-- migcoord:no-transaction` runs statement by statement
-    instead (DROP INDEX CONCURRENTLY), with the row marked dirty until it is done.
+    A down file that cannot run in a transaction (its own `-- migcoord:no-transaction`,
+    or a lone DROP INDEX CONCURRENTLY) runs statement by statement instead, with the row
+    marked dirty until it is done.
     """
-    _refuse_transaction_control(migration.down_sql, migration, "down")
-    if migration.down_directives.no_transaction:
-        return _rollback_without_transaction(history, migration, role=role)
+    run = _decide(migration, "down")
+    if run.outside:
+        return _rollback_without_transaction(history, migration, _statements(run.text),
+                                             role=role)
     started = time.monotonic()
-    _in_one_transaction(history, migration, migration.down_sql,
+    _in_one_transaction(history, migration, run,
                         history.rolled_back_sql(migration.version, migration.service,
                                                 migration.name),
                         role=role, lock_pid=lock_pid, direction="down")
     return _ms(started)
 
 
-def _apply_without_transaction(history: History, migration: Migration, *,
-                               role: str | None) -> int:
-    statements = _statements(migration.up_sql)
+def _apply_without_transaction(history: History, migration: Migration,
+                               statements: Sequence[SqlStatement], *, role: str | None) -> int:
+    saved = settings.save(history.conn)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
-    return _run_statements(history, migration, statements, role=role, direction="up")
+    return _run_statements(history, migration, statements, saved, role=role, direction="up")
 
 
-def _rollback_without_transaction(history: History, migration: Migration, *,
+def _rollback_without_transaction(history: History, migration: Migration,
+                                  statements: Sequence[SqlStatement], *,
                                   role: str | None) -> int:
-    statements = _statements(migration.down_sql)
+    saved = settings.save(history.conn)
     history.mark_dirty(migration.version, statement_count=len(statements))
-    return _run_statements(history, migration, statements, role=role, direction="down")
+    return _run_statements(history, migration, statements, saved, role=role, direction="down")
 
 
 def _statements(text: str) -> Sequence[SqlStatement]:
@@ -198,9 +250,10 @@ def _statements(text: str) -> Sequence[SqlStatement]:
 
 
 def _run_statements(history: History, migration: Migration,
-                    statements: Sequence[SqlStatement], *, role: str | None,
-                    direction: str) -> int:
-    """Run one statement at a time in autocommit, recording progress in the dirty row."""
+                    statements: Sequence[SqlStatement], saved: settings.Saved, *,
+                    role: str | None, direction: str) -> int:
+    """Run one statement at a time in autocommit, recording progress in the dirty row;
+    the session's settings are put back to `saved` afterwards, whether it failed or not."""
     conn = history.conn
     sql_file = migration.up if direction == "up" else migration.down
     text = sql_file.text or "" if sql_file is not None else ""
@@ -209,14 +262,16 @@ def _run_statements(history: History, migration: Migration,
     history.event(f"{direction}-start", version=migration.version, service=migration.service,
                   name=migration.name, detail={"no_transaction": True,
                                                "statements": len(statements)})
+    unrole = sql.SQL("SELECT pg_catalog.set_config('role', {}, false)").format(
+        sql.Literal(saved.role))
     for index, statement in enumerate(statements):
         try:
             if role:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             conn.execute(statement.text)
             if role:
-                conn.execute("RESET ROLE")
-            history.progress(migration.version, index + 1)
+                conn.execute(unrole)
+            _record_progress(history, migration, index + 1, saved)
         except psycopg.OperationalError as err:
             if conn.closed or conn.broken:
                 raise _lost(err, migration,
@@ -226,13 +281,16 @@ def _run_statements(history: History, migration: Migration,
             raise
         except psycopg.Error as err:
             with _suppress_db_errors():
-                if role:
-                    conn.execute("RESET ROLE")
-            done = (f"the {index} before it stay applied" if direction == "up" else
-                    f"the {index} before it stay rolled back")
-            failure = _failure(err, text, path, migration, statement=statement,
-                               note=f"statement {index + 1} of {len(statements)} failed; {done}, "
-                               f"so {migration.label} is now recorded as dirty",
+                settings.restore(conn, saved)
+            if len(statements) == 1:
+                note = (f"it ran outside a transaction, so {migration.label} is now recorded "
+                        "as dirty")
+            else:
+                done = (f"the {index} before it stay applied" if direction == "up" else
+                        f"the {index} before it stay rolled back")
+                note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
+                        f"so {migration.label} is now recorded as dirty")
+            failure = _failure(err, text, path, migration, statement=statement, note=note,
                                direction=direction)
             with _suppress_db_errors():
                 history.fail(migration.version, failure.message)
@@ -240,6 +298,7 @@ def _run_statements(history: History, migration: Migration,
                               service=migration.service, name=migration.name,
                               detail={"statement": index + 1, "sqlstate": err.sqlstate})
             raise failure from None
+    settings.restore(conn, saved)
     duration = _ms(started)
     if direction == "up":
         history.finish(migration.version, duration)
@@ -248,6 +307,23 @@ def _run_statements(history: History, migration: Migration,
     history.event(direction, version=migration.version, service=migration.service,
                   name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
     return duration
+
+
+def _record_progress(history: History, migration: Migration, done: int,
+                     saved: settings.Saved) -> None:
+    """Record `done` statements in the dirty row, with the session's settings from before
+    the migration for that one transaction: what the migration set (a read-only default,
+    a role without rights on the history) stays for its next statement, and does not
+    reach the bookkeeping."""
+    conn = history.conn
+    try:
+        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE;\n"
+                     + settings.restore_sql(conn, saved, local=True))
+        history.progress(migration.version, done)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
@@ -281,13 +357,13 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
 
 
 def _next_step(migration: Migration, direction: str) -> str:
-    if direction == "down" and migration.down_directives.no_transaction:
+    if direction == "down" and outside_transaction(migration, "down"):
         return (f"finish the rollback by hand, then `migcoord mark {migration.version_text} "
                 "--pending`; or redo what was undone and `mark ... --applied`")
     if direction == "down":
         return (f"fix {migration.label}.down.sql and run `migcoord down --service "
                 f"{migration.service}` again")
-    if migration.directives.no_transaction:
+    if outside_transaction(migration, "up"):
         return (f"fix the cause, undo the statements that did run if needed, then "
                 f"`migcoord mark {migration.version_text} --pending` and run up again "
                 f"(or `mark {migration.version_text} --applied` if you finished it by hand)")

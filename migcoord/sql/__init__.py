@@ -3,7 +3,7 @@
     from migcoord.sql import reader
 
     reader.statements(text)           # what psql would send, statement by statement
-    reader.transaction_control(text)  # BEGIN/COMMIT that would end migcoord's transaction
+    reader.transaction_control(text)  # BEGIN/COMMIT... (transactions.py decides what they mean)
 
     from migcoord import sql
 
@@ -14,9 +14,11 @@
 
 `reader` is the one reader of SQL text (statements, positions, transaction control, the
 comment header that directives come from); `analysis`, `effects`, `lints` and `down`
-read the parse tree. pglast is a required dependency, imported on first use: importing
-this package loads neither pglast nor the analysis modules, so that a service reading a
-file header at start-up pays for neither.
+read the parse tree; `transactions` decides what a file's transaction control means and
+whether its statements fit in a transaction, for `check` and the executor alike. pglast
+is a required dependency, imported on first use: importing this package loads neither
+pglast nor the analysis modules, so that a service reading a file header at start-up
+pays for neither.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
         SQL_SYNTAX,
         Hazard,
     )
-    from migcoord.sql.reader import EXPLICIT_TRANSACTION
+    from migcoord.sql.transactions import EXPLICIT_TRANSACTION
 
 #: Each public name -> the module that defines it.
 _HOMES = {
@@ -54,7 +56,7 @@ _HOMES = {
                      "ObjectKind", "QualifiedName", "TableAction", "TableEffect"), "effects"),
     **dict.fromkeys(("CONCURRENTLY_IN_TRANSACTION", "DOWN_MISMATCH", "NOT_IDEMPOTENT",
                      "SQL_SYNTAX", "Hazard"), "lints"),
-    "EXPLICIT_TRANSACTION": "reader",
+    "EXPLICIT_TRANSACTION": "transactions",
 }
 
 __all__ = [

@@ -153,15 +153,18 @@ def lint(
     analysis: Analysis,
     *,
     no_transaction: bool = False,
+    wrapper: bool = False,
     allow: Collection[str] = frozenset(),
 ) -> list[Finding]:
-    """The findings of one analyzed file, in file order (line, then column).
+    """The findings of one analysed file, in file order (line, then column).
 
     A file that does not parse gives one `sql-syntax` finding. `no_transaction` is the
-    file's `-- migcoord:no-transaction` directive: with it, statements that cannot run in
-    a transaction block are fine. Codes in `allow` (the union of the file's
-    `-- migcoord:allow` lines and the config's `allow`) are not reported. Findings carry
-    line and column; the caller fills in path, service and version (`attrs.evolve`).
+    file's `-- migcoord:no-transaction` directive, and `wrapper` says that the file is a
+    whole-file `BEGIN; ... COMMIT;` (`transactions.explicit_transaction`): they decide where
+    statements that cannot run in a transaction block are reported (`fit`). Codes in
+    `allow` (the union of the file's `-- migcoord:allow` lines and the config's `allow`)
+    are not reported. Findings carry line and column; the caller fills in path, service
+    and version (`attrs.evolve`).
     """
     findings: list[Finding] = []
     problem = analysis.syntax_error
@@ -172,22 +175,60 @@ def lint(
                 f"PostgreSQL cannot parse this file: {problem.message}",
                 line=problem.line,
                 column=problem.column,
-                hint="fix the SQL at that position; nothing else in the file was analyzed",
+                hint="fix the SQL at that position; nothing else in the file was analysed",
             )
         )
-    for statement in analysis.statements:
-        for hazard in statement.hazards:
-            if hazard.code == CONCURRENTLY_IN_TRANSACTION and no_transaction:
-                continue
-            findings.append(
-                Finding.of(
-                    hazard.code,
-                    hazard.message,
-                    line=hazard.line,
-                    column=hazard.column,
-                    hint=hazard.hint,
-                )
+    # Those that cannot run in a transaction block come with the hint `fit` gives them.
+    refused = iter(() if no_transaction else fit(analysis, wrapper=wrapper).refused)
+    hazards = [next(refused, None) if hazard.code == CONCURRENTLY_IN_TRANSACTION else hazard
+               for statement in analysis.statements for hazard in statement.hazards]
+    for hazard in filter(None, hazards):
+        findings.append(
+            Finding.of(
+                hazard.code,
+                hazard.message,
+                line=hazard.line,
+                column=hazard.column,
+                hint=hazard.hint,
             )
+        )
     # Hazards of one statement come by kind; the reader wants them in file order.
     findings.sort(key=lambda finding: (finding.line or 0, finding.column or 0))
     return [finding for finding in findings if finding.code not in allow]
+
+
+# -- statements that cannot run in a transaction block -------------------------------------
+
+
+@attrs.frozen
+class TransactionFit:
+    """How a file (without `-- migcoord:no-transaction`) fits the migration's transaction."""
+
+    #: The file is one statement that PostgreSQL refuses inside a transaction block: it
+    #: runs outside one, recorded as a no-transaction migration is.
+    alone: bool = False
+    #: Statements that PostgreSQL would refuse inside the transaction the file runs in.
+    refused: tuple[Hazard, ...] = ()
+
+
+def fit(analysis: Analysis, *, wrapper: bool = False) -> TransactionFit:
+    """Whether the analysed file runs alone outside a transaction, or which of its
+    statements PostgreSQL would refuse inside the one it runs in (`wrapper`: the file
+    is a whole-file `BEGIN; ... COMMIT;`, which golang-migrate runs in one too)."""
+    found = [(statement, hazard) for statement in analysis.statements
+             for hazard in statement.hazards if hazard.code == CONCURRENTLY_IN_TRANSACTION]
+    if not found:
+        return TransactionFit()
+    if len(analysis.statements) == 1:
+        return TransactionFit(alone=True)
+    if wrapper and len(analysis.statements) == 3:
+        hint = ("delete the BEGIN and the COMMIT around it: alone in its file, it runs "
+                "outside a transaction (a transaction block is what PostgreSQL refuses)")
+    else:
+        hint = (("delete the file's BEGIN and COMMIT, then " if wrapper else "")
+                + "add the line `-- migcoord:no-transaction` at the top of this file (its "
+                "statements then run one by one outside a transaction, and a failure part-way "
+                "leaves the migration dirty, so keep each statement re-runnable), or move this "
+                "statement into a migration of its own: alone in its file, it runs outside a "
+                "transaction")
+    return TransactionFit(refused=tuple(attrs.evolve(hazard, hint=hint) for _, hazard in found))

@@ -3,9 +3,15 @@
 `hazards` notes, for one statement, each thing a lint may report: a statement that fails
 when run twice (`not-idempotent`), a statement PostgreSQL refuses inside a transaction
 block (`concurrently-in-transaction`). Transaction control (`explicit-transaction`) is
-not a lint: `reader.transaction_control` decides it, for `check` and the executor.
-`analysis.lint` turns the hazards of an analyzed file into findings, given what the
-file's directives say (`no-transaction`, `allow`).
+not a lint: `transactions.explicit_transaction` decides it, for `check` and the executor.
+`lint` turns the hazards of an analysed file into findings, given what the file's
+directives say (`no-transaction`, `allow`).
+
+`fit` decides, for `check` and (through `transactions.transaction_fit`) the executor,
+whether a file can run inside the migration's transaction: a file whose ONLY statement
+PostgreSQL refuses in a transaction block runs outside one, as golang-migrate runs it (it
+sends a file as one query, and PostgreSQL runs a one-statement query outside any
+transaction block); such a statement among others is `concurrently-in-transaction`.
 
 `CREATE TYPE` and `CREATE DOMAIN` have no `IF NOT EXISTS` in PostgreSQL; they are
 reported anyway, with a `DO` block guard as the fix, since a file or the config can
@@ -35,8 +41,7 @@ Locate = Callable[[int | None], tuple[int, int]]
 
 @attrs.frozen
 class Hazard:
-    """Something about one statement that a lint may report; `analysis.lint` decides if
-    it does."""
+    """Something about one statement that a lint may report; `lint` decides if it does."""
 
     code: str
     message: str
@@ -67,12 +72,12 @@ def _rerun(message: str, fix: str, locate: Locate, at: int | None = None) -> Haz
 
 
 def _needs_no_transaction(what: str, locate: Locate) -> Hazard:
+    # The hint depends on the rest of the file: `fit` writes it.
     return _hazard(
         CONCURRENTLY_IN_TRANSACTION,
-        f"{what} cannot run inside a transaction block, and this migration runs in one",
-        "add `-- migcoord:no-transaction` at the top of the up file; such a migration "
-        "runs statement by statement and can be left dirty, so keep each statement "
-        "re-runnable",
+        f"{what} cannot run inside a transaction block, and this file runs in one: it "
+        "holds other statements too",
+        "",
         locate,
     )
 
@@ -324,6 +329,12 @@ def _cluster(body: Node, locate: Locate) -> Iterator[Hazard]:
         yield _needs_no_transaction("CLUSTER without a table", locate)
 
 
+def _alter_database(body: Node, locate: Locate) -> Iterator[Hazard]:
+    if any(option.get("defname") == "tablespace"
+           for option in wrapped(body.get("options"), "DefElem")):
+        yield _needs_no_transaction("ALTER DATABASE ... SET TABLESPACE", locate)
+
+
 def _never_in_transaction(what: str) -> _HazardsOf:
     def found(body: Node, locate: Locate) -> Iterator[Hazard]:
         yield _needs_no_transaction(what, locate)
@@ -357,4 +368,5 @@ _HAZARDS: dict[str, _HazardsOf] = {
     "AlterSystemStmt": _never_in_transaction("ALTER SYSTEM"),
     "CreateTableSpaceStmt": _never_in_transaction("CREATE TABLESPACE"),
     "DropTableSpaceStmt": _never_in_transaction("DROP TABLESPACE"),
+    "AlterDatabaseStmt": _alter_database,
 }

@@ -4,7 +4,7 @@
 
     reader.statements(text)           # what is sent, statement by statement, with positions
     reader.has_statements(text)       # False for a file of comments and `;` only
-    reader.transaction_control(text)  # BEGIN, COMMIT... that would end migcoord's transaction
+    reader.transaction_control(text)  # BEGIN, COMMIT... that start or end a transaction
     reader.line_comments(text, mentioning="migcoord")  # the directive header
     reader.line_col(text, offset)
 
@@ -33,15 +33,11 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
-from typing import ClassVar
 
 import attrs
 
 from migcoord.sql import _scanner
 from migcoord.sql._scanner import CLOSE_PAREN, COMMENTS, DOT, OPEN_PAREN, SEMICOLON
-
-#: The finding code of a transaction control statement in a migration.
-EXPLICIT_TRANSACTION = "explicit-transaction"
 
 # PostgreSQL's whitespace (scan.l `space`); not U+00A0, which it reads as part of a name.
 _SPACE = " \t\n\r\f\v"
@@ -86,7 +82,8 @@ class Statement:
 
 @attrs.frozen
 class TransactionControl:
-    """A statement that starts, ends or abandons the transaction a migration runs in."""
+    """A statement that starts, ends or abandons a transaction (what it means in a
+    migration is `migcoord.sql.transactions`' to decide)."""
 
     statement: Statement
     #: What it is, as SQL spells it: "BEGIN", "COMMIT", "ROLLBACK PREPARED"...
@@ -99,15 +96,6 @@ class TransactionControl:
     @property
     def column(self) -> int:
         return self.statement.column
-
-    @property
-    def message(self) -> str:
-        return (f"{self.words} controls the transaction; migcoord already runs each "
-                "migration and its history row in one transaction")
-
-    hint: ClassVar[str] = (
-        "remove BEGIN/COMMIT; for statements that cannot run in a transaction add "
-        "`-- migcoord:no-transaction` at the top instead")
 
 
 @attrs.frozen
@@ -147,13 +135,13 @@ def has_statements(text: str) -> bool:
 
 
 def transaction_control(text: str) -> tuple[TransactionControl, ...]:
-    """The statements of `text` that would end migcoord's transaction, in file order.
+    """The statements of `text` that start, end or abandon a transaction, in file order.
 
-    Reported: `BEGIN` (not `BEGIN ATOMIC`), `START TRANSACTION`, `COMMIT` (also `COMMIT
-    AND CHAIN` and `COMMIT PREPARED`), `END`, `ROLLBACK` (also `ROLLBACK PREPARED`),
-    `ABORT` and `PREPARE TRANSACTION`. Not reported: `SAVEPOINT`, `RELEASE`, `ROLLBACK
-    [WORK|TRANSACTION] TO [SAVEPOINT]`, `SET TRANSACTION`, which work inside the
-    migration's transaction, and any `BEGIN ... END` inside a quoted body or comment.
+    Found: `BEGIN` (not `BEGIN ATOMIC`), `START TRANSACTION`, `COMMIT` (also `COMMIT AND
+    CHAIN` and `COMMIT PREPARED`), `END`, `ROLLBACK` (also `ROLLBACK PREPARED`), `ABORT`
+    and `PREPARE TRANSACTION`. Not found: `SAVEPOINT`, `RELEASE`, `ROLLBACK [WORK|
+    TRANSACTION] TO [SAVEPOINT]`, `SET TRANSACTION`, which work inside a transaction, and
+    any `BEGIN ... END` inside a quoted body or comment.
     """
     lowered = text.lower()  # substring tests first: three times faster than the regex
     if not any(word in lowered for word in _TRANSACTION_WORDS) or (

@@ -1,0 +1,88 @@
+"""A session's settings before a migration, and the SQL that puts them back afterwards.
+
+A migration may change its session: `SET search_path`, `SET ROLE`, `SET
+statement_timeout`, `SET session_replication_role`, `SET SESSION AUTHORIZATION`... A
+`SET` inside a transaction that commits outlives it, so without care the next migration
+of the same run would start from the last one's settings: one `up` of two migrations and
+two separate `up`s would build different schemas. And a caller's `conn=` would come back
+changed. So each migration starts from the settings its session had before it (`save`),
+and they are put back after it (`restore_sql`): inside its transaction, before its
+history row is written, or after the last statement of a no-transaction migration (whose
+progress is recorded between statements with them put back for that transaction only).
+
+What is put back: every parameter PostgreSQL lists in `pg_settings` that the session had
+set (`source = 'session'`) or that the migration set, and the two it does not list, `role`
+and `session_authorization`. Not covered: a custom placeholder parameter (`SET app.x`)
+that no loaded module defines, which PostgreSQL does not list anywhere; and state that is
+not a setting (temporary tables, prepared statements, `LISTEN`).
+"""
+
+from __future__ import annotations
+
+import attrs
+import psycopg
+from psycopg import sql
+
+# Per transaction, not per session: reset by the transaction's end, and not settable
+# once it has run a query.
+_PER_TRANSACTION = ("transaction_isolation", "transaction_read_only", "transaction_deferrable")
+
+_SAVE = sql.SQL(
+    "SELECT pg_catalog.current_setting('role'), "
+    "pg_catalog.current_setting('session_authorization'), "
+    "coalesce(pg_catalog.json_object_agg(name, setting) FILTER ("
+    "WHERE source = 'session' AND name <> ALL ({per_transaction})), '{{}}')::text "
+    "FROM pg_catalog.pg_settings"
+)
+
+# Session authorization first (it also resets the role), then the role (whose privileges
+# a superuser-only parameter needs), then the parameters: each one the session had set
+# back to its value, each one only the migration set reset (`set_config` with NULL is
+# RESET). Each only where needed, so an unchanged session costs no SET.
+_RESTORE = sql.SQL(
+    "SELECT pg_catalog.set_config('session_authorization', {authorization}, {local}) "
+    "WHERE pg_catalog.current_setting('session_authorization') <> {authorization};\n"
+    "SELECT pg_catalog.set_config('role', {role}, {local}) "
+    "WHERE pg_catalog.current_setting('role') <> {role};\n"
+    "SELECT pg_catalog.count(pg_catalog.set_config(s.name, k.value, {local})) "
+    "FROM pg_catalog.pg_settings s "
+    "LEFT JOIN pg_catalog.json_each_text({values}::json) k ON k.key = s.name "
+    "WHERE s.name <> ALL ({per_transaction}) AND CASE WHEN k.key IS NULL "
+    "THEN s.source = 'session' ELSE s.setting IS DISTINCT FROM k.value END;\n"
+)
+
+
+@attrs.frozen
+class Saved:
+    """A session's settings at one moment (see the module)."""
+
+    role: str
+    authorization: str
+    #: JSON object: each parameter the session had set itself -> its value.
+    values: str
+
+
+def save(conn: psycopg.Connection) -> Saved:
+    """The settings of `conn`'s session now (one query; no transaction is left open)."""
+    row = conn.execute(_SAVE.format(per_transaction=_names()), prepare=False).fetchone()
+    assert row is not None  # an aggregate returns one row
+    return Saved(role=str(row[0]), authorization=str(row[1]), values=str(row[2]))
+
+
+def restore_sql(conn: psycopg.Connection, saved: Saved, *, local: bool = False) -> str:
+    """SQL that sets the session back to `saved`: every parameter changed since, set or
+    reset as it was. Run inside a transaction it takes effect when that commits (and not
+    at all when it rolls back, as then neither does what it undoes). With `local`, only
+    until the transaction it runs in ends, as `SET LOCAL` does."""
+    return _RESTORE.format(authorization=sql.Literal(saved.authorization),
+                           role=sql.Literal(saved.role), values=sql.Literal(saved.values),
+                           per_transaction=_names(), local=sql.Literal(local)).as_string(conn)
+
+
+def restore(conn: psycopg.Connection, saved: Saved) -> None:
+    """Set the session back to `saved` now (autocommit)."""
+    conn.execute(restore_sql(conn, saved))
+
+
+def _names() -> sql.Composable:
+    return sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(map(sql.Literal, _PER_TRANSACTION)))
