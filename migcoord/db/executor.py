@@ -26,9 +26,17 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
+from migcoord.db.diagnosis import cause, lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
-from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
+from migcoord.errors import (
+    EXIT_RETRY,
+    ConnectionLost,
+    MigrationFailed,
+    MigrationLeftDirty,
+    PoolerDetected,
+    exit_code_for,
+)
 from migcoord.sql import reader
 from migcoord.sql.reader import Statement as SqlStatement
 
@@ -70,9 +78,9 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
     try:
         try:
             pid = _recorded_pid(conn.execute(opening + text + closing))
-        except psycopg.OperationalError:
-            raise
         except psycopg.Error as err:
+            if lost(conn):
+                raise
             _rollback(conn)
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
@@ -94,11 +102,30 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
                 f"{migration.label} ran in server session {pid}, but the migration lock is "
                 f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
                 version=migration.version, service=migration.service, direction=direction)
-        conn.execute("COMMIT")
-    except psycopg.OperationalError as err:
+        _commit(conn, migration, text, direction)
+    except psycopg.Error as err:
+        if not lost(conn):
+            raise
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
         raise _lost(err, migration, what, direction=direction) from None
+
+
+def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction: str) -> None:
+    """COMMIT; a commit the server refuses (a deferred constraint, a serialization
+    failure) is this migration failing, and its transaction is rolled back."""
+    try:
+        conn.execute("COMMIT")
+    except psycopg.Error as err:
+        if lost(conn):
+            raise
+        _rollback(conn)
+        sql_file = migration.up if direction == "up" else migration.down
+        note = ("the COMMIT failed, so the transaction was rolled back: "
+                + ("nothing of this migration was applied" if direction == "up" else
+                   f"{migration.label} is still applied"))
+        raise _failure(err, text, sql_file.path if sql_file else None, migration, note=note,
+                       direction=direction, mapped=False) from None
 
 
 def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
@@ -217,14 +244,10 @@ def _run_statements(history: History, migration: Migration,
             if role:
                 conn.execute("RESET ROLE")
             history.progress(migration.version, index + 1)
-        except psycopg.OperationalError as err:
-            if conn.closed or conn.broken:
-                raise _lost(err, migration,
-                            f"it stopped at statement {index + 1} of {len(statements)} of the "
-                            f"{direction} file and is recorded as dirty",
-                            direction=direction) from None
-            raise
         except psycopg.Error as err:
+            if lost(conn):
+                raise _lost_midway(err, migration, statement, index, len(statements),
+                                   path=path, direction=direction) from None
             with _suppress_db_errors():
                 if role:
                     conn.execute("RESET ROLE")
@@ -233,7 +256,7 @@ def _run_statements(history: History, migration: Migration,
             failure = _failure(err, text, path, migration, statement=statement,
                                note=f"statement {index + 1} of {len(statements)} failed; {done}, "
                                f"so {migration.label} is now recorded as dirty",
-                               direction=direction)
+                               direction=direction, dirty=True)
             with _suppress_db_errors():
                 history.fail(migration.version, failure.message)
                 history.event(f"{direction}-failed", version=migration.version,
@@ -252,57 +275,106 @@ def _run_statements(history: History, migration: Migration,
 
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
              note: str, direction: str = "up", statement: SqlStatement | None = None,
-             base: int = 0) -> MigrationFailed:
-    """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
-    (the query sent held `statement`, or the whole file after `-base` characters of
-    migcoord's own), else the statement's start."""
+             base: int = 0, mapped: bool = True, dirty: bool = False) -> MigrationFailed:
+    """The error as `path:line:col: ERROR: ... (SQLSTATE ...)`, with its cause and the next
+    step; the position as `_locate` finds it, none when not `mapped` (the COMMIT failed,
+    so no statement of the file is to blame). A `dirty` failure (a no-transaction file
+    stopped part-way) is MigrationLeftDirty."""
     diag = err.diag
     where = str(path) if path else migration.label
-    position = diag.statement_position
-    line: int | None = None
-    column: int | None = None
-    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
-    if position and position.isdigit() and 0 <= offset <= len(text):
-        line, column = reader.line_col(text, offset)
+    line, column = (_locate(text, diag.statement_position, statement, base) if mapped
+                    else (None, None))
+    if line is not None:
         where += f":{line}:{column}"
-    elif statement is not None:
-        line, column = statement.line, statement.column
-        where += f":{statement.line}:{statement.column}"
     primary = diag.message_primary or str(err).splitlines()[0]
     message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
-    details = [d for d in (diag.message_detail, diag.message_hint and f"server hint: {diag.message_hint}",
+    known = cause(err.sqlstate)
+    details = [d for d in (known and f"because {known.because}", diag.message_detail,
+                           diag.message_hint and f"server hint: {diag.message_hint}",
                            diag.context and f"context: {diag.context.strip()}") if d]
     if details:
         message += "\n  " + "\n  ".join(details)
-    return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration, direction),
-                           sqlstate=err.sqlstate, path=path, line=line, column=column,
-                           version=migration.version, service=migration.service,
-                           direction=direction)
+    kind = MigrationLeftDirty if dirty else MigrationFailed
+    return kind(message + f"\n  {note}",
+                hint=_next_step(migration, direction, err.sqlstate, dirty=dirty),
+                sqlstate=err.sqlstate, path=path, line=line, column=column,
+                version=migration.version, service=migration.service, direction=direction)
 
 
-def _next_step(migration: Migration, direction: str) -> str:
-    if direction == "down" and migration.down_directives.no_transaction:
-        return (f"finish the rollback by hand, then `migcoord mark {migration.version_text} "
-                "--pending`; or redo what was undone and `mark ... --applied`")
-    if direction == "down":
-        return (f"fix {migration.label}.down.sql and run `migcoord down --service "
-                f"{migration.service}` again")
-    if migration.directives.no_transaction:
-        return (f"fix the cause, undo the statements that did run if needed, then "
+def _locate(text: str, position: str | None, statement: SqlStatement | None,
+            base: int) -> tuple[int, int] | tuple[None, None]:
+    """The 1-based line and column in `text` of the server's error `position` (counted in
+    the query sent: `statement`, or the whole file after `-base` characters of migcoord's
+    own); else the start of `statement`, or of the file's only statement."""
+    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
+    if position and position.isdigit() and 0 <= offset <= len(text):
+        return reader.line_col(text, offset)
+    if statement is not None:
+        return statement.line, statement.column
+    # A lock timeout or a deadlock has no position: name the statement when the file has
+    # only one.
+    only = reader.statements(text)
+    if len(only) == 1:
+        return only[0].line, only[0].column
+    return None, None
+
+
+def _next_step(migration: Migration, direction: str, sqlstate: str | None = None, *,
+               dirty: bool = False) -> str:
+    """What to do after `migration` failed with `sqlstate`: run it again as it is when a
+    retry can succeed, else fix the cause first."""
+    known = cause(sqlstate)
+    advice = f"{known.advice}; " if known and known.advice else ""
+    again = f"`migcoord {direction} --service {migration.service}`"
+    if dirty and direction == "down":
+        return (f"{advice}finish the rollback by hand, then `migcoord mark "
+                f"{migration.version_text} --pending`; or redo what was undone and "
+                "`mark ... --applied`")
+    if dirty:
+        return (f"{advice}fix the cause, undo the statements that did run if needed, then "
                 f"`migcoord mark {migration.version_text} --pending` and run up again "
                 f"(or `mark {migration.version_text} --applied` if you finished it by hand)")
-    return f"fix {migration.label} and run `migcoord up --service {migration.service}` again"
+    if exit_code_for(sqlstate, default=0) == EXIT_RETRY:
+        return f"{advice}nothing was left half-done and a retry can succeed: run {again} again"
+    if advice:
+        return f"{advice}then run {again} again"
+    if direction == "down":
+        return f"fix {migration.label}.down.sql and run {again} again"
+    return f"fix {migration.label} and run {again} again"
 
 
 def _lost(err: psycopg.Error, migration: Migration, what: str, *,
           direction: str) -> ConnectionLost:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    """The session ended under a migration's transaction: it was rolled back, retry."""
     return ConnectionLost(
-        f"lost the connection while running {migration.service} {migration.label}: {reason}; "
-        f"{what}",
+        f"lost the connection while running {migration.service} {migration.label}: "
+        f"{_reason(err)}; {what}",
         hint="check the server (a restart, pg_terminate_backend, a network cut); "
         "`migcoord status` shows what is recorded, then retry",
+        sqlstate=err.sqlstate, version=migration.version, service=migration.service,
+        direction=direction)
+
+
+def _lost_midway(err: psycopg.Error, migration: Migration, statement: SqlStatement,
+                 index: int, count: int, *, path: Path | None,
+                 direction: str) -> MigrationLeftDirty:
+    """The session ended during statement `index` of a no-transaction file: the row stays
+    dirty, recording the statements that completed, and an operator looks first."""
+    where = f"{path or migration.label}:{statement.line}:{statement.column}"
+    return MigrationLeftDirty(
+        f"{where}: lost the connection while running statement {index + 1} of {count} of "
+        f"{migration.service} {migration.label}.{direction}.sql: {_reason(err)}; "
+        f"{migration.label} stays recorded as dirty after {index} completed statement(s)",
+        hint=f"check whether statement {index + 1} took effect (a failed CREATE INDEX "
+        "CONCURRENTLY leaves an INVALID index behind), then " + _next_step(
+            migration, direction, dirty=True),
+        sqlstate=err.sqlstate, path=path, line=statement.line, column=statement.column,
         version=migration.version, service=migration.service, direction=direction)
+
+
+def _reason(err: psycopg.Error) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _row(history: History, migration: Migration, status: str, duration: int,
