@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
+from migcoord.db import indexes
 from migcoord.db.diagnosis import cause, lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
@@ -102,6 +103,7 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
                 f"{migration.label} ran in server session {pid}, but the migration lock is "
                 f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
                 version=migration.version, service=migration.service, direction=direction)
+        _refuse_named_invalid_indexes(conn, migration, text, direction)
         _commit(conn, migration, text, direction)
     except psycopg.Error as err:
         if not lost(conn):
@@ -109,6 +111,28 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
         raise _lost(err, migration, what, direction=direction) from None
+
+
+def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration, text: str,
+                                  direction: str) -> None:
+    """Before COMMIT: roll back when an index the file creates by name is INVALID (an
+    earlier failed concurrent build, which `CREATE INDEX IF NOT EXISTS` skipped)."""
+    invalid = indexes.named_invalid(conn, indexes.created_index_names(text))
+    if not invalid:
+        return
+    _rollback(conn)
+    sql_file = migration.up if direction == "up" else migration.down
+    where = sql_file.path if sql_file is not None else migration.label
+    kept = ("nothing of this migration was applied" if direction == "up" else
+            f"{migration.label} is still applied")
+    raise MigrationFailed(
+        f"{where}: {indexes.described(invalid)} already exists, left by an earlier failed "
+        "build: `CREATE INDEX ... IF NOT EXISTS` skipped it, and it enforces nothing (a "
+        f"UNIQUE one lets duplicates in); the transaction was rolled back: {kept}",
+        hint=f"drop it with {indexes.drops(invalid)}, then run `migcoord {direction} "
+        f"--service {migration.service}` again",
+        path=sql_file.path if sql_file is not None else None, version=migration.version,
+        service=migration.service, direction=direction)
 
 
 def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction: str) -> None:
@@ -236,6 +260,7 @@ def _run_statements(history: History, migration: Migration,
     history.event(f"{direction}-start", version=migration.version, service=migration.service,
                   name=migration.name, detail={"no_transaction": True,
                                                "statements": len(statements)})
+    before = indexes.invalid_oids(conn)
     for index, statement in enumerate(statements):
         try:
             if role:
@@ -253,16 +278,16 @@ def _run_statements(history: History, migration: Migration,
                     conn.execute("RESET ROLE")
             done = (f"the {index} before it stay applied" if direction == "up" else
                     f"the {index} before it stay rolled back")
+            left: list[indexes.InvalidIndex] = []
+            with _suppress_db_errors():
+                left = indexes.left_behind(conn, before)
             failure = _failure(err, text, path, migration, statement=statement,
                                note=f"statement {index + 1} of {len(statements)} failed; {done}, "
                                f"so {migration.label} is now recorded as dirty",
-                               direction=direction, dirty=True)
-            with _suppress_db_errors():
-                history.fail(migration.version, failure.message)
-                history.event(f"{direction}-failed", version=migration.version,
-                              service=migration.service, name=migration.name,
-                              detail={"statement": index + 1, "sqlstate": err.sqlstate})
+                               direction=direction, dirty=True, invalid=left)
+            _record_failure(history, migration, failure, direction, statement=index + 1)
             raise failure from None
+    _refuse_invalid_indexes(history, migration, text, before, path=path, direction=direction)
     duration = _ms(started)
     if direction == "up":
         history.finish(migration.version, duration)
@@ -273,13 +298,53 @@ def _run_statements(history: History, migration: Migration,
     return duration
 
 
+def _record_failure(history: History, migration: Migration, failure: MigrationFailed,
+                    direction: str, **detail: object) -> None:
+    """Keep `failure` on the dirty row and in the events (best effort: the error that is
+    about to be raised matters more than a failure to record it)."""
+    with _suppress_db_errors():
+        history.fail(migration.version, failure.message)
+        history.event(f"{direction}-failed", version=migration.version,
+                      service=migration.service, name=migration.name,
+                      detail={**detail, "sqlstate": failure.sqlstate})
+
+
+def _refuse_invalid_indexes(history: History, migration: Migration, text: str,
+                            before: frozenset[int], *, path: Path | None,
+                            direction: str) -> None:
+    """After a no-transaction file ran: refuse to record it while an index it names, or
+    one that became invalid while it ran, is INVALID; the row stays dirty."""
+    conn = history.conn
+    invalid = list(dict.fromkeys([
+        *indexes.named_invalid(conn, indexes.created_index_names(text)),
+        *indexes.left_behind(conn, before)]))
+    if not invalid:
+        return
+    then = (f"`migcoord mark {migration.version_text} --pending` and `migcoord up --service "
+            f"{migration.service}` to build it again" if direction == "up" else
+            _next_step(migration, direction, dirty=True))
+    failure = MigrationLeftDirty(
+        f"{path or migration.label}: its statements ran, yet {indexes.described(invalid)} "
+        "is left: a failed concurrent build leaves one behind, and `CREATE INDEX ... IF NOT "
+        "EXISTS` then skips building it. It enforces nothing (a UNIQUE one lets duplicates "
+        f"in) and slows every write, so {migration.label} stays recorded as dirty, not "
+        f"{'applied' if direction == 'up' else 'rolled back'}",
+        hint=f"drop it with {indexes.drops(invalid)}, then {then}", path=path,
+        version=migration.version, service=migration.service, direction=direction)
+    _record_failure(history, migration, failure, direction,
+                    invalid_indexes=[index.name for index in invalid])
+    raise failure
+
+
 def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
              note: str, direction: str = "up", statement: SqlStatement | None = None,
-             base: int = 0, mapped: bool = True, dirty: bool = False) -> MigrationFailed:
+             base: int = 0, mapped: bool = True, dirty: bool = False,
+             invalid: Sequence[indexes.InvalidIndex] = ()) -> MigrationFailed:
     """The error as `path:line:col: ERROR: ... (SQLSTATE ...)`, with its cause and the next
     step; the position as `_locate` finds it, none when not `mapped` (the COMMIT failed,
     so no statement of the file is to blame). A `dirty` failure (a no-transaction file
-    stopped part-way) is MigrationLeftDirty."""
+    stopped part-way) is MigrationLeftDirty; `invalid` indexes it left are named with the
+    DROP that removes them."""
     diag = err.diag
     where = str(path) if path else migration.label
     line, column = (_locate(text, diag.statement_position, statement, base) if mapped
@@ -294,9 +359,13 @@ def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrat
                            diag.context and f"context: {diag.context.strip()}") if d]
     if details:
         message += "\n  " + "\n  ".join(details)
+    hint = _next_step(migration, direction, err.sqlstate, dirty=dirty)
+    if invalid:
+        note += (f"; it left {indexes.described(invalid)} behind, which enforces nothing and "
+                 "slows every write, and which `IF NOT EXISTS` would skip")
+        hint = f"first drop it with {indexes.drops(invalid)}; then {hint}"
     kind = MigrationLeftDirty if dirty else MigrationFailed
-    return kind(message + f"\n  {note}",
-                hint=_next_step(migration, direction, err.sqlstate, dirty=dirty),
+    return kind(message + f"\n  {note}", hint=hint,
                 sqlstate=err.sqlstate, path=path, line=line, column=column,
                 version=migration.version, service=migration.service, direction=direction)
 
