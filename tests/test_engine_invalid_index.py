@@ -201,3 +201,26 @@ def test_an_invalid_index_elsewhere_does_not_block_a_migration(tmp_path: Path, d
     assert result.code == 0, result.stderr
     assert status_of(root, dsn) == {1: "applied"}
     assert indexes(dsn, "orders") == [("orders_id_idx", True)]
+
+
+def test_an_unnamed_build_run_again_warns_about_the_invalid_index_of_its_first_attempt(
+    tmp_path: Path, dsn: str
+) -> None:
+    """Without a name, a second build makes `users_email_idx1`; the first attempt's invalid
+    `users_email_idx` is not this run's failure, but is named with its DROP."""
+    users_with_duplicates(dsn)
+    root = make_tree(tmp_path, pair("a", "000001", "email_index",
+                                    "-- migcoord:no-transaction\n"
+                                    "CREATE UNIQUE INDEX CONCURRENTLY ON users (email);\n"),
+                     config=AB_CONFIG)
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 1
+    execute(dsn, "DELETE FROM users WHERE id = 2")
+    assert run(["mark", "1", "--pending"], cwd=root, environ=env(dsn)).code == 0
+
+    result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
+
+    assert result.code == 0, result.stderr
+    assert ("INVALID index public.users_email_idx (on public.users) is still there, left by "
+            "an earlier failed build") in result.stderr
+    assert "`DROP INDEX CONCURRENTLY public.users_email_idx;`" in result.stderr
+    assert indexes(dsn) == [("users_email_idx", False), ("users_email_idx1", True)]

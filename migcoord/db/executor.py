@@ -11,12 +11,15 @@ scanner, the reader `check` uses): a file with transaction control (BEGIN, COMMI
 is refused with the words of `check`'s explicit-transaction, and a no-transaction file
 is split into the statements psql would send. A failing statement becomes
 MigrationFailed with `path:line:col` mapped from the server's error position, the
-SQLSTATE and the server's message.
+SQLSTATE and the server's message (db/failures words every failure). Only a connection
+that is really gone (db/diagnosis.lost) is reported as lost. An index the file creates
+by name that is INVALID keeps it from being recorded (db/indexes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,20 +29,15 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import indexes
-from migcoord.db.diagnosis import cause, lost
+from migcoord.db import failures, indexes
+from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
-from migcoord.errors import (
-    EXIT_RETRY,
-    ConnectionLost,
-    MigrationFailed,
-    MigrationLeftDirty,
-    PoolerDetected,
-    exit_code_for,
-)
+from migcoord.errors import MigrationFailed, PoolerDetected
 from migcoord.sql import reader
 from migcoord.sql.reader import Statement as SqlStatement
+
+log = logging.getLogger("migcoord")
 
 
 def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
@@ -86,7 +84,7 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
                     f"the transaction was rolled back: {migration.label} is still applied")
-            raise _failure(err, text, path.path if path else None, migration, note=note,
+            raise failures.failure(err, text, path.path if path else None, migration, note=note,
                            direction=direction, base=-len(opening)) from None
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
@@ -110,29 +108,17 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
             raise
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
-        raise _lost(err, migration, what, direction=direction) from None
+        raise failures.connection_lost(err, migration, what, direction=direction) from None
 
 
 def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration, text: str,
                                   direction: str) -> None:
     """Before COMMIT: roll back when an index the file creates by name is INVALID (an
     earlier failed concurrent build, which `CREATE INDEX IF NOT EXISTS` skipped)."""
-    invalid = indexes.named_invalid(conn, indexes.created_index_names(text))
-    if not invalid:
-        return
-    _rollback(conn)
-    sql_file = migration.up if direction == "up" else migration.down
-    where = sql_file.path if sql_file is not None else migration.label
-    kept = ("nothing of this migration was applied" if direction == "up" else
-            f"{migration.label} is still applied")
-    raise MigrationFailed(
-        f"{where}: {indexes.described(invalid)} already exists, left by an earlier failed "
-        "build: `CREATE INDEX ... IF NOT EXISTS` skipped it, and it enforces nothing (a "
-        f"UNIQUE one lets duplicates in); the transaction was rolled back: {kept}",
-        hint=f"drop it with {indexes.drops(invalid)}, then run `migcoord {direction} "
-        f"--service {migration.service}` again",
-        path=sql_file.path if sql_file is not None else None, version=migration.version,
-        service=migration.service, direction=direction)
+    invalid = indexes.named_invalid(conn, indexes.targets(text).named)
+    if invalid:
+        _rollback(conn)
+        raise failures.invalid_index_in_transaction(migration, invalid, direction)
 
 
 def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction: str) -> None:
@@ -148,7 +134,7 @@ def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction
         note = ("the COMMIT failed, so the transaction was rolled back: "
                 + ("nothing of this migration was applied" if direction == "up" else
                    f"{migration.label} is still applied"))
-        raise _failure(err, text, sql_file.path if sql_file else None, migration, note=note,
+        raise failures.failure(err, text, sql_file.path if sql_file else None, migration, note=note,
                        direction=direction, mapped=False) from None
 
 
@@ -271,7 +257,7 @@ def _run_statements(history: History, migration: Migration,
             history.progress(migration.version, index + 1)
         except psycopg.Error as err:
             if lost(conn):
-                raise _lost_midway(err, migration, statement, index, len(statements),
+                raise failures.lost_midway(err, migration, statement, index, len(statements),
                                    path=path, direction=direction) from None
             with _suppress_db_errors():
                 if role:
@@ -281,13 +267,13 @@ def _run_statements(history: History, migration: Migration,
             left: list[indexes.InvalidIndex] = []
             with _suppress_db_errors():
                 left = indexes.left_behind(conn, before)
-            failure = _failure(err, text, path, migration, statement=statement,
+            failure = failures.failure(err, text, path, migration, statement=statement,
                                note=f"statement {index + 1} of {len(statements)} failed; {done}, "
                                f"so {migration.label} is now recorded as dirty",
                                direction=direction, dirty=True, invalid=left)
             _record_failure(history, migration, failure, direction, statement=index + 1)
             raise failure from None
-    _refuse_invalid_indexes(history, migration, text, before, path=path, direction=direction)
+    _refuse_invalid_indexes(history, migration, text, path=path, direction=direction)
     duration = _ms(started)
     if direction == "up":
         history.finish(migration.version, duration)
@@ -309,141 +295,24 @@ def _record_failure(history: History, migration: Migration, failure: MigrationFa
                       detail={**detail, "sqlstate": failure.sqlstate})
 
 
-def _refuse_invalid_indexes(history: History, migration: Migration, text: str,
-                            before: frozenset[int], *, path: Path | None,
-                            direction: str) -> None:
-    """After a no-transaction file ran: refuse to record it while an index it names, or
-    one that became invalid while it ran, is INVALID; the row stays dirty."""
+def _refuse_invalid_indexes(history: History, migration: Migration, text: str, *,
+                            path: Path | None, direction: str) -> None:
+    """After a no-transaction file ran: refuse to record it while an index it creates by
+    name is INVALID (`IF NOT EXISTS` skipped an earlier failed build); the row stays dirty.
+    Warn about other invalid indexes an earlier attempt left on the tables it indexes."""
     conn = history.conn
-    invalid = list(dict.fromkeys([
-        *indexes.named_invalid(conn, indexes.created_index_names(text)),
-        *indexes.left_behind(conn, before)]))
+    found = indexes.targets(text)
+    invalid = indexes.named_invalid(conn, found.named)
     if not invalid:
+        for stale in indexes.invalid_on(conn, found.tables):
+            log.warning("%s: %s is still there, left by an earlier failed build; drop it with "
+                        "`%s`", migration.label, indexes.described([stale]), stale.drop)
         return
-    then = (f"`migcoord mark {migration.version_text} --pending` and `migcoord up --service "
-            f"{migration.service}` to build it again" if direction == "up" else
-            _next_step(migration, direction, dirty=True))
-    failure = MigrationLeftDirty(
-        f"{path or migration.label}: its statements ran, yet {indexes.described(invalid)} "
-        "is left: a failed concurrent build leaves one behind, and `CREATE INDEX ... IF NOT "
-        "EXISTS` then skips building it. It enforces nothing (a UNIQUE one lets duplicates "
-        f"in) and slows every write, so {migration.label} stays recorded as dirty, not "
-        f"{'applied' if direction == 'up' else 'rolled back'}",
-        hint=f"drop it with {indexes.drops(invalid)}, then {then}", path=path,
-        version=migration.version, service=migration.service, direction=direction)
+    failure = failures.invalid_index_after_run(migration, invalid, path=path,
+                                               direction=direction)
     _record_failure(history, migration, failure, direction,
                     invalid_indexes=[index.name for index in invalid])
     raise failure
-
-
-def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
-             note: str, direction: str = "up", statement: SqlStatement | None = None,
-             base: int = 0, mapped: bool = True, dirty: bool = False,
-             invalid: Sequence[indexes.InvalidIndex] = ()) -> MigrationFailed:
-    """The error as `path:line:col: ERROR: ... (SQLSTATE ...)`, with its cause and the next
-    step; the position as `_locate` finds it, none when not `mapped` (the COMMIT failed,
-    so no statement of the file is to blame). A `dirty` failure (a no-transaction file
-    stopped part-way) is MigrationLeftDirty; `invalid` indexes it left are named with the
-    DROP that removes them."""
-    diag = err.diag
-    where = str(path) if path else migration.label
-    line, column = (_locate(text, diag.statement_position, statement, base) if mapped
-                    else (None, None))
-    if line is not None:
-        where += f":{line}:{column}"
-    primary = diag.message_primary or str(err).splitlines()[0]
-    message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
-    known = cause(err.sqlstate)
-    details = [d for d in (known and f"because {known.because}", diag.message_detail,
-                           diag.message_hint and f"server hint: {diag.message_hint}",
-                           diag.context and f"context: {diag.context.strip()}") if d]
-    if details:
-        message += "\n  " + "\n  ".join(details)
-    hint = _next_step(migration, direction, err.sqlstate, dirty=dirty)
-    if invalid:
-        note += (f"; it left {indexes.described(invalid)} behind, which enforces nothing and "
-                 "slows every write, and which `IF NOT EXISTS` would skip")
-        hint = f"first drop it with {indexes.drops(invalid)}; then {hint}"
-    kind = MigrationLeftDirty if dirty else MigrationFailed
-    return kind(message + f"\n  {note}", hint=hint,
-                sqlstate=err.sqlstate, path=path, line=line, column=column,
-                version=migration.version, service=migration.service, direction=direction)
-
-
-def _locate(text: str, position: str | None, statement: SqlStatement | None,
-            base: int) -> tuple[int, int] | tuple[None, None]:
-    """The 1-based line and column in `text` of the server's error `position` (counted in
-    the query sent: `statement`, or the whole file after `-base` characters of migcoord's
-    own); else the start of `statement`, or of the file's only statement."""
-    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
-    if position and position.isdigit() and 0 <= offset <= len(text):
-        return reader.line_col(text, offset)
-    if statement is not None:
-        return statement.line, statement.column
-    # A lock timeout or a deadlock has no position: name the statement when the file has
-    # only one.
-    only = reader.statements(text)
-    if len(only) == 1:
-        return only[0].line, only[0].column
-    return None, None
-
-
-def _next_step(migration: Migration, direction: str, sqlstate: str | None = None, *,
-               dirty: bool = False) -> str:
-    """What to do after `migration` failed with `sqlstate`: run it again as it is when a
-    retry can succeed, else fix the cause first."""
-    known = cause(sqlstate)
-    advice = f"{known.advice}; " if known and known.advice else ""
-    again = f"`migcoord {direction} --service {migration.service}`"
-    if dirty and direction == "down":
-        return (f"{advice}finish the rollback by hand, then `migcoord mark "
-                f"{migration.version_text} --pending`; or redo what was undone and "
-                "`mark ... --applied`")
-    if dirty:
-        return (f"{advice}fix the cause, undo the statements that did run if needed, then "
-                f"`migcoord mark {migration.version_text} --pending` and run up again "
-                f"(or `mark {migration.version_text} --applied` if you finished it by hand)")
-    if exit_code_for(sqlstate, default=0) == EXIT_RETRY:
-        return f"{advice}nothing was left half-done and a retry can succeed: run {again} again"
-    if advice:
-        return f"{advice}then run {again} again"
-    if direction == "down":
-        return f"fix {migration.label}.down.sql and run {again} again"
-    return f"fix {migration.label} and run {again} again"
-
-
-def _lost(err: psycopg.Error, migration: Migration, what: str, *,
-          direction: str) -> ConnectionLost:
-    """The session ended under a migration's transaction: it was rolled back, retry."""
-    return ConnectionLost(
-        f"lost the connection while running {migration.service} {migration.label}: "
-        f"{_reason(err)}; {what}",
-        hint="check the server (a restart, pg_terminate_backend, a network cut); "
-        "`migcoord status` shows what is recorded, then retry",
-        sqlstate=err.sqlstate, version=migration.version, service=migration.service,
-        direction=direction)
-
-
-def _lost_midway(err: psycopg.Error, migration: Migration, statement: SqlStatement,
-                 index: int, count: int, *, path: Path | None,
-                 direction: str) -> MigrationLeftDirty:
-    """The session ended during statement `index` of a no-transaction file: the row stays
-    dirty, recording the statements that completed, and an operator looks first."""
-    where = f"{path or migration.label}:{statement.line}:{statement.column}"
-    return MigrationLeftDirty(
-        f"{where}: lost the connection while running statement {index + 1} of {count} of "
-        f"{migration.service} {migration.label}.{direction}.sql: {_reason(err)}; "
-        f"{migration.label} stays recorded as dirty after {index} completed statement(s)",
-        hint=f"check whether statement {index + 1} took effect (a failed CREATE INDEX "
-        "CONCURRENTLY leaves an INVALID index behind), then " + _next_step(
-            migration, direction, dirty=True),
-        sqlstate=err.sqlstate, path=path, line=statement.line, column=statement.column,
-        version=migration.version, service=migration.service, direction=direction)
-
-
-def _reason(err: psycopg.Error) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _row(history: History, migration: Migration, status: str, duration: int,

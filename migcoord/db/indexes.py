@@ -7,10 +7,13 @@ again, `CREATE INDEX CONCURRENTLY IF NOT EXISTS` sees the name taken and skips t
 so the migration would be recorded as applied over an index that does not work. A failed
 `REINDEX ... CONCURRENTLY` or `DROP INDEX CONCURRENTLY` leaves such indexes too.
 
-The executor asks two questions: which invalid indexes appeared while a migration ran
-(`left_behind`, compared with `invalid_oids` taken before it), and whether an index the
-migration names is invalid (`named_invalid`). Indexes of a table that someone is building
-an index on right now are left out: theirs are invalid until that build ends.
+The executor asks: which invalid indexes appeared while a failed migration ran
+(`left_behind`, compared with `invalid_oids` taken before it), whether an index the
+migration creates by name is invalid (`named_invalid`), and which invalid indexes an
+earlier attempt left on the tables it indexes (`invalid_on`). An index whose table
+another session is working on concurrently (a `ShareUpdateExclusiveLock` held by anyone
+but autovacuum: a concurrent build, reindex or drop) is left out: it may be theirs, still
+in progress, and naming its DROP would be dangerous advice.
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ _INVALID = """
       JOIN pg_class t ON t.oid = i.indrelid
       JOIN pg_namespace tn ON tn.oid = t.relnamespace
      WHERE NOT i.indisvalid
-       AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
-                        WHERE p.relid = i.indrelid AND p.pid <> pg_backend_pid())
+       AND NOT EXISTS (
+           SELECT 1 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'relation' AND l.relation = i.indrelid AND l.granted
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.mode = 'ShareUpdateExclusiveLock' AND l.pid <> pg_backend_pid()
+              AND a.backend_type IS DISTINCT FROM 'autovacuum worker')
 """
 
 
@@ -77,21 +84,43 @@ def named_invalid(conn: psycopg.Connection,
     return [InvalidIndex(name, table) for _, name, table in rows]
 
 
+def invalid_on(conn: psycopg.Connection, tables: Sequence[str]) -> list[InvalidIndex]:
+    """The invalid indexes of `tables` (as SQL names them)."""
+    if not tables:
+        return []
+    rows = conn.execute(
+        _INVALID + " AND i.indrelid IN (SELECT to_regclass(w) FROM unnest(%s::text[]) AS w)",
+        (list(tables),)).fetchall()
+    return [InvalidIndex(name, table) for _, name, table in rows]
+
+
+@attrs.frozen
+class Targets:
+    """What a file's `CREATE INDEX` statements name."""
+
+    #: (table as SQL names it, index name) of each named index.
+    named: tuple[tuple[str, str], ...] = ()
+    #: Each table it indexes, as SQL names it.
+    tables: tuple[str, ...] = ()
+
+
 _MENTIONS_INDEX = re.compile(r"\bindex\b", re.IGNORECASE)
 
 
-def created_index_names(text: str) -> tuple[tuple[str, str], ...]:
-    """(table as SQL names it, index name) for each named `CREATE INDEX` in `text`.
+def targets(text: str) -> Targets:
+    """The indexes and tables of each `CREATE INDEX` in `text`.
 
     An unqualified table stays unqualified, for the server to resolve with the session's
     search_path (a `SET search_path` earlier in the file qualifies it).
     """
     if not _MENTIONS_INDEX.search(text):
-        return ()
-    effects = analyze(text, default_schema="").table_effects
-    return tuple(dict.fromkeys(
-        (str(effect.table), effect.index.name) for effect in effects
-        if effect.action is TableAction.INDEXED and effect.index is not None))
+        return Targets()
+    indexed = [effect for effect in analyze(text, default_schema="").table_effects
+               if effect.action is TableAction.INDEXED]
+    return Targets(
+        named=tuple(dict.fromkeys((str(effect.table), effect.index.name)
+                                  for effect in indexed if effect.index is not None)),
+        tables=tuple(dict.fromkeys(str(effect.table) for effect in indexed)))
 
 
 def described(indexes: Sequence[InvalidIndex]) -> str:
