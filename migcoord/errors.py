@@ -8,7 +8,9 @@ what committed before it (`applied`). `as_json()` gives all of it as one JSON-re
 
 Each error knows the process exit code the CLI uses for it (DESIGN.md, "Exit codes"):
 1 for a failed or refused migration, 2 for bad invocation or config, 3 for "could not
-connect or could not get the lock in time" (worth retrying).
+connect or could not get the lock in time" (worth retrying). An error that carries the
+server's SQLSTATE takes its exit code from `exit_code_for`, the one map from SQLSTATE to
+exit code: 3 only where running the same command again can succeed.
 
 Every subclass accepts the message alone as its one positional argument, so an error
 raised in a worker process comes back whole (pickle rebuilds it from `args` and then
@@ -40,6 +42,47 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RETRY = 3
 
+#: SQLSTATEs (five characters) and classes (two) after which the same command can
+#: succeed when run again, with nothing changed: the server cut the session or another
+#: session was in the way. Documented in docs/operations.md, "Exit codes".
+RETRY_SQLSTATES = (
+    "08",  # connection exception: the connection really was lost
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available: lock_timeout, NOWAIT
+    "57P01",  # admin_shutdown: pg_terminate_backend, a fast shutdown
+    "57P02",  # crash_shutdown: another backend crashed
+    "57P03",  # cannot_connect_now: the server is starting or shutting down
+    "53300",  # too_many_connections
+)
+#: What a server says while connecting when the DSN names a wrong user, password or
+#: database: running the same command again cannot help (exit 2).
+WRONG_DSN_SQLSTATES = (
+    "28",  # invalid_authorization_specification, invalid_password (28P01)
+    "3D000",  # invalid_catalog_name: no such database
+)
+
+
+def _in(sqlstate: str, codes: tuple[str, ...]) -> bool:
+    return any(sqlstate == code or (len(code) == 2 and sqlstate.startswith(code))
+               for code in codes)
+
+
+def exit_code_for(sqlstate: str | None, *, default: int, connecting: bool = False) -> int:
+    """THE exit code of a failure the server reported with `sqlstate`.
+
+    3 where a retry can succeed (RETRY_SQLSTATES); 2 for a wrong user, password or
+    database while `connecting`; else 1 (the statement, the grants or the data must be
+    fixed first). Without a SQLSTATE, `default`: the kind of error decides.
+    """
+    if sqlstate is None:
+        return default
+    if _in(sqlstate, RETRY_SQLSTATES):
+        return EXIT_RETRY
+    if connecting and _in(sqlstate, WRONG_DSN_SQLSTATES):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
 
 class MigcoordError(Exception):
     """Base of every error raised on purpose; `str(err)` is a complete message.
@@ -48,6 +91,11 @@ class MigcoordError(Exception):
     """
 
     exit_code: int = EXIT_FAILED
+    #: Whether a SQLSTATE on this error came from a failed attempt to connect.
+    connecting: ClassVar[bool] = False
+    #: Whether a SQLSTATE on this error decides its exit code (`exit_code_for`); False
+    #: where the state left behind decides it whatever the server said.
+    sqlstate_decides: ClassVar[bool] = True
     #: The attributes `as_json()` reports when they are not None (or empty); subclasses
     #: add theirs.
     fields: ClassVar[tuple[str, ...]] = (
@@ -84,6 +132,9 @@ class MigcoordError(Exception):
         self.direction = direction
         #: The server's SQLSTATE for a statement the database refused.
         self.sqlstate = sqlstate
+        if sqlstate is not None and self.sqlstate_decides:
+            self.exit_code = exit_code_for(sqlstate, default=self.exit_code,
+                                           connecting=self.connecting)
 
     def with_applied(self, steps: Iterable[CommittedStep]) -> Self:
         """This same error, now saying that `steps` committed before it. The loop that
@@ -184,9 +235,11 @@ class LockTimeout(MigcoordError):
 
 
 class ConnectError(MigcoordError):
-    """The database could not be reached (exit 3: worth retrying)."""
+    """The database could not be reached (exit 3: worth retrying), or refused the DSN's
+    user, password or database (`sqlstate` 28xxx or 3D000: exit 2, fix the DSN)."""
 
     exit_code = EXIT_RETRY
+    connecting = True
 
 
 class DevServerNotRunning(ConnectError):
@@ -244,10 +297,21 @@ class EmbeddedServerError(MigcoordError):
 
 
 class MigrationFailed(MigcoordError):
-    """A statement failed; the migration's transaction was rolled back (exit 1)."""
+    """A statement failed; the migration's transaction was rolled back (exit 1; exit 3
+    when its SQLSTATE says a retry can succeed: a lock timeout, a deadlock, ...)."""
+
+
+class MigrationLeftDirty(MigrationFailed):
+    """A no-transaction migration stopped part-way and is recorded `dirty` (exit 1, whatever
+    the SQLSTATE): `up` refuses it until an operator finishes or undoes it and runs
+    `migcoord mark`, so running the same command again cannot succeed."""
+
+    sqlstate_decides = False
 
 
 class ConnectionLost(MigcoordError):
-    """The connection dropped while migrating (exit 3: state was re-checked; retry)."""
+    """The connection dropped while migrating (exit 3: nothing was half-recorded; retry)."""
 
     exit_code = EXIT_RETRY
+    # The session is gone, so whatever it was doing was rolled back: a retry can succeed.
+    sqlstate_decides = False

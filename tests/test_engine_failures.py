@@ -12,6 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from helpers import make_tree, pair, run
@@ -255,3 +256,104 @@ def test_a_partial_down_says_what_it_rolled_back(tmp_path: Path, dsn: str) -> No
     assert [s["version"] for s in result.json()["rolled_back"]] == [2]
     assert result.json()["error"]["direction"] == "down"
     assert history_versions(dsn) == [1]
+
+
+NO_TRANSACTION_SLOW = """\
+-- migcoord:no-transaction
+CREATE TABLE half_done (id int);
+SELECT pg_sleep((SELECT sleep_s FROM control));
+CREATE TABLE after_sleep (id int);
+"""
+
+
+@pytest.fixture
+def slow_no_transaction_tree(tmp_path: Path, dsn: str) -> Path:
+    """Version 1 applied; version 2, a no-transaction file, sleeps in its second statement."""
+    root = accounts_tree(tmp_path, NO_TRANSACTION_SLOW)
+    assert run(["up", "--service", "a", "--to", "1"], cwd=root, environ=env(dsn)).code == 0
+    execute(dsn, "CREATE TABLE control (sleep_s float8 NOT NULL)")
+    execute(dsn, "INSERT INTO control VALUES (30)")
+    return root
+
+
+def assert_dirty_after_the_first_statement(root: Path, dsn: str) -> None:
+    """The history says what the schema shows: statement 1 of 3 done, and nothing else."""
+    assert table_exists(dsn, "half_done")
+    assert not table_exists(dsn, "after_sleep")
+    rows = {r["version"]: r for r in history(dsn)}
+    assert (rows[2]["status"], rows[2]["statements_done"], rows[2]["statement_count"]) == (
+        "dirty", 1, 3)
+    # The next up does not wait for a lock: it says at once what needs an operator.
+    result = run(["up", "--service", "a", "--lock-timeout", "1"], cwd=root, environ=env(dsn))
+    assert result.code == 1, result
+    assert "dirty" in result.stderr
+    assert "migcoord mark 000002" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+def test_a_no_transaction_migration_cut_short_is_dirty_where_it_stopped(
+    slow_no_transaction_tree: Path, dsn: str, how: str
+) -> None:
+    """SIGKILL of migcoord, or pg_terminate_backend of its backend, in statement 2 of 3:
+    the lock is free, the row records statement 1 as done, and up says what to do."""
+    process, pid = start_slow_up(slow_no_transaction_tree, dsn)
+
+    if how == "kill":
+        process.kill()
+        process.communicate(timeout=QUICK)
+    else:
+        assert query(dsn, "SELECT pg_terminate_backend(%s)", (pid,)) == [(True,)]
+        _, stderr = process.communicate(timeout=QUICK)
+        assert process.returncode == 1, stderr  # dirty: a retry alone cannot help
+        assert "lost the connection while running statement 2 of 3" in stderr
+        assert "stays recorded as dirty after 1 completed statement" in stderr
+        assert "Traceback" not in stderr
+
+    wait_until(lambda: backend_gone(dsn, pid), what=f"backend {pid} to end", timeout=5)
+    wait_until(lambda: lock_holders(dsn) == [], what="the lock to be released", timeout=5)
+    assert_dirty_after_the_first_statement(slow_no_transaction_tree, dsn)
+
+
+def test_a_killed_concurrent_build_is_not_recorded_over_its_invalid_index(
+    tmp_path: Path, dsn: str
+) -> None:
+    """SIGKILL while CREATE UNIQUE INDEX CONCURRENTLY waits: the server cancels the build,
+    which leaves an INVALID index; marked pending and run again, IF NOT EXISTS would skip it,
+    so up refuses to record it and names the DROP."""
+    execute(dsn, "CREATE TABLE users (id int, email text)")
+    root = make_tree(tmp_path, pair("a", "000001", "unique_email",
+                                    "-- migcoord:no-transaction\n"
+                                    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "
+                                    "users_email_key ON users (email);\n"), config=AB_CONFIG)
+    with psycopg.connect(dsn, autocommit=True) as reader:
+        # An older snapshot: the build waits for it at its end, after creating the index.
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute("SELECT count(*) FROM users")
+        process = spawn(["up", "--service", "a"], cwd=root, environ=env(dsn))
+        try:
+            pid = wait_until(lambda: building_index(dsn), what="the build to wait")
+        finally:
+            process.kill()
+            process.communicate(timeout=QUICK)
+        wait_until(lambda: backend_gone(dsn, pid), what=f"backend {pid} to end", timeout=5)
+        reader.execute("ROLLBACK")
+    assert query(dsn, "SELECT indisvalid FROM pg_index "
+                      "WHERE indexrelid = 'users_email_key'::regclass") == [(False,)]
+    assert lock_holders(dsn) == []
+    assert run(["mark", "1", "--pending"], cwd=root, environ=env(dsn)).code == 0
+
+    result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
+
+    assert result.code == 1, result
+    assert "`DROP INDEX CONCURRENTLY public.users_email_key;`" in result.stderr
+    assert [(r["version"], r["status"]) for r in history(dsn)] == [(1, "dirty")]
+
+
+def building_index(dsn: str) -> int | None:
+    """The pid of a `migcoord up` backend whose index build waits for older transactions."""
+    rows = query(dsn, """
+        SELECT a.pid FROM pg_stat_activity a JOIN pg_stat_progress_create_index p USING (pid)
+         WHERE a.datname = current_database() AND a.application_name LIKE 'migcoord up%%'
+           AND a.wait_event_type = 'Lock'
+    """)
+    return int(rows[0][0]) if rows else None

@@ -2,8 +2,12 @@
 
 migcoord holds a session-level advisory lock across several transactions. In
 transaction pooling mode consecutive transactions of one client may run in different
-server sessions, so the lock would protect nothing. The test forces that to happen
-(two idle server connections, handed out round robin) instead of hoping for it.
+server sessions, so the lock would protect nothing, and a lock released through another
+session stays behind in the pool for every later run to wait on. The tests make each
+way this shows happen instead of hoping for it: two idle server connections handed out
+round robin; an idle pool handing out the most recently used one (PgBouncer's default),
+where one client alone sees what a session pool would show; and a busy pool with several
+clients of its own.
 
 Needs the `pgbouncer` program (Debian: `apt-get install pgbouncer`); this is the only
 database test that skips, with that instruction, when it is absent.
@@ -11,10 +15,12 @@ database test that skips, with that instruction, when it is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +34,7 @@ from helpers import make_tree, pair, run
 from test_engine_support import (
     AB_CONFIG,
     QUICK,
+    backend_gone,
     env,
     history_versions,
     lock_holders,
@@ -69,17 +76,31 @@ listen_port = {listen}
 unix_socket_dir =
 auth_type = trust
 auth_file = {auth_file}
-default_pool_size = 4
-; Hand out idle server connections first in, first out: with two of them idle, each
-; transaction of a client runs in the other one.
-server_round_robin = 1
+default_pool_size = 8
+; 1: hand out idle server connections first in, first out (with two of them idle, each
+; transaction of a client runs in the other one); 0, the default: last in, first out.
+server_round_robin = {round_robin}
 ignore_startup_parameters = extra_float_digits
 """
 
 
 @pytest.fixture
 def bouncer(dsn: str) -> Iterator[dict[str, str]]:
-    """A PgBouncer in front of this test's database: {"transaction": dsn, "session": dsn}."""
+    """A round-robin PgBouncer in front of this test's database: {"transaction": dsn,
+    "session": dsn}."""
+    with pgbouncer(dsn, round_robin=True) as pools:
+        yield pools
+
+
+@pytest.fixture
+def lifo_bouncer(dsn: str) -> Iterator[dict[str, str]]:
+    """A PgBouncer with its default hand-out order: the most recently used idle session."""
+    with pgbouncer(dsn, round_robin=False) as pools:
+        yield pools
+
+
+@contextlib.contextmanager
+def pgbouncer(dsn: str, *, round_robin: bool) -> Iterator[dict[str, str]]:
     program = pgbouncer_program()
     target = conninfo_to_dict(dsn)
     listen = free_port()
@@ -89,7 +110,7 @@ def bouncer(dsn: str) -> Iterator[dict[str, str]]:
         config = folder / "pgbouncer.ini"
         config.write_text(CONFIG.format(host=target["host"], port=target["port"],
                                         dbname=target["dbname"], listen=listen,
-                                        auth_file=auth_file))
+                                        auth_file=auth_file, round_robin=int(round_robin)))
         for path in (auth_file, config):
             path.chmod(0o644)
         # It refuses to run as root; as root, -u switches to nobody.
@@ -188,3 +209,148 @@ def test_session_pooling_works_normally(
     assert table_exists(dsn, "one")
     assert history_versions(dsn) == [1]
     assert time.monotonic() - started < QUICK
+
+
+def tables_and_history_agree(dsn: str) -> None:
+    """Each migration of `tree2` is recorded exactly when its table exists."""
+    recorded = set(history_versions(dsn))
+    assert (1 in recorded) == table_exists(dsn, "one"), recorded
+    assert (2 in recorded) == table_exists(dsn, "two"), recorded
+
+
+def tree2(root: Path) -> Path:
+    return make_tree(root, {
+        **pair("a", "000001", "one", "CREATE TABLE one (id int);\n", "DROP TABLE one;\n"),
+        **pair("a", "000002", "two", "CREATE TABLE two (id int);\n", "DROP TABLE two;\n"),
+    }, config=AB_CONFIG)
+
+
+def assert_direct_up_proceeds_at_once(root: Path, dsn: str) -> None:
+    """What the refusal's hint says to do works, without waiting for a stranded lock."""
+    started = time.monotonic()
+    direct = run(["up", "--service", "a", "--lock-timeout", "1"], cwd=root, environ=env(dsn))
+    assert direct.code == 0, direct.stderr
+    assert time.monotonic() - started < QUICK
+    assert history_versions(dsn) == [1, 2]
+
+
+def test_an_idle_transaction_pool_is_refused_before_any_lock(
+    tmp_path: Path, dsn: str, lifo_bouncer: dict[str, str]
+) -> None:
+    """An idle pool hands this client the same server session every time, as a session
+    pool would; a second client handed that session gives it away. Exit 2, nothing done."""
+    root = tree2(tmp_path)
+    pooled = lifo_bouncer["transaction"]
+    assert len(set(backend_pids(pooled, 3))) == 1, "the idle pool did not reuse its session"
+
+    result = run(["up", "--service", "a"], cwd=root, environ=env(pooled))
+
+    assert result.code == 2, result
+    assert "a second client of the same pool was handed server session" in result.stderr
+    assert "pool_mode = transaction" in result.stderr
+    assert lock_holders(dsn) == []
+    assert history_versions(dsn) == []
+    assert not table_exists(dsn, "one")
+    assert_direct_up_proceeds_at_once(root, dsn)
+
+
+def test_the_callers_pooled_connection_is_refused_and_keeps_no_lock(
+    tmp_path: Path, dsn: str, lifo_bouncer: dict[str, str]
+) -> None:
+    """`conn=` through a transaction pool: PoolerDetected; the caller's connection is fine."""
+    from migcoord import Coordinator
+    from migcoord.errors import PoolerDetected
+
+    root = tree2(tmp_path)
+    coordinator = Coordinator.load(root / "migcoord.toml", environ={})
+    with psycopg.connect(lifo_bouncer["transaction"], prepare_threshold=None) as callers:
+        with pytest.raises(PoolerDetected):
+            coordinator.up("a", conn=callers)
+        assert callers.execute("SELECT 1").fetchone() == (1,)
+
+    assert lock_holders(dsn) == []
+    assert history_versions(dsn) == []
+    assert_direct_up_proceeds_at_once(root, dsn)
+
+
+@contextlib.contextmanager
+def pool_traffic(pooled: str, clients: int) -> Iterator[None]:
+    """`clients` connections of the pool running short transactions until the block ends."""
+    stop = threading.Event()
+    started = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        with psycopg.connect(pooled, autocommit=True, prepare_threshold=None) as conn:
+            conn.execute("SELECT 1")
+            started.wait()
+            while not stop.is_set():
+                conn.execute("SELECT pg_sleep(0.002)")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        started.wait(QUICK)
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(QUICK)
+
+
+def test_a_busy_transaction_pool_never_strands_the_lock(
+    tmp_path: Path, dsn: str, lifo_bouncer: dict[str, str]
+) -> None:
+    """With six clients of the pool at work, runs through the transaction pool are refused;
+    none leaves the lock behind or records what it did not apply, and the direct run the
+    hint recommends proceeds at once."""
+    root = tree2(tmp_path)
+    pooled = lifo_bouncer["transaction"]
+
+    with pool_traffic(pooled, clients=6):
+        for _ in range(4):
+            result = run(["up", "--service", "a"], cwd=root, environ=env(pooled))
+            assert result.code in (0, 2), result
+            if result.code == 2:
+                assert "pool_mode = transaction" in result.stderr
+            assert lock_holders(dsn) == [], result.stderr
+            tables_and_history_agree(dsn)
+
+    assert_direct_up_proceeds_at_once(root, dsn)
+
+
+def test_a_busy_session_pool_works_normally(
+    tmp_path: Path, dsn: str, lifo_bouncer: dict[str, str]
+) -> None:
+    """Through pool_mode=session, with other clients of the pool at work: up applies all."""
+    root = tree2(tmp_path)
+    pooled = lifo_bouncer["session"]
+
+    with pool_traffic(pooled, clients=4):
+        result = run(["up", "--service", "a"], cwd=root, environ=env(pooled))
+
+    assert result.code == 0, result.stderr
+    assert history_versions(dsn) == [1, 2]
+    assert lock_holders(dsn) == []
+
+
+def test_release_through_a_pool_finds_the_holding_session_again(
+    dsn: str, bouncer: dict[str, str]
+) -> None:
+    """A lock taken in one pooled session is released there, not ended with it: the pool
+    hands that session back within a few transactions."""
+    from migcoord.db.lock import lock_key, release
+
+    pooled = bouncer["transaction"]
+    two_idle_server_connections(pooled)
+    key = lock_key("public")
+    with psycopg.connect(pooled, autocommit=True, prepare_threshold=None) as conn:
+        row = conn.execute("SELECT pg_backend_pid(), pg_advisory_lock(%s)", (key,)).fetchone()
+        assert row is not None
+        holder = int(row[0])
+        assert lock_holders(dsn) == [holder]
+
+        assert release(conn, key, holder) is None
+
+    assert lock_holders(dsn) == []
+    assert not backend_gone(dsn, holder)

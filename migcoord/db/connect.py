@@ -14,6 +14,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from migcoord.db import settings
+from migcoord.db.diagnosis import cause, connect_advice, connect_sqlstate, lost
 from migcoord.db.dsn import describe, first_line, hide_password, parse
 from migcoord.errors import (
     ConnectError,
@@ -26,7 +27,9 @@ from migcoord.errors import (
 def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> psycopg.Connection:
     """An autocommit connection named `application_name` (shown in pg_stat_activity).
 
-    Raises ConnectError (exit 3) with the server's reason and no password.
+    Raises ConnectError with the server's reason and no password: exit 3 when it is worth
+    retrying (no server there, too many connections, a server starting up), exit 2 when
+    the DSN's user, password or database is wrong.
     """
     params = parse(dsn)
     port = params.get("port", "")
@@ -41,10 +44,12 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
         return psycopg.connect(make_conninfo("", **params), autocommit=True,
                                prepare_threshold=None)
     except psycopg.OperationalError as err:
+        reason = hide_password(first_line(err), dsn)
+        sqlstate = err.sqlstate or connect_sqlstate(str(err))
         raise ConnectError(
-            f"could not connect to {describe(dsn)}: {hide_password(first_line(err), dsn)}",
-            hint="check that the server is up and the DSN is right; this is worth retrying",
-        ) from None
+            f"could not connect to {describe(dsn)}: {reason}"
+            + (f" (SQLSTATE {sqlstate})" if sqlstate else ""),
+            hint=connect_advice(sqlstate), sqlstate=sqlstate) from None
     except UnicodeError:
         # Python's resolver refuses some names (an empty label, as in `h..com`) before
         # libpq sees them; that was a traceback.
@@ -70,7 +75,7 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
         conn.autocommit = True
         saved: settings.Saved | None = None
         try:
-            with _server_errors():
+            with _server_errors(conn):
                 saved = settings.save(conn)
                 yield conn
         finally:
@@ -84,18 +89,20 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
         raise UsageError("give either dsn= or conn=")
     connection = connect(dsn, application_name=application_name)
     try:
-        with _server_errors():
+        with _server_errors(connection):
             yield connection
     finally:
         connection.close()
 
 
 @contextlib.contextmanager
-def _server_errors() -> Iterator[None]:
+def _server_errors(conn: psycopg.Connection) -> Iterator[None]:
     """A server error nobody expected becomes a MigcoordError in the server's words.
 
     Migration statements already fail as MigrationFailed; this is for the rest, say a
-    role without the privilege to create migcoord_history, which was a traceback.
+    role without the privilege to create migcoord_history, which was a traceback. Only a
+    connection that is really gone is ConnectionLost: a lock timeout on the history table
+    is the server refusing, in a live session.
     """
     try:
         yield
@@ -103,11 +110,12 @@ def _server_errors() -> Iterator[None]:
         reason = first_line(err)
         if err.sqlstate:
             reason += f" (SQLSTATE {err.sqlstate})"
-        if isinstance(err, psycopg.OperationalError):
+        if lost(conn):
             raise ConnectionLost(f"the database connection failed: {reason}",
                                  hint="`migcoord status` shows what is recorded; retry",
                                  sqlstate=err.sqlstate) from None
-        hint = "run with -v to see the step that failed"
+        known = cause(err.sqlstate)
+        hint = known.advice if known else "run with -v to see the step that failed"
         if err.sqlstate == "42501":
             hint = ("the migration role lacks a privilege migcoord needs: CREATE on the "
                     "history schema to make migcoord_history and migcoord_events on first use "

@@ -20,11 +20,16 @@ error position, the SQLSTATE and the server's message.
 Each migration starts from the session settings that were in force before it, and they
 are put back after it (db/settings.py): a `SET search_path` or `SET ROLE` in one
 migration does not reach the next, nor the caller's connection.
+
+db/failures words every failure; only a connection that is really gone
+(db/diagnosis.lost) is reported as lost. An index the file creates by name that is
+INVALID keeps it from being recorded (db/indexes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,12 +40,15 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import settings
+from migcoord.db import failures, indexes, settings
+from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
-from migcoord.errors import ConnectionLost, MigrationFailed, PoolerDetected
+from migcoord.errors import MigrationFailed, PoolerDetected
 from migcoord.sql import reader, transactions
 from migcoord.sql.reader import Statement as SqlStatement
+
+log = logging.getLogger("migcoord")
 
 
 @attrs.frozen
@@ -135,15 +143,16 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
         closing = "\n;\n" + settings.restore_sql(conn, saved) + record
         try:
             pid = _recorded_pid(conn.execute(opening + text + closing))
-        except psycopg.OperationalError:
-            raise
         except psycopg.Error as err:
+            if lost(conn):
+                raise
             _rollback(conn)
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
                     f"the transaction was rolled back: {migration.label} is still applied")
-            raise _failure(err, text, path.path if path else None, migration, note=note,
-                           direction=direction, base=-len(opening)) from None
+            raise failures.failure(err, text, path.path if path else None, migration,
+                                   note=note, direction=direction,
+                                   base=-len(opening)) from None
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
             _rollback(conn)
@@ -159,11 +168,41 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
                 f"{migration.label} ran in server session {pid}, but the migration lock is "
                 f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
                 version=migration.version, service=migration.service, direction=direction)
-        conn.execute("COMMIT")
-    except psycopg.OperationalError as err:
+        _refuse_named_invalid_indexes(conn, migration, text, direction)
+        _commit(conn, migration, text, direction)
+    except psycopg.Error as err:
+        if not lost(conn):
+            raise
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
-        raise _lost(err, migration, what, direction=direction) from None
+        raise failures.connection_lost(err, migration, what, direction=direction) from None
+
+
+def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration, text: str,
+                                  direction: str) -> None:
+    """Before COMMIT: roll back when an index the file creates by name is INVALID (an
+    earlier failed concurrent build, which `CREATE INDEX IF NOT EXISTS` skipped)."""
+    invalid = indexes.named_invalid(conn, indexes.targets(text).named)
+    if invalid:
+        _rollback(conn)
+        raise failures.invalid_index_in_transaction(migration, invalid, direction)
+
+
+def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction: str) -> None:
+    """COMMIT; a commit the server refuses (a deferred constraint, a serialization
+    failure) is this migration failing, and its transaction is rolled back."""
+    try:
+        conn.execute("COMMIT")
+    except psycopg.Error as err:
+        if lost(conn):
+            raise
+        _rollback(conn)
+        sql_file = migration.up if direction == "up" else migration.down
+        note = ("the COMMIT failed, so the transaction was rolled back: "
+                + ("nothing of this migration was applied" if direction == "up" else
+                   f"{migration.label} is still applied"))
+        raise failures.failure(err, text, sql_file.path if sql_file else None, migration,
+                               note=note, direction=direction, mapped=False) from None
 
 
 def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
@@ -264,6 +303,7 @@ def _run_statements(history: History, migration: Migration,
                                                "statements": len(statements)})
     unrole = sql.SQL("SELECT pg_catalog.set_config('role', {}, false)").format(
         sql.Literal(saved.role))
+    before = indexes.invalid_oids(conn)
     for index, statement in enumerate(statements):
         try:
             if role:
@@ -272,14 +312,10 @@ def _run_statements(history: History, migration: Migration,
             if role:
                 conn.execute(unrole)
             _record_progress(history, migration, index + 1, saved)
-        except psycopg.OperationalError as err:
-            if conn.closed or conn.broken:
-                raise _lost(err, migration,
-                            f"it stopped at statement {index + 1} of {len(statements)} of the "
-                            f"{direction} file and is recorded as dirty",
-                            direction=direction) from None
-            raise
         except psycopg.Error as err:
+            if lost(conn):
+                raise failures.lost_midway(err, migration, statement, index, len(statements),
+                                           path=path, direction=direction) from None
             with _suppress_db_errors():
                 settings.restore(conn, saved)
             if len(statements) == 1:
@@ -290,15 +326,15 @@ def _run_statements(history: History, migration: Migration,
                         f"the {index} before it stay rolled back")
                 note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
                         f"so {migration.label} is now recorded as dirty")
-            failure = _failure(err, text, path, migration, statement=statement, note=note,
-                               direction=direction)
+            left: list[indexes.InvalidIndex] = []
             with _suppress_db_errors():
-                history.fail(migration.version, failure.message)
-                history.event(f"{direction}-failed", version=migration.version,
-                              service=migration.service, name=migration.name,
-                              detail={"statement": index + 1, "sqlstate": err.sqlstate})
+                left = indexes.left_behind(conn, before)
+            failure = failures.failure(err, text, path, migration, statement=statement,
+                                       note=note, direction=direction, dirty=True, invalid=left)
+            _record_failure(history, migration, failure, direction, statement=index + 1)
             raise failure from None
     settings.restore(conn, saved)
+    _refuse_invalid_indexes(history, migration, text, path=path, direction=direction)
     duration = _ms(started)
     if direction == "up":
         history.finish(migration.version, duration)
@@ -326,59 +362,35 @@ def _record_progress(history: History, migration: Migration, done: int,
         raise
 
 
-def _failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
-             note: str, direction: str = "up", statement: SqlStatement | None = None,
-             base: int = 0) -> MigrationFailed:
-    """The error as `path:line:col: ERROR: ...`: the server's position mapped into the file
-    (the query sent held `statement`, or the whole file after `-base` characters of
-    migcoord's own), else the statement's start."""
-    diag = err.diag
-    where = str(path) if path else migration.label
-    position = diag.statement_position
-    line: int | None = None
-    column: int | None = None
-    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
-    if position and position.isdigit() and 0 <= offset <= len(text):
-        line, column = reader.line_col(text, offset)
-        where += f":{line}:{column}"
-    elif statement is not None:
-        line, column = statement.line, statement.column
-        where += f":{statement.line}:{statement.column}"
-    primary = diag.message_primary or str(err).splitlines()[0]
-    message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
-    details = [d for d in (diag.message_detail, diag.message_hint and f"server hint: {diag.message_hint}",
-                           diag.context and f"context: {diag.context.strip()}") if d]
-    if details:
-        message += "\n  " + "\n  ".join(details)
-    return MigrationFailed(message + f"\n  {note}", hint=_next_step(migration, direction),
-                           sqlstate=err.sqlstate, path=path, line=line, column=column,
-                           version=migration.version, service=migration.service,
-                           direction=direction)
+def _record_failure(history: History, migration: Migration, failure: MigrationFailed,
+                    direction: str, **detail: object) -> None:
+    """Keep `failure` on the dirty row and in the events (best effort: the error that is
+    about to be raised matters more than a failure to record it)."""
+    with _suppress_db_errors():
+        history.fail(migration.version, failure.message)
+        history.event(f"{direction}-failed", version=migration.version,
+                      service=migration.service, name=migration.name,
+                      detail={**detail, "sqlstate": failure.sqlstate})
 
 
-def _next_step(migration: Migration, direction: str) -> str:
-    if direction == "down" and outside_transaction(migration, "down"):
-        return (f"finish the rollback by hand, then `migcoord mark {migration.version_text} "
-                "--pending`; or redo what was undone and `mark ... --applied`")
-    if direction == "down":
-        return (f"fix {migration.label}.down.sql and run `migcoord down --service "
-                f"{migration.service}` again")
-    if outside_transaction(migration, "up"):
-        return (f"fix the cause, undo the statements that did run if needed, then "
-                f"`migcoord mark {migration.version_text} --pending` and run up again "
-                f"(or `mark {migration.version_text} --applied` if you finished it by hand)")
-    return f"fix {migration.label} and run `migcoord up --service {migration.service}` again"
-
-
-def _lost(err: psycopg.Error, migration: Migration, what: str, *,
-          direction: str) -> ConnectionLost:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return ConnectionLost(
-        f"lost the connection while running {migration.service} {migration.label}: {reason}; "
-        f"{what}",
-        hint="check the server (a restart, pg_terminate_backend, a network cut); "
-        "`migcoord status` shows what is recorded, then retry",
-        version=migration.version, service=migration.service, direction=direction)
+def _refuse_invalid_indexes(history: History, migration: Migration, text: str, *,
+                            path: Path | None, direction: str) -> None:
+    """After a no-transaction file ran: refuse to record it while an index it creates by
+    name is INVALID (`IF NOT EXISTS` skipped an earlier failed build); the row stays dirty.
+    Warn about other invalid indexes an earlier attempt left on the tables it indexes."""
+    conn = history.conn
+    found = indexes.targets(text)
+    invalid = indexes.named_invalid(conn, found.named)
+    if not invalid:
+        for stale in indexes.invalid_on(conn, found.tables):
+            log.warning("%s: %s is still there, left by an earlier failed build; drop it with "
+                        "`%s`", migration.label, indexes.described([stale]), stale.drop)
+        return
+    failure = failures.invalid_index_after_run(migration, invalid, path=path,
+                                               direction=direction)
+    _record_failure(history, migration, failure, direction,
+                    invalid_indexes=[index.name for index in invalid])
+    raise failure
 
 
 def _row(history: History, migration: Migration, status: str, duration: int,

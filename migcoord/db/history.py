@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow
+from migcoord.errors import MigcoordError
 
 HISTORY = "migcoord_history"
 EVENTS = "migcoord_events"
@@ -80,6 +81,7 @@ class History:
         the tables, anything in this schema).
         """
         if self.exists(HISTORY) and self.exists(EVENTS):
+            self._refuse_missing_privileges()
             return
         with self.conn.transaction():
             schema = self.conn.execute("SELECT to_regnamespace(%s) IS NOT NULL",
@@ -87,6 +89,33 @@ class History:
             if not (schema and schema[0]):
                 self.conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {schema}"))
             self.conn.execute(self._sql(_CREATE))
+
+    def _refuse_missing_privileges(self) -> None:
+        """Refuse, before any migration runs, a role that cannot write both tables (a DBA
+        made them and granted too little): otherwise each migration would run and then
+        fail on its own history row."""
+        needed = [(self.history, privilege) for privilege in ("SELECT", "INSERT", "UPDATE",
+                                                              "DELETE")]
+        needed.append((self.events, "INSERT"))
+        checks = sql.SQL(", ").join(
+            sql.SQL("has_table_privilege({}, {})").format(
+                sql.Literal(table.as_string(self.conn)), sql.Literal(privilege))
+            for table, privilege in needed)
+        row = self.conn.execute(sql.SQL("SELECT current_user, {}").format(checks)).fetchone()
+        if row is None or all(row[1:]):
+            return
+        user = row[0]
+        missing = [f"{privilege} ON {table.as_string(self.conn)}"
+                   for (table, privilege), held in zip(needed, row[1:], strict=True)
+                   if not held]
+        user_sql = sql.Identifier(user).as_string(self.conn)
+        raise MigcoordError(
+            f"the role {user} may not write migcoord's history: it lacks "
+            + ", ".join(missing) + " (SQLSTATE 42501); nothing was run",
+            hint=f"as the tables' owner: GRANT SELECT, INSERT, UPDATE, DELETE ON "
+            f"{self.history.as_string(self.conn)} TO {user_sql}; GRANT SELECT, INSERT ON "
+            f"{self.events.as_string(self.conn)} TO {user_sql};",
+            sqlstate="42501")
 
     def rows(self) -> list[HistoryRow]:
         """Every history row, by version; empty when the table does not exist yet."""

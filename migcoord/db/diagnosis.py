@@ -1,0 +1,106 @@
+"""What a server error means: a lost connection or a refusal, and its cause in words.
+
+psycopg raises `OperationalError` both when the connection is gone and for errors of a
+live session in SQLSTATE classes 40, 53, 55 and 57: a lock timeout, a deadlock, a
+statement timeout, a serialization failure. Only the connection's own state tells them
+apart (`lost`); telling them apart by exception class reported a lock timeout as "lost
+the connection". The exit code of each is decided by `migcoord.errors.exit_code_for`.
+
+libpq reports no SQLSTATE for a failed connection attempt, only the server's sentence;
+`connect_sqlstate` reads the SQLSTATE back from PostgreSQL's (English) wording, so that
+a wrong password is not reported as worth retrying. A server that answers in another
+language gives no match, and the failure counts as a network one (exit 3).
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+import psycopg
+
+
+def lost(conn: psycopg.Connection) -> bool:
+    """Whether `conn` is gone (closed, or broken by the server or the network)."""
+    return conn.closed or conn.broken
+
+
+@attrs.frozen
+class Cause:
+    """Why the server stopped a statement, and what to look at or change."""
+
+    #: Completes "the statement failed because ...".
+    because: str
+    #: What to look at or change before running it again ("" when nothing in particular).
+    advice: str = ""
+
+
+#: The SQLSTATEs whose server message alone does not say what happened or what to do.
+CAUSES: dict[str, Cause] = {
+    "55P03": Cause(
+        "it waited longer than lock_timeout for a lock that another session holds",
+        "pg_locks and pg_stat_activity show who holds the lock it waited for"),
+    "57014": Cause(
+        "it ran longer than statement_timeout, or someone cancelled it (pg_cancel_backend)",
+        "running it as it is will time out again: raise statement_timeout for this "
+        "migration (`SET LOCAL statement_timeout = '10min';` at its top) or make the "
+        "statement faster"),
+    "40P01": Cause(
+        "it deadlocked with another session, and PostgreSQL cancelled it to end the deadlock",
+        "if it recurs, take the tables' locks in one order at the top of the migration "
+        "(`LOCK TABLE a, b IN ... MODE;`)"),
+    "40001": Cause("a concurrent transaction changed data it read (a serialization failure)"),
+    "42501": Cause(
+        "the role it runs as lacks a privilege",
+        "grant the privilege the server names to the migration role (or to the service's "
+        "`role`)"),
+}
+
+def cause(sqlstate: str | None) -> Cause | None:
+    """The cause of a failure with `sqlstate`, where the server's message alone would
+    leave a reader guessing; else None."""
+    return CAUSES.get(sqlstate or "")
+
+
+# The server's words for a refused connection, in the order they are tried. The SQLSTATE
+# is what the server sent; libpq keeps only the words. "no password supplied" is libpq's
+# own: the server asked for a password that the DSN does not have.
+_CONNECT_SQLSTATES = (
+    (re.compile(r"password authentication failed|no password supplied"), "28P01"),
+    (re.compile(r'database "[^"]*" does not exist|no such database'), "3D000"),
+    (re.compile(r'role "[^"]*" (does not exist|is not permitted to log in)'
+                r"|no pg_hba\.conf entry|pg_hba\.conf rejects|authentication failed for user"),
+     "28000"),
+    (re.compile(r"permission denied for database"), "42501"),
+    (re.compile(r"too many clients already|remaining connection slots are reserved"),
+     "53300"),
+    (re.compile(r"the database system is (starting up|shutting down|in recovery mode"
+                r"|not yet accepting connections|not accepting connections)"), "57P03"),
+)
+
+
+def connect_sqlstate(message: str) -> str | None:
+    """The SQLSTATE behind a failed connection attempt's `message`, where PostgreSQL's
+    wording names it; None for a network failure or an unknown (or translated) message."""
+    for pattern, sqlstate in _CONNECT_SQLSTATES:
+        if pattern.search(message):
+            return sqlstate
+    return None
+
+
+def connect_advice(sqlstate: str | None) -> str:
+    """What to do after a failed connection attempt with `sqlstate`."""
+    if sqlstate == "28P01":
+        return ("the server refused the password: check the password in the DSN "
+                "(--dsn or the configured environment variable; percent-encode @ : / % in a "
+                "URL); retrying will not help")
+    if sqlstate == "3D000":
+        return ("no database of that name on that server: check the database name in the "
+                "DSN, or create the database first (createdb NAME); retrying will not help")
+    if sqlstate is not None and sqlstate.startswith("28"):
+        return ("the server does not let this user in: check the user name in the DSN, and "
+                "that pg_hba.conf allows it from this host; retrying will not help")
+    if sqlstate == "42501":
+        return "grant CONNECT on the database to the DSN's user"
+    return ("check that the server is up and the DSN's host and port are right; this is "
+            "worth retrying")

@@ -1,0 +1,174 @@
+"""How a failed migration is reported: where, why, and what to do next.
+
+Every way a migration can fail becomes one MigcoordError here: a statement the server
+refused (`failure`: the file's `path:line:col`, the SQLSTATE, the server's words, the
+cause in words, the next step), a session that ended under it (`connection_lost`,
+`lost_midway`), an INVALID index it would leave recorded as working. The exit code of
+each follows from its SQLSTATE (`migcoord.errors.exit_code_for`) or, for a migration
+left dirty, from that state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+
+from migcoord.core.model import Migration
+from migcoord.db.diagnosis import cause
+from migcoord.db.indexes import InvalidIndex, described, drops
+from migcoord.errors import (
+    EXIT_RETRY,
+    ConnectionLost,
+    MigrationFailed,
+    MigrationLeftDirty,
+    exit_code_for,
+)
+from migcoord.sql import reader
+from migcoord.sql.reader import Statement as SqlStatement
+
+
+def failure(err: psycopg.Error, text: str, path: Path | None, migration: Migration, *,
+            note: str, direction: str = "up", statement: SqlStatement | None = None,
+            base: int = 0, mapped: bool = True, dirty: bool = False,
+            invalid: Sequence[InvalidIndex] = ()) -> MigrationFailed:
+    """The error as `path:line:col: ERROR: ... (SQLSTATE ...)`, with its cause and the next
+    step; the position as `locate` finds it, none when not `mapped` (the COMMIT failed,
+    so no statement of the file is to blame). A `dirty` failure (a no-transaction file
+    stopped part-way) is MigrationLeftDirty; `invalid` indexes it left are named with the
+    DROP that removes them."""
+    diag = err.diag
+    where = str(path) if path else migration.label
+    line, column = (locate(text, diag.statement_position, statement, base) if mapped
+                    else (None, None))
+    if line is not None:
+        where += f":{line}:{column}"
+    primary = diag.message_primary or str(err).splitlines()[0]
+    message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
+    known = cause(err.sqlstate)
+    details = [d for d in (known and f"because {known.because}", diag.message_detail,
+                           diag.message_hint and f"server hint: {diag.message_hint}",
+                           diag.context and f"context: {diag.context.strip()}") if d]
+    if details:
+        message += "\n  " + "\n  ".join(details)
+    hint = next_step(migration, direction, err.sqlstate, dirty=dirty)
+    if invalid:
+        note += (f"; it left {described(invalid)} behind, which enforces nothing and "
+                 "slows every write, and which `IF NOT EXISTS` would skip")
+        hint = f"first drop it with {drops(invalid)}; then {hint}"
+    kind = MigrationLeftDirty if dirty else MigrationFailed
+    return kind(message + f"\n  {note}", hint=hint,
+                sqlstate=err.sqlstate, path=path, line=line, column=column,
+                version=migration.version, service=migration.service, direction=direction)
+
+
+def locate(text: str, position: str | None, statement: SqlStatement | None,
+           base: int) -> tuple[int, int] | tuple[None, None]:
+    """The 1-based line and column in `text` of the server's error `position` (counted in
+    the query sent: `statement`, or the whole file after `-base` characters of migcoord's
+    own); else the start of `statement`, or of the file's only statement."""
+    offset = (statement.start if statement is not None else base) + int(position or 0) - 1
+    if position and position.isdigit() and 0 <= offset <= len(text):
+        return reader.line_col(text, offset)
+    if statement is not None:
+        return statement.line, statement.column
+    # A lock timeout or a deadlock has no position: name the statement when the file has
+    # only one.
+    only = reader.statements(text)
+    if len(only) == 1:
+        return only[0].line, only[0].column
+    return None, None
+
+
+def next_step(migration: Migration, direction: str, sqlstate: str | None = None, *,
+              dirty: bool = False) -> str:
+    """What to do after `migration` failed with `sqlstate`: run it again as it is when a
+    retry can succeed, else fix the cause first."""
+    known = cause(sqlstate)
+    advice = f"{known.advice}; " if known and known.advice else ""
+    again = f"`migcoord {direction} --service {migration.service}`"
+    if dirty and direction == "down":
+        return (f"{advice}finish the rollback by hand, then `migcoord mark "
+                f"{migration.version_text} --pending`; or redo what was undone and "
+                "`mark ... --applied`")
+    if dirty:
+        return (f"{advice}fix the cause, undo the statements that did run if needed, then "
+                f"`migcoord mark {migration.version_text} --pending` and run up again "
+                f"(or `mark {migration.version_text} --applied` if you finished it by hand)")
+    if exit_code_for(sqlstate, default=0) == EXIT_RETRY:
+        return f"{advice}nothing was left half-done and a retry can succeed: run {again} again"
+    if advice:
+        return f"{advice}then run {again} again"
+    if direction == "down":
+        return f"fix {migration.label}.down.sql and run {again} again"
+    return f"fix {migration.label} and run {again} again"
+
+
+def connection_lost(err: psycopg.Error, migration: Migration, what: str, *,
+                    direction: str) -> ConnectionLost:
+    """The session ended under a migration's transaction: it was rolled back, retry."""
+    return ConnectionLost(
+        f"lost the connection while running {migration.service} {migration.label}: "
+        f"{_reason(err)}; {what}",
+        hint="check the server (a restart, pg_terminate_backend, a network cut); "
+        "`migcoord status` shows what is recorded, then retry",
+        sqlstate=err.sqlstate, version=migration.version, service=migration.service,
+        direction=direction)
+
+
+def lost_midway(err: psycopg.Error, migration: Migration, statement: SqlStatement,
+                index: int, count: int, *, path: Path | None,
+                direction: str) -> MigrationLeftDirty:
+    """The session ended during statement `index` of a no-transaction file: the row stays
+    dirty, recording the statements that completed, and an operator looks first."""
+    where = f"{path or migration.label}:{statement.line}:{statement.column}"
+    return MigrationLeftDirty(
+        f"{where}: lost the connection while running statement {index + 1} of {count} of "
+        f"{migration.service} {migration.label}.{direction}.sql: {_reason(err)}; "
+        f"{migration.label} stays recorded as dirty after {index} completed statement(s)",
+        hint=f"check whether statement {index + 1} took effect (a failed CREATE INDEX "
+        "CONCURRENTLY leaves an INVALID index behind), then " + next_step(
+            migration, direction, dirty=True),
+        sqlstate=err.sqlstate, path=path, line=statement.line, column=statement.column,
+        version=migration.version, service=migration.service, direction=direction)
+
+
+def _reason(err: psycopg.Error) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def invalid_index_in_transaction(migration: Migration, invalid: Sequence[InvalidIndex],
+                                 direction: str) -> MigrationFailed:
+    """A transactional file's `CREATE INDEX IF NOT EXISTS` met an INVALID index of that
+    name: the transaction was rolled back."""
+    sql_file = migration.up if direction == "up" else migration.down
+    where = sql_file.path if sql_file is not None else migration.label
+    kept = ("nothing of this migration was applied" if direction == "up" else
+            f"{migration.label} is still applied")
+    return MigrationFailed(
+        f"{where}: {described(invalid)} already exists, left by an earlier failed build: "
+        "`CREATE INDEX ... IF NOT EXISTS` skipped it, and it enforces nothing (a UNIQUE one "
+        f"lets duplicates in); the transaction was rolled back: {kept}",
+        hint=f"drop it with {drops(invalid)}, then run `migcoord {direction} --service "
+        f"{migration.service}` again",
+        path=sql_file.path if sql_file is not None else None, version=migration.version,
+        service=migration.service, direction=direction)
+
+
+def invalid_index_after_run(migration: Migration, invalid: Sequence[InvalidIndex], *,
+                            path: Path | None, direction: str) -> MigrationLeftDirty:
+    """A no-transaction file ran, yet an index it creates by name is INVALID: it stays
+    dirty, with the DROP to run and what follows."""
+    then = (f"`migcoord mark {migration.version_text} --pending` and `migcoord up --service "
+            f"{migration.service}` to build it again" if direction == "up" else
+            next_step(migration, direction, dirty=True))
+    return MigrationLeftDirty(
+        f"{path or migration.label}: its statements ran, yet {described(invalid)} is left: "
+        "a failed concurrent build leaves one behind, and `CREATE INDEX ... IF NOT EXISTS` "
+        "then skips building it. It enforces nothing (a UNIQUE one lets duplicates in) and "
+        f"slows every write, so {migration.label} stays recorded as dirty, not "
+        f"{'applied' if direction == 'up' else 'rolled back'}",
+        hint=f"drop it with {drops(invalid)}, then {then}", path=path,
+        version=migration.version, service=migration.service, direction=direction)

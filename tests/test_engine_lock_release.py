@@ -1,0 +1,137 @@
+"""The migration lock is released on every way out, also on the caller's own connection.
+
+With `conn=`, migcoord's session lock lives as long as the caller's connection: a lock
+left behind by a failure makes every other replica wait until that connection closes,
+which for a service's pool may be never. `pg_advisory_unlock` fails inside an aborted
+transaction, and the caller's later ROLLBACK does not release a session lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helpers import make_tree, pair
+from migcoord import Coordinator, MigrationFailed
+from migcoord.db.lock import advisory_lock, lock_key, release
+from test_engine_support import (
+    AB_CONFIG,
+    backend_gone,
+    execute,
+    history,
+    lock_holders,
+    sleeping_migcoord,
+    wait_until,
+)
+
+KEY = lock_key("public")
+
+
+def coordinator(root: Path) -> Coordinator:
+    return Coordinator.load(root / "migcoord.toml", environ={})
+
+
+def test_an_aborted_transaction_in_the_body_does_not_keep_the_lock(dsn: str) -> None:
+    """The body fails inside a transaction: the lock is gone and the connection is idle."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero), \
+                advisory_lock(conn, KEY, timeout=1) as pid:
+            assert lock_holders(dsn) == [pid]
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 / 0")
+
+        assert lock_holders(dsn) == []
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_failed_up_on_the_callers_connection_leaves_no_lock(tmp_path: Path, dsn: str) -> None:
+    """A lock timeout in a migration run on the caller's connection: the caller keeps the
+    connection open, and another replica still gets the lock at once."""
+    execute(dsn, "CREATE TABLE t (id int)")
+    root = make_tree(tmp_path, pair("a", "000001", "m", "SET LOCAL lock_timeout = '100ms';\n"
+                                    "ALTER TABLE t ADD COLUMN x int;\n"), config=AB_CONFIG)
+
+    with psycopg.connect(dsn) as callers, psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE t")
+        with pytest.raises(MigrationFailed) as raised:
+            coordinator(root).up("a", conn=callers)
+        blocker.rollback()
+        callers.rollback()
+
+        assert raised.value.sqlstate == "55P03"
+        assert lock_holders(dsn) == []
+        assert callers.autocommit is False
+        result = coordinator(root).up("a", dsn=dsn, lock_timeout=1)
+        assert [step.version for step in result.applied] == [1]
+
+
+def test_an_interrupted_up_on_the_callers_connection_leaves_no_lock(
+    tmp_path: Path, dsn: str
+) -> None:
+    """Ctrl-C (SIGINT) while a migration runs on the caller's connection: psycopg cancels
+    the statement, the transaction is aborted, and the lock is still released."""
+    execute(dsn, "CREATE TABLE control (sleep_s float8 NOT NULL); INSERT INTO control VALUES (30)")
+    root = make_tree(tmp_path, pair("a", "000001", "slow", "CREATE TABLE half (id int);\n"
+                                    "SELECT pg_sleep((SELECT sleep_s FROM control));\n"),
+                     config=AB_CONFIG)
+
+    def interrupt_when_sleeping() -> None:
+        wait_until(lambda: sleeping_migcoord(dsn), what="the migration in pg_sleep")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with psycopg.connect(dsn, application_name="migcoord up from a service") as callers:
+        interrupter = threading.Thread(target=interrupt_when_sleeping)
+        interrupter.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                coordinator(root).up("a", conn=callers)
+        finally:
+            interrupter.join()
+
+        assert lock_holders(dsn) == []
+        assert not callers.closed
+        assert history(dsn) == []
+        execute(dsn, "UPDATE control SET sleep_s = 0")
+        assert [s.version for s in coordinator(root).up("a", dsn=dsn, lock_timeout=1).applied] == [1]
+
+
+def test_a_lock_stranded_in_another_idle_session_is_released_by_ending_that_session(
+    dsn: str
+) -> None:
+    """What a transaction pooler does to a session lock: it stays in a server session this
+    connection no longer reaches. The release ends that session once it is idle."""
+    with psycopg.connect(dsn, autocommit=True) as stranded, \
+            psycopg.connect(dsn, autocommit=True) as conn:
+        stranded.execute("SELECT pg_advisory_lock(%s)", (KEY,))
+        pid = stranded.info.backend_pid
+
+        assert release(conn, KEY, pid) is None
+
+        assert lock_holders(dsn) == []
+        assert backend_gone(dsn, pid)
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_stranded_lock_in_a_busy_session_is_named_with_the_command_that_ends_it(
+    dsn: str
+) -> None:
+    """The session holding the lock stays busy: no one's transaction is cut short; the
+    problem names the session and the exact command."""
+    ticks = iter(range(1000))
+    with psycopg.connect(dsn) as busy, psycopg.connect(dsn, autocommit=True) as conn:
+        busy.execute("SELECT pg_advisory_lock(%s)", (KEY,))  # opens a transaction: not idle
+        pid = busy.info.backend_pid
+
+        problem = release(conn, KEY, pid, clock=lambda: float(next(ticks)), sleep=lambda s: None)
+
+        assert problem is not None
+        assert f"SELECT pg_terminate_backend({pid})" in problem
+        assert lock_holders(dsn) == [pid]
+        busy.rollback()
+        busy.execute("SELECT pg_advisory_unlock_all()")
