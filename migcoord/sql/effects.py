@@ -81,6 +81,11 @@ class ObjectAction(enum.StrEnum):
     CREATED = "created"
     DROPPED = "dropped"
     RENAMED = "renamed"
+    #: Changed in place, keeping its name: `ALTER VIEW` / `ALTER MATERIALIZED VIEW`.
+    ALTERED = "altered"
+    #: `ALTER SEQUENCE ... OWNED BY`: the sequence now goes with `on`'s table (none for
+    #: `OWNED BY NONE`).
+    OWNED = "owned"
 
 
 class ColumnAction(enum.StrEnum):
@@ -107,9 +112,10 @@ class TableEffect:
 class ObjectEffect:
     """One schema object a statement creates, drops or renames.
 
-    `CREATE OR REPLACE` counts as CREATED. A trigger or policy is named in its table's
-    schema and `on` holds that table; an index's `on` holds its table; a view's `on`
-    holds the relations its query reads.
+    `CREATE OR REPLACE` counts as CREATED (with `replace`). A trigger or policy is named
+    in its table's schema and `on` holds that table; an index's `on` holds its table; a
+    view's `on` holds the relations its query reads; a sequence's `on` holds the table
+    that owns it (`OWNED BY table.column`), which takes it along when dropped.
     """
 
     action: ObjectAction
@@ -121,6 +127,10 @@ class ObjectEffect:
     new_name: QualifiedName | None = None
     #: DROPPED: `DROP ... CASCADE`.
     cascade: bool = False
+    #: CREATED: by `CREATE OR REPLACE`, so the object may have existed before.
+    replace: bool = False
+    #: SEQUENCE, CREATED or OWNED: the column of `on`'s table that owns it.
+    owner_column: str = ""
 
 
 @attrs.frozen
@@ -429,8 +439,13 @@ def _truncate(body: Node, c: _Collector) -> None:
 
 
 def _alter_table(body: Node, c: _Collector) -> None:
-    if body.get("objtype") not in _TABLE_TYPES:
-        return  # ALTER INDEX / SEQUENCE / VIEW ... share this node
+    objtype = body.get("objtype")
+    if objtype in ("OBJECT_VIEW", "OBJECT_MATVIEW"):  # options, column defaults, owner
+        c.object(ObjectAction.ALTERED, _RELATION_KINDS[objtype],
+                 c.scope.range_var(body.get("relation")))
+        return
+    if objtype not in _TABLE_TYPES:
+        return  # ALTER INDEX / SEQUENCE ... share this node
     table = c.scope.range_var(body.get("relation"))
     c.table(TableAction.ALTERED, table)
     for command in wrapped(body.get("cmds"), "AlterTableCmd"):
@@ -576,12 +591,40 @@ def _lock(body: Node, c: _Collector) -> None:
 
 def _view(body: Node, c: _Collector) -> None:
     reads = c.walk(body.get("query"), execute=False)
-    c.object(ObjectAction.CREATED, ObjectKind.VIEW, c.scope.range_var(body.get("view")), on=reads)
+    c.object(ObjectAction.CREATED, ObjectKind.VIEW, c.scope.range_var(body.get("view")), on=reads,
+             replace=bool(body.get("replace")))
 
 
 def _sequence(body: Node, c: _Collector) -> None:
     name = c.scope.range_var(body.get("sequence"))
-    c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name)
+    owner = _owned_by(body, c)
+    if owner is None or owner[0] is None:
+        c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name)
+    else:
+        c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name, on=(owner[0],),
+                 owner_column=owner[1])
+
+
+def _alter_sequence(body: Node, c: _Collector) -> None:
+    owner = _owned_by(body, c)
+    if owner is None:
+        return  # RESTART, INCREMENT, ...: nothing down-mismatch follows
+    table, column = owner
+    c.object(ObjectAction.OWNED, ObjectKind.SEQUENCE, c.scope.range_var(body.get("sequence")),
+             on=(table,) if table is not None else (), owner_column=column)
+
+
+def _owned_by(body: Node, c: _Collector) -> tuple[QualifiedName | None, str] | None:
+    """A sequence's `OWNED BY [schema.]table.column` option: (table, column); (None, "")
+    for `OWNED BY NONE`; None without the option."""
+    for option in wrapped(body.get("options"), "DefElem"):
+        if option.get("defname") != "owned_by":
+            continue
+        parts = name_parts(option.get("arg"))
+        if len(parts) < 2:  # OWNED BY NONE
+            return None, ""
+        return c.scope.relation(parts[:-1]), parts[-1]
+    return None
 
 
 def _schema(body: Node, c: _Collector) -> None:
@@ -652,6 +695,7 @@ _HANDLERS: dict[str, Callable[[Node, _Collector], None]] = {
     "LockStmt": _lock,
     "ViewStmt": _view,
     "CreateSeqStmt": _sequence,
+    "AlterSeqStmt": _alter_sequence,
     "CreateSchemaStmt": _schema,
     "CreateExtensionStmt": _extension,
     "CreateFunctionStmt": _function,
