@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from migcoord.db.snapshot_sql import CatalogRows
 
 #: What a migration step can fail with and verify still report as that step's problem: the
-#: migration failed (rolled back or left dirty), or it ended its own connection.
+#: migration failed (rolled back or left dirty), or it ended its own connection. Verify
+#: reports the message without its hint, which is advice for a real database (`migcoord
+#: up` again, `mark`), not for the throwaway one.
 StepFailed = (MigrationFailed, ConnectionLost)
 
 
@@ -163,7 +165,7 @@ class RoundTrips:
         try:
             up_ms = self.up(step.migration)
         except StepFailed as failure:
-            return _verdict(step, "failed", [Problem("up", str(failure))]), False
+            return _verdict(step, "failed", [Problem("up", failure.message)]), False
         return _verdict(step, "applied", [], up_ms=up_ms), True
 
     def round_trip(self, step: VerifyStep, before: CatalogRows) -> TripOutcome:
@@ -179,7 +181,7 @@ class RoundTrips:
         try:
             times["up_ms"] = self.up(migration)
         except StepFailed as failure:
-            problems.append(Problem("up", f"the up failed: {failure}"))
+            problems.append(Problem("up", f"the up failed: {failure.message}"))
             return TripOutcome(verdict(), None)
         after_up = self.snapshot()
         seed = None
@@ -195,7 +197,7 @@ class RoundTrips:
         try:
             times["down_ms"] = self.down(migration)
         except StepFailed as failure:
-            problems.append(Problem("down", f"the down failed: {failure}"))
+            problems.append(Problem("down", f"the down failed: {failure.message}"))
             in_place = self.still_applied(migration, after_up)
             return TripOutcome(verdict(), after_up, in_place=in_place,
                                schema_after=after_up if in_place else None, down_failed=True,
@@ -211,7 +213,7 @@ class RoundTrips:
             times["up_again_ms"] = self.up(migration)
         except StepFailed as failure:
             problems.append(Problem("up-again", "the up failed when run again after the down "
-                                    f"(the down does not undo all of it): {failure}"))
+                                    f"(the down does not undo all of it): {failure.message}"))
             return TripOutcome(verdict(), after_up, seed=seed)
         after_again = self.snapshot()
         changes = schema_changes(after_up, after_again)
@@ -255,7 +257,7 @@ class RoundTrips:
             except StepFailed as failure:
                 problems.append(Problem(
                     "rebuild", f"building the throwaway database again up to {_who(last)} "
-                    f"stopped at the up of {_who(migration)}: {failure}"))
+                    f"stopped at the up of {_who(migration)}: {failure.message}"))
                 stop_cause = f"the throwaway database could not be built again up to {_who(last)}"
                 break
             seed = seeds.get(migration.version)
@@ -301,7 +303,7 @@ class RoundTrips:
             except StepFailed as failure:
                 return SequenceVerdict(ran=True, problems=(Problem(
                     "sequence-down", f"rolling everything back stopped at {_who(migration)}: "
-                    f"{failure}"),))
+                    f"{failure.message}"),))
         down_ms = _ms(self.clock() - started)
         problems: list[Problem] = []
         changes = schema_changes(empty, self.snapshot())
@@ -317,7 +319,7 @@ class RoundTrips:
             except StepFailed as failure:
                 problems.append(Problem(
                     "sequence-up", f"applying everything again stopped at {_who(migration)}: "
-                    f"{failure}"))
+                    f"{failure.message}"))
                 return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms)
         up_ms = _ms(self.clock() - started)
         changes = schema_changes(full, self.snapshot())
