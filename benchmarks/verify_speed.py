@@ -10,15 +10,20 @@ server: no fsync), generates N trivial migrations (benchmarks/apply_speed.py's
    same number of times less one (verify runs each up twice and each down once per
    round trip, then the whole sequence down and up);
 3. what one catalog snapshot costs with all N tables present (verify takes three per
-   migration, on a schema that grows from 0 to N tables).
+   migration, on a schema that grows from 0 to N tables);
+4. `migcoord verify` on the same tree with K broken downs, evenly spaced, each dropping
+   the table of the migration before it as well as its own: each makes verify build the
+   throwaway database again up to it (N/2 ups on average) and go on.
 
-    .venv/bin/python benchmarks/verify_speed.py [--migrations 1000]
+    .venv/bin/python benchmarks/verify_speed.py [--migrations 1000] [--broken-downs 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import statistics
 import sys
 import time
@@ -37,13 +42,14 @@ from migcoord.local.embedded import EmbeddedServer
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--migrations", type=int, default=1000)
+    parser.add_argument("--broken-downs", type=int, default=10)
     args = parser.parse_args()
     compile_installed()
     with scratch_server(fast=True) as (scratch, server, admin):
-        run(args.migrations, scratch, server, admin)
+        run(args.migrations, args.broken_downs, scratch, server, admin)
 
 
-def run(n: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:
+def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:
     root = trivial_tree(scratch / "repo", n)
     migcoord = [sys.executable, "-m", "migcoord"]
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -78,6 +84,33 @@ def run(n: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:
             times.append(time.perf_counter() - started)
     print(f"  {f'snapshot_sql.take ({len(snap)} objects)':<52} {min(times) * 1000:6.1f} ms "
           f"{statistics.median(times) * 1000:6.1f} ms")
+    if broken:
+        print(f"\n4. verify with {broken} broken downs")
+        break_downs(root, n, broken)
+        started = time.perf_counter()
+        done = subprocess.run([*migcoord, "verify", "-q", "--format", "json", "--dsn", admin],
+                              cwd=root, env=env, capture_output=True, text=True)
+        spent = time.perf_counter() - started
+        if done.returncode != 1:
+            raise SystemExit(f"verify should have failed:\n{done.stdout}\n{done.stderr}")
+        report = json.loads(done.stdout)
+        rebuilt = [m["rebuild_ms"] for m in report["migrations"] if m["rebuilt"]]
+        print(f"  {'migcoord verify':<52} {spent:7.2f} s  ({report['counts']['failed']} failed, "
+              f"{report['counts']['skipped']} skipped)")
+        print(f"  {f'of which {len(rebuilt)} rebuilds':<52} {sum(rebuilt) / 1000:7.2f} s  "
+              f"({statistics.mean(rebuilt) if rebuilt else 0:.0f} ms each on average)")
+
+
+def break_downs(root: Path, n: int, broken: int) -> None:
+    """Make `broken` evenly spaced downs drop the previous migration's table too."""
+    folder = root / "service-00" / "migrations"
+    for index in range(broken):
+        version = (index + 1) * n // (broken + 1) + 1
+        text, previous = f"{version:06d}", f"{version - 1:06d}"
+        (folder / f"{text}_m{text}.down.sql").write_text(
+            f"DROP TABLE IF EXISTS t_{text};\nDROP TABLE IF EXISTS t_{previous};\n")
+    subprocess.run([sys.executable, "-m", "migcoord", "sum"], cwd=root, check=True,
+                   capture_output=True)
 
 
 if __name__ == "__main__":

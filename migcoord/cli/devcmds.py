@@ -67,11 +67,14 @@ def _progress_line(item: MigrationVerdict | SequenceVerdict) -> str:
 
     if isinstance(item, MigrationVerdict):
         times = [f"{label} {value} ms" for label, value in
-                 (("up", item.up_ms), ("down", item.down_ms), ("up again", item.up_again_ms))
+                 (("up", item.up_ms), ("down", item.down_ms), ("up again", item.up_again_ms),
+                  ("rebuild", item.rebuild_ms))
                  if value is not None]
         state = {"ok": "ok", "applied": "applied (not this service's: no round trip)",
                  "failed": "FAILED (" + ", ".join(dict.fromkeys(p.stage for p in item.problems))
-                 + ")", "skipped": "skipped"}[item.status]
+                 + ")", "skipped": "skipped (not run)"}[item.status]
+        if item.rebuilt:
+            state += "; built the throwaway database again up to here to go on"
         return f"{item.label}: {state}" + (f"  [{', '.join(times)}]" if times else "")
     if not item.ran:
         return f"whole sequence down and up again: {item.note}"
@@ -88,6 +91,15 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
         write(f"FAILED {failed_one.label}\n")
         for problem in failed_one.problems:
             _problem(ctx, problem)
+        if failed_one.rebuilt:
+            write(f"  (the throwaway database was built again with every migration up to here "
+                  f"applied once, in {failed_one.rebuild_ms} ms, and verify went on)\n")
+    skipped = report.skipped
+    if skipped:
+        span = (skipped[0].label if len(skipped) == 1
+                else f"{skipped[0].label} to {skipped[-1].label}")
+        write(f"skipped {len(skipped)} migration{'s' if len(skipped) != 1 else ''} ({span}): "
+              f"{skipped[0].skip_reason}\n")
     if not report.sequence.ok:
         write("FAILED whole sequence down and up again\n")
         for problem in report.sequence.problems:
@@ -96,15 +108,28 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
         write(f"kept the throwaway database: {report.kept_dsn}\n")
     if ctx.args.quiet and report.ok:
         return
-    tripped = sum(1 for m in report.migrations if m.round_trip)
-    failed = len(report.failed)
-    sequence = ("whole sequence ok" if report.sequence.ok and report.sequence.ran
-                else "whole sequence FAILED" if report.sequence.ran
-                else f"whole sequence {report.sequence.note}")
-    outcome = "verify ok" if report.ok else "verify failed"
-    counts = (f"{tripped} migration{'s' if tripped != 1 else ''} round-tripped"
-              + (f", {failed} failed" if failed else ""))
-    write(f"{outcome}: {counts}; {sequence} ({report.elapsed_ms / 1000:.1f} s)\n")
+    write(f"{'verify ok' if report.ok else 'verify failed'}: {_counts(report)}; "
+          f"{_sequence_summary(report)} ({report.elapsed_ms / 1000:.1f} s)\n")
+
+
+def _counts(report: VerifyReport) -> str:
+    """`N migrations round-tripped, K failed, S skipped, A applied without a round trip`:
+    round-tripped counts those that passed and those that failed; a skipped migration was
+    not run, so it is neither."""
+    counts = report.counts
+    tripped = counts["round_tripped"]
+    parts = [f"{tripped} migration{'s' if tripped != 1 else ''} round-tripped"]
+    parts += [f"{counts[key]} {label}" for key, label in
+              (("failed", "failed"), ("skipped", "skipped"),
+               ("applied", "applied without a round trip")) if counts[key]]
+    return ", ".join(parts)
+
+
+def _sequence_summary(report: VerifyReport) -> str:
+    sequence = report.sequence
+    if not sequence.ran:
+        return f"whole sequence {sequence.note}"
+    return "whole sequence ok" if sequence.ok else "whole sequence FAILED"
 
 
 def _problem(ctx: Context, problem: Problem) -> None:

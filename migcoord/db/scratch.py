@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from migcoord.db import snapshot_sql
 from migcoord.db.connect import connect
 from migcoord.db.dsn import describe
+from migcoord.db.snapshot_sql import CatalogRows
 from migcoord.errors import DatabaseRefused, UsageError
 
 PREFIX = "migcoord_verify_"
@@ -77,6 +79,42 @@ def admin_session(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
     finally:
         conn.close()
+
+
+class Observer:
+    """A connection of its own that reads catalog snapshots of one database.
+
+    A migration may end the other sessions of its database (a down that clears the way
+    with `pg_terminate_backend`); the observer then connects again, once per snapshot,
+    and reads the snapshot it was asked for.
+    """
+
+    def __init__(self, dsn: str, history_schema: str) -> None:
+        self.dsn = dsn
+        self.history_schema = history_schema
+        self.conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return connect(self.dsn, application_name="migcoord verify snapshots")
+
+    def snapshot(self) -> CatalogRows:
+        try:
+            return snapshot_sql.read(self.conn, self.history_schema)
+        except psycopg.OperationalError:
+            if not (self.conn.closed or self.conn.broken):
+                raise
+        self.conn.close()
+        self.conn = self._connect()
+        return snapshot_sql.read(self.conn, self.history_schema)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def forget_temporary_objects(conn: psycopg.Connection[Any]) -> None:
+    """Drop the session's temporary tables and functions (`DISCARD TEMP`), as a new
+    session would not have them; settings and the advisory lock are kept."""
+    conn.execute("DISCARD TEMP")
 
 
 def run_seed(conn: psycopg.Connection[Any], text: str) -> str | None:

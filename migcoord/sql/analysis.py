@@ -65,6 +65,8 @@ class Analysis:
     statements: tuple[Statement, ...] = ()
     syntax_error: SqlSyntaxProblem | None = None
     default_schema: str = "public"
+    #: The unqualified names of the temporary tables, sequences and views the file creates.
+    temporary_relations: frozenset[str] = frozenset()
 
     @property
     def table_effects(self) -> tuple[TableEffect, ...]:
@@ -124,7 +126,8 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
     for raw in parsed.statements:
         statements.append(_statement(raw, scope, parsed.positions))
         scope = scope.after(raw.node_type, raw.body)
-    return Analysis(statements=tuple(statements), default_schema=default_schema)
+    return Analysis(statements=tuple(statements), default_schema=default_schema,
+                    temporary_relations=scope.temporary)
 
 
 def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Positions) -> Statement:

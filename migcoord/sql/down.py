@@ -6,9 +6,15 @@ compared. The comparison is cheap and leans towards silence:
 
 - an object counts as undone when the down drops it, re-creates it (`CREATE OR REPLACE`
   restoring an older body) or renames it, when the down drops the table an index,
-  trigger, policy or view hangs on, drops any column of an index's table, or drops its
-  schema;
+  trigger, policy, view or owned sequence hangs on, drops any column of an index's table
+  or a sequence's owning column, or drops its schema; a view the up replaced counts as
+  undone when the down alters it (`ALTER VIEW ... RESET (security_barrier)`), and the
+  other way round;
 - schemas and extensions are not followed: services often share them on purpose;
+- temporary objects are not followed: temporary tables, sequences and views, and
+  anything created in `pg_temp` (`CREATE FUNCTION pg_temp.f()`), are gone at the end of
+  the session (or of the transaction, `ON COMMIT DROP`); a down that drops a temporary
+  table of the up's name is cleaning up, not undoing;
 - when a file runs code whose effects cannot be seen (`DO`, `CALL`), nothing is claimed
   about what that file does or does not do; when either file does not parse, nothing is
   reported (`sql-syntax` covers it).
@@ -46,6 +52,11 @@ _Key = tuple[ObjectKind, QualifiedName, tuple[QualifiedName, ...]]
 _Column = tuple[QualifiedName, str]
 
 
+def _temporary(name: QualifiedName) -> bool:
+    """Whether `name` is in the session's temporary schema (`pg_temp`, `pg_temp_3`)."""
+    return name.schema == "pg_temp" or name.schema.startswith("pg_temp_")
+
+
 def _key(kind: ObjectKind, name: QualifiedName, on: tuple[QualifiedName, ...] = ()) -> _Key:
     # Trigger and policy names are unique per table only.
     return (_FAMILY.get(kind, kind), name, on if kind in _PER_TABLE else ())
@@ -63,9 +74,11 @@ class _Footprint:
         self.dropped: dict[_Key, ObjectEffect] = {}
         self.renamed: dict[_Key, ObjectEffect] = {}  # by old name
         self.renamed_to: set[_Key] = set()
+        self.altered: set[_Key] = set()
         self.added_columns: dict[_Column, ColumnEffect] = {}
         self.dropped_columns: dict[_Column, ColumnEffect] = {}
         self.changed_tables = analysis.tables_changed
+        self.temporary = analysis.temporary_relations
         self.opaque = analysis.opaque
         for statement in analysis.statements:
             for effect in statement.objects:
@@ -74,9 +87,18 @@ class _Footprint:
                 self._column(column)
 
     def _object(self, effect: ObjectEffect) -> None:
+        if _temporary(effect.name):
+            return
         key = _key(effect.kind, effect.name, effect.on)
         if effect.action is ObjectAction.CREATED:
             self.created[key] = effect
+        elif effect.action is ObjectAction.ALTERED:
+            self.altered.add(key)
+        elif effect.action is ObjectAction.OWNED:
+            made_here = self.created.get(key)
+            if made_here is not None:  # CREATE SEQUENCE, then ALTER SEQUENCE ... OWNED BY
+                self.created[key] = attrs.evolve(made_here, on=effect.on,
+                                                 owner_column=effect.owner_column)
         elif effect.action is ObjectAction.DROPPED:
             if self.created.pop(key, None) is None:  # made and removed by this file: no trace
                 self.dropped[key] = effect
@@ -108,6 +130,8 @@ class _Footprint:
             if _table_key(holder) in self.dropped or _key(ObjectKind.VIEW, holder) in self.dropped:
                 return True
             if effect.kind is ObjectKind.INDEX and any(t == holder for t, _ in self.dropped_columns):
+                return True
+            if effect.kind is ObjectKind.SEQUENCE and (holder, effect.owner_column) in self.dropped_columns:
                 return True
         schema = _key(ObjectKind.SCHEMA, QualifiedName("", effect.name.schema))
         return schema in self.dropped
@@ -149,6 +173,8 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for key, effect in up.created.items():
         if effect.kind in _NOT_FOLLOWED or down.touches(key) or down.removes_holder(effect):
             continue
+        if effect.replace and key in down.altered:
+            continue  # CREATE OR REPLACE VIEW v WITH (...), undone by ALTER VIEW v RESET (...)
         yield _finding(
             f"the up creates {effect.kind} {effect.name} (line {effect.line}) but the down does not drop it",
             f"add `{_drop_sql(effect)}` to the down file",
@@ -194,7 +220,9 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
         if effect.kind in _NOT_FOLLOWED or up.touches(key):
             continue
         if any(holder in up.changed_tables for holder in effect.on):
-            continue  # e.g. re-creating an index or a view of a table the up changed
+            continue  # e.g. re-creating an index, a view or an owned sequence of a table the up changed
+        if effect.replace and key in up.altered:
+            continue  # ALTER VIEW v SET (...), undone by CREATE OR REPLACE VIEW v AS ...
         yield _finding(
             f"the down creates {effect.kind} {effect.name}, which the up does not drop",
             hint,
@@ -207,7 +235,7 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             f"the down adds column {column} to {table}, which the up does not drop", hint, change.line
         )
     for key, effect in down.dropped.items():
-        if effect.kind is ObjectKind.TABLE and not up.touches(key):
+        if effect.kind is ObjectKind.TABLE and not up.touches(key) and not _up_temporary(up, effect):
             yield _finding(
                 f"the down drops table {effect.name}, which the up does not create",
                 hint,
@@ -221,3 +249,9 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             hint,
             change.line,
         )
+
+
+def _up_temporary(up: _Footprint, dropped: ObjectEffect) -> bool:
+    """Whether the down drops, by its unqualified name, a temporary table the up made
+    (`DROP TABLE IF EXISTS tmp_ids;`): a clean-up, since the down cannot see it anyway."""
+    return dropped.name.name in up.temporary

@@ -80,6 +80,11 @@ class ObjectAction(enum.StrEnum):
     CREATED = "created"
     DROPPED = "dropped"
     RENAMED = "renamed"
+    #: Changed in place, keeping its name: `ALTER VIEW` / `ALTER MATERIALIZED VIEW`.
+    ALTERED = "altered"
+    #: `ALTER SEQUENCE ... OWNED BY`: the sequence now goes with `on`'s table (none for
+    #: `OWNED BY NONE`).
+    OWNED = "owned"
 
 
 class ColumnAction(enum.StrEnum):
@@ -106,9 +111,10 @@ class TableEffect:
 class ObjectEffect:
     """One schema object a statement creates, drops or renames.
 
-    `CREATE OR REPLACE` counts as CREATED. A trigger or policy is named in its table's
-    schema and `on` holds that table; an index's `on` holds its table; a view's `on`
-    holds the relations its query reads.
+    `CREATE OR REPLACE` counts as CREATED (with `replace`). A trigger or policy is named
+    in its table's schema and `on` holds that table; an index's `on` holds its table; a
+    view's `on` holds the relations its query reads; a sequence's `on` holds the table
+    that owns it (`OWNED BY table.column`), which takes it along when dropped.
     """
 
     action: ObjectAction
@@ -120,6 +126,10 @@ class ObjectEffect:
     new_name: QualifiedName | None = None
     #: DROPPED: `DROP ... CASCADE`.
     cascade: bool = False
+    #: CREATED: by `CREATE OR REPLACE`, so the object may have existed before.
+    replace: bool = False
+    #: SEQUENCE, CREATED or OWNED: the column of `on`'s table that owns it.
+    owner_column: str = ""
 
 
 @attrs.frozen

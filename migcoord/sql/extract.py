@@ -82,8 +82,13 @@ def _truncate(body: Node, c: Collector) -> None:
 
 
 def _alter_table(body: Node, c: Collector) -> None:
-    if body.get("objtype") not in TABLE_TYPES:
-        return  # ALTER INDEX / SEQUENCE / VIEW ... share this node
+    objtype = body.get("objtype")
+    if objtype in ("OBJECT_VIEW", "OBJECT_MATVIEW"):  # options, column defaults, owner
+        c.object(ObjectAction.ALTERED, RELATION_KINDS[objtype],
+                 c.scope.range_var(body.get("relation")))
+        return
+    if objtype not in TABLE_TYPES:
+        return  # ALTER INDEX / SEQUENCE ... share this node
     table = c.scope.range_var(body.get("relation"))
     c.table(TableAction.ALTERED, table)
     for command in wrapped(body.get("cmds"), "AlterTableCmd"):
@@ -229,12 +234,40 @@ def _lock(body: Node, c: Collector) -> None:
 
 def _view(body: Node, c: Collector) -> None:
     reads = c.walk(body.get("query"), execute=False)
-    c.object(ObjectAction.CREATED, ObjectKind.VIEW, c.scope.range_var(body.get("view")), on=reads)
+    c.object(ObjectAction.CREATED, ObjectKind.VIEW, c.scope.range_var(body.get("view")), on=reads,
+             replace=bool(body.get("replace")))
 
 
 def _sequence(body: Node, c: Collector) -> None:
     name = c.scope.range_var(body.get("sequence"))
-    c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name)
+    owner = _owned_by(body, c)
+    if owner is None or owner[0] is None:
+        c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name)
+    else:
+        c.object(ObjectAction.CREATED, ObjectKind.SEQUENCE, name, on=(owner[0],),
+                 owner_column=owner[1])
+
+
+def _alter_sequence(body: Node, c: Collector) -> None:
+    owner = _owned_by(body, c)
+    if owner is None:
+        return  # RESTART, INCREMENT, ...: nothing down-mismatch follows
+    table, column = owner
+    c.object(ObjectAction.OWNED, ObjectKind.SEQUENCE, c.scope.range_var(body.get("sequence")),
+             on=(table,) if table is not None else (), owner_column=column)
+
+
+def _owned_by(body: Node, c: Collector) -> tuple[QualifiedName | None, str] | None:
+    """A sequence's `OWNED BY [schema.]table.column` option: (table, column); (None, "")
+    for `OWNED BY NONE`; None without the option."""
+    for option in wrapped(body.get("options"), "DefElem"):
+        if option.get("defname") != "owned_by":
+            continue
+        parts = name_parts(option.get("arg"))
+        if len(parts) < 2:  # OWNED BY NONE
+            return None, ""
+        return c.scope.relation(parts[:-1]), parts[-1]
+    return None
 
 
 def _schema(body: Node, c: Collector) -> None:
@@ -305,6 +338,7 @@ _HANDLERS: dict[str, Callable[[Node, Collector], None]] = {
     "LockStmt": _lock,
     "ViewStmt": _view,
     "CreateSeqStmt": _sequence,
+    "AlterSeqStmt": _alter_sequence,
     "CreateSchemaStmt": _schema,
     "CreateExtensionStmt": _extension,
     "CreateFunctionStmt": _function,

@@ -2,9 +2,11 @@
 
 - plan.py: which migrations are applied and which round-tripped (pure);
 - roundtrip.py: up, down, up again per migration, then the whole sequence, comparing
-  catalog snapshots (through the real executor);
-- servers.py: where the throwaway database lives, and its clean-up;
-- report.py: the verdicts.
+  catalog snapshots (through the real executor); after a broken down, the database is
+  built again up to that migration and the run goes on;
+- data.py: the data round trip of `-- migcoord:verify-data`;
+- servers.py: where the throwaway database lives, building it again, and its clean-up;
+- report.py: the verdicts and their counts.
 """
 
 from __future__ import annotations

@@ -32,7 +32,13 @@ class MigrationVerdict:
 
     `status`: `ok` (round trip passed), `failed` (see problems), `applied` (another
     service's migration, applied because later ones need it, not round-tripped) or
-    `skipped` (not reached: an earlier migration could not be applied).
+    `skipped` (not run: an earlier migration's up failed, so nothing after it could be
+    applied; its one problem, of stage `skipped`, says which). A skipped migration was
+    not verified: it is neither ok nor failed.
+
+    `rebuilt`: after this migration's round trip failed, the throwaway database was built
+    again with every migration up to and including this one applied once (taking
+    `rebuild_ms`), so that the next round trip starts where it should.
     """
 
     version: int
@@ -45,10 +51,19 @@ class MigrationVerdict:
     up_ms: int | None = None
     down_ms: int | None = None
     up_again_ms: int | None = None
+    rebuilt: bool = False
+    rebuild_ms: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in ("ok", "applied")
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why a skipped migration was not run; None for the others."""
+        if self.status != "skipped":
+            return None
+        return next((p.message for p in self.problems if p.stage == "skipped"), "not run")
 
     @property
     def label(self) -> str:
@@ -58,7 +73,8 @@ class MigrationVerdict:
         return {"version": self.version, "service": self.service, "name": self.name,
                 "ok": self.ok, "status": self.status, "round_trip": self.round_trip,
                 "problems": [p.as_json() for p in self.problems], "up_ms": self.up_ms,
-                "down_ms": self.down_ms, "up_again_ms": self.up_again_ms}
+                "down_ms": self.down_ms, "up_again_ms": self.up_again_ms,
+                "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms}
 
 
 @attrs.frozen
@@ -100,10 +116,28 @@ class VerifyReport:
 
     @property
     def failed(self) -> tuple[MigrationVerdict, ...]:
-        return tuple(m for m in self.migrations if not m.ok)
+        """The migrations whose up or round trip failed (never the skipped ones)."""
+        return tuple(m for m in self.migrations if m.status == "failed")
+
+    @property
+    def skipped(self) -> tuple[MigrationVerdict, ...]:
+        return tuple(m for m in self.migrations if m.status == "skipped")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many migrations were round-tripped (passed or failed), failed, skipped
+        (not run), applied without a round trip, and after how many the database was
+        rebuilt. `ok` + `failed` + `skipped` + `applied` is every migration."""
+        statuses = [m.status for m in self.migrations]
+        return {"round_tripped": sum(1 for m in self.migrations
+                                     if m.round_trip and m.status in ("ok", "failed")),
+                "ok": statuses.count("ok"), "failed": statuses.count("failed"),
+                "skipped": statuses.count("skipped"), "applied": statuses.count("applied"),
+                "rebuilt": sum(1 for m in self.migrations if m.rebuilt)}
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "migrations": [m.as_json() for m in self.migrations],
+        return {"ok": self.ok, "counts": self.counts,
+                "migrations": [m.as_json() for m in self.migrations],
                 "sequence": self.sequence.as_json(), "database": self.database,
                 "server": self.server, "server_kind": self.server_kind,
                 "kept_dsn": self.kept_dsn, "elapsed_ms": self.elapsed_ms}

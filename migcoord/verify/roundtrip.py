@@ -8,37 +8,69 @@ then everything down to empty (must equal the empty start) and up again (must eq
 the full schema). Migrations run through the real executor, with their history rows,
 so no-transaction migrations and the history bookkeeping are exercised as in
 production.
+
+Every round trip starts from the state "every migration before it applied once". When a
+round trip does not end in that state with this migration applied (its down failed
+half-way, or left another schema that the up again did not put right, or the up again
+failed), the throwaway database is dropped and built again, running each migration so
+far up once (and each verify-data seed after its up), and the run goes on: one run
+reports every broken down. Only a first up that fails stops the run, since nothing
+after it can be applied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Config, Migration
-from migcoord.errors import MigrationFailed
-from migcoord.verify.plan import CHECK_SEPARATOR, VerifyStep, split_verify_script
+from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.verify import data
+from migcoord.verify.plan import VerifyStep
 from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
 
 if TYPE_CHECKING:
-    import psycopg
-
     from migcoord.db.history import History
+    from migcoord.db.scratch import Observer
     from migcoord.db.snapshot_sql import CatalogRows
+
+#: What a migration step can fail with and verify still report as that step's problem: the
+#: migration failed (rolled back or left dirty), or it ended its own connection. Verify
+#: reports the message without its hint, which is advice for a real database (`migcoord
+#: up` again, `mark`), not for the throwaway one.
+StepFailed = (MigrationFailed, ConnectionLost)
+
+
+@attrs.frozen(eq=False)
+class Session:
+    """The connections to the throwaway database: migrations run on `history`'s, which
+    holds the migration lock as backend `lock_pid`; snapshots are read by `observer`."""
+
+    history: History
+    lock_pid: int
+    observer: Observer
+
+
+#: Drop the throwaway database, create it again (empty) and connect to it.
+Rebuild = Callable[[], Session]
 
 
 @attrs.frozen
 class TripOutcome:
-    """One migration's round trip: its verdict, the schema it leaves (None when unknown),
-    whether the migration is applied at the end, and whether its down failed."""
+    """One migration's round trip: its verdict; the schema its first up made (None when
+    that up failed); whether the database is now in the state "everything up to this
+    migration applied", and then its schema; whether its down failed; the verify-data
+    seed that ran after the up."""
 
     verdict: MigrationVerdict
-    schema_after: CatalogRows | None
-    applied: bool
+    after_up: CatalogRows | None
+    in_place: bool = False
+    schema_after: CatalogRows | None = None
     down_failed: bool = False
+    seed: str | None = None
 
 
 class RoundTrips:
@@ -53,66 +85,77 @@ class RoundTrips:
         self.progress = progress
         self.clock = clock
 
-    def run(self, history: History, lock_pid: int, observer: psycopg.Connection[Any]
+    def run(self, session: Session, rebuild: Rebuild
             ) -> tuple[tuple[MigrationVerdict, ...], SequenceVerdict]:
-        """Run everything with `history`'s connection; read snapshots on `observer` (every
-        step is committed before a snapshot is taken)."""
-        from migcoord.db import executor
+        """Run everything in `session`; `rebuild` starts over on an empty database.
 
-        self.history = history
-        self.lock_pid = lock_pid
-        self.observer = observer
+        Every step is committed before a snapshot is taken.
+        """
+        self.session = session
+        self.rebuild_database = rebuild
         verdicts: list[MigrationVerdict] = []
-        applied: list[Migration] = []
-        stopped: str | None = None
-        down_failed = False
-        # The throwaway database needs no durable commits.
-        with executor.relaxed_commits(history, enabled=True):
-            empty = self.snapshot()
-            current: CatalogRows | None = empty
-            for step in self.steps:
-                migration = step.migration
-                if stopped is not None:
-                    verdict = _verdict(step, "skipped", [Problem("skipped", stopped)])
-                elif not step.round_trip:
-                    verdict, ok = self.apply_only(step)
-                    current = None
-                    if ok:
-                        applied.append(migration)
-                    else:
-                        stopped = f"not run: {migration.service} {migration.label} could not be applied"
+        applied: list[Migration] = []  # what the database holds, in order
+        seeds: dict[int, str] = {}  # verify-data seeds that ran, replayed by a rebuild
+        stop_cause: str | None = None  # why the migrations from here on are not run
+        broken_downs: list[Migration] = []
+        empty = self.snapshot()
+        current: CatalogRows | None = empty
+        for step in self.steps:
+            migration = step.migration
+            if stop_cause is not None:
+                verdict = _verdict(step, "skipped", [Problem(
+                    "skipped", f"not run: {stop_cause}, so nothing after it could be applied")])
+            elif not step.round_trip:
+                verdict, ok = self.apply_only(step)
+                current = None
+                if ok:
+                    applied.append(migration)
                 else:
-                    before = current if current is not None else self.snapshot()
-                    outcome = self.round_trip(step, before)
-                    verdict, current = outcome.verdict, outcome.schema_after
-                    down_failed = down_failed or outcome.down_failed
-                    if outcome.applied:
-                        applied.append(migration)
+                    stop_cause = f"the up of {_who(migration)} failed"
+            else:
+                before = current if current is not None else self.snapshot()
+                trip = self.round_trip(step, before)
+                verdict = trip.verdict
+                if trip.after_up is None:
+                    stop_cause = f"the up of {_who(migration)} failed"
+                else:
+                    applied.append(migration)
+                    if trip.seed is not None:
+                        seeds[migration.version] = trip.seed
+                    if trip.down_failed:
+                        broken_downs.append(migration)
+                    if trip.in_place:
+                        current = trip.schema_after
                     else:
-                        stopped = (f"not run: {migration.service} {migration.label} is not "
-                                   "applied after its round trip")
-                verdicts.append(verdict)
-                self.progress(verdict)
-            sequence = self.whole_sequence(applied, empty, current, stopped, down_failed)
+                        verdict, current, stop_cause = self.rebuild(verdict, applied, seeds,
+                                                                    trip.after_up)
+            verdicts.append(verdict)
+            self.progress(verdict)
+        sequence = self.whole_sequence(applied, empty, current, stop_cause, broken_downs)
         self.progress(sequence)
         return tuple(verdicts), sequence
 
     def snapshot(self) -> CatalogRows:
-        from migcoord.db import snapshot_sql
-
-        return snapshot_sql.read(self.observer, self.config.history_schema)
+        return self.session.observer.snapshot()
 
     def up(self, migration: Migration) -> int:
         from migcoord.db import executor
 
-        return executor.apply_up(self.history, migration, lock_pid=self.lock_pid,
-                                 role=self._role(migration))
+        return executor.apply_up(self.session.history, migration,
+                                 lock_pid=self.session.lock_pid, role=self._role(migration))
 
     def down(self, migration: Migration) -> int:
         from migcoord.db import executor
 
-        return executor.apply_down(self.history, migration, lock_pid=self.lock_pid,
-                                   role=self._role(migration))
+        return executor.apply_down(self.session.history, migration,
+                                   lock_pid=self.session.lock_pid, role=self._role(migration))
+
+    def new_command(self) -> None:
+        """Forget the temporary tables and functions of the steps before: in production
+        a down and the up after it are other commands, in other sessions."""
+        from migcoord.db import scratch
+
+        scratch.forget_temporary_objects(self.session.history.conn)
 
     def _role(self, migration: Migration) -> str | None:
         service = self.config.service(migration.service)
@@ -121,15 +164,15 @@ class RoundTrips:
     def apply_only(self, step: VerifyStep) -> tuple[MigrationVerdict, bool]:
         try:
             up_ms = self.up(step.migration)
-        except MigrationFailed as failure:
-            return _verdict(step, "failed", [Problem("up", str(failure))]), False
+        except StepFailed as failure:
+            return _verdict(step, "failed", [Problem("up", failure.message)]), False
         return _verdict(step, "applied", [], up_ms=up_ms), True
 
     def round_trip(self, step: VerifyStep, before: CatalogRows) -> TripOutcome:
         """One migration's round trip from `before`."""
         migration = step.migration
         problems: list[Problem] = []
-        data = self.verify_data(migration, problems)
+        script = data.halves(migration, self.read_verify_file, problems)
         times: dict[str, int | None] = {"up_ms": None, "down_ms": None, "up_again_ms": None}
 
         def verdict() -> MigrationVerdict:
@@ -137,111 +180,130 @@ class RoundTrips:
 
         try:
             times["up_ms"] = self.up(migration)
-        except MigrationFailed as failure:
-            problems.append(Problem("up", f"the up failed: {failure}"))
-            return TripOutcome(verdict(), None, applied=False)
+        except StepFailed as failure:
+            problems.append(Problem("up", f"the up failed: {failure.message}"))
+            return TripOutcome(verdict(), None)
         after_up = self.snapshot()
-        if data is not None:
-            error = self.seed(data[0])
+        seed = None
+        if script is not None and data.has_sql(script[0]):
+            error = self.seed(script[0])
             if error is not None:
                 problems.append(Problem("verify-data", f"the seed part of "
                                         f"{migration.label}.verify.sql failed: {error}"))
-                data = None
+                script = None
+            else:
+                seed = script[0]
+        self.new_command()
         try:
             times["down_ms"] = self.down(migration)
-        except MigrationFailed as failure:
-            problems.append(Problem("down", f"the down failed: {failure}"))
-            return TripOutcome(verdict(), after_up, applied=True, down_failed=True)
+        except StepFailed as failure:
+            problems.append(Problem("down", f"the down failed: {failure.message}"))
+            in_place = self.still_applied(migration, after_up)
+            return TripOutcome(verdict(), after_up, in_place=in_place,
+                               schema_after=after_up if in_place else None, down_failed=True,
+                               seed=seed)
         changes = schema_changes(before, self.snapshot())
         if changes:
             problems.append(Problem(
                 "down-restore", "the down did not restore the schema the up started from "
                 "(+ left behind by the down, - removed by it, ~ changed from before the up):",
                 changes))
+        self.new_command()
         try:
             times["up_again_ms"] = self.up(migration)
-        except MigrationFailed as failure:
+        except StepFailed as failure:
             problems.append(Problem("up-again", "the up failed when run again after the down "
-                                    f"(the down does not undo all of it): {failure}"))
-            return TripOutcome(verdict(), None, applied=False)
+                                    f"(the down does not undo all of it): {failure.message}"))
+            return TripOutcome(verdict(), after_up, seed=seed)
         after_again = self.snapshot()
         changes = schema_changes(after_up, after_again)
         if changes:
             problems.append(Problem(
                 "up-again-restore", "the up run again after the down made another schema than "
                 "the first time (+ only now, - only the first time, ~ changed):", changes))
-        if data is not None:
-            problems.extend(self.check(migration, data[1]))
-        return TripOutcome(verdict(), after_again, applied=True)
+        if script is not None:
+            problems.extend(data.check(self.session.history.conn, migration, script[1]))
+        return TripOutcome(verdict(), after_up, in_place=not changes, schema_after=after_again,
+                           seed=seed)
 
-    def verify_data(self, migration: Migration, problems: list[Problem]) -> tuple[str, str] | None:
-        """The (seed, check) halves of the migration's verify file, or None; notes problems."""
-        wanted = migration.directives.verify_data
-        try:
-            text = self.read_verify_file(migration)
-        except OSError as err:
-            problems.append(Problem("verify-data", f"{migration.label}.verify.sql cannot be "
-                                    f"read: {err.strerror}"))
-            return None
-        if text is None:
-            if wanted:
+    def still_applied(self, migration: Migration, after_up: CatalogRows) -> bool:
+        """After a failed down: whether it left nothing behind (its transaction rolled back),
+        so that the migration is applied, clean, with the schema its up made."""
+        session = self.session
+        if session.history.conn.closed or session.history.conn.broken:
+            return False
+        rows = [row for row in session.history.rows() if row.version == migration.version]
+        return [row.status for row in rows] == ["applied"] and self.snapshot() == after_up
+
+    def rebuild(self, verdict: MigrationVerdict, applied: list[Migration], seeds: dict[int, str],
+                expected: CatalogRows) -> tuple[MigrationVerdict, CatalogRows | None, str | None]:
+        """Build the throwaway database again, with `applied` run up once each in order (and
+        the verify-data seeds after theirs), so that the next round trip starts from the
+        state it would have after clean runs: (the verdict noting it, the schema now or
+        None, why the run must stop or None).
+
+        `expected` is the schema the first up of the last migration made; the rebuilt
+        database must have it too, or the difference is reported.
+        """
+        started = self.clock()
+        self.session = self.rebuild_database()
+        problems: list[Problem] = []
+        stop_cause = None
+        current = None
+        last = applied[-1]
+        for migration in applied:
+            try:
+                self.up(migration)
+            except StepFailed as failure:
                 problems.append(Problem(
-                    "verify-data", f"the up file says `-- migcoord:verify-data`, and there is "
-                    f"no {migration.label}.verify.sql beside it"))
-            return None
-        if not wanted:
-            problems.append(Problem(
-                "verify-data", f"{migration.label}.verify.sql was not run: the up file has no "
-                "`-- migcoord:verify-data` line"))
-            return None
-        halves = split_verify_script(text)
-        if halves is None:
-            problems.append(Problem(
-                "verify-data", f"{migration.label}.verify.sql has no `{CHECK_SEPARATOR}` line "
-                "between the rows it inserts and the query that checks them"))
-            return None
-        if not _has_sql(halves[1]):
-            problems.append(Problem(
-                "verify-data", f"{migration.label}.verify.sql checks nothing: no statement "
-                f"after `{CHECK_SEPARATOR}`"))
-            return None
-        return halves
+                    "rebuild", f"building the throwaway database again up to {_who(last)} "
+                    f"stopped at the up of {_who(migration)}: {failure.message}"))
+                stop_cause = f"the throwaway database could not be built again up to {_who(last)}"
+                break
+            seed = seeds.get(migration.version)
+            error = self.seed(seed) if seed is not None else None
+            if error is not None:
+                problems.append(Problem(
+                    "rebuild", f"building the throwaway database again up to {_who(last)}: the "
+                    f"seed part of {migration.label}.verify.sql failed: {error}"))
+        else:
+            current = self.snapshot()
+            changes = schema_changes(expected, current)
+            if changes:
+                problems.append(Problem(
+                    "rebuild", "built again with every migration up to here applied once, the "
+                    "throwaway database has another schema than the first up of this migration "
+                    "made (+ only now, - only then, ~ changed):", changes))
+        return (attrs.evolve(verdict, problems=verdict.problems + tuple(problems), rebuilt=True,
+                             rebuild_ms=_ms(self.clock() - started)), current, stop_cause)
 
     def seed(self, text: str) -> str | None:
-        from migcoord.db import scratch
-
-        return scratch.run_seed(self.history.conn, text) if _has_sql(text) else None
-
-    def check(self, migration: Migration, text: str) -> list[Problem]:
-        from migcoord.db import scratch
-
-        rows, error = scratch.run_check(self.history.conn, text)
-        if error is not None:
-            return [Problem("verify-data", f"the check part of {migration.label}.verify.sql "
-                            f"failed after down and up again: {error}")]
-        if rows:
-            return [Problem("verify-data", f"the check part of {migration.label}.verify.sql "
-                            "returned rows after down and up again: the round trip lost or "
-                            "changed data", tuple(rows))]
-        return []
+        return data.seed(self.session.history.conn, text)
 
     def whole_sequence(self, applied: list[Migration], empty: CatalogRows,
-                       full: CatalogRows | None, stopped: str | None,
-                       down_failed: bool) -> SequenceVerdict:
-        if stopped is not None:
-            return SequenceVerdict(ran=False, note="not run: a migration could not be applied")
-        if down_failed:
-            return SequenceVerdict(ran=False, note="not run: a down failed")
+                       full: CatalogRows | None, stop_cause: str | None,
+                       broken_downs: list[Migration]) -> SequenceVerdict:
+        """Every migration down, newest first, then every one up again; not run when the
+        run stopped or a down failed (rolling back would stop there)."""
+        if stop_cause is not None:
+            return SequenceVerdict(ran=False, note=f"not run: {stop_cause}")
+        if broken_downs:
+            named = ", ".join(_who(m) for m in broken_downs[:3])
+            more = f" and {len(broken_downs) - 3} more" if len(broken_downs) > 3 else ""
+            downs = "downs" if len(broken_downs) > 1 else "down"
+            return SequenceVerdict(ran=False, note=f"not run: the {downs} of {named}{more} "
+                                   "failed, and rolling everything back would stop there")
         if full is None:
             full = self.snapshot()
+        self.new_command()
         started = self.clock()
         for migration in reversed(applied):
             try:
                 self.down(migration)
-            except MigrationFailed as failure:
+            except StepFailed as failure:
                 return SequenceVerdict(ran=True, problems=(Problem(
-                    "sequence-down", f"rolling everything back stopped at {migration.service} "
-                    f"{migration.label}: {failure}"),))
+                    "sequence-down", f"rolling everything back stopped at {_who(migration)}: "
+                    f"{failure.message}"),))
         down_ms = _ms(self.clock() - started)
         problems: list[Problem] = []
         changes = schema_changes(empty, self.snapshot())
@@ -249,14 +311,15 @@ class RoundTrips:
             problems.append(Problem(
                 "sequence-down", "rolling everything back did not give the empty schema "
                 "(+ left behind, - removed, ~ changed):", changes))
+        self.new_command()
         started = self.clock()
         for migration in applied:
             try:
                 self.up(migration)
-            except MigrationFailed as failure:
+            except StepFailed as failure:
                 problems.append(Problem(
-                    "sequence-up", f"applying everything again stopped at {migration.service} "
-                    f"{migration.label}: {failure}"))
+                    "sequence-up", f"applying everything again stopped at {_who(migration)}: "
+                    f"{failure.message}"))
                 return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms)
         up_ms = _ms(self.clock() - started)
         changes = schema_changes(full, self.snapshot())
@@ -267,12 +330,18 @@ class RoundTrips:
         return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms, up_ms=up_ms)
 
 
-def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], **times: int | None
-             ) -> MigrationVerdict:
+def _who(migration: Migration) -> str:
+    return f"{migration.service} {migration.label}"
+
+
+def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], *,
+             up_ms: int | None = None, down_ms: int | None = None,
+             up_again_ms: int | None = None) -> MigrationVerdict:
     m = step.migration
     return MigrationVerdict(version=m.version, version_text=m.version_text, service=m.service,
                             name=m.name, status=status, round_trip=step.round_trip,
-                            problems=tuple(problems), **times)
+                            problems=tuple(problems), up_ms=up_ms, down_ms=down_ms,
+                            up_again_ms=up_again_ms)
 
 
 def schema_changes(before: CatalogRows, after: CatalogRows) -> tuple[str, ...]:
@@ -285,8 +354,3 @@ def schema_changes(before: CatalogRows, after: CatalogRows) -> tuple[str, ...]:
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
-
-def _has_sql(text: str) -> bool:
-    from migcoord.sql import reader
-
-    return reader.has_statements(text)

@@ -1,7 +1,8 @@
 """Where verify runs: a server to create the throwaway database on, and that database.
 
-The throwaway database is dropped at the end, also after a failure or Ctrl-C, unless
-the caller asks to keep it; a server started for the run is stopped and deleted.
+The throwaway database is dropped at the end, also after a failure, Ctrl-C or SIGTERM
+(also while it is being built again), unless the caller asks to keep it; a server started
+for the run is stopped and deleted.
 """
 
 from __future__ import annotations
@@ -15,46 +16,96 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from migcoord.core.model import Config
 from migcoord.verify.report import MigrationVerdict, SequenceVerdict, ServerKind
-from migcoord.verify.roundtrip import RoundTrips
+from migcoord.verify.roundtrip import RoundTrips, Session
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("migcoord")
 
 
 def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: RoundTrips
                            ) -> tuple[str, str | None, tuple[MigrationVerdict, ...], SequenceVerdict]:
+    """Run `trip` in a database created for it on `admin_dsn`'s server, dropped afterwards
+    (unless `keep`): (its name, its DSN when kept, the verdicts)."""
     from migcoord.db import scratch
-    from migcoord.db.connect import connect
-    from migcoord.db.dsn import public_url, with_database
-    from migcoord.db.history import History
-    from migcoord.db.lock import advisory_lock, lock_key
+    from migcoord.db.dsn import public_url
 
     with scratch.admin_session(admin_dsn) as admin:
-        name = scratch.new_name()
-        database_dsn = with_database(admin_dsn, name)
+        database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
         try:
-            scratch.create(admin, name)
+            scratch.create(admin, database.name)
             log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
-                     "" if len(trip.steps) == 1 else "s", name)
-            # Snapshots are read on a second connection: read on the connection that has
-            # just run DDL, they took about four times as long (measured: 13.8 against
-            # 3.0 ms with 200 tables).
-            with contextlib.closing(connect(database_dsn, application_name="migcoord verify")) as conn, \
-                    contextlib.closing(connect(database_dsn,
-                                               application_name="migcoord verify snapshots")) as observer:
-                history = History(conn, config.history_schema)
-                with advisory_lock(conn, lock_key(config.history_schema), timeout=10) as pid:
-                    history.ensure()
-                    verdicts, sequence = trip.run(history, pid, observer)
+                     "" if len(trip.steps) == 1 else "s", database.name)
+            try:
+                verdicts, sequence = trip.run(database.open(), database.rebuild)
+            finally:
+                database.close()
         finally:
             with interrupts_deferred():
                 if keep:
-                    log.info("kept the throwaway database %s", public_url(database_dsn))
+                    log.info("kept the throwaway database %s", public_url(database.dsn))
                 else:
-                    scratch.drop(admin_dsn, name, admin)
-    return name, public_url(database_dsn) if keep else None, verdicts, sequence
+                    scratch.drop(admin_dsn, database.name, admin)
+    return database.name, public_url(database.dsn) if keep else None, verdicts, sequence
+
+
+class _Throwaway:
+    """The throwaway database `name`, and the session that runs migrations in it."""
+
+    def __init__(self, admin: psycopg.Connection[Any], admin_dsn: str, name: str,
+                 config: Config) -> None:
+        from migcoord.db.dsn import with_database
+
+        self.admin = admin
+        self.admin_dsn = admin_dsn
+        self.name = name
+        self.dsn = with_database(admin_dsn, name)
+        self.config = config
+        self._open = contextlib.ExitStack()
+
+    def open(self) -> Session:
+        """Connect, take the migration lock (the executor checks it is held) and create the
+        history tables."""
+        from migcoord.db import executor, scratch
+        from migcoord.db.connect import connect
+        from migcoord.db.history import History
+        from migcoord.db.lock import advisory_lock, lock_key
+
+        with contextlib.ExitStack() as stack:
+            conn = stack.enter_context(contextlib.closing(
+                connect(self.dsn, application_name="migcoord verify")))
+            # Snapshots are read on a second connection: read on the connection that has
+            # just run DDL, they took about four times as long (measured: 13.8 against
+            # 3.0 ms with 200 tables).
+            observer = stack.enter_context(contextlib.closing(
+                scratch.Observer(self.dsn, self.config.history_schema)))
+            history = History(conn, self.config.history_schema)
+            pid = stack.enter_context(advisory_lock(conn, lock_key(self.config.history_schema),
+                                                    timeout=10))
+            history.ensure()
+            # The throwaway database needs no durable commits.
+            stack.enter_context(executor.relaxed_commits(history, enabled=True))
+            self._open = stack.pop_all()
+        return Session(history, pid, observer)
+
+    def close(self) -> None:
+        """Release the lock and close the connections (nothing to do when not open)."""
+        opened, self._open = self._open, contextlib.ExitStack()
+        opened.close()
+
+    def rebuild(self) -> Session:
+        """Drop the database, create it again, empty, and connect to it."""
+        from migcoord.db import scratch
+
+        self.close()
+        scratch.drop(self.admin_dsn, self.name, self.admin)
+        scratch.create(self.admin, self.name)
+        return self.open()
 
 
 @contextlib.contextmanager
@@ -109,9 +160,14 @@ def _temporary_server(environ: Mapping[str, str]) -> Iterator[str]:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+#: The signals that cleaning up holds back: Ctrl-C, and a cancelled CI job's SIGTERM.
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) while cleaning up; it is raised once the block is done.
+    """Hold back SIGINT and SIGTERM while cleaning up; the first one received is delivered
+    again, to the handler that was in place, once the block is done.
 
     Only in the main thread, the only one Python delivers signals to.
     """
@@ -123,10 +179,12 @@ def interrupts_deferred() -> Iterator[None]:
     def remember(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = signal.signal(signal.SIGINT, remember)
+    previous = {signum: signal.signal(signum, remember) for signum in DEFERRED_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            # None: a handler installed outside Python, which cannot be put back.
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if received:
-        raise KeyboardInterrupt
+        signal.raise_signal(received[0])
