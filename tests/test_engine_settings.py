@@ -8,6 +8,7 @@ build different schemas.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,24 +111,30 @@ SET app.tenant = 'caller';
 """
 
 
+@pytest.fixture
+def caller(dsn: str) -> Iterator[psycopg.Connection]:
+    """A service's own connection, with settings of its own."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "caller\'s schema"')
+        conn.execute(CALLER_SETTINGS)
+        yield conn
+
+
 def test_a_callers_connection_comes_back_with_its_settings(
-        tmp_path: Path, dsn: str) -> None:
+        tmp_path: Path, dsn: str, caller: psycopg.Connection) -> None:
     """The migrations start from the caller's settings (its search_path places their
     tables) and whatever they, or migcoord's relaxed commits, change is put back."""
     root = make_tree(tmp_path, {
         **pair("a", "000001", "changes", CHANGES, "SELECT 1;\n"),
         **pair("a", "000002", "sees", SEES.replace("public.", ""), "SELECT 1;\n"),
     }, config=AB_CONFIG)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute('CREATE SCHEMA "caller\'s schema"')
-        conn.execute(CALLER_SETTINGS)
-        before = session_state(conn)
+    before = session_state(caller)
 
-        result = Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=conn)
+    result = Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=caller)
 
-        assert [step.version for step in result.applied] == [1, 2]
-        assert session_state(conn) == before
-        assert before["search_path"] == '"caller\'s schema", public'
+    assert [step.version for step in result.applied] == [1, 2]
+    assert session_state(caller) == before
+    assert before["search_path"] == '"caller\'s schema", public'
     tables = {row[:2] for row in schema_snapshot(dsn)}
     assert ("other", "one") in tables
     assert ("caller's schema", "two") in tables
@@ -137,19 +144,16 @@ def test_a_callers_connection_comes_back_with_its_settings(
 
 @pytest.mark.parametrize("mode", ["transaction", "no-transaction"])
 def test_a_callers_settings_survive_a_failed_migration(
-        tmp_path: Path, dsn: str, mode: str) -> None:
+        tmp_path: Path, caller: psycopg.Connection, mode: str) -> None:
     """A failure part-way (rolled back, or left dirty outside a transaction) still hands
     the connection back as it was."""
     header = "-- migcoord:no-transaction\n" if mode == "no-transaction" else ""
     root = make_tree(tmp_path, {
         **pair("a", "000001", "fails", header + CHANGES + "SELECT 1/0;\n", "SELECT 1;\n"),
     }, config=AB_CONFIG)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute('CREATE SCHEMA "caller\'s schema"')
-        conn.execute(CALLER_SETTINGS)
-        before = session_state(conn)
+    before = session_state(caller)
 
-        with pytest.raises(MigrationFailed):
-            Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=conn)
+    with pytest.raises(MigrationFailed):
+        Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=caller)
 
-        assert session_state(conn) == before
+    assert session_state(caller) == before

@@ -276,6 +276,22 @@ def test_a_wrapper_in_a_no_transaction_file_is_refused(tmp_path: Path, dsn: str)
     assert rows(dsn) == [(1, "applied")]
 
 
+def test_a_wrapped_lone_concurrent_index_fails_as_in_golang_migrate_and_says_to_unwrap(
+        tmp_path: Path, dsn: str) -> None:
+    """The wrapper asks for a transaction, which CONCURRENTLY refuses (golang-migrate fails
+    too): `check` and `up` say to delete the BEGIN and COMMIT; nothing is sent."""
+    root = tree(tmp_path, "BEGIN;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_id_idx ON items (id);\n"
+                "COMMIT;\n")
+    [finding] = [f for f in coordinator(root).check() if f.severity == "error"]
+    assert (finding.code, finding.line) == ("concurrently-in-transaction", 2)
+    assert finding.hint is not None and finding.hint.startswith(
+        "delete the BEGIN and the COMMIT around it")
+    with pytest.raises(MigrationFailed) as failed:
+        coordinator(root).up("a", dsn=dsn)
+    assert failed.value.hint == finding.hint
+    assert rows(dsn) == [(1, "applied")]
+
+
 def _without_history(snapshot: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     return [row for row in snapshot if not row[1].startswith("migcoord_")]
 

@@ -213,8 +213,11 @@ def _lint(analysis: Analysis, text: str | None, no_transaction: bool) -> list[Fi
     from migcoord import sql
     from migcoord.sql import transactions
 
-    wrapper = text is not None and transactions.explicit_transaction(
-        text, no_transaction=no_transaction).wrapper is not None
+    # Whether the file is a whole-file BEGIN; ... COMMIT; only changes the hint of a
+    # statement that cannot run in a transaction: the file is scanned for it only then.
+    wrapper = (text is not None and not no_transaction
+               and any(h.code == sql.CONCURRENTLY_IN_TRANSACTION for h in analysis.hazards)
+               and transactions.explicit_transaction(text).wrapper is not None)
     return sql.lint(analysis, no_transaction=no_transaction, wrapper=wrapper)
 
 

@@ -181,20 +181,24 @@ def lint(
                 hint="fix the SQL at that position; nothing else in the file was analysed",
             )
         )
-    # Those that cannot run in a transaction block come with the hint `fit` gives them.
-    refused = iter(() if no_transaction else fit(analysis, wrapper=wrapper).refused)
-    hazards = [next(refused, None) if hazard.code == CONCURRENTLY_IN_TRANSACTION else hazard
-               for statement in analysis.statements for hazard in statement.hazards]
-    for hazard in filter(None, hazards):
-        findings.append(
-            Finding.of(
-                hazard.code,
-                hazard.message,
-                line=hazard.line,
-                column=hazard.column,
-                hint=hazard.hint,
+    # `fit` refuses all the statements that cannot run in a transaction block, in order and
+    # with its hint, or none of them (the directive, or the file is one such statement).
+    refused = [] if no_transaction else list(fit(analysis, wrapper=wrapper).refused)
+    for statement in analysis.statements:
+        for hazard in statement.hazards:
+            if hazard.code == CONCURRENTLY_IN_TRANSACTION:
+                if not refused:
+                    continue
+                hazard = refused.pop(0)
+            findings.append(
+                Finding.of(
+                    hazard.code,
+                    hazard.message,
+                    line=hazard.line,
+                    column=hazard.column,
+                    hint=hazard.hint,
+                )
             )
-        )
     # Hazards of one statement come by kind; the reader wants them in file order.
     findings.sort(key=lambda finding: (finding.line or 0, finding.column or 0))
     return [finding for finding in findings if finding.code not in allow]
@@ -218,8 +222,8 @@ def fit(analysis: Analysis, *, wrapper: bool = False) -> TransactionFit:
     """Whether the analysed file runs alone outside a transaction, or which of its
     statements PostgreSQL would refuse inside the one it runs in (`wrapper`: the file
     is a whole-file `BEGIN; ... COMMIT;`, which golang-migrate runs in one too)."""
-    found = [(statement, hazard) for statement in analysis.statements
-             for hazard in statement.hazards if hazard.code == CONCURRENTLY_IN_TRANSACTION]
+    found = [hazard for statement in analysis.statements for hazard in statement.hazards
+             if hazard.code == CONCURRENTLY_IN_TRANSACTION]
     if not found:
         return TransactionFit()
     if len(analysis.statements) == 1:
@@ -234,4 +238,4 @@ def fit(analysis: Analysis, *, wrapper: bool = False) -> TransactionFit:
                 "leaves the migration dirty, so keep each statement re-runnable), or move this "
                 "statement into a migration of its own: alone in its file, it runs outside a "
                 "transaction")
-    return TransactionFit(refused=tuple(attrs.evolve(hazard, hint=hint) for _, hazard in found))
+    return TransactionFit(refused=tuple(attrs.evolve(hazard, hint=hint) for hazard in found))
