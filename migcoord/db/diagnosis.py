@@ -56,6 +56,7 @@ CAUSES: dict[str, Cause] = {
         "`role`)"),
 }
 
+
 def cause(sqlstate: str | None) -> Cause | None:
     """The cause of a failure with `sqlstate`, where the server's message alone would
     leave a reader guessing; else None."""

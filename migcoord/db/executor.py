@@ -84,8 +84,9 @@ def _in_one_transaction(history: History, migration: Migration, text: str, recor
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
                     f"the transaction was rolled back: {migration.label} is still applied")
-            raise failures.failure(err, text, path.path if path else None, migration, note=note,
-                           direction=direction, base=-len(opening)) from None
+            raise failures.failure(err, text, path.path if path else None, migration,
+                                   note=note, direction=direction,
+                                   base=-len(opening)) from None
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
             _rollback(conn)
@@ -134,8 +135,8 @@ def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction
         note = ("the COMMIT failed, so the transaction was rolled back: "
                 + ("nothing of this migration was applied" if direction == "up" else
                    f"{migration.label} is still applied"))
-        raise failures.failure(err, text, sql_file.path if sql_file else None, migration, note=note,
-                       direction=direction, mapped=False) from None
+        raise failures.failure(err, text, sql_file.path if sql_file else None, migration,
+                               note=note, direction=direction, mapped=False) from None
 
 
 def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
@@ -257,8 +258,9 @@ def _run_statements(history: History, migration: Migration,
             history.progress(migration.version, index + 1)
         except psycopg.Error as err:
             if lost(conn):
-                raise failures.lost_midway(err, migration, statement, index, len(statements),
-                                   path=path, direction=direction) from None
+                raise failures.lost_midway(err, migration, statement, index,
+                                           len(statements), path=path,
+                                           direction=direction) from None
             with _suppress_db_errors():
                 if role:
                     conn.execute("RESET ROLE")
@@ -267,10 +269,11 @@ def _run_statements(history: History, migration: Migration,
             left: list[indexes.InvalidIndex] = []
             with _suppress_db_errors():
                 left = indexes.left_behind(conn, before)
-            failure = failures.failure(err, text, path, migration, statement=statement,
-                               note=f"statement {index + 1} of {len(statements)} failed; {done}, "
-                               f"so {migration.label} is now recorded as dirty",
-                               direction=direction, dirty=True, invalid=left)
+            failure = failures.failure(
+                err, text, path, migration, statement=statement,
+                note=f"statement {index + 1} of {len(statements)} failed; {done}, so "
+                f"{migration.label} is now recorded as dirty",
+                direction=direction, dirty=True, invalid=left)
             _record_failure(history, migration, failure, direction, statement=index + 1)
             raise failure from None
     _refuse_invalid_indexes(history, migration, text, path=path, direction=direction)
