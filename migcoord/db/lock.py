@@ -297,7 +297,8 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
         raise
     problem = release(conn, key, pid, clock=clock, sleep=sleep)
     if problem is not None:
-        raise PoolerDetected(problem, hint=POOLER_HINT)
+        # The work is done; the lock stranded in the pool would make every later run wait.
+        raise PoolerDetected(f"the run finished, but {problem}", hint=POOLER_HINT)
 
 
 def release(conn: psycopg.Connection, key: int, pid: int, *,
