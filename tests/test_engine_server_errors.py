@@ -304,7 +304,7 @@ def test_an_unknown_user_is_exit_2(tmp_path: Path, dsn: str) -> None:
 
     assert result.code == 2, result
     assert "(SQLSTATE 28000)" in result.stderr
-    assert "check the user name in the DSN" in result.stderr
+    assert "check the user name and credentials in the DSN" in result.stderr
 
 
 def test_no_server_at_all_is_still_worth_retrying(tmp_path: Path, dsn: str) -> None:
