@@ -357,3 +357,27 @@ def building_index(dsn: str) -> int | None:
            AND a.wait_event_type = 'Lock'
     """)
     return int(rows[0][0]) if rows else None
+
+
+def test_a_vanished_client_is_noticed_within_a_minute_not_two_hours(
+    tmp_path: Path, dsn: str
+) -> None:
+    """A lost node sends nothing: the server finds out by TCP keepalive, which migcoord's
+    session sets to give up after about a minute (the OS default is two hours), and polls
+    the socket during statements. What the migration's own session sees, recorded."""
+    root = make_tree(tmp_path, pair("a", "000001", "seen",
+                                    "CREATE TABLE seen AS SELECT\n"
+                                    "  current_setting('tcp_keepalives_idle') AS idle,\n"
+                                    "  current_setting('tcp_keepalives_interval') AS every,\n"
+                                    "  current_setting('tcp_keepalives_count') AS count,\n"
+                                    "  current_setting('client_connection_check_interval')"
+                                    " AS polled,\n"
+                                    "  inet_server_addr() IS NULL AS unix_socket;\n"),
+                     config=AB_CONFIG)
+
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+
+    [(idle, every, count, polled, unix_socket)] = query(dsn, "SELECT * FROM seen")
+    assert polled == "1s"
+    # Keepalives apply to TCP only; over a unix socket the server always reads them as 0.
+    assert (idle, every, count) == (("0", "0", "0") if unix_socket else ("30", "10", "3"))

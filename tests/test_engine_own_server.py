@@ -122,6 +122,12 @@ def test_a_wrong_password_is_exit_2_with_a_hint_and_no_password(
     assert "horse" not in result.stderr + result.stdout
     assert result.json()["error"]["exit_code"] == 2
 
+    # No password at all: libpq's own "no password supplied", the same mistake.
+    missing = run(["status"], cwd=root, environ=env(make_conninfo(database, user=ROLE)))
+    assert missing.code == 2, missing
+    assert "no password supplied" in missing.stderr
+    assert "check the password in the DSN" in missing.stderr
+
     right = run(["up", "--service", "a"], cwd=root,
                 environ=env(make_conninfo(database, user=ROLE, password=PASSWORD)))
     assert right.code == 0, right.stderr

@@ -280,11 +280,20 @@ def pool_traffic(pooled: str, clients: int) -> Iterator[None]:
     started = threading.Barrier(clients + 1)
 
     def client() -> None:
-        with psycopg.connect(pooled, autocommit=True, prepare_threshold=None) as conn:
-            conn.execute("SELECT 1")
-            started.wait()
+        conn = psycopg.connect(pooled, autocommit=True, prepare_threshold=None)
+        conn.execute("SELECT 1")
+        started.wait()
+        try:
             while not stop.is_set():
-                conn.execute("SELECT pg_sleep(0.002)")
+                try:
+                    conn.execute("SELECT pg_sleep(0.002)")
+                except psycopg.OperationalError:
+                    # migcoord may end an idle pooled session that holds a stranded lock;
+                    # a client handed that session at that moment reconnects, as apps do.
+                    conn.close()
+                    conn = psycopg.connect(pooled, autocommit=True, prepare_threshold=None)
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:

@@ -18,7 +18,7 @@ import pytest
 from conftest import PgServer
 from psycopg import sql
 
-from helpers import make_tree, pair, run
+from helpers import Result, make_tree, pair, run
 from migcoord import Coordinator, MigrationFailed
 from migcoord.errors import MigrationLeftDirty
 from test_engine_support import (
@@ -124,7 +124,7 @@ def test_a_deadlock_is_reported_as_one_and_worth_retrying(tmp_path: Path, dsn: s
     other.execute("SET deadlock_timeout = '1min'")
     other.execute("LOCK TABLE second")
     blocked = threading.Thread(target=lambda: other.execute("LOCK TABLE first"))
-    process_result: list[object] = []
+    process_result: list[Result] = []
 
     def up() -> None:
         process_result.append(run(["up", "--service", "a"], cwd=root, environ=env(dsn)))
@@ -141,8 +141,8 @@ def test_a_deadlock_is_reported_as_one_and_worth_retrying(tmp_path: Path, dsn: s
         other.close()
 
     [result] = process_result
-    assert result.code == 3, result  # type: ignore[attr-defined]
-    stderr = result.stderr  # type: ignore[attr-defined]
+    assert result.code == 3, result
+    stderr = result.stderr
     assert_reported_as_itself(stderr)
     assert "deadlock detected (SQLSTATE 40P01)" in stderr
     assert "nothing of this migration was applied" in stderr
@@ -162,7 +162,7 @@ def test_a_serialization_failure_is_reported_as_one_and_worth_retrying(
                                    "UPDATE counter SET n = n + 10;\n")
     with psycopg.connect(dsn, autocommit=True) as gate:
         gate.execute("SELECT pg_advisory_lock(4711)")
-        process_result: list[object] = []
+        process_result: list[Result] = []
         runner = threading.Thread(target=lambda: process_result.append(
             run(["up", "--service", "a"], cwd=root, environ=env(dsn))))
         runner.start()
@@ -172,8 +172,8 @@ def test_a_serialization_failure_is_reported_as_one_and_worth_retrying(
         runner.join(QUICK)
 
     [result] = process_result
-    assert result.code == 3, result  # type: ignore[attr-defined]
-    stderr = result.stderr  # type: ignore[attr-defined]
+    assert result.code == 3, result
+    stderr = result.stderr
     assert_reported_as_itself(stderr)
     assert "(SQLSTATE 40001)" in stderr
     assert "serialization failure" in stderr
@@ -304,7 +304,7 @@ def test_an_unknown_user_is_exit_2(tmp_path: Path, dsn: str) -> None:
 
     assert result.code == 2, result
     assert "(SQLSTATE 28000)" in result.stderr
-    assert "check the user name in the DSN" in result.stderr
+    assert "check the user name and credentials in the DSN" in result.stderr
 
 
 def test_no_server_at_all_is_still_worth_retrying(tmp_path: Path, dsn: str) -> None:

@@ -56,6 +56,7 @@ CAUSES: dict[str, Cause] = {
         "`role`)"),
 }
 
+
 def cause(sqlstate: str | None) -> Cause | None:
     """The cause of a failure with `sqlstate`, where the server's message alone would
     leave a reader guessing; else None."""
@@ -98,8 +99,10 @@ def connect_advice(sqlstate: str | None) -> str:
         return ("no database of that name on that server: check the database name in the "
                 "DSN, or create the database first (createdb NAME); retrying will not help")
     if sqlstate is not None and sqlstate.startswith("28"):
-        return ("the server does not let this user in: check the user name in the DSN, and "
-                "that pg_hba.conf allows it from this host; retrying will not help")
+        return ("the server does not let this user in (no such role, or pg_hba.conf or an "
+                "authentication method such as ident, LDAP or a certificate refused it): "
+                "check the user name and credentials in the DSN, and that pg_hba.conf allows "
+                "them from this host; retrying will not help")
     if sqlstate == "42501":
         return "grant CONNECT on the database to the DSN's user"
     return ("check that the server is up and the DSN's host and port are right; this is "

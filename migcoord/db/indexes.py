@@ -104,7 +104,7 @@ class Targets:
     tables: tuple[str, ...] = ()
 
 
-_MENTIONS_INDEX = re.compile(r"\bindex\b", re.IGNORECASE)
+_CREATES_INDEX = re.compile(r"\bcreate\s+(?:unique\s+)?index\b", re.IGNORECASE)
 
 
 def targets(text: str) -> Targets:
@@ -113,7 +113,7 @@ def targets(text: str) -> Targets:
     An unqualified table stays unqualified, for the server to resolve with the session's
     search_path (a `SET search_path` earlier in the file qualifies it).
     """
-    if not _MENTIONS_INDEX.search(text):
+    if not _CREATES_INDEX.search(text):
         return Targets()
     indexed = [effect for effect in analyze(text, default_schema="").table_effects
                if effect.action is TableAction.INDEXED]

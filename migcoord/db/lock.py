@@ -52,7 +52,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from migcoord.db.diagnosis import lost
-from migcoord.db.dsn import first_line
+from migcoord.db.dsn import first_line, hide_password
 from migcoord.errors import LockTimeout, MigcoordError, PoolerDetected
 
 log = logging.getLogger("migcoord")
@@ -146,7 +146,8 @@ def _pid_of_another_client(conn: psycopg.Connection, timeout: float) -> int | No
     try:
         probe = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
     except psycopg.Error as err:
-        log.debug("could not open a second connection to check the pooler: %s", err)
+        log.debug("could not open a second connection to check the pooler: %s",
+                  hide_password(first_line(err), conninfo))
         return None
     try:
         # The blocking API cannot be bounded: a pooler ignores a cancel request from a
@@ -168,7 +169,8 @@ def _pid_of_another_client(conn: psycopg.Connection, timeout: float) -> int | No
         value = result.get_value(0, 0)
         return int(value) if value is not None else None
     except (psycopg.Error, OSError) as err:
-        log.debug("the second connection to check the pooler failed: %s", err)
+        log.debug("the second connection to check the pooler failed: %s",
+                  hide_password(first_line(err), conninfo))
         return None
     finally:
         probe.close()
@@ -199,15 +201,27 @@ def find_holder(conn: psycopg.Connection, key: int) -> Holder | None:
                   held_s=float(held) if held is not None else None, state=state)
 
 
-def _release_promptly_if_killed(conn: psycopg.Connection) -> None:
-    """Have the server notice within a second when this client dies mid-migration.
+def _release_promptly_if_lost(conn: psycopg.Connection) -> int:
+    """Have the server notice soon when this client dies or vanishes mid-migration; returns
+    the pid of the server session that took the settings.
 
-    Without it a backend whose client was killed (SIGKILL, an evicted pod) runs the
-    rest of a long statement before it sees the dead socket, holding the lock all the
-    while. PostgreSQL 14+ polls the socket during queries when this is set.
+    Without it a backend whose client was killed (SIGKILL, an evicted pod) runs the rest of
+    a long statement before it sees the dead socket, holding the lock all the while:
+    PostgreSQL 14+ polls the socket during queries with client_connection_check_interval.
+    A client whose host vanished (a lost node, a network cut) sends nothing at all: the
+    session and its lock would stay until the operating system's TCP keepalive gives up,
+    two hours by default; these keepalives give up after about a minute of silence.
     """
+    settings = ["SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10",
+                "SET tcp_keepalives_count = 3"]
     if conn.info.server_version >= 140000:
-        conn.execute("SET client_connection_check_interval = '1s'")
+        settings.append("SET client_connection_check_interval = '1s'")
+    # One simple query, one round trip; its last result is the pid.
+    cursor = conn.execute("; ".join([*settings, "SELECT pg_backend_pid()"]))
+    while cursor.nextset():
+        pass
+    row = cursor.fetchone()
+    return int(row[0]) if row else -1
 
 
 def _try_lock(conn: psycopg.Connection, key: int) -> tuple[int, bool | None]:
@@ -269,8 +283,7 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
         sleep(min(delay * random.uniform(0.75, 1.25), max(timeout - waited, 0.001)))
         delay = min(delay * 1.6, 1.0)
     try:
-        _release_promptly_if_killed(conn)
-        if backend_pid(conn) != pid:
+        if _release_promptly_if_lost(conn) != pid:
             raise PoolerDetected(
                 f"the migration lock was taken in server session {pid}, and the next "
                 "statement ran in another one", hint=POOLER_HINT)
@@ -284,7 +297,8 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
         raise
     problem = release(conn, key, pid, clock=clock, sleep=sleep)
     if problem is not None:
-        raise PoolerDetected(problem, hint=POOLER_HINT)
+        # The work is done; the lock stranded in the pool would make every later run wait.
+        raise PoolerDetected(f"the run finished, but {problem}", hint=POOLER_HINT)
 
 
 def release(conn: psycopg.Connection, key: int, pid: int, *,
