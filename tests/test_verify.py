@@ -20,7 +20,14 @@ import pytest
 from conftest import PgServer
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord.verify.plan import VerifyStep, blockers, plan, split_verify_script
+from migcoord.verify.plan import (
+    RebuildRoute,
+    VerifyStep,
+    blockers,
+    plan,
+    rebuild_route,
+    split_verify_script,
+)
 
 RULES = pair("rule-service", "000001", "create_rules",
              up="CREATE TABLE rules (id bigint PRIMARY KEY, email text, priority integer "
@@ -35,6 +42,7 @@ def verify(root: Path, pg_server: PgServer, *args: str) -> Any:
     report = result.json()
     assert report["ok"] == (result.code == 0)
     assert not database_exists(pg_server, report["database"]) or "--keep" in args
+    assert not database_exists(pg_server, report["database"] + "_saved")
     return report
 
 
@@ -434,3 +442,14 @@ def test_split_verify_script_at_the_check_line() -> None:
     assert split_verify_script("INSERT 1;\n  -- migcoord:check  \nSELECT 2;") == (
         "INSERT 1;", "SELECT 2;")
     assert split_verify_script("INSERT 1;\nSELECT 2;\n") is None
+
+
+def test_rebuild_route_copies_only_when_it_is_cheaper() -> None:
+    """From the saved copy when one copy and the ups after it cost less than every up;
+    saved when the ups since the last copy cost more than two copies."""
+    ups = [100, 100, 100, 5, 5]
+    assert rebuild_route(ups, saved=0, copy_ms=50) == RebuildRoute(False, True)
+    assert rebuild_route(ups, saved=3, copy_ms=50) == RebuildRoute(True, False)
+    assert rebuild_route(ups, saved=3, copy_ms=400) == RebuildRoute(False, False)
+    assert rebuild_route([1] * 20, saved=0, copy_ms=30) == RebuildRoute(False, False)
+    assert rebuild_route([1] * 20, saved=5, copy_ms=30) == RebuildRoute(False, False)
