@@ -329,6 +329,32 @@ def test_verify_data_directive_without_its_file_is_a_problem(tmp_path: Path,
     assert "no 000002_rename_email.verify.sql beside it" in found["verify-data"]["message"]
 
 
+def test_verify_file_that_is_not_utf8_or_holds_nul_is_not_run(tmp_path: Path,
+                                                               pg_server: PgServer) -> None:
+    """A verify file is run as written or not at all: not UTF-8 (was run with replacement
+    characters, silently) or with a NUL byte (was cut there by the server), it is a
+    problem naming its line."""
+    up = "-- migcoord:verify-data\nALTER TABLE rules ADD COLUMN {} int;\n"
+    root = tree(tmp_path, RULES,
+                pair("rule-service", "000002", "x", up=up.format("x"),
+                     down="ALTER TABLE rules DROP COLUMN x;\n"),
+                pair("rule-service", "000003", "y", up=up.format("y"),
+                     down="ALTER TABLE rules DROP COLUMN y;\n"))
+    folder = root / "rule-service" / "migrations"
+    (folder / "000002_x.verify.sql").write_bytes(
+        b"-- seed\nINSERT INTO rules (id, email) VALUES (1, 'caf\xe9');\n-- migcoord:check\n"
+        b"SELECT 1 WHERE false;\n")
+    (folder / "000003_y.verify.sql").write_bytes(
+        b"INSERT INTO rules (id, email) VALUES (2, 'a\x00b');\n-- migcoord:check\n"
+        b"SELECT 1 WHERE false;\n")
+    report = verify(root, pg_server)
+    assert problems(report, 2)["verify-data"]["message"] == (
+        "000002_x.verify.sql:2: is not UTF-8, so it was not run; save it as UTF-8")
+    assert problems(report, 3)["verify-data"]["message"] == (
+        "000003_y.verify.sql:1: holds a NUL byte, which PostgreSQL cannot take, so it was not "
+        "run; remove it")
+
+
 def test_verify_file_without_its_migration_is_a_bad_filename(tmp_path: Path) -> None:
     """A .verify.sql file is legal only beside its migration's up file."""
     root = tree(tmp_path, RULES,

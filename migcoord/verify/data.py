@@ -28,6 +28,16 @@ def halves(migration: Migration, read_verify_file: Callable[[Migration], str | N
         problems.append(Problem("verify-data", f"{migration.label}.verify.sql cannot be "
                                 f"read: {err.strerror}"))
         return None
+    except UnicodeDecodeError as err:
+        line = bytes(err.object).count(b"\n", 0, err.start) + 1
+        problems.append(Problem("verify-data", f"{migration.label}.verify.sql:{line}: is not "
+                                "UTF-8, so it was not run; save it as UTF-8"))
+        return None
+    if text is not None and "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        problems.append(Problem("verify-data", f"{migration.label}.verify.sql:{line}: holds a "
+                                "NUL byte, which PostgreSQL cannot take, so it was not run; remove it"))
+        return None
     if text is None:
         if wanted:
             problems.append(Problem(
