@@ -355,6 +355,27 @@ def test_verify_file_that_is_not_utf8_or_holds_nul_is_not_run(tmp_path: Path,
         "run; remove it")
 
 
+def test_verify_file_with_transaction_control_is_not_run(tmp_path: Path,
+                                                        pg_server: PgServer) -> None:
+    """A COMMIT in the check half would keep what the check changes (it deleted the rows
+    for good): a problem naming the line, and nothing of the file runs."""
+    root = tree(tmp_path, RULES, pair(
+        "rule-service", "000002", "x", up="-- migcoord:verify-data\nALTER TABLE rules ADD x int;\n",
+        down="ALTER TABLE rules DROP COLUMN x;\n"), pair(
+        "rule-service", "000003", "y", up="-- migcoord:verify-data\nALTER TABLE rules ADD y int;\n",
+        down="ALTER TABLE rules DROP COLUMN y;\n"), extra={
+            "rule-service/migrations/000002_x.verify.sql":
+                "INSERT INTO rules (id) VALUES (1);\n-- migcoord:check\n"
+                "DELETE FROM rules;\nCOMMIT;\nSELECT 1 WHERE false;\n",
+            "rule-service/migrations/000003_y.verify.sql":
+                "-- the row of 000002 is still there\n-- migcoord:check\n"
+                "SELECT 'lost' WHERE NOT EXISTS (SELECT 1 FROM rules);\n"})
+    report = verify(root, pg_server)
+    assert problems(report, 2)["verify-data"]["message"].startswith(
+        "000002_x.verify.sql:4: COMMIT controls the transaction, so the file was not run")
+    assert list(problems(report, 3)) == ["verify-data"]  # nothing was seeded either
+
+
 def test_verify_file_without_its_migration_is_a_bad_filename(tmp_path: Path) -> None:
     """A .verify.sql file is legal only beside its migration's up file."""
     root = tree(tmp_path, RULES,

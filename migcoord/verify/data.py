@@ -60,7 +60,30 @@ def halves(migration: Migration, read_verify_file: Callable[[Migration], str | N
             "verify-data", f"{migration.label}.verify.sql checks nothing: no statement "
             f"after `{CHECK_SEPARATOR}`"))
         return None
+    control = _transaction_control(text, *found)
+    if control is not None:
+        line, words = control
+        problems.append(Problem(
+            "verify-data", f"{migration.label}.verify.sql:{line}: {words} controls the "
+            "transaction, so the file was not run: verify commits the seed in one "
+            "transaction and rolls the check back in another (a COMMIT in the check would "
+            "keep what it changes); remove it"))
+        return None
     return found
+
+
+def _transaction_control(text: str, seed: str, check: str) -> tuple[int, str] | None:
+    """The first BEGIN, COMMIT, ROLLBACK... of either half of the verify file `text`:
+    (its line in the file, what)."""
+    from migcoord.sql import reader
+
+    separator = next(number for number, line in enumerate(text.split("\n"), start=1)
+                     if line.strip() == CHECK_SEPARATOR)
+    for half, first_line in ((seed, 1), (check, separator + 1)):
+        found = reader.transaction_control(half)
+        if found:
+            return found[0].line + first_line - 1, found[0].words
+    return None
 
 
 def seed(conn: psycopg.Connection[Any], text: str) -> str | None:
