@@ -20,7 +20,14 @@ import pytest
 from conftest import PgServer
 
 from helpers import REPO, copy_example, make_tree, pair, run
-from migcoord.verify.plan import VerifyStep, blockers, plan, split_verify_script
+from migcoord.verify.plan import (
+    RebuildRoute,
+    VerifyStep,
+    blockers,
+    plan,
+    rebuild_route,
+    split_verify_script,
+)
 
 RULES = pair("rule-service", "000001", "create_rules",
              up="CREATE TABLE rules (id bigint PRIMARY KEY, email text, priority integer "
@@ -35,6 +42,7 @@ def verify(root: Path, pg_server: PgServer, *args: str) -> Any:
     report = result.json()
     assert report["ok"] == (result.code == 0)
     assert not database_exists(pg_server, report["database"]) or "--keep" in args
+    assert not database_exists(pg_server, report["database"] + "_saved")
     return report
 
 
@@ -321,6 +329,53 @@ def test_verify_data_directive_without_its_file_is_a_problem(tmp_path: Path,
     assert "no 000002_rename_email.verify.sql beside it" in found["verify-data"]["message"]
 
 
+def test_verify_file_that_is_not_utf8_or_holds_nul_is_not_run(tmp_path: Path,
+                                                               pg_server: PgServer) -> None:
+    """A verify file is run as written or not at all: not UTF-8 (was run with replacement
+    characters, silently) or with a NUL byte (was cut there by the server), it is a
+    problem naming its line."""
+    up = "-- migcoord:verify-data\nALTER TABLE rules ADD COLUMN {} int;\n"
+    root = tree(tmp_path, RULES,
+                pair("rule-service", "000002", "x", up=up.format("x"),
+                     down="ALTER TABLE rules DROP COLUMN x;\n"),
+                pair("rule-service", "000003", "y", up=up.format("y"),
+                     down="ALTER TABLE rules DROP COLUMN y;\n"))
+    folder = root / "rule-service" / "migrations"
+    (folder / "000002_x.verify.sql").write_bytes(
+        b"-- seed\nINSERT INTO rules (id, email) VALUES (1, 'caf\xe9');\n-- migcoord:check\n"
+        b"SELECT 1 WHERE false;\n")
+    (folder / "000003_y.verify.sql").write_bytes(
+        b"INSERT INTO rules (id, email) VALUES (2, 'a\x00b');\n-- migcoord:check\n"
+        b"SELECT 1 WHERE false;\n")
+    report = verify(root, pg_server)
+    assert problems(report, 2)["verify-data"]["message"] == (
+        "000002_x.verify.sql:2: is not UTF-8, so it was not run; save it as UTF-8")
+    assert problems(report, 3)["verify-data"]["message"] == (
+        "000003_y.verify.sql:1: holds a NUL byte, which PostgreSQL cannot take, so it was not "
+        "run; remove it")
+
+
+def test_verify_file_with_transaction_control_is_not_run(tmp_path: Path,
+                                                        pg_server: PgServer) -> None:
+    """A COMMIT in the check half would keep what the check changes (it deleted the rows
+    for good): a problem naming the line, and nothing of the file runs."""
+    root = tree(tmp_path, RULES, pair(
+        "rule-service", "000002", "x", up="-- migcoord:verify-data\nALTER TABLE rules ADD x int;\n",
+        down="ALTER TABLE rules DROP COLUMN x;\n"), pair(
+        "rule-service", "000003", "y", up="-- migcoord:verify-data\nALTER TABLE rules ADD y int;\n",
+        down="ALTER TABLE rules DROP COLUMN y;\n"), extra={
+            "rule-service/migrations/000002_x.verify.sql":
+                "INSERT INTO rules (id) VALUES (1);\n-- migcoord:check\n"
+                "DELETE FROM rules;\nCOMMIT;\nSELECT 1 WHERE false;\n",
+            "rule-service/migrations/000003_y.verify.sql":
+                "-- the row of 000002 is still there\n-- migcoord:check\n"
+                "SELECT 'lost' WHERE NOT EXISTS (SELECT 1 FROM rules);\n"})
+    report = verify(root, pg_server)
+    assert problems(report, 2)["verify-data"]["message"].startswith(
+        "000002_x.verify.sql:4: COMMIT controls the transaction, so the file was not run")
+    assert list(problems(report, 3)) == ["verify-data"]  # nothing was seeded either
+
+
 def test_verify_file_without_its_migration_is_a_bad_filename(tmp_path: Path) -> None:
     """A .verify.sql file is legal only beside its migration's up file."""
     root = tree(tmp_path, RULES,
@@ -434,3 +489,14 @@ def test_split_verify_script_at_the_check_line() -> None:
     assert split_verify_script("INSERT 1;\n  -- migcoord:check  \nSELECT 2;") == (
         "INSERT 1;", "SELECT 2;")
     assert split_verify_script("INSERT 1;\nSELECT 2;\n") is None
+
+
+def test_rebuild_route_copies_only_when_it_is_cheaper() -> None:
+    """From the saved copy when one copy and the ups after it cost less than every up;
+    saved when the ups since the last copy cost more than two copies."""
+    ups = [100, 100, 100, 5, 5]
+    assert rebuild_route(ups, saved=0, copy_ms=50) == RebuildRoute(False, True)
+    assert rebuild_route(ups, saved=3, copy_ms=50) == RebuildRoute(True, False)
+    assert rebuild_route(ups, saved=3, copy_ms=400) == RebuildRoute(False, False)
+    assert rebuild_route([1] * 20, saved=0, copy_ms=30) == RebuildRoute(False, False)
+    assert rebuild_route([1] * 20, saved=5, copy_ms=30) == RebuildRoute(False, False)

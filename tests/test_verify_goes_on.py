@@ -141,6 +141,57 @@ def test_a_rebuild_replays_the_verify_data_seeds(tmp_path: Path, pg_server: PgSe
     assert "rebuild" not in problems(report, 3)
 
 
+def test_a_later_rebuild_starts_from_the_saved_copy(tmp_path: Path, pg_server: PgServer) -> None:
+    """000001 takes half a second: the first rebuild (after 000003) saves a copy, and the
+    second (after 000005) starts from it instead of running 000001 again. 000001 records
+    whether a saved copy existed when it ran: in the kept database, it had not. The row
+    000002's verify file seeded is in the copy, and 000006 finds it."""
+    check_row = ("-- the row 000002 seeded\n-- migcoord:check\n"
+                 "SELECT 'lost' AS problem WHERE NOT EXISTS (SELECT 1 FROM rules WHERE id = 1);\n")
+    root = tree(
+        tmp_path,
+        pair("rule-service", "000001", "worth_a_copy",
+             up="CREATE TABLE rules (id bigint PRIMARY KEY, address text);\n"
+             "CREATE TABLE copies_seen AS SELECT count(*) AS n FROM pg_database\n"
+             "    WHERE datname = current_database() || '_saved';\n"
+             "SELECT pg_sleep(0.5);\n", down="DROP TABLE copies_seen, rules;\n"),
+        pair("rule-service", "000002", "note",
+             up="-- migcoord:verify-data\nALTER TABLE rules ADD COLUMN note text;\n",
+             down="ALTER TABLE rules DROP COLUMN note;\n"),
+        pair("rule-service", "000003", "forgets_sequence", up="CREATE SEQUENCE n;\n",
+             down="SELECT 1;\n"),
+        pair("rule-service", "000004", "level",
+             up="-- migcoord:verify-data\nALTER TABLE rules ADD COLUMN level int;\n",
+             down="ALTER TABLE rules DROP COLUMN level;\n"),
+        pair("rule-service", "000005", "no_transaction_down_fails",
+             up=NO_TX + "CREATE INDEX CONCURRENTLY rules_address_idx ON rules (address);\n",
+             down=NO_TX + "DROP INDEX CONCURRENTLY rules_address_idx;\n"
+             "DROP INDEX CONCURRENTLY no_such_idx;\n"),
+        pair("rule-service", "000006", "priority",
+             up="-- migcoord:verify-data\nALTER TABLE rules ADD COLUMN priority int;\n",
+             down="ALTER TABLE rules DROP COLUMN priority;\n"),
+        extra={
+            "rule-service/migrations/000002_note.verify.sql":
+                "INSERT INTO rules (id, address) VALUES (1, 'kept');\n-- migcoord:check\n"
+                "SELECT 'lost' AS problem WHERE NOT EXISTS (\n"
+                "    SELECT 1 FROM rules WHERE id = 1 AND address = 'kept');\n",
+            "rule-service/migrations/000004_level.verify.sql": check_row,
+            "rule-service/migrations/000006_priority.verify.sql": check_row})
+    report = verify(root, pg_server, "--keep")
+    try:
+        assert [(m["status"], m["rebuilt"]) for m in report["migrations"]] == [
+            ("ok", False), ("ok", False), ("failed", True), ("ok", False), ("failed", True),
+            ("ok", False)]
+        assert list(problems(report, 3)) == ["down-restore", "up-again"]
+        assert list(problems(report, 5)) == ["down"]
+        with psycopg.connect(pg_server.dsn_for(report["database"])) as conn:
+            assert conn.execute("SELECT n FROM copies_seen").fetchone() == (0,)
+            assert conn.execute("SELECT address FROM rules WHERE id = 1").fetchone() == ("kept",)
+    finally:
+        with pg_server.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{report["database"]}" WITH (FORCE)')
+
+
 def test_service_rebuild_applies_the_other_services_migrations_again(
         tmp_path: Path, pg_server: PgServer) -> None:
     """--service: the migrations applied without a round trip are part of the rebuild."""
@@ -221,26 +272,34 @@ def test_a_rebuild_that_gives_another_schema_is_reported(tmp_path: Path,
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_during_a_rebuild_leaves_no_throwaway_database(
         tmp_path: Path, pg_server: PgServer, signum: int) -> None:
-    """Ctrl-C or SIGTERM while the database is built again: exit 130, the database dropped.
+    """Ctrl-C or SIGTERM while the database is built again: exit 130, the database and
+    its saved copy dropped.
 
-    000001 sleeps only once the role that 000002 creates exists, that is in the rebuild
-    that 000002's down (which forgets its sequence) makes necessary.
+    000002 forgets its sequence, so the database is built again, and saved there since
+    000001 takes long enough (half a second) to be worth a copy; 000003 sleeps only once
+    the role that 000004 creates exists, that is in the second rebuild (from the saved
+    copy), which 000004's down (forgetting its sequence too) needs.
     """
     role = f"mc_verify_slow_rebuild_{signum}"
     root = tree(
         tmp_path,
-        pair("rule-service", "000001", "slow_when_rebuilt",
-             up="CREATE TABLE rules (id bigint);\n"
-             f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-             "THEN PERFORM pg_sleep(600); END IF; END $$;\n", down="DROP TABLE rules;\n"),
-        pair("rule-service", "000002", "forgets_sequence",
-             up=f"CREATE ROLE {role};\nCREATE SEQUENCE n;\n", down="SELECT 1;\n"))
+        pair("rule-service", "000001", "worth_a_copy",
+             up="CREATE TABLE rules (id bigint);\nSELECT pg_sleep(0.5);\n",
+             down="DROP TABLE rules;\n"),
+        pair("rule-service", "000002", "forgets_sequence", up="CREATE SEQUENCE n;\n",
+             down="SELECT 1;\n"),
+        pair("rule-service", "000003", "slow_when_rebuilt",
+             up=f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+             "THEN PERFORM pg_sleep(600); END IF; END $$;\n"),
+        pair("rule-service", "000004", "forgets_role_and_sequence",
+             up=f"CREATE ROLE {role};\nCREATE SEQUENCE m;\n", down="SELECT 1;\n"))
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "migcoord", "verify", "--dsn", pg_server.admin_dsn], cwd=root,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         name = wait_for_sleep(pg_server, process)
+        assert database_exists(pg_server, name + "_saved")
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -253,15 +312,17 @@ def test_an_interrupt_during_a_rebuild_leaves_no_throwaway_database(
     assert "verify interrupted; its throwaway database was dropped" in stderr
     assert "Traceback" not in stderr
     assert not database_exists(pg_server, name)
+    assert not database_exists(pg_server, name + "_saved")
 
 
 def wait_for_sleep(pg_server: PgServer, process: subprocess.Popen[str]) -> str:
-    """The throwaway database in which a backend sleeps in pg_sleep, once one does."""
+    """The throwaway database in which a backend sleeps in pg_sleep(600), once one does."""
     deadline = time.monotonic() + 60
     with pg_server.admin() as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT datname FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                "AND query LIKE '%%pg_sleep(600)%%' "
                 "AND datname LIKE 'migcoord_verify_%%'").fetchone()
             if row is not None:
                 return str(row[0])

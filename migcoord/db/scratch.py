@@ -28,10 +28,12 @@ def new_name() -> str:
     return PREFIX + secrets.token_hex(6)
 
 
-def create(admin: psycopg.Connection[Any], name: str) -> None:
-    """CREATE DATABASE `name` from template0; a missing CREATEDB right says what to do."""
+def create(admin: psycopg.Connection[Any], name: str, *, template: str = "template0") -> None:
+    """CREATE DATABASE `name` as a copy of `template` (no one may be connected to it);
+    a missing CREATEDB right says what to do."""
     try:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
     except psycopg.errors.InsufficientPrivilege:
         user = admin.info.user
         raise DatabaseRefused(

@@ -190,7 +190,8 @@ def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName,
 def read_verify_file(migration: Migration) -> str | None:
     """The text of `{version}_{name}.verify.sql` beside the migration's up file, or None.
 
-    Raises OSError when it exists but cannot be read.
+    Raises OSError when it exists but cannot be read, UnicodeDecodeError when it is not
+    UTF-8 (never run with replacement characters in place of what it says).
     """
     if migration.verify_path is None:
         return None
@@ -198,7 +199,7 @@ def read_verify_file(migration: Migration) -> str | None:
         raw = migration.verify_path.read_bytes()
     except FileNotFoundError:
         return None
-    return normalize(raw).decode("utf-8", errors="replace")
+    return normalize(raw).decode("utf-8")
 
 
 def _directives(sql_file: SqlFile | None) -> tuple[Directives, tuple[Finding, ...]]:

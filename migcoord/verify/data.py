@@ -28,6 +28,16 @@ def halves(migration: Migration, read_verify_file: Callable[[Migration], str | N
         problems.append(Problem("verify-data", f"{migration.label}.verify.sql cannot be "
                                 f"read: {err.strerror}"))
         return None
+    except UnicodeDecodeError as err:
+        line = bytes(err.object).count(b"\n", 0, err.start) + 1
+        problems.append(Problem("verify-data", f"{migration.label}.verify.sql:{line}: is not "
+                                "UTF-8, so it was not run; save it as UTF-8"))
+        return None
+    if text is not None and "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        problems.append(Problem("verify-data", f"{migration.label}.verify.sql:{line}: holds a "
+                                "NUL byte, which PostgreSQL cannot take, so it was not run; remove it"))
+        return None
     if text is None:
         if wanted:
             problems.append(Problem(
@@ -50,7 +60,30 @@ def halves(migration: Migration, read_verify_file: Callable[[Migration], str | N
             "verify-data", f"{migration.label}.verify.sql checks nothing: no statement "
             f"after `{CHECK_SEPARATOR}`"))
         return None
+    control = _transaction_control(text, *found)
+    if control is not None:
+        line, words = control
+        problems.append(Problem(
+            "verify-data", f"{migration.label}.verify.sql:{line}: {words} controls the "
+            "transaction, so the file was not run: verify commits the seed in one "
+            "transaction and rolls the check back in another (a COMMIT in the check would "
+            "keep what it changes); remove it"))
+        return None
     return found
+
+
+def _transaction_control(text: str, seed: str, check: str) -> tuple[int, str] | None:
+    """The first BEGIN, COMMIT, ROLLBACK... of either half of the verify file `text`:
+    (its line in the file, what)."""
+    from migcoord.sql import reader
+
+    separator = next(number for number, line in enumerate(text.split("\n"), start=1)
+                     if line.strip() == CHECK_SEPARATOR)
+    for half, first_line in ((seed, 1), (check, separator + 1)):
+        found = reader.transaction_control(half)
+        if found:
+            return found[0].line + first_line - 1, found[0].words
+    return None
 
 
 def seed(conn: psycopg.Connection[Any], text: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from migcoord.core.model import Catalog, Migration
@@ -69,3 +71,27 @@ def split_verify_script(text: str) -> tuple[str, str] | None:
         if line.strip() == CHECK_SEPARATOR:
             return "\n".join(lines[:index]), "\n".join(lines[index + 1:])
     return None
+
+
+@attrs.frozen
+class RebuildRoute:
+    """How to build the throwaway database again: from the saved copy or from empty, and
+    whether to save the result."""
+
+    from_saved: bool
+    save_after: bool
+
+
+def rebuild_route(costs: Sequence[int], saved: int, copy_ms: int) -> RebuildRoute:
+    """The cheaper way to build the database again with migrations applied whose first ups
+    took `costs` ms each, when a copy holding the first `saved` of them exists (0: none)
+    and copying a database takes about `copy_ms`.
+
+    From the copy: one copy and the ups after it; from empty: every up. Saving costs a
+    copy now and spares the ups since the last copy at the next rebuild, so it is done
+    when those cost more than two copies.
+    """
+    everything = sum(costs)
+    since_saved = sum(costs[saved:])
+    return RebuildRoute(from_saved=saved > 0 and copy_ms + since_saved < everything,
+                        save_after=since_saved > 2 * copy_ms)

@@ -16,12 +16,17 @@ failed), the throwaway database is dropped and built again, running each migrati
 far up once (and each verify-data seed after its up), and the run goes on: one run
 reports every broken down. Only a first up that fails stops the run, since nothing
 after it can be applied.
+
+A rebuilt database may be saved (copied); a later rebuild then starts from that copy and
+runs only the migrations after it. Which way is cheaper is decided from the measured
+times of the ups and of copying a database (`plan.rebuild_route`): with many
+migrations before a broken down, copies spare running them all again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -29,7 +34,7 @@ from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Config, Migration
 from migcoord.errors import ConnectionLost, MigrationFailed
 from migcoord.verify import data
-from migcoord.verify.plan import VerifyStep
+from migcoord.verify.plan import VerifyStep, rebuild_route
 from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
 
 if TYPE_CHECKING:
@@ -54,8 +59,17 @@ class Session:
     observer: Observer
 
 
-#: Drop the throwaway database, create it again (empty) and connect to it.
-Rebuild = Callable[[], Session]
+class Database(Protocol):
+    """The throwaway database, as the round trips start it over."""
+
+    #: How long copying a database took, the last time (ms).
+    copy_ms: int
+
+    def rebuild(self, *, from_saved: bool) -> Session:
+        """Drop it and create it again, empty or as the saved copy; a session in it."""
+
+    def save(self) -> Session:
+        """Save a copy of it as it is now, to rebuild from; a session in it."""
 
 
 @attrs.frozen
@@ -85,16 +99,18 @@ class RoundTrips:
         self.progress = progress
         self.clock = clock
 
-    def run(self, session: Session, rebuild: Rebuild
+    def run(self, session: Session, database: Database
             ) -> tuple[tuple[MigrationVerdict, ...], SequenceVerdict]:
-        """Run everything in `session`; `rebuild` starts over on an empty database.
+        """Run everything in `session`, of `database`, which a rebuild starts over.
 
         Every step is committed before a snapshot is taken.
         """
         self.session = session
-        self.rebuild_database = rebuild
+        self.database = database
+        self.saved = 0  # how many of the applied migrations the saved copy holds
         verdicts: list[MigrationVerdict] = []
         applied: list[Migration] = []  # what the database holds, in order
+        self.costs: list[int] = []  # the ms of each one's first up
         seeds: dict[int, str] = {}  # verify-data seeds that ran, replayed by a rebuild
         stop_cause: str | None = None  # why the migrations from here on are not run
         broken_downs: list[Migration] = []
@@ -110,6 +126,7 @@ class RoundTrips:
                 current = None
                 if ok:
                     applied.append(migration)
+                    self.costs.append(verdict.up_ms or 0)
                 else:
                     stop_cause = f"the up of {_who(migration)} failed"
             else:
@@ -120,6 +137,7 @@ class RoundTrips:
                     stop_cause = f"the up of {_who(migration)} failed"
                 else:
                     applied.append(migration)
+                    self.costs.append(verdict.up_ms or 0)
                     if trip.seed is not None:
                         seeds[migration.version] = trip.seed
                     if trip.down_failed:
@@ -240,18 +258,21 @@ class RoundTrips:
         """Build the throwaway database again, with `applied` run up once each in order (and
         the verify-data seeds after theirs), so that the next round trip starts from the
         state it would have after clean runs: (the verdict noting it, the schema now or
-        None, why the run must stop or None).
+        None, why the run must stop or None). It starts from empty or from the copy
+        saved by an earlier rebuild, which holds the first `self.saved` of them, whichever
+        is cheaper, and may be saved in turn.
 
         `expected` is the schema the first up of the last migration made; the rebuilt
         database must have it too, or the difference is reported.
         """
         started = self.clock()
-        self.session = self.rebuild_database()
+        route = rebuild_route(self.costs, self.saved, self.database.copy_ms)
+        self.session = self.database.rebuild(from_saved=route.from_saved)
         problems: list[Problem] = []
         stop_cause = None
         current = None
         last = applied[-1]
-        for migration in applied:
+        for migration in applied[self.saved if route.from_saved else 0:]:
             try:
                 self.up(migration)
             except StepFailed as failure:
@@ -274,6 +295,9 @@ class RoundTrips:
                     "rebuild", "built again with every migration up to here applied once, the "
                     "throwaway database has another schema than the first up of this migration "
                     "made (+ only now, - only then, ~ changed):", changes))
+            if route.save_after:
+                self.session = self.database.save()
+                self.saved = len(applied)
         return (attrs.evolve(verdict, problems=verdict.problems + tuple(problems), rebuilt=True,
                              rebuild_ms=_ms(self.clock() - started)), current, stop_cause)
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
@@ -38,15 +39,16 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
     with scratch.admin_session(admin_dsn) as admin:
         database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
         try:
-            scratch.create(admin, database.name)
+            database.create(database.name, "template0")
             log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
                      "" if len(trip.steps) == 1 else "s", database.name)
             try:
-                verdicts, sequence = trip.run(database.open(), database.rebuild)
+                verdicts, sequence = trip.run(database.open(), database)
             finally:
                 database.close()
         finally:
             with interrupts_deferred():
+                scratch.drop(admin_dsn, database.saved_name, admin)
                 if keep:
                     log.info("kept the throwaway database %s", public_url(database.dsn))
                 else:
@@ -55,7 +57,8 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
 
 
 class _Throwaway:
-    """The throwaway database `name`, and the session that runs migrations in it."""
+    """The throwaway database `name`, the session that runs migrations in it, and the
+    copy (`saved_name`) that it is built again from."""
 
     def __init__(self, admin: psycopg.Connection[Any], admin_dsn: str, name: str,
                  config: Config) -> None:
@@ -64,9 +67,19 @@ class _Throwaway:
         self.admin = admin
         self.admin_dsn = admin_dsn
         self.name = name
+        self.saved_name = f"{name}_saved"
         self.dsn = with_database(admin_dsn, name)
         self.config = config
+        self.copy_ms = 0
         self._open = contextlib.ExitStack()
+
+    def create(self, name: str, template: str) -> None:
+        """Create database `name` as a copy of `template`, timing it in `copy_ms`."""
+        from migcoord.db import scratch
+
+        started = time.monotonic()
+        scratch.create(self.admin, name, template=template)
+        self.copy_ms = round((time.monotonic() - started) * 1000)
 
     def open(self) -> Session:
         """Connect, take the migration lock (the executor checks it is held) and create the
@@ -98,13 +111,24 @@ class _Throwaway:
         opened, self._open = self._open, contextlib.ExitStack()
         opened.close()
 
-    def rebuild(self) -> Session:
-        """Drop the database, create it again, empty, and connect to it."""
+    def rebuild(self, *, from_saved: bool) -> Session:
+        """Drop the database and create it again, empty or as a copy of the saved one; a
+        session in it."""
         from migcoord.db import scratch
 
         self.close()
         scratch.drop(self.admin_dsn, self.name, self.admin)
-        scratch.create(self.admin, self.name)
+        self.create(self.name, self.saved_name if from_saved else "template0")
+        return self.open()
+
+    def save(self) -> Session:
+        """Save a copy of the database as it is now, to be built again from; a session in
+        it (a database is copied only while no one is connected to it)."""
+        from migcoord.db import scratch
+
+        self.close()
+        scratch.drop(self.admin_dsn, self.saved_name, self.admin)
+        self.create(self.saved_name, self.name)
         return self.open()
 
 
