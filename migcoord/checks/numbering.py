@@ -9,6 +9,7 @@ against it.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 
@@ -16,7 +17,14 @@ import attrs
 
 from migcoord.checks._located import finding_at
 from migcoord.core import sumfile
-from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
+from migcoord.core.model import (
+    Catalog,
+    Config,
+    Finding,
+    Migration,
+    Reservation,
+    format_version,
+)
 
 #: Versions this wide are timestamps (golang-migrate's -format): they never form a
 #: dense sequence, so `gap` does not apply.
@@ -98,12 +106,7 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     reserved = [s.reserved for s in config.services if s.reserved is not None]
     if not versions:
         return
-    holes = [
-        number
-        for number in range(versions[0], versions[-1])
-        if number not in ledger.owners and not any(number in r for r in reserved)
-    ]
-    for first, last in _runs(holes):
+    for first, last in _holes(versions, reserved):
         message = (f"version {_span(first, last, config.version_width)} is missing: the "
                    "numbers form one sequence across all services, with no skips")
         next_version = versions[bisect.bisect_right(versions, last)]
@@ -122,18 +125,24 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
         )
 
 
-def _runs(numbers: list[int]) -> Iterator[tuple[int, int]]:
-    """Consecutive runs in a sorted list: [2, 3, 7] -> (2, 3), (7, 7)."""
-    start = previous = None
-    for number in numbers:
-        if previous is not None and number == previous + 1:
-            previous = number
-            continue
-        if start is not None and previous is not None:
-            yield start, previous
-        start = previous = number
-    if start is not None and previous is not None:
-        yield start, previous
+def _holes(versions: list[int], reserved: list[Reservation]) -> Iterator[tuple[int, int]]:
+    """The runs of numbers between the sorted `versions` that no version and no
+    reservation covers: [1, 4, 9] with 6-7 reserved -> (2, 3), (5, 5), (8, 8).
+
+    Works on ranges, never number by number: one stray timestamp version among
+    six-digit ones must not make `check` count to 20240131120000.
+    """
+    ranges = sorted((r.first, r.last) for r in reserved)
+    for low, high in itertools.pairwise(versions):
+        start = low + 1
+        for first, last in ranges:
+            if last < start or first > high - 1:
+                continue
+            if first > start:
+                yield start, first - 1
+            start = max(start, last + 1)
+        if start <= high - 1:
+            yield start, high - 1
 
 
 def _span(first: int, last: int, width: int) -> str:
