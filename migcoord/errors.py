@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
+    from migcoord.core.model import Finding
     from migcoord.results import StepResult
 
 EXIT_OK = 0
@@ -192,6 +193,33 @@ class GitError(UsageError):
 
 class RefusedError(MigcoordError):
     """The plan was refused before anything ran (exit 1): dirty, modified, missing, ..."""
+
+
+class InvalidMigrationFiles(RefusedError):
+    """Files a run would read have errors that `check` reports (encoding, duplicate-version,
+    unreadable-file, explicit-transaction, ...): refused before anything was sent (exit 1).
+
+    `findings` are `check`'s findings for them, with the same codes and messages.
+    """
+
+    fields = (*RefusedError.fields, "findings")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        version: int | None = None,
+        service: str | None = None,
+        direction: str | None = None,
+        findings: tuple[Finding, ...] = (),
+    ) -> None:
+        super().__init__(message, hint=hint, path=path, line=line, column=column,
+                         version=version, service=service, direction=direction)
+        self.findings = findings
 
 
 class DependencyNotApplied(RefusedError):
