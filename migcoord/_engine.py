@@ -16,13 +16,23 @@ from typing import TYPE_CHECKING
 import attrs
 
 from migcoord.core import planning, reconcile
-from migcoord.core.model import Catalog, Config, Direction, HistoryRow, Migration, format_version
+from migcoord.core.model import (
+    Catalog,
+    Config,
+    Direction,
+    Finding,
+    HistoryRow,
+    Migration,
+    Status,
+    format_version,
+)
 from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
 from migcoord.db.lock import advisory_lock, lock_key
 from migcoord.errors import MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
+from migcoord.repo.config import seconds_problem
 from migcoord.results import (
     AdoptResult,
     DownResult,
@@ -58,6 +68,10 @@ def locked(config: Config, history: History, timeout: float | None) -> Iterator[
     """Hold the migration lock (waiting at most `timeout`, default the configured one);
     yields the pid of the session that holds it."""
     wait = config.lock_timeout if timeout is None else timeout
+    why = seconds_problem(wait)
+    if why is not None:
+        # NaN would wait forever: every comparison with it is false.
+        raise UsageError(f"lock_timeout: {why}")
     with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait) as pid:
         yield pid
 
@@ -69,6 +83,9 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
     again (others may have applied some of it meanwhile) and apply each step."""
     plan = planning.plan_up(catalog, history.rows(), request)
+    scope = (None if request.service is None else
+             {request.service, *(step.migration.service for step in plan.steps)})
+    refuse_invalid_files(config, catalog, plan.steps, "up", scope)
     for warning in plan.warnings:
         log.warning("%s", warning)
     if dry_run:
@@ -79,7 +96,10 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
     with locked(config, history, lock_timeout) as lock_pid:
         history.ensure()
         # Others may have applied some of it while this process waited.
+        checked = {id(step.migration) for step in plan.steps}
         plan = planning.plan_up(catalog, history.rows(), request)
+        refuse_invalid_files(config, catalog, [s for s in plan.steps
+                                               if id(s.migration) not in checked], "up", scope)
         relaxed = not (sync_each or config.synchronous_commit == "each")
         applied: list[StepResult] = []
         try:
@@ -108,11 +128,16 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
     again and roll back each step, newest first."""
     plan = planning.plan_down(catalog, history.rows(), request)
+    refuse_invalid_files(config, catalog, plan.steps, "down", {request.service})
     if dry_run or not plan.steps:
         return DownResult(planned=planned(plan, "down"), dry_run=dry_run)
     with locked(config, history, lock_timeout) as lock_pid:
         history.ensure()
+        checked = {id(step.migration) for step in plan.steps}
         plan = planning.plan_down(catalog, history.rows(), request)
+        refuse_invalid_files(config, catalog, [s for s in plan.steps
+                                               if id(s.migration) not in checked], "down",
+                             {request.service})
         rolled_back: list[StepResult] = []
         try:
             _apply_down(config, history, plan.steps, lock_pid, rolled_back=rolled_back)
@@ -120,6 +145,19 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
             error.with_applied(rolled_back)
             raise
     return DownResult(rolled_back=tuple(rolled_back))
+
+
+def refuse_invalid_files(config: Config, catalog: Catalog, steps: Sequence[planning.Step],
+                         files: Direction, services: set[str] | None) -> None:
+    """Refuse, before anything is sent, files these steps would read that `check` reports
+    as errors, and any entry of `services` that cannot be read (checks/runnable.py, the
+    rules of `check` itself). With nothing to run and nothing unreadable it costs nothing."""
+    if not steps and not catalog.has_unreadable(services):
+        return
+    from migcoord.checks import runnable
+
+    runnable.refuse(catalog, config, [step.migration for step in steps], files=files,
+                    services=services, command=files)
 
 
 def _apply_down(config: Config, history: History, steps: Sequence[planning.Step],
@@ -161,11 +199,23 @@ def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...
 
 # -- status -----------------------------------------------------------------------------
 
-def status(catalog: Catalog, rows: Sequence[HistoryRow], service: str | None) -> StatusReport:
-    """Every migration's state (of `service`, or all), judged from files and history."""
+def status(config: Config, catalog: Catalog, rows: Sequence[HistoryRow],
+           service: str | None) -> StatusReport:
+    """Every migration's state (of `service`, or all), judged from files and history,
+    and what `up` would refuse in the files here (see refuse_invalid_files)."""
     states = reconcile.reconcile(catalog, rows)
     shown = [s for s in states if service is None or s.service == service]
+    pending = [s.migration for s in shown
+               if s.state == Status.PENDING and s.migration is not None]
+    problems: tuple[Finding, ...] = ()
+    scope = None if service is None else {service}
+    if pending or catalog.has_unreadable(scope):
+        from migcoord.checks import runnable
+
+        problems = tuple(runnable.refusals(catalog, config, pending, files="up",
+                                           services=scope))
     return StatusReport(
+        problems=problems,
         database_version=reconcile.database_version(rows),
         dirty=any(row.dirty for row in rows),
         migrations=tuple(

@@ -99,16 +99,30 @@ class Coordinator:
                     **settings: Unpack[Settings]) -> Coordinator:
         """A coordinator for one service's folder with no config file (start-up code).
 
-        `settings` are Config fields such as history_schema or database_url_env.
+        `settings` are Config fields such as history_schema or database_url_env, checked
+        exactly as migcoord.toml's keys are (ConfigError naming each mistake); paths
+        (`docs`) must lie beside the migrations folder, as a config file's lie beside it.
         """
+        from migcoord.repo import config as config_module
+
         allowed = {f.name for f in attrs.fields(Config)} - {"root", "services", "path"}
         unknown = sorted(set(settings) - allowed)
         if unknown:
             raise UsageError(f"unknown setting(s) for Coordinator.for_service: "
                              f"{', '.join(unknown)}", hint="known: " + ", ".join(sorted(allowed)))
+        where = "Coordinator.for_service"
+        why = config_module.service_name_problem(service)
+        if why is not None:
+            raise UsageError(f"{where}: {service!r}: {why}")
         folder = Path(migrations).resolve()
+        # Spelt as in migcoord.toml, so the config file's own checks judge them.
+        spelt: dict[str, object] = {
+            key: (str(value) if isinstance(value, Path)
+                  else list(value) if isinstance(value, frozenset | set) else value)
+            for key, value in settings.items() if not (key == "docs" and value is None)}
+        fields = config_module.settings(spelt, root=folder.parent, where=where)
         config = Config(root=folder.parent,
-                        services=(ServiceConfig(name=service, migrations=folder),), **settings)
+                        services=(ServiceConfig(name=service, migrations=folder),), **fields)
         return cls(config, environ=environ)
 
     # -- reading ------------------------------------------------------------------------
@@ -281,7 +295,7 @@ class Coordinator:
         catalog = self.catalog(up_only=True)
         with self._database(dsn, conn, f"migcoord status {service or ''}".strip()) as history:
             rows = history.rows()
-        return _engine.status(catalog, rows, service)
+        return _engine.status(self.config, catalog, rows, service)
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
@@ -357,8 +371,12 @@ class Coordinator:
         return _engine.connected(self.config, self.environ, dsn, conn, application_name)
 
     def _file_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        from migcoord.repo import config as config_module
         from migcoord.repo import workspace
 
+        why = config_module.seconds_problem(timeout)
+        if why is not None:
+            raise UsageError(f"lock_timeout: {why}")
         return workspace.repo_lock(self.config.lock_path, timeout=timeout)
 
     def _renumber_files(self, plan: RenumberPlan) -> None:

@@ -37,6 +37,16 @@ class CommittedStep(Protocol):
     def as_json(self) -> dict[str, object]: ...
 
 
+class ReportedFinding(Protocol):
+    """A `migcoord.Finding` that refused a run (declared here for the same reason)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    def as_json(self) -> dict[str, object]: ...
+
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -256,6 +266,33 @@ class GitError(UsageError):
 
 class RefusedError(MigcoordError):
     """The plan was refused before anything ran (exit 1): dirty, modified, missing, ..."""
+
+
+class InvalidMigrationFiles(RefusedError):
+    """Files a run would read have errors that `check` reports (encoding, duplicate-version,
+    unreadable-file, explicit-transaction, ...): refused before anything was sent (exit 1).
+
+    `findings` are `check`'s findings for them, with the same codes and messages.
+    """
+
+    fields = (*RefusedError.fields, "findings")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        version: int | None = None,
+        service: str | None = None,
+        direction: str | None = None,
+        findings: tuple[ReportedFinding, ...] = (),
+    ) -> None:
+        super().__init__(message, hint=hint, path=path, line=line, column=column,
+                         version=version, service=service, direction=direction)
+        self.findings = findings
 
 
 class DependencyNotApplied(RefusedError):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord.core.model import Status
+from migcoord.core.model import Finding, Status
 
 if TYPE_CHECKING:
     from migcoord.core.numbering import RenumberPlan
@@ -101,15 +101,20 @@ class StatusReport:
     migrations: tuple[MigrationState, ...]
     #: Services whose folder is absent here: their rows are shown but not judged.
     unjudged_services: tuple[str, ...] = ()
+    #: What `up` would refuse in the files here, as `check` reports it: errors in pending
+    #: migrations' up files (duplicate-version, encoding, ...) and unreadable entries.
+    problems: tuple[Finding, ...] = ()
 
     @property
     def has_errors(self) -> bool:
         bad = {Status.DIRTY, Status.MODIFIED, Status.MISSING}
-        return any(m.state in bad for m in self.migrations)
+        return bool(self.problems) or any(m.state in bad for m in self.migrations)
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self, relative_to: Path | None = None) -> dict[str, object]:
+        """Paths of `problems` relative to `relative_to` (the config's folder)."""
         return {"database_version": self.database_version, "dirty": self.dirty,
-                "migrations": [m.as_json() for m in self.migrations]}
+                "migrations": [m.as_json() for m in self.migrations],
+                "problems": [f.as_json(relative_to) for f in self.problems]}
 
 
 @attrs.frozen

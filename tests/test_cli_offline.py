@@ -119,6 +119,38 @@ def test_a_bad_command_line_is_exit_2_without_traceback(tmp_path: Path, args: li
     assert "usage:" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "0", "1e300", "86401"])
+@pytest.mark.parametrize("command", [["up", "--all"], ["down", "--service", "aggregator"],
+                                     ["mark", "6", "--applied"], ["create", "x", "--service",
+                                                                  "aggregator"]])
+def test_a_lock_timeout_that_is_not_a_usable_wait_is_a_usage_error(
+    example: Path, command: list[str], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NaN would wait forever (every comparison with it is false), a negative or absurd
+    one is a mistake: exit 2 before anything is read or connected. (argparse writes its
+    usage errors to sys.stderr.)"""
+    result = run([*command, f"--lock-timeout={value}"], cwd=example,
+                 environ={"DATABASE_URL": "host=/nonexistent"})
+    assert result.code == 2, result
+    err = capsys.readouterr().err
+    assert ("argument --lock-timeout: expected a number of seconds above 0 and at most 86400, "
+            f"got '{value}'") in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("version", ["9223372036854775808", "99999999999999999999999"])
+@pytest.mark.parametrize("command", [["mark", "{v}", "--applied"], ["up", "--all", "--to", "{v}"],
+                                     ["renumber", "{v}", "--service", "aggregator"]])
+def test_a_version_above_bigint_on_the_command_line_is_a_usage_error(
+    example: Path, command: list[str], version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a numeric-out-of-range error from the server."""
+    args = [part.replace("{v}", version) for part in command]
+    result = run(args, cwd=example, environ={"DATABASE_URL": "host=/nonexistent"})
+    assert result.code == 2, result
+    assert "the largest version PostgreSQL can record" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["up", "--service", "aggregator"], ["up", "--all"],
                                      ["status"], ["down", "--service", "aggregator"],
                                      ["check", "--db"], ["mark", "6", "--applied"]])

@@ -239,3 +239,79 @@ def test_for_service_types_exactly_the_settings_it_accepts() -> None:
 
     accepted = {f.name for f in attrs.fields(Config)} - {"root", "services", "path"}
     assert Settings.__optional_keys__ == accepted
+
+
+# -- settings that look fine and are not ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("pg_catalog", "system schema"), ("pg_temp_3", "system schema"),
+     ("pg_toast", "system schema"), ("pg_mine", "system schema"),
+     ("information_schema", "system schema"), ("s" * 64, "at most 63"),
+     ("my schema", "not a plain schema name")])
+def test_history_schema_must_be_a_schema_migcoord_can_use(
+    tmp_path: Path, value: str, words: str
+) -> None:
+    """PostgreSQL refuses pg_* names and cuts names above 63 bytes without a word."""
+    err = _config_error(tmp_path, f'history_schema = "{value}"\n' + GOOD_SERVICE)
+    assert "[history_schema]" in err and words in err
+
+
+def test_a_63_byte_history_schema_is_fine(tmp_path: Path) -> None:
+    make_tree(tmp_path, {}, config=f'history_schema = "{"s" * 63}"\n' + GOOD_SERVICE)
+    assert run(["check"], cwd=tmp_path).code == 0
+
+
+@pytest.mark.parametrize("inner", ["a/migrations/b", "a/migrations/deep/b"])
+def test_a_service_folder_inside_another_is_refused(tmp_path: Path, inner: str) -> None:
+    """Its files would be the other service's stray entries: a config error, either order."""
+    for first, second in ((GOOD_SERVICE, f'[services.b]\nmigrations = "{inner}"\n'),
+                          (f'[services.b]\nmigrations = "{inner}"\n', GOOD_SERVICE)):
+        err = _config_error(tmp_path, first + second)
+        assert "lies inside the folder of service" in err
+        assert "'b'" in err and "'a'" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1.0", "0", "1e300"])
+def test_a_lock_timeout_that_is_not_a_usable_wait_is_refused(tmp_path: Path, value: str) -> None:
+    err = _config_error(tmp_path, f"lock_timeout = {value}\n" + GOOD_SERVICE)
+    assert "[lock_timeout] expected a number of seconds above 0 and at most 86400" in err
+
+
+def test_a_config_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows editors write one; it is not TOML, and it is not the user's mistake."""
+    make_tree(tmp_path, pair("a", "000001", "x"), config=GOOD_SERVICE)
+    config = tmp_path / "migcoord.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    result = run(["check", "--no-sql"], cwd=tmp_path)
+    assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "toml"),
+    [("history_schema", "pg_catalog", '"pg_catalog"'),
+     ("history_schema", "x" * 64, f'"{"x" * 64}"'),
+     ("version_width", 0, "0"),
+     ("version_width", "6", '"6"'),
+     ("lock_timeout", float("nan"), "nan"),
+     ("lock_timeout", -1, "-1"),
+     ("database_url_env", "1X", '"1X"'),
+     ("synchronous_commit", "sometimes", '"sometimes"'),
+     ("allow", [3], "[3]"),
+     ("docs", Path("/elsewhere/MIGRATIONS.md"), '"/elsewhere/MIGRATIONS.md"')])
+def test_for_service_judges_settings_exactly_as_the_config_file_does(
+    tmp_path: Path, setting: str, value: object, toml: str
+) -> None:
+    """One validation for both: the same key, the same words, exit 2."""
+    from migcoord import ConfigError, Coordinator
+
+    folder = tmp_path / "repo" / "migrations"
+    with pytest.raises(ConfigError) as raised:
+        Coordinator.for_service("svc", migrations=folder, **{setting: value})
+    assert raised.value.exit_code == 2
+    assert str(raised.value).startswith("Coordinator.for_service: invalid settings:")
+    [api_problem] = [line.strip() for line in str(raised.value).splitlines()
+                     if line.strip().startswith(f"[{setting}]")]
+    err = _config_error(tmp_path / "repo", f"{setting} = {toml}\n" + GOOD_SERVICE)
+    assert api_problem in err

@@ -169,23 +169,45 @@ def _sum_and_sql(root: Path) -> tuple[str, set[str]]:
 
 @pytest.mark.parametrize("blocker", ["directory", "dangling-symlink"])
 @pytest.mark.parametrize("half", ["up", "down"])
-def test_create_never_overwrites_an_existing_file(tmp_path: Path, blocker: str, half: str) -> None:
-    """Something already at the next name: clear error, exit != 0, no half pair, sum unchanged."""
+def test_an_entry_named_like_the_next_migration_takes_its_number(
+    tmp_path: Path, blocker: str, half: str
+) -> None:
+    """A folder or broken symlink named like a migration file is a migration golang-migrate
+    would try to read: `create` steps past its number, and `check` names it."""
     root = copy_example(tmp_path / "alerting")
     target = root / f"aggregator/migrations/000007_add_index.{half}.sql"
     if blocker == "directory":
         target.mkdir()
     else:
         target.symlink_to(root / "nowhere.sql")
-    before = _sum_and_sql(root)
-    result = run(["create", "add_index", "--service", "aggregator"], cwd=root)
-    assert result.code != 0
-    assert "already exists" in result.stderr
-    assert str(target) in result.stderr
-    assert "Traceback" not in result.stderr
-    assert _sum_and_sql(root) == before
-    other = "down" if half == "up" else "up"
-    assert not (root / f"aggregator/migrations/000007_add_index.{other}.sql").exists()
+    result = run(["create", "add_index", "--service", "aggregator", "--format", "json"], cwd=root)
+    assert result.code == 0, result
+    assert result.json()["version"] == 8
+    assert target.is_symlink() or target.is_dir()
+    assert "unreadable-file" in codes(run(["check", "--format", "json"], cwd=root))
+
+
+@pytest.mark.parametrize("blocker", ["directory", "dangling-symlink"])
+@pytest.mark.parametrize("half", [0, 1])
+def test_create_exclusive_all_never_overwrites_an_existing_entry(
+    tmp_path: Path, blocker: str, half: int
+) -> None:
+    """Something already at one of the names: FileExists naming it, and neither file written."""
+    from migcoord.errors import FileExists
+    from migcoord.repo.workspace import create_exclusive_all
+
+    paths = [tmp_path / "000007_x.up.sql", tmp_path / "000007_x.down.sql"]
+    target = paths[half]
+    if blocker == "directory":
+        target.mkdir()
+    else:
+        target.symlink_to(tmp_path / "nowhere.sql")
+    with pytest.raises(FileExists, match="already exists") as error:
+        create_exclusive_all([(path, "SELECT 1;\n") for path in paths])
+    assert str(target) in str(error.value)
+    other = paths[1 - half]
+    assert not other.exists() and not other.is_symlink()
+    assert not (tmp_path / "nowhere.sql").exists()
 
 
 def _nobody() -> str:

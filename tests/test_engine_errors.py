@@ -21,11 +21,12 @@ from migcoord import (
     MigrationFailed,
     RefusedError,
 )
-from migcoord.errors import ConnectionLost
+from migcoord.errors import ConnectionLost, InvalidMigrationFiles
 from test_engine_support import (
     AB_CONFIG,
     QUICK,
     execute,
+    history,
     holding_lock,
     query,
     sleeping_migcoord,
@@ -98,12 +99,14 @@ def test_a_transaction_statement_in_the_file_is_located_before_anything_runs(
     root = make_tree(tmp_path, pair("a", "000001", "t", "SELECT 1;\n  COMMIT;\n"),
                      config=AB_CONFIG)
 
-    with pytest.raises(MigrationFailed) as failed:
+    with pytest.raises(InvalidMigrationFiles) as refused:
         coordinator(root).up("a", dsn=dsn)
 
-    assert fields(failed.value) == {
+    assert fields(refused.value) == {
         "path": root / "a" / "migrations" / "000001_t.up.sql", "line": 2, "column": 3,
         "version": 1, "service": "a", "direction": "up", "sqlstate": None}
+    assert [f.code for f in refused.value.findings] == ["explicit-transaction"]
+    assert history(dsn) == []
 
 
 def test_a_lost_connection_names_the_migration_and_direction(tmp_path: Path, dsn: str) -> None:

@@ -16,7 +16,16 @@ import pytest
 
 from helpers import make_tree, pair, run
 from migcoord import Coordinator, MigrationFailed
-from test_engine_support import AB_CONFIG, env, events, history, query, schema_snapshot
+from migcoord.errors import InvalidMigrationFiles
+from test_engine_support import (
+    AB_CONFIG,
+    env,
+    events,
+    history,
+    query,
+    schema_snapshot,
+    table_exists,
+)
 
 ITEMS = "CREATE TABLE IF NOT EXISTS items (id int, note text);\n"
 ITEMS_DOWN = "DROP TABLE IF EXISTS items;\n"
@@ -70,23 +79,21 @@ NO_TRANSACTION = "-- migcoord:no-transaction\n"
 @pytest.mark.parametrize("header", ["", NO_TRANSACTION], ids=["in-transaction", "no-transaction"])
 def test_up_refuses_transaction_control_before_sending_anything(
         tmp_path: Path, dsn: str, control: str, header: str) -> None:
-    """The INSERT before it would have run (and, after a COMMIT, stayed): nothing is sent,
-    and `check` reports the same statement as an error."""
+    """The INSERT before it would have run (and, after a COMMIT, stayed): nothing of the
+    run is sent, and the refusal carries `check`'s own finding for the statement."""
     up = (f"{header}INSERT INTO items VALUES (1, 'before');\n{control};\n"
           "INSERT INTO items VALUES (2, 'after');\n")
     root = tree(tmp_path, up)
     line = up.count("\n", 0, up.index(control)) + 1
     assert explicit_findings(root) == [("000002_change.up.sql", line)]
 
-    with pytest.raises(MigrationFailed) as failed:
+    with pytest.raises(InvalidMigrationFiles) as refused:
         coordinator(root).up("a", dsn=dsn)
 
-    assert failed.value.message.startswith(f"{root}/a/migrations/000002_change.up.sql:{line}:1: ")
-    assert failed.value.message.endswith("; nothing was run")
-    assert (failed.value.line, failed.value.direction) == (line, "up")
-    assert [step.version for step in failed.value.applied] == [1]
-    assert rows(dsn) == [(1, "applied")]
-    assert items(dsn) == []
+    assert [(f.code, f.line) for f in refused.value.findings] == [("explicit-transaction", line)]
+    assert f"000002_change.up.sql:{line}:1: error: explicit-transaction" in refused.value.message
+    assert rows(dsn) == []
+    assert not table_exists(dsn, "items")  # migration 1 was not run either
     assert [e["action"] for e in events(dsn) if e["version"] == 2] == []
 
 
@@ -102,11 +109,11 @@ def test_down_refuses_transaction_control_before_sending_anything(
     line = down.count("\n", 0, down.index(control)) + 1
     assert explicit_findings(root) == [("000002_change.down.sql", line)]
 
-    with pytest.raises(MigrationFailed) as failed:
+    with pytest.raises(InvalidMigrationFiles) as refused:
         coordinator(root).down("a", dsn=dsn)
 
-    assert failed.value.message.startswith(f"{root}/a/migrations/000002_change.down.sql:{line}:1: ")
-    assert failed.value.message.endswith("; nothing was run")
+    assert [(f.code, f.line) for f in refused.value.findings] == [("explicit-transaction", line)]
+    assert f"000002_change.down.sql:{line}:1: error: explicit-transaction" in refused.value.message
     assert rows(dsn) == [(1, "applied"), (2, "applied")]
     assert items(dsn) == [(1, "kept")]
 
@@ -118,23 +125,24 @@ def test_a_file_that_is_only_transaction_control_is_refused(
     """A one-statement file is sent as one query outside a transaction only when its
     statement cannot run in one; transaction control is refused first."""
     root = tree(tmp_path, f"{control};\n")
-    with pytest.raises(MigrationFailed, match="nothing was run"):
+    with pytest.raises(InvalidMigrationFiles, match="explicit-transaction"):
         coordinator(root).up("a", dsn=dsn)
-    assert rows(dsn) == [(1, "applied")]
+    assert rows(dsn) == []
 
 
 def test_the_cli_refuses_with_the_position_message_and_hint(tmp_path: Path, dsn: str) -> None:
-    """`migcoord up`: exit 1, `path:line:col: message; nothing was run`, and the fix."""
+    """`migcoord up`: exit 1, `path:line:col: ... message` as check words it, and the fix."""
     root = tree(tmp_path, "INSERT INTO items VALUES (1, 'x');\n  PREPARE TRANSACTION 'mc';\n")
 
     result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
 
     assert result.code == 1
-    assert ("000002_change.up.sql:2:3: PREPARE TRANSACTION would park this migration's changes "
-            "in a prepared transaction while its history row records it applied; nothing was run"
-            in result.stderr)
+    assert ("000002_change.up.sql:2:3: error: explicit-transaction: PREPARE TRANSACTION would "
+            "park this migration's changes in a prepared transaction while its history row "
+            "records it applied" in result.stderr)
     assert "two-phase commit" in result.stderr
-    assert rows(dsn) == [(1, "applied")]
+    assert "refused before anything was sent" in result.stderr
+    assert rows(dsn) == []
 
 
 LEGAL = """\
@@ -269,11 +277,12 @@ def test_a_wrapper_in_a_no_transaction_file_is_refused(tmp_path: Path, dsn: str)
     `check` and `up` say to choose."""
     root = tree(tmp_path, NO_TRANSACTION + "BEGIN;\nINSERT INTO items VALUES (1, 'x');\nCOMMIT;\n")
     assert explicit_findings(root) == [("000002_change.up.sql", 2), ("000002_change.up.sql", 4)]
-    with pytest.raises(MigrationFailed) as failed:
+    with pytest.raises(InvalidMigrationFiles) as refused:
         coordinator(root).up("a", dsn=dsn)
-    assert failed.value.hint is not None and failed.value.hint.startswith("choose one")
-    assert items(dsn) == []
-    assert rows(dsn) == [(1, "applied")]
+    hints = [f.hint for f in refused.value.findings]
+    assert hints and all(hint is not None and hint.startswith("choose one") for hint in hints)
+    assert not table_exists(dsn, "items")
+    assert rows(dsn) == []
 
 
 def test_a_wrapped_lone_concurrent_index_fails_as_in_golang_migrate_and_says_to_unwrap(

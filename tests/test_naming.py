@@ -43,11 +43,13 @@ def test_parse_filename_reads_names_as_golang_migrate_does(
 
 @pytest.mark.parametrize(
     "filename",
-    ["notes.txt", "7_x.sql", "x_7.up.sql", "000001.up.sql", "000001_.up.sql",
-     "000001_x.UP.sql", "000001_x.up.sql.bak", "_x.up.sql", "000001-x.up.sql", ""],
+    ["notes.txt", "7_x.sql", "x_7.up.sql", "000001.up.sql", "000001_x.up.sql\n",
+     "000001_x.UP.sql", "000001_x.up.sql.bak", "_x.up.sql", "000001-x.up.sql", "",
+     "\u0661_x.up.sql", "000001_x\n.up.sql"],
 )
 def test_parse_filename_rejects_what_golang_migrate_would_not_read(filename: str) -> None:
-    """Names outside `^([0-9]+)_(.*)\\.(up|down)\\.sql$` (or with an empty name) are not migrations."""
+    """Names outside `^([0-9]+)_(.*)\\.(up|down)\\.sql$` as Go reads it (`$` only at the
+    very end, `.` not a newline, digits ASCII) are not migrations."""
     assert parse_filename(filename) is None
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import make_tree, pair, run
 from migcoord.repo import discovery
-from test_engine_support import AB_CONFIG, env, history, query
+from test_engine_support import AB_CONFIG, env, history, query, table_exists
 
 NESTED_HEADER = """\
 /* Indexes for the busy table.
@@ -109,9 +109,12 @@ def test_up_refuses_what_check_reports_with_the_same_words(
     result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
 
     assert result.code == 1
-    assert f"000002_change.up.sql:{line}:{column}: {message}; nothing was run" in result.stderr
-    assert [(r["version"], r["status"]) for r in history(dsn)] == [(1, "applied")]
-    assert query(dsn, "SELECT count(*) FROM items") == [(0,)]
+    assert (f"000002_change.up.sql:{line}:{column}: error: explicit-transaction: {message}"
+            in result.stderr)
+    assert "refused before anything was sent" in result.stderr
+    # Every file of the run is checked before the first is sent: 000001 did not run either.
+    assert history(dsn) == []
+    assert not table_exists(dsn, "public.items")
 
 
 def test_down_refuses_what_check_reports_in_the_down_file(tmp_path: Path, dsn: str) -> None:
@@ -125,7 +128,9 @@ def test_down_refuses_what_check_reports_in_the_down_file(tmp_path: Path, dsn: s
     result = run(["down", "--service", "a"], cwd=root, environ=env(dsn))
 
     assert result.code == 1
-    assert f"000002_change.down.sql:2:1: {message}; nothing was run" in result.stderr
+    assert (f"000002_change.down.sql:2:1: error: explicit-transaction: {message}"
+            in result.stderr)
+    assert "refused before anything was sent" in result.stderr
     assert [(r["version"], r["status"]) for r in history(dsn)] == [(1, "applied"), (2, "applied")]
     assert query(dsn, "SELECT count(*) FROM items") == [(1,)]
 

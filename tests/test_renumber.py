@@ -186,15 +186,18 @@ def test_renumber_rewrites_the_sum(tmp_path: Path) -> None:
 
 
 def test_renumber_writes_nothing_when_the_new_name_is_taken(tmp_path: Path) -> None:
-    """A stray folder at the new file name stops the renumber before any file is edited."""
+    """A folder at a new file name stops the renumber before any file is edited. (A folder
+    named like a migration file would take its number; one named like the verify file
+    that moves along does not.)"""
     dependent = "-- migcoord:depends aggregator:000007\nSELECT 1;\n"
-    root = merged(tmp_path, pair("aggregator", "000008", "fill", up=dependent))
-    (root / AGG / "000009_fill.down.sql").mkdir()
+    root = merged(tmp_path, {**pair("aggregator", "000008", "fill", up=dependent),
+                             f"{AGG}/000008_fill.verify.sql": "SELECT 1;\n"})
+    (root / AGG / "000009_fill.verify.sql").mkdir()
     before = {p: p.read_bytes() for p in root.rglob("*.sql") if p.is_file()}
     before_sum = (root / "migcoord.sum").read_text()
     result = run(["renumber", "7", "--service", "aggregator"], cwd=root)
     assert result.code != 0
-    assert "already exists" in result.stderr
+    assert "000009_fill.verify.sql already exists" in result.stderr
     assert {p: p.read_bytes() for p in root.rglob("*.sql") if p.is_file()} == before
     assert (root / "migcoord.sum").read_text() == before_sum
 
@@ -236,4 +239,20 @@ def test_renumber_moves_a_verify_file_with_its_migration(tmp_path: Path) -> None
     assert run(["renumber", "000007", "--service", "aggregator"], cwd=root).code == 0
     assert (root / AGG / "000008_create_digest.verify.sql").read_text() == "SELECT 1;\n"
     assert not (root / AGG / "000007_create_digest.verify.sql").exists()
+    assert check_codes(root) == []
+
+
+def test_renumber_keeps_each_name_of_an_up_and_down_named_differently(tmp_path: Path) -> None:
+    """golang-migrate pairs by version: `000008_add_x.up.sql` and `000008_add_column_x.down.sql`
+    are one migration; renumbering moves both, each under its own name, and the sum line
+    keeps the up's name."""
+    root = merged(tmp_path, {f"{AGG}/000008_add_x.up.sql": "SELECT 1;\n",
+                             f"{AGG}/000008_add_column_x.down.sql": "SELECT 2;\n"})
+    result = run(["renumber", "7", "--service", "aggregator"], cwd=root)
+    assert result.code == 0, result
+    names = sorted(p.name for p in (root / AGG).glob("00000[89]_*"))
+    assert names == ["000008_create_digest.down.sql", "000008_create_digest.up.sql",
+                     "000009_add_column_x.down.sql", "000009_add_x.up.sql"]
+    lines = (root / "migcoord.sum").read_text().splitlines()
+    assert any(line.startswith("000009 aggregator add_x ") for line in lines)
     assert check_codes(root) == []

@@ -11,6 +11,8 @@ Where a rule goes (its code is declared first in migcoord/core/findings.py, whos
 - files.py: one migration's files on their own: names, pairs, encoding, empty files,
   directive lines, and `explicit-transaction` (migcoord.sql.reader decides it, for
   `up` and `down` as well).
+- runnable.py: which of these errors stop `up`, `down` and `verify` (the same rules,
+  run on the migrations a command is about to run).
 - numbering.py: the one version sequence across services and migcoord.sum (`Ledger`).
 - dependencies.py: `-- migcoord:depends`, as written and as the SQL needs it (`Graph`).
 - ownership.py: which service may change which table (`Owners`).
@@ -54,7 +56,9 @@ Rule = Callable[[Catalog, Config, Ledger], Iterable[Finding]]
 #: The rules that read only the files (and migcoord.sum, through the ledger).
 RULES: tuple[Rule, ...] = (
     files.bad_filename,
+    files.unreadable_file,
     files.missing_pair,
+    files.name_mismatch,
     numbering.duplicate_version,
     numbering.version_width,
     numbering.gap,

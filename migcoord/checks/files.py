@@ -1,10 +1,11 @@
 """Rules on each migration's files: names, pairs, encoding, content, directive lines.
 
-`bad-filename`, `missing-down`, `missing-up`, `encoding`, `empty-migration`,
-`unknown-directive` (the problems core/directives found in the `-- migcoord:` lines),
-and `explicit-transaction` (decided by migcoord.sql.transactions, which the executor
-asks too). Each rule is a pure function of the catalog, the config and the ledger (see
-checks/numbering.py).
+`bad-filename`, `unreadable-file`, `missing-down`, `missing-up`, `name-mismatch`,
+`encoding`, `empty-migration`, `unknown-directive` (the problems core/directives found in
+the `-- migcoord:` lines), and `explicit-transaction` (decided by migcoord.sql.transactions,
+which the executor asks too). Each rule is a pure function of the catalog, the config
+and the ledger (see checks/numbering.py). The errors of these rules also stop `up`,
+`down` and `verify` for the migrations they concern: see checks/runnable.py.
 """
 
 from __future__ import annotations
@@ -15,34 +16,97 @@ import attrs
 
 from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
-from migcoord.core.model import Catalog, Config, Finding
+from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile
+from migcoord.core.naming import name_problem, parse_filename
 from migcoord.sql import reader, transactions
+
+_RENAME_HINT = ("rename it to {version}_{name}.up.sql / .down.sql, or move it out of "
+                "the migrations folder")
 
 
 def bad_filename(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for folder in catalog.folders:
         for stray in folder.strays:
+            if stray.code != "bad-filename":
+                continue
             yield Finding.of(
                 "bad-filename",
                 f"{stray.path.name} is not a migration file: {stray.reason}",
-                path=stray.path, service=folder.name,
-                hint="rename it to {version}_{name}.up.sql / .down.sql, or move it out of "
-                "the migrations folder",
+                path=stray.path, service=folder.name, hint=_RENAME_HINT,
             )
+    # Names golang-migrate reads (so they are migrations) that migcoord cannot run.
+    for migration, down, sql_file in _files(catalog):
+        parsed = parse_filename(sql_file.path.name)
+        problem = name_problem(parsed) if parsed is not None else None
+        if problem is not None:
+            yield finding_at(migration, "bad-filename",
+                             f"{sql_file.path.name} cannot be run: {problem}", down=down,
+                             hint="rename both files of the migration to a version of at most "
+                             "19 digits and a name, e.g. 000042_add_index.up.sql")
+
+
+def unreadable_file(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    """Entries named like migration files (and verify files) that are not read, and
+    migrations folders that cannot be listed: never skipped without a word."""
+    for folder in catalog.folders:
+        if folder.problem is not None:
+            yield Finding.of("unreadable-file",
+                             f"{folder.config.migrations}: {folder.problem}",
+                             path=folder.config.migrations, service=folder.name,
+                             hint="make it a folder this user can read (or fix `migrations` "
+                             "in migcoord.toml)")
+        for stray in folder.strays:
+            if stray.code == "unreadable-file":
+                yield Finding.of("unreadable-file", f"{stray.path.name}: {stray.reason}",
+                                 path=stray.path, service=folder.name, hint=_UNREADABLE_HINT)
+    for migration, down, sql_file in _files(catalog):
+        if sql_file.read_error is not None:
+            yield finding_at(migration, "unreadable-file",
+                             f"{sql_file.path.name}: {sql_file.read_error}", down=down,
+                             hint=_UNREADABLE_HINT)
+
+
+_UNREADABLE_HINT = ("make it a readable file inside the repository (replace a symlink with "
+                    "the file itself), or move it out of the migrations folder")
+
+
+def _files(catalog: Catalog) -> Iterator[tuple[Migration, bool, SqlFile]]:
+    """(migration, is it the down file, the file) for every file of every migration."""
+    for migration in catalog.migrations:
+        for down, sql_file in ((False, migration.up), (True, migration.down)):
+            if sql_file is not None:
+                yield migration, down, sql_file
 
 
 def missing_pair(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         if migration.down is None:
             yield finding_at(migration, "missing-down",
-                             f"{migration.label}.up.sql has no {migration.label}.down.sql",
+                             f"{migration.label}.up.sql has no {migration.label}.down.sql "
+                             f"(no down file of version {migration.version_text} at all)",
                              hint="every up needs its down; write the statements that undo the up")
         if migration.up is None:
             yield finding_at(migration, "missing-up",
-                             f"{migration.label}.down.sql has no {migration.label}.up.sql",
+                             f"{migration.label}.down.sql has no {migration.label}.up.sql "
+                             f"(no up file of version {migration.version_text} at all)",
                              down=True,
                              hint="restore the up file, or delete the down if the migration was "
                              "abandoned before it was ever applied")
+
+
+def name_mismatch(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    """An up and a down of one version with different names: one migration, as in
+    golang-migrate, whose name (in history and migcoord.sum) is the up's."""
+    for migration in catalog.migrations:
+        up, down = migration.up, migration.down
+        if up is None or down is None:
+            continue
+        if (up.version_text, up.name) != (down.version_text, down.name):
+            yield finding_at(migration, "name-mismatch",
+                             f"{up.path.name} and {down.path.name} are one migration (paired "
+                             "by version, as golang-migrate pairs them) with two names",
+                             down=True,
+                             hint=f"rename the down file to {migration.label}.down.sql")
 
 
 def directive_problems(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -55,28 +119,28 @@ def directive_problems(catalog: Catalog, config: Config, ledger: Ledger) -> Iter
 
 
 def encoding(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
-    for migration in catalog.migrations:
-        for down, sql_file in ((False, migration.up), (True, migration.down)):
-            if sql_file is not None and sql_file.encoding_error is not None:
-                yield finding_at(migration, "encoding",
-                                 f"{sql_file.path.name} is not UTF-8 text: "
-                                 f"{sql_file.encoding_error}",
-                                 down=down,
-                                 hint="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+    for migration, down, sql_file in _files(catalog):
+        if sql_file.encoding_error is not None:
+            yield finding_at(migration, "encoding",
+                             f"{sql_file.path.name} is not UTF-8 text: "
+                             f"{sql_file.encoding_error}",
+                             down=down, line=sql_file.encoding_line,
+                             hint="save the file as UTF-8 text (e.g. `iconv -f latin1 -t "
+                             "utf-8`), without NUL bytes")
 
 
 def empty_migration(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     for migration in catalog.migrations:
         up, down = migration.up, migration.down
         up_empty = up is not None and up.text is not None and not reader.has_statements(up.text)
-        if up_empty:
+        if up is not None and up_empty:
             yield finding_at(migration, "empty-migration",
-                      f"{migration.label}.up.sql has no SQL statement yet",
+                      f"{up.path.name} has no SQL statement yet",
                       hint="write the migration, or delete both files if it is not needed")
         elif (down is not None and down.text is not None
               and not reader.has_statements(down.text)):
             yield finding_at(migration, "empty-migration",
-                      f"{migration.label}.down.sql has no SQL statement: rolling back "
+                      f"{down.path.name} has no SQL statement: rolling back "
                       "would record the migration as undone while changing nothing",
                       down=True, hint="write the statements that undo the up file")
 

@@ -6,28 +6,36 @@ import argparse
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context, Handler
+from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
+from migcoord.repo.config import seconds_problem
 
 
 def _version(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a version number (digits only)")
+    if int(text) > MAX_VERSION:
+        raise argparse.ArgumentTypeError(
+            f"{text} is above {MAX_VERSION}, the largest version PostgreSQL can record")
     return int(text)
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
 
 
 def _seconds(text: str) -> float:
+    """A lock wait: the rule of migcoord.toml's lock_timeout (finite, above 0, at most a
+    day), so `nan`, `inf`, `-1` and `1e300` are usage errors, not an endless wait."""
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    why = seconds_problem(value)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why.replace(repr(value), repr(text)))
     return value
 
 
@@ -168,7 +176,7 @@ def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     report = coordinator.status(service=args.service, dsn=ctx.dsn(coordinator))
-    out.status(ctx, report)
+    out.status(ctx, report, coordinator.config.root)
     return EXIT_FAILED if report.has_errors else EXIT_OK
 
 

@@ -71,7 +71,8 @@ def message(ctx: Context, text: str, document: dict[str, object] | None = None) 
 # -- check ----------------------------------------------------------------------------------
 
 
-def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool) -> None:
+def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
+             summary: bool = True) -> None:
     """`check`'s report; JSON paths are relative to `root`, the config's folder."""
     if ctx.json:
         emit_json(ctx, {"ok": ok, "findings": [f.as_json(root) for f in found]})
@@ -90,11 +91,11 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool) -> Non
             ctx.stdout.write(f"    hint: {finding.hint}\n")
     errors = sum(1 for f in found if f.is_error)
     warnings = len(found) - errors
-    if not ctx.args.quiet:
-        summary = (f"{errors} error{'s' if errors != 1 else ''}, "
-                   f"{warnings} warning{'s' if warnings != 1 else ''}")
+    if summary and not ctx.args.quiet:
+        counts = (f"{errors} error{'s' if errors != 1 else ''}, "
+                  f"{warnings} warning{'s' if warnings != 1 else ''}")
         verdict = "ok" if ok else "failed"
-        ctx.stderr.write(f"check {verdict}: {summary}\n")
+        ctx.stderr.write(f"check {verdict}: {counts}\n")
 
 
 # -- create / renumber ----------------------------------------------------------------------
@@ -172,9 +173,10 @@ def _steps(ctx: Context, result: UpResult | DownResult, steps: tuple[StepResult,
                      f"in {total} ms\n")
 
 
-def status(ctx: Context, report: StatusReport) -> None:
+def status(ctx: Context, report: StatusReport, root: Path) -> None:
+    """`status`'s table, then what `up` would refuse (paths in JSON relative to `root`)."""
     if ctx.json:
-        emit_json(ctx, report.as_json())
+        emit_json(ctx, report.as_json(root))
         return
     version = "none" if report.database_version is None else format_version(report.database_version)
     dirty = "yes" if report.dirty else "no"
@@ -191,6 +193,9 @@ def status(ctx: Context, report: StatusReport) -> None:
     if report.unjudged_services:
         ctx.stdout.write("folders not here (not judged): "
                          + ", ".join(report.unjudged_services) + "\n")
+    if report.problems:
+        ctx.stdout.write("\nup would refuse these files (see `migcoord check`):\n")
+        findings(ctx, root, list(report.problems), ok=False, summary=False)
 
 
 def marked(ctx: Context, result: MarkResult) -> None:

@@ -55,9 +55,17 @@ class FindingCode:
 CODES: tuple[FindingCode, ...] = (
     FindingCode("bad-filename", "error", "files",
                 "a file in a migrations folder whose name is not "
-                "`{version}_{name}.up|down.sql`"),
+                "`{version}_{name}.up|down.sql`, or one migcoord cannot run (empty name, "
+                "version above bigint)"),
+    FindingCode("unreadable-file", "error", "files",
+                "an entry named like a migration that cannot be read: a folder, a broken "
+                "symlink or one leading out of the repository, a file without read "
+                "permission; or a migrations folder that cannot be listed"),
     FindingCode("missing-down", "error", "files", "an up file without its down file"),
     FindingCode("missing-up", "error", "files", "a down file without its up file"),
+    FindingCode("name-mismatch", "warning", "files",
+                "the up and down files of one version have different names (they are one "
+                "migration, as in golang-migrate)"),
     FindingCode("duplicate-version", "error", "numbering",
                 "two migrations (in any services) with the same version number"),
     FindingCode("version-width", "warning", "numbering",
@@ -84,7 +92,8 @@ CODES: tuple[FindingCode, ...] = (
                 "`-- migcoord:no-transaction`"),
     FindingCode("sum-mismatch", "error", "numbering",
                 "`migcoord.sum` is missing, conflicted, or does not match the files"),
-    FindingCode("encoding", "error", "files", "a migration file that is not UTF-8"),
+    FindingCode("encoding", "error", "files",
+                "a migration file that is not UTF-8 text (or holds a NUL byte)"),
     FindingCode("sql-syntax", "error", "hazards", "PostgreSQL's parser rejects the file"),
     FindingCode("sql-skipped", "warning", "retired",
                 "no longer reported: the SQL analysis always runs; the code stays valid in "

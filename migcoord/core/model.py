@@ -6,13 +6,14 @@ Nothing here does I/O. Paths are absolute; discovery fills them in.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
 from migcoord.core.findings import Severity, registered
+from migcoord.errors import RefusedError
 
 Direction = Literal["up", "down"]
 
@@ -59,15 +60,14 @@ class Finding:
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def as_json(self, relative_to: Path) -> dict[str, object]:
+    def as_json(self, relative_to: Path | None = None) -> dict[str, object]:
         """The finding as `check --format json` shows it: paths relative to `relative_to`
-        (the config's folder) when inside it."""
+        (the config's folder) when inside it, else as they are."""
         path = None
         if self.path is not None:
-            try:
+            path = str(self.path)
+            if relative_to is not None and self.path.is_relative_to(relative_to):
                 path = self.path.relative_to(relative_to).as_posix()
-            except ValueError:
-                path = str(self.path)
         return {"code": self.code, "severity": self.severity, "message": self.message,
                 "path": path, "line": self.line, "column": self.column,
                 "service": self.service, "version": self.version, "hint": self.hint}
@@ -172,9 +172,11 @@ class SqlFile:
     """One `{version}_{name}.{up|down}.sql` file as read from disk.
 
     `text` is the decoded content with a BOM removed and line endings made `\\n`; it is
-    None when the file is not valid UTF-8 (then `encoding_error` says where).
-    `checksum` is the sha256 of that normalised content (of the raw bytes when undecodable),
-    so a checkout with `autocrlf` does not look modified.
+    None when the file cannot be run as SQL text: it is not UTF-8 or holds a NUL byte
+    (`encoding_error` says where), or it could not be read at all (`read_error` says
+    why: a folder, a broken symlink or one leading out of the repository, no permission).
+    `checksum` is the sha256 of that normalised content (of the raw bytes when undecodable;
+    empty when unread), so a checkout with `autocrlf` does not look modified.
     """
 
     path: Path
@@ -186,15 +188,21 @@ class SqlFile:
     text: str | None
     checksum: str
     encoding_error: str | None = None
+    #: The line `encoding_error` is about.
+    encoding_line: int | None = None
+    read_error: str | None = None
 
 
 @attrs.frozen
 class StrayFile:
-    """A file in a migrations folder whose name does not parse."""
+    """An entry of a migrations folder that is no part of a migration: its name does not
+    parse (`bad-filename`), or it is a `.verify.sql` file that cannot be read
+    (`unreadable-file`); `reason` says which."""
 
     path: Path
     service: str
     reason: str
+    code: str = "bad-filename"
 
 
 @attrs.frozen
@@ -230,11 +238,13 @@ class Migration:
 
     @property
     def up_sql(self) -> str:
-        return self.up.text or "" if self.up is not None else ""
+        """The up file's SQL; RefusedError when there is none to run."""
+        return _runnable_text(self, self.up, "up")
 
     @property
     def down_sql(self) -> str:
-        return self.down.text or "" if self.down is not None else ""
+        """The down file's SQL; RefusedError when there is none to run."""
+        return _runnable_text(self, self.down, "down")
 
     @property
     def depends_on(self) -> tuple[int, ...]:
@@ -245,14 +255,33 @@ class Migration:
         return self.up.path if self.up is not None else (self.down.path if self.down else None)
 
 
+def _runnable_text(migration: Migration, sql_file: SqlFile | None, direction: Direction) -> str:
+    # Reached only past the file checks of `up`, `down` and `verify`: never run an empty
+    # text in place of a file that is missing or unreadable.
+    if sql_file is None or sql_file.text is None:
+        where = sql_file.path if sql_file is not None else f"{migration.label}.{direction}.sql"
+        why = "is missing" if sql_file is None else "cannot be read as SQL text"
+        raise RefusedError(f"{where} {why}; nothing was run",
+                           hint="`migcoord check` says what is wrong with it",
+                           path=sql_file.path if sql_file is not None else None,
+                           version=migration.version, service=migration.service,
+                           direction=direction)
+    return sql_file.text
+
+
 @attrs.frozen
 class ServiceFolder:
-    """A configured service and what its folder holds (possibly nothing: no folder yet)."""
+    """A configured service and what its folder holds (possibly nothing: no folder yet).
+
+    `problem` says why a configured folder that exists could not be listed (then
+    `present` is False and nothing of it is known).
+    """
 
     config: ServiceConfig
     present: bool
     migrations: tuple[Migration, ...] = ()
     strays: tuple[StrayFile, ...] = ()
+    problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -291,6 +320,21 @@ class Catalog:
     def for_service(self, service: str) -> tuple[Migration, ...]:
         folder = self.folder(service)
         return folder.migrations if folder is not None else ()
+
+    def has_unreadable(self, services: Collection[str] | None = None) -> bool:
+        """Whether a folder (of `services`, None: all) could not be listed or holds an
+        entry named like a migration that could not be read. Looks only at what discovery
+        recorded, so it costs nothing at a service's boot."""
+        for folder in self.folders:
+            if services is not None and folder.name not in services:
+                continue
+            if folder.problem is not None or any(s.code == "unreadable-file"
+                                                 for s in folder.strays):
+                return True
+            if any(f is not None and f.read_error is not None
+                   for m in folder.migrations for f in (m.up, m.down)):
+                return True
+        return False
 
     @property
     def absent_services(self) -> tuple[str, ...]:

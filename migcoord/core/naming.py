@@ -17,9 +17,13 @@ import attrs
 from migcoord.core.model import Direction
 from migcoord.errors import InvalidName
 
+#: golang-migrate's own regex. Used with `fullmatch`: Python's `$` would also match
+#: before a trailing newline, which Go's does not.
 FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
 #: A verify-data companion of a migration (`-- migcoord:verify-data`), read by `verify`.
 VERIFY_FILENAME = re.compile(r"^([0-9]+_.+)\.verify\.sql$")
+#: The largest version PostgreSQL's bigint (migcoord_history.version) can hold.
+MAX_VERSION = 2**63 - 1
 NEW_NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_NAME_LENGTH = 100
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -35,13 +39,16 @@ class ParsedName:
 
 @functools.lru_cache(maxsize=65536)
 def parse_filename(filename: str) -> ParsedName | None:
-    """The parts of a migration file name, or None when golang-migrate would not read it."""
-    match = FILENAME.match(filename)
+    """The parts of a migration file name, or None when golang-migrate would not read it.
+
+    A name golang-migrate reads is a migration here too, even where migcoord cannot run
+    it (an empty name, a version above bigint): `name_problem` says why, and `check`,
+    `up` and `down` report it instead of skipping the file.
+    """
+    match = FILENAME.fullmatch(filename)
     if match is None:
         return None
     version_text, name, direction = match.groups()
-    if not name:
-        return None
     return ParsedName(
         version=int(version_text),
         version_text=version_text,
@@ -50,17 +57,37 @@ def parse_filename(filename: str) -> ParsedName | None:
     )
 
 
+def name_problem(parsed: ParsedName) -> str | None:
+    """Why migcoord cannot run a file golang-migrate would read (for `bad-filename`), or
+    None when it can."""
+    if parsed.version > MAX_VERSION:
+        return (f"its version {parsed.version_text} is above {MAX_VERSION}, the largest "
+                "number PostgreSQL's bigint (migcoord_history.version) can hold")
+    if not parsed.name:
+        return "the name part after the version is empty"
+    if not _encodable(parsed.name):
+        # os.listdir hands undecodable bytes over as lone surrogates.
+        return "the name is not valid UTF-8, so it cannot be recorded in the database"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def verify_file_label(filename: str) -> str | None:
     """`000004_name` for `000004_name.verify.sql`, else None."""
-    match = VERIFY_FILENAME.match(filename)
+    match = VERIFY_FILENAME.fullmatch(filename)
     return match.group(1) if match else None
 
 
 def stray_reason(filename: str) -> str:
     """Why a file in a migrations folder is not a migration (for `bad-filename`)."""
     if filename.endswith(".sql"):
-        if re.match(r"^[0-9]+_\.(up|down)\.sql$", filename):
-            return "the name part after the version is empty"
         if re.match(r"^[0-9]+_.*\.sql$", filename):
             return "it ends in .sql but not in .up.sql or .down.sql"
         if re.match(r"^[0-9]+[^_0-9]", filename):

@@ -152,8 +152,10 @@ def _file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[File
         for direction, sql_file in zip(directions, (m.up, m.down), strict=True):
             if sql_file is None:
                 continue
+            # Each file keeps its own name: golang-migrate pairs halves by version, and
+            # real histories have an up and a down of one version named differently.
             target = sql_file.path.with_name(
-                format_filename(item.new_version, m.name, direction, width))
+                format_filename(item.new_version, sql_file.name, direction, width))
             moves.append(FileMove(sql_file.path, target))
         if m.verify_path is not None:
             moves.append(FileMove(m.verify_path, m.verify_path.with_name(

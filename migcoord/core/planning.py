@@ -96,7 +96,12 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
             work.sort()
     involved = {step.migration.service for step in chosen.values()}
     _refuse_broken([s for s in states if s.service in involved])
-    steps = tuple(chosen[v] for v in sorted(chosen))
+    # Two pending migrations with one version (a duplicate-version) both stay in the
+    # plan: the file checks before anything runs refuse the pair, never skip one.
+    shared = [Step(m) for m in candidates if chosen[m.version].migration is not m]
+    steps = tuple(sorted((*chosen.values(), *shared),
+                         key=lambda step: (step.migration.version, step.migration.service,
+                                           step.migration.name)))
     return Plan(steps=steps, warnings=warnings)
 
 

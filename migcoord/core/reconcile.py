@@ -30,32 +30,43 @@ class Reconciled:
 
 
 def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
-    """Every migration known from files or history, in version order."""
-    by_key: dict[tuple[int, str], Migration] = {(m.version, m.service): m
-                                                for m in catalog.migrations}
+    """Every migration known from files or history, in version order.
+
+    Every file is in the result: where one service has two migrations of one version (a
+    duplicate-version), the row goes to the one of its name and the other is pending,
+    so `status` lists both and `up` refuses the pair instead of skipping one.
+    """
+    by_key: dict[tuple[int, str], list[Migration]] = {}
     highest_file: dict[str, int] = {}
     for migration in catalog.migrations:
+        by_key.setdefault((migration.version, migration.service), []).append(migration)
         highest_file[migration.service] = max(highest_file.get(migration.service, 0),
                                               migration.version)
     present = {folder.name for folder in catalog.folders if folder.present}
     states: list[Reconciled] = []
-    recorded: set[tuple[int, str]] = set()
+    matched: set[int] = set()
+    recorded: dict[int, HistoryRow] = {}
     for row in rows:
-        recorded.add((row.version, row.service))
-        found = by_key.get((row.version, row.service))
+        recorded[row.version] = row
+        candidates = by_key.get((row.version, row.service), [])
+        found = next((m for m in candidates if m.name == row.name),
+                     candidates[0] if candidates else None)
+        if found is not None:
+            matched.add(id(found))
         states.append(_judge_row(row, found, row.service in present,
                                  highest_file.get(row.service, 0)))
-    rows_by_version = {state.version for state in states}
     for migration in catalog.migrations:
-        if (migration.version, migration.service) in recorded:
+        if id(migration) in matched:
             continue
         detail = None
-        if migration.version in rows_by_version:
-            detail = "its number is recorded for another service"
+        other = recorded.get(migration.version)
+        if other is not None:
+            detail = ("its number is recorded for another service" if other.service !=
+                      migration.service else f"its number is recorded for {other.name}")
         states.append(Reconciled(version=migration.version, service=migration.service,
                                  name=migration.name, state=Status.PENDING,
                                  migration=migration, detail=detail))
-    states.sort(key=lambda s: (s.version, s.service))
+    states.sort(key=lambda s: (s.version, s.service, s.name))
     return states
 
 
@@ -76,6 +87,9 @@ def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
             return attrs.evolve(base, state=Status.FUTURE,
                                 detail="newer than every file here")
         return attrs.evolve(base, state=Status.MISSING, detail="file deleted or renamed")
+    if migration.up is not None and migration.up.read_error is not None:
+        # Nothing to compare with; `status` and `up` name the file (unreadable-file).
+        return attrs.evolve(base, detail="its file cannot be read")
     if migration.up is not None and migration.checksum != row.checksum:
         return attrs.evolve(base, state=Status.MODIFIED, detail="up file changed since applied")
     if migration.name != row.name:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from migcoord.core.model import Migration
+from migcoord.core.model import Migration, SqlFile
 
 HEADER_PREFIX = "migcoord.sum v1 sha256:"
 _MISSING = "-"
@@ -51,16 +51,24 @@ class SumFile:
 
 
 def lines_for(migrations: Iterable[Migration]) -> tuple[SumLine, ...]:
+    """One line per migration; its name is the up file's (an up and a down of one
+    version whose names differ are one migration)."""
     return tuple(
         SumLine(
             version_text=m.version_text,
             service=m.service,
             name=m.name,
-            up=m.up.checksum if m.up is not None else _MISSING,
-            down=m.down.checksum if m.down is not None else _MISSING,
+            up=_file_sum(m.up),
+            down=_file_sum(m.down),
         )
         for m in sorted(migrations, key=lambda m: (m.version, m.service, m.name))
     )
+
+
+def _file_sum(sql_file: SqlFile | None) -> str:
+    if sql_file is None or sql_file.read_error is not None:
+        return _MISSING
+    return sql_file.checksum
 
 
 def render(migrations: Iterable[Migration]) -> str:
@@ -79,11 +87,16 @@ def parse(text: str) -> SumFile:
     Git conflict markers are reported as problems, which is what `check` shows after a
     merge in which two branches both added migrations.
     """
-    raw_lines = text.splitlines()
+    # Only "\n" ends a line: a migration name may hold any other character that
+    # str.splitlines() would also split at (\x0b, \x1c, \x85, U+2028...).
+    raw_lines = text.split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()
     problems: list[tuple[int, str]] = []
     claimed: str | None = None
     lines: list[SumLine] = []
     for number, raw in enumerate(raw_lines, start=1):
+        raw = raw.removesuffix("\r")  # a checkout with autocrlf
         if number == 1 and raw.startswith(HEADER_PREFIX):
             claimed = raw[len(HEADER_PREFIX):].strip()
             continue
@@ -92,14 +105,34 @@ def parse(text: str) -> SumFile:
             continue
         if not raw.strip():
             continue
-        parts = raw.split()
-        if len(parts) != 5 or not parts[0].isdigit():
+        line = _parse_line(raw)
+        if line is None:
             problems.append((number, f"cannot read line {raw!r}"))
             continue
-        lines.append(SumLine(*parts))
+        lines.append(line)
     if claimed is None:
         problems.insert(0, (1, f"first line should be '{HEADER_PREFIX}<hash>'"))
     return SumFile(lines=tuple(lines), claimed_hash=claimed, problems=tuple(problems))
+
+
+def _parse_line(raw: str) -> SumLine | None:
+    """`{version} {service} {name} {up} {down}`; the name may hold spaces (it is what
+    lies between the service and the two sums), which `render` writes as they are."""
+    head = raw.split(" ", 2)
+    if len(head) != 3:
+        return None
+    version_text, service, rest = head
+    tail = rest.rsplit(" ", 2)
+    if len(tail) != 3 or not version_text.isascii() or not version_text.isdigit() or not service:
+        return None
+    name, up, down = tail
+    if not (_is_sum(up) and _is_sum(down)):
+        return None
+    return SumLine(version_text, service, name, up, down)
+
+
+def _is_sum(text: str) -> bool:
+    return text == _MISSING or (len(text) == 64 and all(c in "0123456789abcdef" for c in text))
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@ as one ConfigError (exit 2).
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -48,7 +49,7 @@ def locate(
     folder = start.resolve()
     for candidate_dir in (folder, *folder.parents):
         candidate = candidate_dir / CONFIG_NAME
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     raise ConfigError(
         f"no {CONFIG_NAME} found in {folder} or any folder above it",
@@ -57,12 +58,29 @@ def locate(
 
 
 def _existing(path: Path, source: str) -> Path:
-    if path.is_dir():
-        path = path / CONFIG_NAME
-    if not path.is_file():
+    try:
+        if path.is_dir():
+            path = path / CONFIG_NAME
+    except OSError as err:
+        raise _unreadable(path, err) from None
+    if not _is_file(path):
         raise ConfigError(f"config file {path} (from {source}) does not exist",
                           hint="check the path")
     return path.resolve()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; ConfigError when a folder on the way may not be entered
+    (Path.is_file raises PermissionError there instead of answering)."""
+    try:
+        return path.is_file()
+    except OSError as err:
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: OSError) -> ConfigError:
+    return ConfigError(f"cannot look for the config at {path}: {err.strerror}",
+                       hint="run as a user who may read the repository, or pass --config PATH")
 
 
 def load(path: Path) -> Config:
@@ -72,7 +90,8 @@ def load(path: Path) -> Config:
     except OSError as err:
         raise ConfigError(f"cannot read the config: {err.strerror}", path=path) from None
     try:
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
+        # A byte order mark (as Windows editors write) is not TOML; it is dropped.
+        data = tomllib.loads(raw_bytes.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError:
         raise ConfigError("the config is not valid UTF-8", path=path) from None
     except tomllib.TOMLDecodeError as err:
@@ -83,6 +102,47 @@ def load(path: Path) -> Config:
 
 #: Notes one mistake: (the key, what is wrong with it).
 Problem = Callable[[str, str], None]
+
+#: The longest identifier PostgreSQL keeps (NAMEDATALEN - 1): longer ones are truncated.
+MAX_IDENTIFIER_BYTES = 63
+#: The longest wait, in seconds, a lock timeout may ask for (a day).
+MAX_SECONDS = 86400
+
+
+def seconds_problem(value: object) -> str | None:
+    """Why `value` is not a usable lock wait in seconds (above 0, at most a day, finite),
+    or None when it is; the one rule for `lock_timeout`, `--lock-timeout` and the API."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number of seconds, got {value!r}"
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        return f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}"
+    return None
+
+
+def settings(values: Mapping[str, Any], *, root: Path, where: str) -> dict[str, Any]:
+    """Config fields from top-level settings spelt as in migcoord.toml (`docs` a path
+    relative to `root`, `allow` a list), validated exactly as a config file's; one
+    ConfigError naming every mistake, each prefixed with the key, after `where`."""
+    problems: list[str] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(f"[{key}] {message}")
+
+    fields = _top_level({k: v for k, v in values.items() if k != "services"}, root, problem)
+    if "services" in values:
+        problem("services", "not a setting here")
+    if problems:
+        raise ConfigError(f"{where}: invalid settings:\n  " + "\n  ".join(problems),
+                          hint="fix the settings above; see docs/config.md")
+    fields.pop("services")
+    return fields
+
+
+def service_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a service, or None when it can."""
+    if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+        return "a service name is letters, digits, '_', '-' or '.'"
+    return None
 
 
 def from_mapping(data: Mapping[str, Any], *, path: Path) -> Config:
@@ -130,8 +190,12 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
     history_schema = get("history_schema", "public")
     default_schema = get("default_schema", "public")
     for key, value in (("history_schema", history_schema), ("default_schema", default_schema)):
-        if not _IDENTIFIER.match(value):
-            problem(key, f"{value!r} is not a plain schema name (letters, digits, _)")
+        why = _identifier_problem(value, "schema")
+        if why is not None:
+            problem(key, why)
+    if _IDENTIFIER.match(history_schema) and _system_schema(history_schema):
+        problem("history_schema", f"{history_schema!r} is a system schema: PostgreSQL reserves "
+                "pg_* and information_schema; use a schema of your own, e.g. \"migcoord\"")
     docs_value = get("docs", None)
     docs = _inside(root, docs_value, "docs", problem) if docs_value is not None else None
     allow_list = get("allow", [])
@@ -139,8 +203,9 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
         problem("allow", "expected a list of finding codes (strings)")
         allow_list = []
     lock_timeout = get("lock_timeout", 60)
-    if not 0 < lock_timeout <= 86400:
-        problem("lock_timeout", f"expected a number of seconds from 1 to 86400, got {lock_timeout}")
+    why = seconds_problem(lock_timeout)
+    if why is not None:
+        problem("lock_timeout", why)
     sync = get("synchronous_commit", "last")
     if sync not in _SYNC_CHOICES:
         problem("synchronous_commit", f"expected one of {', '.join(_SYNC_CHOICES)}, got {sync!r}")
@@ -163,8 +228,9 @@ def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[Se
     reservations: list[tuple[str, Reservation]] = []
     for name, body in table.items():
         key = f"services.{name}"
-        if not _SERVICE_NAME.match(name):
-            problem(key, "a service name is letters, digits, '_', '-' or '.'")
+        why = service_name_problem(name)
+        if why is not None:
+            problem(key, why)
             continue
         if not isinstance(body, dict):
             problem(key, f"expected a table, got {_type_name(type(body))}")
@@ -196,6 +262,15 @@ def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[Se
                     f"{body['migrations']!r} is also the folder of service {folders[folder]!r}; "
                     "each service needs its own folder")
             continue
+        nested = next(((seen, owner) for seen, owner in folders.items()
+                       if folder in seen.parents or seen in folder.parents), None)
+        if nested is not None:
+            seen, owner = nested
+            inner, outer = (name, owner) if seen in folder.parents else (owner, name)
+            problem(f"{key}.migrations",
+                    f"the folder of service {inner!r} lies inside the folder of service "
+                    f"{outer!r}; each service needs a folder of its own, side by side")
+            continue
         folders[folder] = name
         owns = body.get("owns", [])
         if not all(isinstance(t, str) and t for t in owns):
@@ -212,13 +287,30 @@ def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[Se
                                 f"{other_name!r} ({other.first}-{other.last})")
                 reservations.append((name, reservation))
         role = body.get("role")
-        if role is not None and not _IDENTIFIER.match(role):
-            problem(f"{key}.role", f"{role!r} is not a plain role name")
+        why = _identifier_problem(role, "role") if role is not None else None
+        if why is not None:
+            problem(f"{key}.role", why)
         services.append(
             ServiceConfig(name=name, migrations=folder, owns=tuple(owns),
                           reserved=reservation, role=role)
         )
     return services
+
+
+def _identifier_problem(value: str, what: str) -> str | None:
+    """Why `value` is not a usable name of a schema or role, or None."""
+    if not _IDENTIFIER.match(value):
+        return f"{value!r} is not a plain {what} name (letters, digits, _)"
+    if len(value.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        return (f"{value!r} is {len(value)} characters long; PostgreSQL keeps at most "
+                f"{MAX_IDENTIFIER_BYTES} and would silently cut it")
+    return None
+
+
+def _system_schema(name: str) -> bool:
+    # PostgreSQL refuses CREATE SCHEMA pg_... (reserved for the system); pg_catalog,
+    # pg_toast and pg_temp_N exist but are no place for migcoord's tables.
+    return name.startswith("pg_") or name == "information_schema"
 
 
 def _reservation(text: str, key: str, problem: Problem) -> Reservation | None:

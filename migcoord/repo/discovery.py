@@ -1,7 +1,9 @@
 """Read every service's migrations folder into a Catalog (the only directory walker).
 
-Reading never fails on bad content: undecodable files, stray names and unpaired files
-are recorded in the catalog for `check` to report, so one bad file does not hide the rest.
+Reading never fails on bad content: undecodable files, files that cannot be read, stray
+names and unpaired files are recorded in the catalog for `check` to report (and for
+`up`, `down` and `verify` to refuse: checks/runnable.py), so one bad file does not hide
+the rest and none is skipped without a word.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFi
     normalized = normalize(raw)
     text: str | None
     error: str | None = None
+    line: int | None = None
     try:
         text = normalized.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -82,6 +85,14 @@ def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFi
         line = normalized.count(b"\n", 0, err.start) + 1
         error = (f"byte 0x{normalized[err.start]:02x} at line {line} (offset {err.start}) "
                  "is not UTF-8")
+    else:
+        nul = normalized.find(b"\x00")
+        if nul >= 0:
+            # PostgreSQL refuses a NUL in SQL text, and its parser would stop reading there.
+            text = None
+            line = normalized.count(b"\n", 0, nul) + 1
+            error = (f"a NUL byte at line {line} (offset {nul}), which PostgreSQL does not "
+                     "accept in SQL text")
     return SqlFile(
         path=path,
         service=service,
@@ -92,7 +103,15 @@ def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFi
         text=text,
         checksum=hashlib.sha256(normalized).hexdigest(),
         encoding_error=error,
+        encoding_line=line,
     )
+
+
+def _unread_file(path: Path, service: str, parsed: ParsedName, reason: str) -> SqlFile:
+    """A file named like a migration that is not read: `reason` says why."""
+    return SqlFile(path=path, service=service, version=parsed.version,
+                   version_text=parsed.version_text, name=parsed.name,
+                   direction=parsed.direction, text=None, checksum="", read_error=reason)
 
 
 #: Files already read by one Coordinator, by path, with the stat they had:
@@ -109,24 +128,30 @@ def read_catalog(config: Config, *, services: Iterable[str] | None = None,
     """
     wanted = set(services) if services is not None else None
     folders = [
-        read_service(service, up_only=up_only, cache=cache)
+        read_service(service, config.root, up_only=up_only, cache=cache)
         for service in config.services
         if wanted is None or service.name in wanted
     ]
     return Catalog.of(folders)
 
 
-def read_service(service: ServiceConfig, *, up_only: bool = False,
+def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
                  cache: FileCache | None = None) -> ServiceFolder:
+    """One service's folder. Every entry named like a migration becomes part of one, also
+    when it cannot be read (`SqlFile.read_error`): `check`, `up`, `down` and `status`
+    then name it instead of skipping it. `root` is the repository (the config's folder):
+    a symlink leading out of it is not followed."""
     folder = service.migrations
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return ServiceFolder(config=service, present=False)
     except NotADirectoryError:
-        stray = StrayFile(path=folder, service=service.name,
-                          reason="the configured migrations path is a file, not a folder")
-        return ServiceFolder(config=service, present=False, strays=(stray,))
+        return ServiceFolder(config=service, present=False,
+                             problem="the configured migrations path is a file, not a folder")
+    except OSError as err:
+        return ServiceFolder(config=service, present=False,
+                             problem=f"the migrations folder cannot be read: {err.strerror}")
     files: list[SqlFile] = []
     strays: list[StrayFile] = []
     verify_files: list[Path] = []
@@ -134,25 +159,25 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
         name = entry.name
         if name in _IGNORED or name.startswith(".") or (up_only and name.endswith(".down.sql")):
             continue
+        path = Path(entry.path)
         parsed = parse_filename(name)
-        try:
-            if entry.is_dir():
-                strays.append(StrayFile(path=Path(entry.path), service=service.name,
-                                        reason="a folder inside a migrations folder is never read"))
+        if parsed is None:
+            label = verify_file_label(name)
+            if label is None:
+                strays.append(StrayFile(path=path, service=service.name, reason=(
+                    "a folder inside a migrations folder is never read" if _is_dir(entry)
+                    else stray_reason(name))))
                 continue
-            if parsed is None:
-                if verify_file_label(name) is not None:
-                    verify_files.append(Path(entry.path))
-                    continue
-                strays.append(StrayFile(path=Path(entry.path), service=service.name,
-                                        reason=stray_reason(name)))
-                continue
-            if up_only and parsed.direction == "down":
-                continue
-            files.append(_read_entry(entry, service.name, parsed, cache))
-        except OSError as err:
-            strays.append(StrayFile(path=Path(entry.path), service=service.name,
-                                    reason=f"it cannot be read: {err.strerror}"))
+            problem = _entry_problem(entry, root)
+            if problem is None:
+                verify_files.append(path)
+            else:
+                strays.append(StrayFile(path=path, service=service.name, reason=problem,
+                                        code="unreadable-file"))
+            continue
+        if up_only and parsed.direction == "down":
+            continue
+        files.append(_read_entry(entry, service.name, parsed, root, cache))
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
     migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))
@@ -171,18 +196,57 @@ def read_service(service: ServiceConfig, *, up_only: bool = False,
     )
 
 
-def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName,
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _entry_problem(entry: os.DirEntry[str], root: Path) -> str | None:
+    """Why the entry named like a migration file is not read, or None when it can be.
+
+    Only a regular file inside the repository is read: a folder or a pipe is not SQL, a
+    broken symlink has nothing to read, and a symlink out of the repository would send
+    whatever it points at (say /etc/passwd) to the server.
+    """
+    try:
+        if entry.is_symlink():
+            target = Path(os.path.realpath(entry.path))
+            if not target.exists():
+                return (f"it is a symbolic link to {os.readlink(entry.path)}, which does not "
+                        "exist")
+            if not target.is_relative_to(root):
+                return (f"it is a symbolic link to {target}, outside the repository "
+                        f"({root}); migration files must live in the repository")
+        if entry.is_dir():
+            return "it is a folder, not a file"
+        if not entry.is_file():
+            return "it is not a regular file (a pipe, socket or device)"
+    except OSError as err:
+        return f"it cannot be read: {err.strerror}"
+    return None
+
+
+def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName, root: Path,
                 cache: FileCache | None) -> SqlFile:
-    if cache is None:
+    path = Path(entry.path)
+    problem = _entry_problem(entry, root)
+    if problem is not None:
+        return _unread_file(path, service, parsed, problem)
+    try:
+        if cache is None:
+            with open(entry.path, "rb") as handle:
+                return _sql_file(path, service, parsed, handle.read())
+        info = entry.stat()
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        cached = cache.get(entry.path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         with open(entry.path, "rb") as handle:
-            return _sql_file(Path(entry.path), service, parsed, handle.read())
-    info = entry.stat()
-    key = (info.st_size, info.st_mtime_ns, info.st_ino)
-    cached = cache.get(entry.path)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    with open(entry.path, "rb") as handle:
-        sql_file = _sql_file(Path(entry.path), service, parsed, handle.read())
+            sql_file = _sql_file(path, service, parsed, handle.read())
+    except OSError as err:
+        return _unread_file(path, service, parsed, f"it cannot be read: {err.strerror}")
     cache[entry.path] = (key, sql_file)
     return sql_file
 
@@ -221,29 +285,60 @@ def parse_directives(text: str) -> tuple[Directives, tuple[Finding, ...]]:
 
 
 def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
-    """Group files into up/down pairs by (version, name); unpaired halves stay None."""
-    groups: dict[tuple[int, str, str], dict[str, SqlFile]] = defaultdict(dict)
+    """Group files into migrations by version, as golang-migrate pairs them: an up and a
+    down of one version are one migration even when their names differ (the up's name
+    is the migration's). Where a version has several ups or downs (a duplicate-version),
+    halves with the same name pair, a last pair of leftovers pairs, and every other file
+    is a migration of its own; unpaired halves stay None."""
+    by_version: dict[int, list[SqlFile]] = defaultdict(list)
     for sql_file in files:
-        key = (sql_file.version, sql_file.version_text, sql_file.name)
-        groups[key][sql_file.direction] = sql_file
+        by_version[sql_file.version].append(sql_file)
     migrations = []
-    for (version, version_text, name), pair in sorted(groups.items()):
-        up, down = pair.get("up"), pair.get("down")
-        directives, problems = _directives(up)
-        down_directives, down_problems = _directives(down)
-        migrations.append(
-            Migration(
-                version=version,
-                service=service,
-                name=name,
-                version_text=version_text,
-                up=up,
-                down=down,
-                directives=directives,
-                directive_findings=problems,
-                down_directives=down_directives,
-                down_directive_findings=down_problems
-                + directive_parser.misplaced_in_down(down_directives),
-            )
-        )
+    for version in sorted(by_version):
+        for up, down in _pairs(by_version[version]):
+            migrations.append(_migration(service, up, down))
     return migrations
+
+
+def _pairs(group: list[SqlFile]) -> list[tuple[SqlFile | None, SqlFile | None]]:
+    """The (up, down) pairs of the files of one version, in name order."""
+    ups = sorted((f for f in group if f.direction == "up"), key=_order)
+    downs = sorted((f for f in group if f.direction == "down"), key=_order)
+    pairs: list[tuple[SqlFile | None, SqlFile | None]] = []
+    for up in list(ups):
+        same = next((d for d in downs if (d.version_text, d.name) == (up.version_text, up.name)),
+                    None)
+        if same is not None:
+            pairs.append((up, same))
+            ups.remove(up)
+            downs.remove(same)
+    if len(ups) == 1 and len(downs) == 1:
+        pairs.append((ups.pop(), downs.pop()))
+    pairs.extend((up, None) for up in ups)
+    pairs.extend((None, down) for down in downs)
+    pairs.sort(key=lambda pair: _order(pair[0] if pair[0] is not None else pair[1]))
+    return pairs
+
+
+def _order(sql_file: SqlFile | None) -> tuple[str, str]:
+    return ("", "") if sql_file is None else (sql_file.name, sql_file.version_text)
+
+
+def _migration(service: str, up: SqlFile | None, down: SqlFile | None) -> Migration:
+    named = up if up is not None else down
+    assert named is not None
+    directives, problems = _directives(up)
+    down_directives, down_problems = _directives(down)
+    return Migration(
+        version=named.version,
+        service=service,
+        name=named.name,
+        version_text=named.version_text,
+        up=up,
+        down=down,
+        directives=directives,
+        directive_findings=problems,
+        down_directives=down_directives,
+        down_directive_findings=down_problems
+        + directive_parser.misplaced_in_down(down_directives),
+    )

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from migcoord.core.model import Catalog, Config, Migration
-from migcoord.errors import RefusedError
 from migcoord.verify import servers
-from migcoord.verify.plan import blockers, plan
+from migcoord.verify.plan import plan
 from migcoord.verify.report import (
     MigrationVerdict,
     Problem,
@@ -44,14 +43,14 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     temporary server started for this run (with `keep`, the dev server is started and
     left running, so that the kept database can be reached).
     """
+    from migcoord.checks import runnable
     from migcoord.repo import discovery
 
     started = clock()
     steps = plan(catalog, service)
-    problems = blockers(catalog, steps)
-    if problems:
-        raise RefusedError("verify cannot run these migrations:\n  " + "\n  ".join(problems),
-                           hint="run `migcoord check` and fix the errors first")
+    # The files check reports as errors are refused before a database is made.
+    runnable.refuse(catalog, config, [step.migration for step in steps], files="both",
+                    services=None, command="verify")
     if not steps:
         log.warning("nothing to verify: %s has no migrations here", service or "no service")
         return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note="nothing to verify"))

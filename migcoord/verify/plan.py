@@ -37,30 +37,6 @@ def plan(catalog: Catalog, service: str | None) -> tuple[VerifyStep, ...]:
                  if m.version <= last)
 
 
-def blockers(catalog: Catalog, steps: tuple[VerifyStep, ...]) -> list[str]:
-    """Why these migrations cannot be run at all (each problem once); empty when they can."""
-    problems: list[str] = []
-    seen: dict[int, Migration] = {}
-    for migration in catalog.migrations:
-        other = seen.setdefault(migration.version, migration)
-        if other is not migration:
-            problems.append(f"{migration.version_text} is used by {other.service}/{other.name} "
-                            f"and by {migration.service}/{migration.name}")
-    for step in steps:
-        m = step.migration
-        if m.up is None:
-            problems.append(f"{m.service} {m.label} has no up file")
-        elif m.up.text is None:
-            problems.append(f"{m.service} {m.label}.up.sql is not UTF-8")
-        if m.down is None:
-            problems.append(f"{m.service} {m.label} has no down file")
-        elif m.down.text is None:
-            problems.append(f"{m.service} {m.label}.down.sql is not UTF-8")
-        problems.extend(f"{m.service} {m.label}: {f.message}" for f in m.directive_findings
-                        if f.is_error)
-    return problems
-
-
 def split_verify_script(text: str) -> tuple[str, str] | None:
     """A verify-data script's two halves: (seed, check); None without the separator line.
 
