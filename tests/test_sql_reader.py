@@ -558,13 +558,15 @@ def test_non_space_outside_statements_is_only_trivia(sql: str) -> None:
 
 
 @given(_NOISE)
+@example(";\nE")  # the empty statement is the header's end, not the first statement
 def test_has_statements_fast_path_agrees_with_the_scanner(sql: str) -> None:
-    """has_statements (often decided without the scanner) matches the split."""
+    """has_statements (often decided without the scanner) matches the split, and the
+    header (read without the scanner) ends at the scanner's first token, a `;` included."""
     assert has_statements(sql) == bool(statements(sql))
     comments = line_comments(sql, mentioning="zzz")
     found = statements(sql)
     if found and not found[0].unterminated:
-        assert comments.body_line == found[0].line
+        assert comments.body_line == line_col(sql, _scanner.first_token(sql))[0]
 
 
 @example("/* a /*/ b */ */ c")  # `/*/` opens a nested comment
