@@ -147,8 +147,9 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
     return DownResult(rolled_back=tuple(rolled_back))
 
 
-def refuse_invalid_files(config: Config, catalog: Catalog, steps: Sequence[planning.Step],
-                         files: Direction, services: set[str] | None) -> None:
+def refuse_invalid_files(config: Config, catalog: Catalog,
+                         steps: Sequence[planning.Step | Migration], files: Direction,
+                         services: set[str] | None, command: str | None = None) -> None:
     """Refuse, before anything is sent, files these steps would read that `check` reports
     as errors, and any entry of `services` that cannot be read (checks/runnable.py, the
     rules of `check` itself). With nothing to run and nothing unreadable it costs nothing."""
@@ -156,8 +157,9 @@ def refuse_invalid_files(config: Config, catalog: Catalog, steps: Sequence[plann
         return
     from migcoord.checks import runnable
 
-    runnable.refuse(catalog, config, [step.migration for step in steps], files=files,
-                    services=services, command=files)
+    migrations = [s.migration if isinstance(s, planning.Step) else s for s in steps]
+    runnable.refuse(catalog, config, migrations, files=files, services=services,
+                    command=command or files)
 
 
 def _apply_down(config: Config, history: History, steps: Sequence[planning.Step],
@@ -273,6 +275,11 @@ def mark(config: Config, history: History, version: int, migration: Migration | 
 
 
 def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:
+    if migration is not None and migration.up is not None and migration.up.read_error:
+        raise RefusedError(
+            f"{migration.up.path}: {migration.up.read_error}; mark records the checksum of "
+            "the file here", hint="make the file readable first (`migcoord check` names it)",
+            path=migration.up.path, version=version, service=migration.service)
     if migration is not None:
         return HistoryRow(version=version, service=migration.service, name=migration.name,
                           checksum=migration.checksum, status="applied",
@@ -293,6 +300,10 @@ def adopt(config: Config, catalog: Catalog, sum_text: str | None, history: Histo
     absent = catalog.absent_services
     ledger = Ledger.of(catalog, sum_text)
     state = golang.read_state(history.conn, table)
+    # Recorded as applied with their checksums, so they must be what `up` would run.
+    refuse_invalid_files(config, catalog,
+                         [m for m in catalog.migrations if m.version <= state.version],
+                         "up", None, command="adopt")
     # A folder that is absent because the service has no migrations yet is fine;
     # one that holds migrations (per migcoord.sum) would leave them unrecorded.
     hidden = sorted({owner for version, owners in ledger.owners.items()

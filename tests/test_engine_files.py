@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from helpers import make_tree, pair, run, run_process
@@ -172,6 +173,10 @@ def test_two_pending_migrations_with_one_version_are_refused_naming_both(
     assert {Path(f["path"]).name for f in error["findings"]} == {
         "000001_alpha.up.sql", "000001_beta.up.sql"}
     assert "a/000001_alpha, a/000001_beta" in error["findings"][0]["message"]
+    # renumber cannot pick one of two migrations of one service: the hint says what works.
+    assert error["findings"][0]["hint"] == ("rename both files of the one applied nowhere to "
+                                            "the next free number, 000002 (`git mv`), then "
+                                            "`migcoord sum`")
     assert history(dsn) == []
     assert schema_snapshot(dsn) == []
 
@@ -461,3 +466,76 @@ def test_a_config_in_a_folder_that_cannot_be_entered_is_a_clear_error(shared_tmp
                          user=_nobody())
     assert result.code == 2, result
     assert "Traceback" not in result.stderr
+
+
+# -- the other commands that take a file's word for it ------------------------------------------
+
+
+def test_adopt_refuses_a_version_two_services_used(tmp_path: Path, dsn: str) -> None:
+    """adopt used to record one of them, then overwrite it with the other, in silence."""
+    root = tree(tmp_path, pair("a", "000001", "x"), pair("b", "000001", "y"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, "
+                     "dirty boolean NOT NULL)")
+        conn.execute("INSERT INTO schema_migrations VALUES (1, false)")
+    error = refusal(root, ["adopt", "--from-golang-migrate"], dsn)
+    assert {f["code"] for f in error["findings"]} == {"duplicate-version"}
+    assert history(dsn) == []
+
+
+def test_mark_applied_refuses_a_file_it_cannot_read(tmp_path: Path, dsn: str) -> None:
+    """It would record an empty checksum for a file it never read."""
+    root = tree(tmp_path, first_table())
+    up_file = root / "a/migrations/000001_t.up.sql"
+    up_file.unlink()
+    up_file.mkdir()
+    result = run(["mark", "1", "--applied"], cwd=root, environ=env(dsn))
+    assert result.code == 1, result
+    assert f"{up_file}: it is a folder, not a file; mark records the checksum" in result.stderr
+    assert history(dsn) == []
+
+
+def test_sum_refuses_a_name_that_is_not_utf8_and_check_names_it(tmp_path: Path) -> None:
+    root = tree(tmp_path, first_table())
+    folder = os.fsencode(root / "a/migrations")
+    for direction in (b"up", b"down"):
+        with open(folder + b"/000002_caf\xe9." + direction + b".sql", "wb") as handle:
+            handle.write(b"SELECT 1;\n")
+    result = run(["sum"], cwd=root)
+    assert result.code == 1, result
+    assert "its name is not valid UTF-8, so migcoord.sum cannot list it" in result.stderr
+    assert [code for code, *_ in check_errors(root)] == ["bad-filename", "bad-filename"]
+
+
+@pytest.mark.parametrize("damage", ["not-utf8", "a-folder"])
+def test_a_damaged_sum_file_is_reported_not_a_traceback(tmp_path: Path, damage: str) -> None:
+    root = tree(tmp_path, first_table())
+    sum_file = root / "migcoord.sum"
+    if damage == "not-utf8":
+        sum_file.write_bytes(sum_file.read_bytes() + b"\xff\xfe\n")
+        result = run(["check", "--no-sql", "--format", "json"], cwd=root)
+        assert result.code == 1
+        assert [f["code"] for f in result.json()["findings"]] == ["sum-mismatch"]
+    else:
+        sum_file.unlink()
+        sum_file.mkdir()
+        result = run(["check", "--no-sql"], cwd=root)
+        assert result.code == 1
+        assert f"{sum_file} cannot be read: Is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verify_refuses_what_check_reports_before_making_a_database(
+    tmp_path: Path, pg_server: Any
+) -> None:
+    """A non-UTF-8 down file: the same finding as check, and no throwaway database."""
+    root = tree(tmp_path, first_table())
+    (root / "a/migrations/000001_t.down.sql").write_bytes(b"DROP TABLE t; -- \xe9\n")
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM pg_database").fetchone()
+    result = run(["verify", "--dsn", pg_server.admin_dsn], cwd=root)
+    assert result.code == 1, result
+    assert ("a/migrations/000001_t.down.sql:1: error: encoding: 000001_t.down.sql is not "
+            "UTF-8 text") in result.stderr
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database").fetchone() == before

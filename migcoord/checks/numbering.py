@@ -18,6 +18,7 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Finding, Migration, Reservation, format_version
+from migcoord.core.numbering import next_version
 
 #: Versions this wide are timestamps (golang-migrate's -format): they never form a
 #: dense sequence, so `gap` does not apply.
@@ -68,12 +69,19 @@ def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Itera
             continue
         names = ", ".join(f"{m.service}/{m.label}" for m in group)
         for migration in group:
+            same_service = sum(1 for m in group if m.service == migration.service) > 1
+            # renumber names a migration by service and version: within one service
+            # that is ambiguous, so the files are renamed by hand.
+            free = format_version(next_version(catalog, config, migration.service),
+                                  config.version_width)
+            hint = (f"rename both files of the one applied nowhere to the next free number, "
+                    f"{free} (`git mv`), then `migcoord sum`" if same_service else
+                    f"keep the one already merged and move the other: `migcoord renumber "
+                    f"{migration.version_text} --service {migration.service}`")
             yield finding_at(
                 migration, "duplicate-version",
                 f"version {format_version(version, config.version_width)} is used "
-                f"{len(group)} times: {names}",
-                hint=f"keep the one already merged and move the other: `migcoord renumber "
-                f"{migration.version_text} --service {migration.service}`",
+                f"{len(group)} times: {names}", hint=hint,
             )
 
 

@@ -13,19 +13,27 @@ from pathlib import Path
 
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Migration
-from migcoord.errors import RefusedError, UsageError
+from migcoord.errors import RefusedError, UsageError, WorkspaceError
 from migcoord.repo import workspace
 
 
 def read(config: Config) -> str | None:
-    """The sum file's text; None when the config has no sum file or it does not exist."""
+    """The sum file's text; None when the config has no sum file or it does not exist.
+
+    Bytes that are not UTF-8 read as U+FFFD, so `check` reports the line they are on
+    (sum-mismatch); WorkspaceError when the path cannot be read at all.
+    """
     path = config.sum_path
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
+    except OSError as err:
+        raise WorkspaceError(f"{path} cannot be read: {err.strerror}",
+                             hint="migcoord.sum must be a readable file; `migcoord sum` "
+                             "rewrites it from the migration files", path=path) from None
 
 
 def path_of(config: Config) -> Path:
@@ -67,8 +75,22 @@ def write(config: Config, catalog: Catalog) -> Path:
     recorded) and return its path; UsageError when there is no sum file."""
     path = path_of(config)
     absent = catalog.absent_services
+    _refuse_unwritable(catalog.migrations)
     workspace.replace_atomically(path, _render(catalog.migrations, _lines_of(config, absent)))
     return path
+
+
+def _refuse_unwritable(migrations: Iterable[Migration]) -> None:
+    """A name that is not valid UTF-8 (undecodable bytes in the file name) cannot be a
+    line of migcoord.sum; check reports it as bad-filename."""
+    for migration in migrations:
+        try:
+            migration.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RefusedError(
+                f"{migration.path}: its name is not valid UTF-8, so migcoord.sum cannot "
+                "list it", hint="rename the migration's files (`migcoord check` names "
+                "them as bad-filename)", path=migration.path) from None
 
 
 def add(config: Config, catalog: Catalog, added: Iterable[Migration]) -> None:
@@ -83,6 +105,7 @@ def add(config: Config, catalog: Catalog, added: Iterable[Migration]) -> None:
         return
     text = read(config)
     if text is None:
+        _refuse_unwritable(catalog.migrations)
         workspace.replace_atomically(path, sumfile.render(catalog.migrations))
         return
     workspace.replace_atomically(path, _render(added, sumfile.parse(text).lines))
