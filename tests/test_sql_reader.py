@@ -525,6 +525,13 @@ def test_split_agrees_with_the_grammar(found: list[str], separator: str) -> None
     assert texts(sql) == grammar_texts(sql)
 
 
+def test_a_statement_ends_before_the_blanks_after_its_last_comment() -> None:
+    """`A-- ` with no line break: the comment is part of the statement, its blanks are not
+    (found by the property below)."""
+    (found,) = statements("SELECT 1 -- one  \t")
+    assert found.text == "SELECT 1 -- one"
+
+
 @given(_NOISE)
 def test_offsets_always_point_at_the_statement_text(sql: str) -> None:
     """For any input: text is file[start:end], starts are real tokens, spans never overlap."""

@@ -255,7 +255,8 @@ class _Builder:
         name = token.name
         if name in COMMENTS:
             if self.start is not None:
-                self.end = token.end
+                # A line comment's token runs to the line break, trailing blanks included.
+                self.end = token.start + len(self.text[token.start:token.end].rstrip(_SPACE))
             return
         if self.start is None:
             if name == SEMICOLON:
