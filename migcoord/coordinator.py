@@ -88,9 +88,15 @@ class Coordinator:
         from migcoord.repo import config as config_module
 
         env = os.environ if environ is None else environ
+        if start is None:
+            try:
+                start = Path.cwd()
+            except FileNotFoundError:
+                raise UsageError(
+                    "the working directory no longer exists (it was deleted or moved)",
+                    hint="cd into the repository and run the command again") from None
         located = config_module.locate(
-            start=start or Path.cwd(), environ=env,
-            explicit=Path(path) if path is not None else None)
+            start=start, environ=env, explicit=Path(path) if path is not None else None)
         return cls(config_module.load(located), environ=env)
 
     @classmethod

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import copy_example, make_tree, pair, run, run_process
+from helpers import REPO, copy_example, make_tree, pair, run, run_process
 
 
 @pytest.fixture
@@ -213,3 +215,14 @@ def test_a_failed_command_in_json_mode_prints_an_error_document(example: Path) -
     assert document["ok"] is False
     assert document["error"]["exit_code"] == 2
     assert "billing" in document["error"]["message"]
+
+
+def test_a_working_directory_that_was_deleted_is_a_usage_error(tmp_path: Path) -> None:
+    """`cd` into a folder another shell then removes: exit 2 saying so, no traceback."""
+    script = 'mkdir gone && cd gone && rmdir ../gone && exec "$0" -m migcoord check'
+    done = subprocess.run(["bash", "-c", script, sys.executable], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done
+    assert "the working directory no longer exists" in done.stderr
+    assert "Traceback" not in done.stderr
