@@ -32,7 +32,7 @@ from migcoord.db.history import History
 from migcoord.db.lock import advisory_lock, lock_key
 from migcoord.errors import MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
-from migcoord.repo.config import seconds_problem
+from migcoord.repo.config import lock_wait
 from migcoord.results import (
     AdoptResult,
     DownResult,
@@ -67,11 +67,8 @@ def connected(config: Config, environ: Mapping[str, str], dsn: str | None,
 def locked(config: Config, history: History, timeout: float | None) -> Iterator[int]:
     """Hold the migration lock (waiting at most `timeout`, default the configured one);
     yields the pid of the session that holds it."""
-    wait = config.lock_timeout if timeout is None else timeout
-    why = seconds_problem(wait)
-    if why is not None:
-        # NaN would wait forever: every comparison with it is false.
-        raise UsageError(f"lock_timeout: {why}")
+    # NaN would wait forever: every comparison with it is false.
+    wait = lock_wait(config.lock_timeout if timeout is None else timeout)
     with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait) as pid:
         yield pid
 

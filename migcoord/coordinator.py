@@ -380,10 +380,7 @@ class Coordinator:
         from migcoord.repo import config as config_module
         from migcoord.repo import workspace
 
-        why = config_module.seconds_problem(timeout)
-        if why is not None:
-            raise UsageError(f"lock_timeout: {why}")
-        return workspace.repo_lock(self.config.lock_path, timeout=timeout)
+        return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
 
     def _renumber_files(self, plan: RenumberPlan) -> None:
         from migcoord.repo import sumkeeper, workspace

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from migcoord.core.model import Config, Reservation, ServiceConfig
-from migcoord.errors import ConfigError
+from migcoord.errors import ConfigError, UsageError
 
 CONFIG_NAME = "migcoord.toml"
 ENV_CONFIG = "MIGCOORD_CONFIG"
@@ -117,6 +117,15 @@ def seconds_problem(value: object) -> str | None:
     if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         return f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}"
     return None
+
+
+def lock_wait(value: float) -> float:
+    """`value` when it is a usable lock wait (`seconds_problem`), else UsageError: how the
+    library's calls that take a lock judge their `lock_timeout` argument."""
+    why = seconds_problem(value)
+    if why is not None:
+        raise UsageError(f"lock_timeout: {why}")
+    return value
 
 
 def settings(values: Mapping[str, Any], *, root: Path, where: str) -> dict[str, Any]:
