@@ -8,6 +8,7 @@ their names, as in golang-migrate.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 
 from helpers import make_tree, pair, run, run_process
-from migcoord import Coordinator, InvalidMigrationFiles
+from migcoord import Coordinator, InvalidMigrationFiles, MigrationFailed
 from test_engine_support import AB_CONFIG, env, history, schema_snapshot, table_exists
 
 LATIN1 = "INSERT INTO t VALUES ('St\xf6rung');\n".encode("latin-1")
@@ -539,3 +540,30 @@ def test_verify_refuses_what_check_reports_before_making_a_database(
             "UTF-8 text") in result.stderr
     with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database").fetchone() == before
+
+
+def test_a_crlf_file_is_sent_as_written_like_golang_migrate_sends_it(tmp_path: Path,
+                                                                      dsn: str) -> None:
+    """A file with Windows line ends is sent with them: a line break inside a string
+    literal is data, and it is stored as the file has it. Its directives still read, its
+    checksum is the LF one, and an error points at the right line."""
+    up = ("-- migcoord:no-transaction\r\n"
+          "CREATE TABLE t (v text);\r\n"
+          "INSERT INTO t VALUES ('one\r\ntwo');\r\n")
+    root = tree(tmp_path, {"a/migrations/000001_t.up.sql": up.encode(),
+                           "a/migrations/000001_t.down.sql": b"DROP TABLE t;\r\n"})
+    coord = Coordinator.load(root / "migcoord.toml", environ={})
+    coord.up("a", dsn=dsn)
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT v FROM t").fetchone()
+    assert row == ("one\r\ntwo",)
+    applied = history(dsn)[0]
+    assert applied["statement_count"] == 2  # the directive was read despite the `\r`
+    assert applied["checksum"] == hashlib.sha256(up.replace("\r\n", "\n").encode()).hexdigest()
+
+    (root / "a/migrations/000002_u.up.sql").write_bytes(b"SELECT 1;\r\n\r\nSELECT 1/0;\r\n")
+    (root / "a/migrations/000002_u.down.sql").write_bytes(b"SELECT 1;\r\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Coordinator.load(root / "migcoord.toml", environ={}).up("a", dsn=dsn)
+    assert failed.value.line == 3

@@ -171,12 +171,14 @@ class Directives:
 class SqlFile:
     """One `{version}_{name}.{up|down}.sql` file as read from disk.
 
-    `text` is the decoded content with a BOM removed and line endings made `\\n`; it is
-    None when the file cannot be run as SQL text: it is not UTF-8 or holds a NUL byte
-    (`encoding_error` says where), or it could not be read at all (`read_error` says
-    why: a folder, a broken symlink or one leading out of the repository, no permission).
-    `checksum` is the sha256 of that normalised content (of the raw bytes when undecodable;
-    empty when unread), so a checkout with `autocrlf` does not look modified.
+    `text` is the decoded content with a BOM removed and the file's own line endings: it
+    is what the server is sent, as golang-migrate sends it (a `\r\n` inside a string
+    literal is data). It is None when the file cannot be run as SQL text: it is not UTF-8
+    or holds a NUL byte (`encoding_error` says where), or it could not be read at all
+    (`read_error` says why: a folder, a broken symlink or one leading out of the
+    repository, no permission). `checksum` is the sha256 of the content with the BOM
+    removed and line endings made `\n` (of the raw bytes when undecodable; empty when
+    unread), so a checkout with `autocrlf` does not look modified.
     """
 
     path: Path

@@ -75,22 +75,26 @@ def sql_file_from_bytes(path: Path, service: str, raw: bytes) -> SqlFile:
 
 def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFile:
     normalized = normalize(raw)
+    # The text keeps the file's own line endings: it is what is sent to the server, as
+    # golang-migrate sends it (a `\r\n` inside a string literal is data). Only the
+    # checksum is taken of the normalised content.
+    sent = raw[len(_BOM):] if raw.startswith(_BOM) else raw
     text: str | None
     error: str | None = None
     line: int | None = None
     try:
-        text = normalized.decode("utf-8")
+        text = sent.decode("utf-8")
     except UnicodeDecodeError as err:
         text = None
-        line = normalized.count(b"\n", 0, err.start) + 1
-        error = (f"byte 0x{normalized[err.start]:02x} at line {line} (offset {err.start}) "
+        line = _line_at(sent, err.start)
+        error = (f"byte 0x{sent[err.start]:02x} at line {line} (offset {err.start}) "
                  "is not UTF-8")
     else:
-        nul = normalized.find(b"\x00")
+        nul = sent.find(b"\x00")
         if nul >= 0:
             # PostgreSQL refuses a NUL in SQL text, and its parser would stop reading there.
             text = None
-            line = normalized.count(b"\n", 0, nul) + 1
+            line = _line_at(sent, nul)
             error = (f"a NUL byte at line {line} (offset {nul}), which PostgreSQL does not "
                      "accept in SQL text")
     return SqlFile(
@@ -105,6 +109,12 @@ def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFi
         encoding_error=error,
         encoding_line=line,
     )
+
+
+def _line_at(content: bytes, offset: int) -> int:
+    """The 1-based line of byte `offset`, counting `\r\n`, `\n` and a lone `\r` as one
+    line end each (as an editor does)."""
+    return normalize(content[:offset]).count(b"\n") + 1
 
 
 def _unread_file(path: Path, service: str, parsed: ParsedName, reason: str) -> SqlFile:

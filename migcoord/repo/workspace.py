@@ -130,20 +130,25 @@ def _write_synced(fd: int, content: str) -> None:
 def rewrite_keeping_style(path: Path, expected_text: str, new_text: str) -> None:
     """Replace a migration file's text, keeping its BOM and line endings.
 
-    `expected_text` is the normalised content read earlier; if the file changed since,
-    nothing is written.
+    `expected_text` is the content read earlier (compared whatever its line ends); if the
+    file changed since, nothing is written.
     """
     raw = path.read_bytes()
     bom = raw.startswith(b"\xef\xbb\xbf")
     body = raw[3:] if bom else raw
     crlf = b"\r\n" in body
-    current = body.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    if current != expected_text:
+    if _lf(body.decode("utf-8")) != _lf(expected_text):
         raise WorkspaceError(f"{path} changed while migcoord was working; nothing was written",
                              hint="run the command again", path=path)
-    out = new_text.replace("\n", "\r\n") if crlf else new_text
+    out = _lf(new_text)
+    out = out.replace("\n", "\r\n") if crlf else out
     data = ("\ufeff" if bom else "") + out
     replace_atomically(path, data)
+
+
+def _lf(text: str) -> str:
+    """`text` with `\r\n` and lone `\r` line ends made `\n`."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def move_exclusive(source: Path, target: Path) -> None:
