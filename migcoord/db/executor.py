@@ -33,14 +33,13 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import failures, indexes, settings
+from migcoord.db import failures, indexes, script, settings
 from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
@@ -142,17 +141,18 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
         closing = "\n;\n" + settings.restore_sql(conn, saved) + record
         try:
-            pid = _recorded_pid(conn.execute(opening + text + closing))
-        except psycopg.Error as err:
+            pid = _recorded_pid(script.run(conn, opening + text + closing))
+        except script.Failed as failed:
+            err = failed.error
             if lost(conn):
-                raise
+                raise err from None
             _rollback(conn)
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
                     f"the transaction was rolled back: {migration.label} is still applied")
             raise failures.failure(err, text, path.path if path else None, migration,
-                                   note=note, direction=direction,
-                                   base=-len(opening)) from None
+                                   note=note, direction=direction, base=-len(opening),
+                                   statement=_failed_statement(text, opening, failed)) from None
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
             _rollback(conn)
@@ -205,16 +205,24 @@ def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction
                                note=note, direction=direction, mapped=False) from None
 
 
-def _recorded_pid(cursor: psycopg.Cursor[Any]) -> int | None:
+def _recorded_pid(answer: script.Answer) -> int | None:
     """The backend pid that the record statement returned, if it ran: it must be the last
-    result of the query, one row of one `pg_backend_pid` column."""
-    while cursor.nextset():
-        pass
-    columns = [column.name for column in cursor.description or ()]
-    if columns != ["pg_backend_pid"]:
+    result of the query, one row of a `pg_backend_pid` column."""
+    if answer.column != "pg_backend_pid" or answer.value is None:
         return None
-    rows = cursor.fetchall()
-    return int(rows[0][0]) if len(rows) == 1 else None
+    return int(answer.value)
+
+
+def _failed_statement(text: str, opening: str, failed: script.Failed) -> SqlStatement | None:
+    """The statement of the file that failed, when the server's error has no position of
+    its own (a lock timeout, a deadlock, a division by zero): the one after the `done`
+    statements that ran, counting migcoord's own opening ones. None for an error with a
+    position (the query did not parse, so nothing ran) or one in migcoord's own SQL."""
+    if failed.error.diag.statement_position:
+        return None
+    index = failed.done - len(reader.statements(opening))
+    ran = reader.statements(text)
+    return ran[index] if 0 <= index < len(ran) else None
 
 
 def _rollback(conn: psycopg.Connection) -> None:

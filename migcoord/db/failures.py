@@ -91,7 +91,7 @@ def next_step(migration: Migration, direction: str, sqlstate: str | None = None,
     if dirty and direction == "down":
         return (f"{advice}finish the rollback by hand, then `migcoord mark "
                 f"{migration.version_text} --pending`; or redo what was undone and "
-                "`mark ... --applied`")
+                f"`migcoord mark {migration.version_text} --applied`")
     if dirty:
         return (f"{advice}fix the cause, undo the statements that did run if needed, then "
                 f"`migcoord mark {migration.version_text} --pending` and run up again "

@@ -1,0 +1,64 @@
+"""Send a migration as one simple query and learn which of its statements failed.
+
+PostgreSQL runs a simple query's statements one after another and answers each with one
+result; the first error ends the query. psycopg's `execute` raises that error and drops
+the results before it, and the server's error carries a position only for errors found
+while parsing: a lock timeout, a deadlock or a division by zero in the third statement
+of a file says nothing about where it happened. Counting the results that came back
+before the error names the statement, so every failure gets its `file:line`.
+
+This uses psycopg's public low-level layer (`pgconn.send_query` and the `execute`
+generator, waited on by the connection, which cancels the query on Ctrl-C as `execute`
+does).
+"""
+
+from __future__ import annotations
+
+import attrs
+import psycopg
+from psycopg import errors, generators, pq
+
+
+@attrs.frozen
+class Failed(Exception):
+    """A statement of the script failed: `error` as psycopg raises it, after `done`
+    statements had run (0 when it failed to parse: nothing ran)."""
+
+    error: psycopg.Error
+    done: int
+
+
+@attrs.frozen
+class Answer:
+    """The last result of a script when it is one row: its first column's name and value
+    as text (None: it returned no single row)."""
+
+    column: str | None = None
+    value: str | None = None
+
+
+def run(conn: psycopg.Connection, query: str) -> Answer:
+    """Run `query` (several statements) as one simple query on `conn`, in autocommit or
+    inside the transaction it opens itself; returns the last result's single row.
+
+    Raises Failed for a statement the server refused, and psycopg's own errors when the
+    connection fails.
+    """
+    with conn.lock:
+        conn.pgconn.send_query(query.encode(conn.info.encoding))
+        results = conn.wait(generators.execute(conn.pgconn))
+    for done, result in enumerate(results):
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise Failed(errors.error_from_result(result, encoding=conn.info.encoding), done)
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK,
+                                 pq.ExecStatus.EMPTY_QUERY):
+            raise psycopg.ProgrammingError(
+                f"the server answered {result.status.name}: COPY ... FROM STDIN and "
+                "replication commands cannot run in a migration")
+    last = results[-1] if results else None
+    if last is None or last.status != pq.ExecStatus.TUPLES_OK or last.ntuples != 1:
+        return Answer()
+    name, value = last.fname(0), last.get_value(0, 0)
+    encoding = conn.info.encoding
+    return Answer(name.decode(encoding) if name is not None else None,
+                  value.decode(encoding) if value is not None else None)
