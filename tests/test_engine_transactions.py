@@ -71,7 +71,10 @@ def golang_migrate_apply(dsn: str, root: Path, direction: str = "up") -> None:
 CONTROLS = ["COMMIT", "END", "ROLLBACK", "ABORT", "COMMIT AND CHAIN",
             "PREPARE TRANSACTION 'mc_parked'", "COMMIT PREPARED 'mc_parked'",
             "ROLLBACK PREPARED 'mc_parked'", "START TRANSACTION", "BEGIN",
-            "BEGIN ISOLATION LEVEL SERIALIZABLE"]
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            # Not transaction control, but they release migcoord's migration lock.
+            "DISCARD ALL", "SELECT pg_advisory_unlock_all()",
+            "DO $$ BEGIN PERFORM pg_catalog.PG_ADVISORY_UNLOCK_ALL(); END $$"]
 NO_TRANSACTION = "-- migcoord:no-transaction\n"
 
 
@@ -119,7 +122,7 @@ def test_down_refuses_transaction_control_before_sending_anything(
 
 
 @pytest.mark.parametrize("control", ["COMMIT", "BEGIN", "PREPARE TRANSACTION 'mc_parked'",
-                                     "ROLLBACK PREPARED 'mc_parked'"])
+                                     "ROLLBACK PREPARED 'mc_parked'", "DISCARD ALL"])
 def test_a_file_that_is_only_transaction_control_is_refused(
         tmp_path: Path, dsn: str, control: str) -> None:
     """A one-statement file is sent as one query outside a transaction only when its

@@ -145,3 +145,17 @@ def test_any_whole_file_wrapper_is_accepted_and_its_body_is_the_rest(
     found = explicit_transaction(sql)
     assert found.refused == ()
     assert [s.text for s in statements(found.body(sql))] == [s.text for s in statements(sql)][1:-1]
+
+
+def test_what_releases_the_migration_lock_is_refused_even_inside_a_wrapper() -> None:
+    """DISCARD ALL and pg_advisory_unlock_all() end every advisory lock of the session;
+    DISCARD TEMP and a mere mention in a comment do not."""
+    sql = ("BEGIN;\nDISCARD TEMP;\n-- pg_advisory_unlock_all is not called here\n"
+           "SELECT 1;\nDO $$ BEGIN PERFORM pg_advisory_unlock_all(); END $$;\nCOMMIT;\n")
+    found = explicit_transaction(sql)
+    assert found.wrapper is not None
+    assert [(r.control.words, r.line) for r in found.refused] == [
+        ("pg_advisory_unlock_all()", 5)]
+    assert "migration lock" in found.refused[0].message
+    assert refused("SELECT 1;\ndiscard   all;\n", no_transaction=True) == [("DISCARD ALL", 2)]
+    assert refused("DISCARD PLANS;\nDISCARD SEQUENCES;\n") == []

@@ -86,7 +86,9 @@ CODES: tuple[FindingCode, ...] = (
                 "an up or down file with no SQL statement (a freshly created migration)"),
     FindingCode("explicit-transaction", "error", "files",
                 "`COMMIT`, `ROLLBACK`, `PREPARE TRANSACTION`... in a migration, other than a "
-                "whole-file `BEGIN; ... COMMIT;` (`up` and `down` refuse to run it)"),
+                "whole-file `BEGIN; ... COMMIT;`, or `DISCARD ALL` / "
+                "`pg_advisory_unlock_all()`, which release the migration lock (`up` and "
+                "`down` refuse to run it)"),
     FindingCode("concurrently-in-transaction", "error", "hazards",
                 "`CREATE INDEX CONCURRENTLY` and friends among other statements, without "
                 "`-- migcoord:no-transaction`"),

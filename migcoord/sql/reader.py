@@ -44,7 +44,8 @@ _SPACE = " \t\n\r\f\v"
 _BOM = "\ufeff"
 # A transaction control statement starts with one of these keywords (ASCII letters, in
 # any case); a text without any of them as a whole word holds none, and is not scanned.
-_TRANSACTION_WORDS = ("begin", "start", "commit", "end", "rollback", "abort", "prepare")
+_TRANSACTION_WORDS = ("begin", "start", "commit", "end", "rollback", "abort", "prepare",
+                      "discard")
 _TRANSACTION_WORD = re.compile(rf"\b(?:{'|'.join(_TRANSACTION_WORDS)})\b", re.IGNORECASE)
 # Whitespace, a `--` comment (group 1), or a block comment holding no `/*`; `_HEADER`
 # is a run of them (without the group: re mis-tracks a group in a possessive repeat).
@@ -139,7 +140,8 @@ def transaction_control(text: str) -> tuple[TransactionControl, ...]:
 
     Found: `BEGIN` (not `BEGIN ATOMIC`), `START TRANSACTION`, `COMMIT` (also `COMMIT AND
     CHAIN` and `COMMIT PREPARED`), `END`, `ROLLBACK` (also `ROLLBACK PREPARED`), `ABORT`
-    and `PREPARE TRANSACTION`. Not found: `SAVEPOINT`, `RELEASE`, `ROLLBACK [WORK|
+    and `PREPARE TRANSACTION`; and `DISCARD ALL`, which releases the session's advisory
+    locks. Not found: `SAVEPOINT`, `RELEASE`, `ROLLBACK [WORK|
     TRANSACTION] TO [SAVEPOINT]`, `SET TRANSACTION`, which work inside a transaction, and
     any `BEGIN ... END` inside a quoted body or comment.
     """
@@ -323,6 +325,8 @@ def _control_words(head: tuple[str, ...]) -> str | None:
         return first
     if first in ("START", "PREPARE") and second == "TRANSACTION":
         return f"{first} TRANSACTION"
+    if first == "DISCARD" and second == "ALL":
+        return "DISCARD ALL"  # not transaction control, but it ends the session's locks
     return {"END_P": "END", "ABORT_P": "ABORT"}.get(first)
 
 

@@ -89,8 +89,9 @@ class ExplicitTransaction:
 
     #: The whole-file wrapper, when the file has an accepted one.
     wrapper: Wrapper | None = None
-    #: Everything else: each one an `explicit-transaction` error, and `up`/`down` refuse
-    #: the file before sending anything.
+    #: Everything else, and what would release migcoord's migration lock (`DISCARD ALL`,
+    #: `pg_advisory_unlock_all()`): each one an `explicit-transaction` error, and
+    #: `up`/`down` refuse the file before sending anything.
     refused: tuple[Refusal, ...] = ()
 
     def body(self, text: str) -> str:
@@ -111,19 +112,52 @@ def explicit_transaction(text: str, *, no_transaction: bool = False) -> Explicit
     control is refused, and so is a wrapper in a `-- migcoord:no-transaction` file
     (`no_transaction`), which asks for the opposite.
     """
-    controls = reader.transaction_control(text)
+    every = reader.transaction_control(text)
+    releasing = _lock_releasing(text, every)
+    controls = [control for control in every if control.words != DISCARD_ALL]
     if not controls:
-        return ExplicitTransaction()
+        return ExplicitTransaction(refused=releasing)
     wrapper = _wrapper(reader.statements(text), controls)
     if wrapper is not None and not no_transaction:
-        return ExplicitTransaction(wrapper=wrapper)
+        return ExplicitTransaction(wrapper=wrapper, refused=releasing)
     if wrapper is not None:
         return ExplicitTransaction(refused=tuple(
             Refusal(control, f"{control.words} controls the transaction of a file marked "
                     "`-- migcoord:no-transaction`, whose statements run one by one outside "
                     "any transaction", _NO_TRANSACTION_WRAPPER_HINT)
-            for control in controls))
-    return ExplicitTransaction(refused=tuple(_refusal(control) for control in controls))
+            for control in controls) + releasing)
+    return ExplicitTransaction(refused=_in_file_order(
+        tuple(_refusal(control) for control in controls) + releasing))
+
+
+DISCARD_ALL = "DISCARD ALL"
+_UNLOCK_ALL = "pg_advisory_unlock_all"
+
+
+def _lock_releasing(text: str, controls: Sequence[TransactionControl]) -> tuple[Refusal, ...]:
+    """`DISCARD ALL` and calls of `pg_advisory_unlock_all()`: both release every advisory
+    lock of the session at once, migcoord's migration lock among them, so another
+    process could start migrating while this one goes on. Found anywhere in a statement
+    (a DO block or a function body too), since where it runs cannot be known."""
+    found = [Refusal(control, "DISCARD ALL would release migcoord's migration lock (and "
+                     "reset the session), so another process could run migrations at the "
+                     "same time as this one", "delete it; to drop temporary objects use "
+                     "`DISCARD TEMP`, to forget cached plans `DISCARD PLANS`")
+             for control in controls if control.words == DISCARD_ALL]
+    if _UNLOCK_ALL in text.lower():
+        found += [Refusal(TransactionControl(statement, "pg_advisory_unlock_all()"),
+                          "pg_advisory_unlock_all() would release migcoord's migration lock, "
+                          "so another process could run migrations at the same time as this "
+                          "one", "delete it; release only the advisory locks the migration "
+                          "took itself, with `pg_advisory_unlock(key)`, or use "
+                          "`pg_advisory_xact_lock(key)`, which ends with the transaction")
+                  for statement in reader.statements(text)
+                  if _UNLOCK_ALL in statement.text.lower()]
+    return _in_file_order(tuple(found))
+
+
+def _in_file_order(refusals: tuple[Refusal, ...]) -> tuple[Refusal, ...]:
+    return tuple(sorted(refusals, key=lambda refusal: refusal.control.statement.start))
 
 
 _NO_TRANSACTION_WRAPPER_HINT = (
