@@ -252,6 +252,14 @@ class ConnectError(MigcoordError):
     connecting = True
 
 
+class ConnectSettingsRefused(ConnectError):
+    """libpq refused the DSN's own SSL, GSS or option settings against that server (SSL
+    required but not offered, a certificate that cannot be checked): exit 2, since the
+    same settings fail the same way every time."""
+
+    exit_code = EXIT_USAGE
+
+
 class DevServerNotRunning(ConnectError):
     """`embedded` was asked for and this repository's dev server is not running (exit 3)."""
 

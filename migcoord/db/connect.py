@@ -14,11 +14,18 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from migcoord.db import settings
-from migcoord.db.diagnosis import cause, connect_advice, connect_sqlstate, lost
+from migcoord.db.diagnosis import (
+    cause,
+    connect_advice,
+    connect_sqlstate,
+    lost,
+    settings_refused,
+)
 from migcoord.db.dsn import describe, first_line, hide_password, parse
 from migcoord.errors import (
     ConnectError,
     ConnectionLost,
+    ConnectSettingsRefused,
     MigcoordError,
     UsageError,
 )
@@ -29,7 +36,8 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
 
     Raises ConnectError with the server's reason and no password: exit 3 when it is worth
     retrying (no server there, too many connections, a server starting up), exit 2 when
-    the DSN's user, password or database is wrong.
+    the DSN's user, password or database is wrong, or libpq refuses the DSN's own SSL,
+    GSS or option settings against that server (ConnectSettingsRefused).
     """
     params = parse(dsn)
     port = params.get("port", "")
@@ -45,6 +53,10 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
                                prepare_threshold=None)
     except psycopg.OperationalError as err:
         reason = hide_password(first_line(err), dsn)
+        refused = settings_refused(str(err))
+        if refused is not None:
+            raise ConnectSettingsRefused(f"could not connect to {describe(dsn)}: {reason}",
+                                         hint=f"{refused}; retrying will not help") from None
         sqlstate = err.sqlstate or connect_sqlstate(str(err))
         raise ConnectError(
             f"could not connect to {describe(dsn)}: {reason}"

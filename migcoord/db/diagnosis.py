@@ -80,6 +80,39 @@ _CONNECT_SQLSTATES = (
 )
 
 
+# libpq's own refusals of the DSN's security and option settings: the same settings
+# against the same server fail the same way every time, so retrying will not help.
+_SETTINGS_REFUSED = (
+    (re.compile(r"server does not support SSL, but SSL was required"),
+     "the DSN requires SSL (sslmode=require, verify-ca or verify-full) and the server does "
+     "not offer it: enable SSL on the server, or use sslmode=prefer or disable if the "
+     "network is trusted"),
+    (re.compile(r"root certificate file .* does not exist|could not read root certificate"
+                r"|certificate verify failed|does not match host name"
+                r"|could not (open|load|read) (certificate|private key)|private key file"),
+     "the server's certificate could not be checked with the DSN's SSL settings: point "
+     "sslrootcert at the CA that signed it (and sslcert/sslkey at readable client files), "
+     "or use the host name the certificate names"),
+    (re.compile(r"channel binding (is )?required"),
+     "the DSN asks for channel_binding=require, which needs SCRAM over SSL: enable SSL on "
+     "the server or drop channel_binding"),
+    (re.compile(r"GSSAPI encryption required"),
+     "the DSN asks for gssencmode=require without Kerberos credentials: run kinit, or use "
+     "gssencmode=prefer or disable"),
+    (re.compile(r'invalid \w+ value: "'),
+     "a DSN option has a value libpq does not accept: check the spelling of its value"),
+)
+
+
+def settings_refused(message: str) -> str | None:
+    """What to change when libpq refused a connection because of the DSN's own SSL, GSS or
+    option settings (a retry cannot help); None for any other failure."""
+    for pattern, advice in _SETTINGS_REFUSED:
+        if pattern.search(message):
+            return advice
+    return None
+
+
 def connect_sqlstate(message: str) -> str | None:
     """The SQLSTATE behind a failed connection attempt's `message`, where PostgreSQL's
     wording names it; None for a network failure or an unknown (or translated) message."""
