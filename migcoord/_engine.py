@@ -30,7 +30,7 @@ from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
 from migcoord.db.lock import advisory_lock, lock_key
-from migcoord.errors import MigcoordError, RefusedError, UsageError
+from migcoord.errors import Interrupted, MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
 from migcoord.repo.config import lock_wait
 from migcoord.results import (
@@ -104,6 +104,8 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         except MigcoordError as error:
             error.with_applied(applied)
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(applied) from None
     return UpResult(applied=tuple(applied), warnings=plan.warnings)
 
 
@@ -141,6 +143,8 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
         except MigcoordError as error:
             error.with_applied(rolled_back)
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(rolled_back) from None
     return DownResult(rolled_back=tuple(rolled_back))
 
 

@@ -51,6 +51,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RETRY = 3
+#: Interrupted (Ctrl-C, SIGINT), as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 #: SQLSTATEs (five characters) and classes (two) after which the same command can
 #: succeed when run again, with nothing changed: the server cut the session or another
@@ -360,3 +362,13 @@ class ConnectionLost(MigcoordError):
     exit_code = EXIT_RETRY
     # The session is gone, so whatever it was doing was rolled back: a retry can succeed.
     sqlstate_decides = False
+
+
+class Interrupted(KeyboardInterrupt):
+    """`up` or `down` was interrupted (Ctrl-C): still a KeyboardInterrupt for a caller that
+    stops on one, now carrying the steps that committed before it (`applied`). Each
+    migration commits together with its history row or not at all."""
+
+    def __init__(self, applied: Iterable[CommittedStep]) -> None:
+        super().__init__()
+        self.applied = tuple(applied)

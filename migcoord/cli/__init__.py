@@ -14,7 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from migcoord.cli.context import Context, Handler
-from migcoord.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigcoordError
+from migcoord.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Interrupted,
+    MigcoordError,
+)
 
 log = logging.getLogger("migcoord")
 
@@ -76,11 +83,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     except MigcoordError as error:
         _report(error, context)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("migcoord: interrupted; each migration is applied together with its history row "
-              "or not at all (a no-transaction migration can be left dirty: see "
-              "`migcoord status`)", file=err)
-        return 130
+    except KeyboardInterrupt as stop:
+        _report_interrupt(stop, context)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
     finally:
@@ -103,6 +108,27 @@ def _report(error: MigcoordError, context: Context) -> None:
         key = _PARTIAL_KEYS.get(context.args.command)
         if key is not None:
             document[key] = [step.as_json() for step in error.applied]
+        print(json.dumps(document, indent=2), file=context.stdout)
+
+
+_INTERRUPTED = ("interrupted; each migration is applied together with its history row or "
+                "not at all (a no-transaction migration can be left dirty: see `migcoord "
+                "status`)")
+
+
+def _report_interrupt(stop: KeyboardInterrupt, context: Context) -> None:
+    """Say what an interrupt leaves behind; with --format json also as the one document
+    on stdout, listing what `up`/`down` committed before it."""
+    print(f"migcoord: {_INTERRUPTED}", file=context.stderr)
+    if context.json:
+        import json
+
+        document: dict[str, object] = {"ok": False, "error": {
+            "type": "Interrupted", "message": _INTERRUPTED, "exit_code": EXIT_INTERRUPTED}}
+        key = _PARTIAL_KEYS.get(context.args.command)
+        if key is not None:
+            done = stop.applied if isinstance(stop, Interrupted) else ()
+            document[key] = [step.as_json() for step in done]
         print(json.dumps(document, indent=2), file=context.stdout)
 
 

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
-from migcoord.errors import EXIT_FAILED, EXIT_OK
+from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 if TYPE_CHECKING:
     from migcoord.verify import MigrationVerdict, Problem, SequenceVerdict, VerifyReport
 
-INTERRUPTED = 130
 
 
 def register(add: AddCommand) -> None:
@@ -44,8 +43,10 @@ def register(add: AddCommand) -> None:
 
 def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
+    verdicts: list[MigrationVerdict | SequenceVerdict] = []
 
     def progress(item: MigrationVerdict | SequenceVerdict) -> None:
+        verdicts.append(item)
         if not ctx.args.quiet:
             ctx.stderr.write(f"migcoord: {_progress_line(item)}\n")
             ctx.stderr.flush()
@@ -56,8 +57,17 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
                                         on_progress=progress)
     except KeyboardInterrupt:
         what = "kept" if args.keep else "dropped"
-        ctx.stderr.write(f"migcoord: verify interrupted; its throwaway database was {what}\n")
-        return INTERRUPTED
+        message = f"verify interrupted; its throwaway database was {what}"
+        ctx.stderr.write(f"migcoord: {message}\n")
+        if ctx.json:
+            from migcoord.verify import MigrationVerdict
+
+            # The one document on stdout still comes: what was verified before the stop.
+            out.emit_json(ctx, {"ok": False, "error": {
+                "type": "Interrupted", "message": message, "exit_code": EXIT_INTERRUPTED},
+                "migrations": [item.as_json() for item in verdicts
+                               if isinstance(item, MigrationVerdict)]})
+        return EXIT_INTERRUPTED
     _verify_report(ctx, report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
