@@ -70,6 +70,19 @@ SILENT = {
     "serial_and_identity_columns": (
         "CREATE TABLE tickets (id serial PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY);\n",
         "DROP TABLE tickets;\n"),
+    "savepoint_rolled_back": (
+        # What ROLLBACK TO undoes is not there for the down to drop; RELEASE keeps it.
+        """\
+        SAVEPOINT attempt;
+        CREATE TABLE rule_tmp (id bigint);
+        SAVEPOINT inner_attempt;
+        CREATE INDEX rule_tmp_id ON rule_tmp (id);
+        ROLLBACK TO SAVEPOINT attempt;
+        SAVEPOINT kept;
+        CREATE TABLE rule_kept (id bigint);
+        RELEASE kept;
+        """,
+        "DROP TABLE rule_kept;\n"),
     "view_options": (
         "CREATE VIEW rule_emails WITH (security_barrier) AS SELECT id, email FROM rules;\n",
         "DROP VIEW rule_emails;\n"),
@@ -91,6 +104,14 @@ def test_what_postgresql_takes_along_is_not_a_mismatch(name: str) -> None:
     """Temporary tables and pg_temp functions, owned sequences, view options: silent."""
     up, down = SILENT[name]
     assert mismatches(up, down) == []
+
+
+def test_what_a_savepoint_kept_is_still_a_mismatch_when_the_down_forgets_it() -> None:
+    up = ("SAVEPOINT a;\nCREATE TABLE gone (id int);\nROLLBACK TO a;\n"
+          "CREATE TABLE kept (id int);\nSAVEPOINT b;\nCREATE TABLE released (id int);\n"
+          "RELEASE b;\n")
+    found = mismatches(up, "DROP TABLE kept;\n")
+    assert len(found) == 1 and "released" in found[0] and "gone" not in found[0]
 
 
 def test_view_options_undone_by_alter_view_are_not_a_mismatch() -> None:

@@ -6,7 +6,7 @@ and turn the hazards into findings (`lint`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -52,6 +52,8 @@ class Statement:
     hazards: tuple[Hazard, ...] = ()
     #: Runs code whose effects cannot be seen (`DO`, `CALL`, `EXECUTE`).
     opaque: bool = False
+    #: A later `ROLLBACK TO SAVEPOINT` in the file undoes it: it runs, but leaves nothing.
+    undone: bool = False
 
 
 @attrs.frozen
@@ -67,6 +69,12 @@ class Analysis:
     default_schema: str = "public"
     #: The unqualified names of the temporary tables, sequences and views the file creates.
     temporary_relations: frozenset[str] = frozenset()
+
+    @property
+    def lasting(self) -> tuple[Statement, ...]:
+        """The statements whose effects outlive the file: those no later `ROLLBACK TO
+        SAVEPOINT` undoes."""
+        return tuple(statement for statement in self.statements if not statement.undone)
 
     @property
     def table_effects(self) -> tuple[TableEffect, ...]:
@@ -126,8 +134,37 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
     for raw in parsed.statements:
         statements.append(_statement(raw, scope, parsed.positions))
         scope = scope.after(raw.node_type, raw.body)
+    undone = _undone_by_savepoints(parsed.statements)
+    if undone:
+        statements = [attrs.evolve(statement, undone=True) if index in undone else statement
+                      for index, statement in enumerate(statements)]
     return Analysis(statements=tuple(statements), default_schema=default_schema,
                     temporary_relations=scope.temporary)
+
+
+def _undone_by_savepoints(raws: Sequence[_parser.RawStatement]) -> set[int]:
+    """The indexes of the statements that a later `ROLLBACK TO [SAVEPOINT] s` undoes: those
+    after the newest `SAVEPOINT s` before it. `RELEASE s` keeps what ran since `s` (and
+    forgets the savepoints after it); `ROLLBACK TO s` keeps `s` itself, as PostgreSQL does."""
+    savepoints: list[tuple[str, int]] = []
+    undone: set[int] = set()
+    for index, raw in enumerate(raws):
+        if raw.node_type != "TransactionStmt":
+            continue
+        kind, name = raw.body.get("kind"), raw.body.get("savepoint_name")
+        if kind == "TRANS_STMT_SAVEPOINT" and name:
+            savepoints.append((name, index))
+            continue
+        at = next((place for place in range(len(savepoints) - 1, -1, -1)
+                   if savepoints[place][0] == name), None)
+        if at is None or kind not in ("TRANS_STMT_ROLLBACK_TO", "TRANS_STMT_RELEASE"):
+            continue
+        if kind == "TRANS_STMT_ROLLBACK_TO":
+            undone.update(range(savepoints[at][1] + 1, index + 1))
+            del savepoints[at + 1:]
+        else:
+            del savepoints[at:]
+    return undone
 
 
 def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Positions) -> Statement:

@@ -80,7 +80,8 @@ class _Footprint:
         self.changed_tables = analysis.tables_changed
         self.temporary = analysis.temporary_relations
         self.opaque = analysis.opaque
-        for statement in analysis.statements:
+        # What a ROLLBACK TO SAVEPOINT undid leaves nothing for the down to undo.
+        for statement in analysis.lasting:
             for effect in statement.objects:
                 self._object(effect)
             for column in statement.columns:
