@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from migcoord import checks
     from migcoord import verify as verify_module
-    from migcoord.core import docsgen
+    from migcoord.core import docsgen, registry
     from migcoord.core.numbering import RenumberPlan
     from migcoord.db.history import History
 
@@ -62,6 +62,7 @@ class Settings(TypedDict, total=False):
     history_schema: str
     default_schema: str
     docs: Path | None
+    docs_schema: bool
     allow: frozenset[str]
     synchronous_commit: str
     lock_timeout: float
@@ -172,10 +173,17 @@ class Coordinator:
 
     # -- the files beside the migrations --------------------------------------------------
 
-    def docs(self, *, check: bool = False,
+    def docs(self, *, check: bool = False, schema: bool | None = None, dsn: str | None = None,
              lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> docsgen.DocsUpdate:
         """Write the generated tables into the configured `docs` file; with `check`, only
-        report whether it is out of date. Needs the SQL analysis (`migcoord[sql]`)."""
+        report whether it is out of date (the schema registry by its fingerprint, with no
+        server).
+
+        `schema` (default: the config's `docs_schema`) also writes the schema registry:
+        every migration is applied on a throwaway database on the server of `dsn` (else
+        of the configured env var, else the dev server or a temporary one, as for
+        `verify`), and its catalog is read.
+        """
         from migcoord.repo import docskeeper
 
         docskeeper.path_of(self.config)  # no docs file configured: say so before locking
@@ -183,10 +191,34 @@ class Coordinator:
             catalog = self.catalog()
             return docskeeper.check(self.config, catalog,
                                     functools.partial(self._owned_tables, catalog))
+        if schema is None:
+            schema = self.config.docs_schema
+        if schema:
+            built = self.schema_registry(dsn=dsn)
         with self._file_lock(lock_timeout):
             catalog = self.catalog()
-            return docskeeper.write(self.config, catalog,
-                                    functools.partial(self._owned_tables, catalog))
+            owned = functools.partial(self._owned_tables, catalog)
+            if schema:
+                return docskeeper.write_with_schema(self.config, catalog, owned, built)
+            return docskeeper.write(self.config, catalog, owned)
+
+    def schema_registry(self, *, dsn: str | None = None) -> registry.Registry:
+        """What each service owns, as the migrations really build it: applies them all on
+        a throwaway database (see `docs`) and joins the catalog with the SQL analysis."""
+        from migcoord import checks
+        from migcoord.checks import registry as registry_facts
+        from migcoord.core import registry
+        from migcoord.verify import schema as built_schema
+
+        catalog = self.catalog()
+        if dsn is None:
+            dsn = self.environ.get(self.config.database_url_env, "").strip() or None
+        snapshot = built_schema.built_schema(catalog, self.config, dsn=dsn,
+                                             environ=self.environ)
+        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql)
+        return registry.build(snapshot, registry_facts.facts(catalog, self.config, analyses),
+                              self.config, fingerprint=registry.fingerprint(catalog, self.config),
+                              migrations=len(catalog.migrations))
 
     def create(self, service: str, name: str, *,
                lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Created:

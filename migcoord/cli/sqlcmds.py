@@ -1,4 +1,4 @@
-"""CLI commands for `docs`: generated migration tables."""
+"""CLI commands for `docs`: generated migration tables and the schema registry."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ def register(add: AddCommand) -> None:
             "write the generated tables (services, migrations, dependencies) into the "
             "configured docs file")
     p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 with docs-stale when the file is out of date")
+                   help="write nothing; exit 1 with docs-stale when the file is out of date "
+                   "(the schema registry is judged by its fingerprint, with no server)")
+    p.add_argument("--schema", action=argparse.BooleanOptionalAction, default=None,
+                   help="also write the schema registry: apply every migration on a "
+                   "throwaway database (on --dsn's server, else the dev server or a "
+                   "temporary one) and describe what each service owns, with diagrams "
+                   "(default: the config's docs_schema)")
 
 
 def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
-    update = coordinator.docs(check=args.check)
+    update = coordinator.docs(check=args.check, schema=args.schema, dsn=args.dsn)
     if args.check:
         finding = update.finding()
         found = [finding] if finding is not None else []

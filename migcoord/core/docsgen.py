@@ -43,20 +43,28 @@ class DocsUpdate:
     stale: bool
     written: bool = False
     reason: str = ""
+    #: What regenerates it: `migcoord docs`, or `migcoord docs --schema` when the schema
+    #: registry is what is out of date.
+    command: str = "migcoord docs"
+    #: The schema registry as data, when `docs --schema` built it.
+    registry: Mapping[str, object] | None = None
 
     def as_json(self) -> dict[str, object]:
-        return {"path": str(self.path), "written": self.written}
+        document: dict[str, object] = {"path": str(self.path), "written": self.written}
+        if self.registry is not None:
+            document["registry"] = dict(self.registry)
+        return document
 
     def finding(self) -> Finding | None:
         """The `docs-stale` finding for a stale file, else None."""
         if not self.stale:
             return None
-        return stale_finding(self.path, self.reason)
+        return stale_finding(self.path, self.reason, command=self.command)
 
 
-def stale_finding(path: Path, reason: str) -> Finding:
-    return Finding.of("docs-stale", f"the generated tables are out of date: {reason}",
-                      path=path, hint="run `migcoord docs` and commit the file")
+def stale_finding(path: Path, reason: str, *, command: str = "migcoord docs") -> Finding:
+    return Finding.of("docs-stale", f"the generated docs are out of date: {reason}",
+                      path=path, hint=f"run `{command}` and commit the file")
 
 
 def render(catalog: Catalog, config: Config, owned: Mapping[str, Sequence[str]]) -> str:

@@ -110,6 +110,8 @@ class Config:
     history_schema: str = "public"
     default_schema: str = "public"
     docs: Path | None = None
+    #: `docs` also writes the schema registry (`docs --schema`: needs a server).
+    docs_schema: bool = False
     allow: frozenset[str] = frozenset()
     synchronous_commit: str = "last"
     lock_timeout: float = 60.0

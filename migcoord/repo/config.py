@@ -25,6 +25,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "history_schema": str,
     "default_schema": str,
     "docs": str,
+    "docs_schema": bool,
     "allow": list,
     "synchronous_commit": str,
     "lock_timeout": (int, float),
@@ -207,6 +208,9 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
                 "pg_* and information_schema; use a schema of your own, e.g. \"migcoord\"")
     docs_value = get("docs", None)
     docs = _inside(root, docs_value, "docs", problem) if docs_value is not None else None
+    docs_schema = get("docs_schema", False)
+    if docs_schema and docs is None:
+        problem("docs_schema", "needs `docs`, the file the schema is written to")
     allow_list = get("allow", [])
     if not all(isinstance(code, str) for code in allow_list):
         problem("allow", "expected a list of finding codes (strings)")
@@ -224,6 +228,7 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
         "history_schema": history_schema,
         "default_schema": default_schema,
         "docs": docs,
+        "docs_schema": docs_schema,
         "allow": frozenset(allow_list),
         "synchronous_commit": sync,
         "lock_timeout": float(lock_timeout),
@@ -348,8 +353,11 @@ def _inside(root: Path, value: str, key: str, problem: Problem) -> Path | None:
 
 
 def _has_type(value: object, expected: type | tuple[type, ...]) -> bool:
-    # TOML's true/false are bools, and bool is an int subclass in Python.
-    return isinstance(value, expected) and not isinstance(value, bool)
+    # TOML's true/false are bools, and bool is an int subclass in Python: a bool is only
+    # what a bool is expected for.
+    if isinstance(value, bool):
+        return expected is bool
+    return isinstance(value, expected)
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

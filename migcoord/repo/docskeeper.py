@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from migcoord.core import docsgen
+from migcoord.core import docsgen, registry, registry_render
 from migcoord.core.model import Catalog, Config, Finding
 from migcoord.errors import MigcoordError, RefusedError, UsageError
 from migcoord.repo import sumkeeper, workspace
@@ -34,10 +34,50 @@ def path_of(config: Config) -> Path:
 
 
 def check(config: Config, catalog: Catalog, owned: OwnedTables) -> docsgen.DocsUpdate:
-    """Whether the docs file is out of date, and why; writes nothing."""
+    """Whether the docs file is out of date, and why; writes nothing. The schema
+    registry is judged by its recorded fingerprint: no server needed."""
     path = path_of(config)
     existing, wanted = _texts(config, catalog, owned)
-    return docsgen.DocsUpdate(path, stale=existing != wanted, reason=_reason(path, existing))
+    schema = _schema_reason(config, catalog, existing)
+    # `docs --schema` rewrites both parts: when the registry is stale too, it is the fix.
+    command = _SCHEMA_COMMAND if schema is not None else "migcoord docs"
+    if existing != wanted:
+        return docsgen.DocsUpdate(path, stale=True, reason=_reason(path, existing),
+                                  command=command)
+    return docsgen.DocsUpdate(path, stale=schema is not None, reason=schema or "",
+                              command=command)
+
+
+def write_with_schema(config: Config, catalog: Catalog, owned: OwnedTables,
+                      built: registry.Registry) -> docsgen.DocsUpdate:
+    """Write the generated tables and the schema registry `built` (the caller holds the
+    file lock)."""
+    path = path_of(config)
+    existing, wanted = _texts(config, catalog, owned)
+    wanted = registry_render.merge(wanted, registry_render.render(built))
+    if existing == wanted:
+        return docsgen.DocsUpdate(path, stale=False, registry=built.as_json())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workspace.replace_atomically(path, wanted)
+    return docsgen.DocsUpdate(path, stale=True, written=True, reason=_reason(path, existing),
+                              registry=built.as_json())
+
+
+_SCHEMA_COMMAND = "migcoord docs --schema"
+
+
+def _schema_reason(config: Config, catalog: Catalog, existing: str | None) -> str | None:
+    """Why the schema registry in the docs file is out of date, or None: it was built from
+    another set of migrations (or `owns`), or `docs_schema` asks for one that is not
+    there."""
+    recorded = registry_render.recorded_fingerprint(existing)
+    if recorded is None:
+        return ("the schema registry is missing (docs_schema = true in migcoord.toml)"
+                if config.docs_schema else None)
+    if recorded != registry.fingerprint(catalog, config):
+        return ("the schema registry was built from other migrations (or other `owns` "
+                "lists) than those here")
+    return None
 
 
 def write(config: Config, catalog: Catalog, owned: OwnedTables) -> docsgen.DocsUpdate:
@@ -77,9 +117,13 @@ def stale_findings(config: Config, catalog: Catalog, owned: OwnedTables) -> list
         existing, wanted = _texts(config, catalog, owned)
     except MigcoordError as error:  # unbalanced markers
         return [docsgen.stale_finding(path, error.message)]
-    if existing == wanted:
-        return []
-    return [docsgen.stale_finding(path, _reason(path, existing))]
+    schema = _schema_reason(config, catalog, existing)
+    command = _SCHEMA_COMMAND if schema is not None else "migcoord docs"
+    if existing != wanted:
+        return [docsgen.stale_finding(path, _reason(path, existing), command=command)]
+    if schema is not None:
+        return [docsgen.stale_finding(path, schema, command=command)]
+    return []
 
 
 def _texts(config: Config, catalog: Catalog, owned: OwnedTables) -> tuple[str | None, str]:

@@ -56,6 +56,25 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
     return database.name, public_url(database.dsn) if keep else None, verdicts, sequence
 
 
+@contextlib.contextmanager
+def throwaway_session(admin_dsn: str, config: Config) -> Iterator[Session]:
+    """A session (migration lock held, history tables made) in a database created on
+    `admin_dsn`'s server for the caller, and dropped afterwards whatever happens."""
+    from migcoord.db import scratch
+
+    with scratch.admin_session(admin_dsn) as admin:
+        database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
+        try:
+            database.create(database.name, "template0")
+            try:
+                yield database.open()
+            finally:
+                database.close()
+        finally:
+            with interrupts_deferred():
+                scratch.drop(admin_dsn, database.name, admin)
+
+
 class _Throwaway:
     """The throwaway database `name`, the session that runs migrations in it, and the
     copy (`saved_name`) that it is built again from."""

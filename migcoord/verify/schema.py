@@ -1,0 +1,44 @@
+"""The schema the migrations build, read from a throwaway database (`docs --schema`).
+
+Every migration is applied once, in version order, on a database created for the run on
+the same servers `verify` uses (`--dsn`, the dev server, or a temporary one), and the
+catalog is read as a core.snapshot.Snapshot. The database is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from migcoord.core.model import Catalog, Config
+from migcoord.core.snapshot import Snapshot
+
+log = logging.getLogger("migcoord")
+
+
+def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
+                 environ: Mapping[str, str]) -> Snapshot:
+    """Apply every migration of `catalog` on a throwaway database; its schema.
+
+    The files `check` reports as errors are refused first, as `up` refuses them; a
+    migration that fails raises its MigrationFailed, naming the file and line.
+    """
+    from migcoord.checks import runnable
+    from migcoord.db import executor
+    from migcoord.verify import servers
+
+    migrations = list(catalog.migrations)
+    runnable.refuse(catalog, config, migrations, files="up", services=None,
+                    command="docs --schema")
+    with contextlib.ExitStack() as stack:
+        admin_dsn, _kind = stack.enter_context(
+            servers.admin_server(config, environ, dsn, keep=False))
+        session = stack.enter_context(servers.throwaway_session(admin_dsn, config))
+        log.info("building the schema: applying %d migration%s on a throwaway database",
+                 len(migrations), "" if len(migrations) == 1 else "s")
+        for migration in migrations:
+            service = config.service(migration.service)
+            executor.apply_up(session.history, migration, lock_pid=session.lock_pid,
+                              role=service.role if service is not None else None)
+        return session.observer.snapshot().snapshot()
