@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="migcoord", parents=[common],
         description="Coordinate SQL migrations for several services sharing one PostgreSQL "
         "database.")
+    parser.add_argument("--version", action="store_true",
+                        help="print the installed version of migcoord and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub, common)
     return parser
@@ -65,6 +67,11 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
                           ("quiet", False), ("verbose", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
+    if args.version:
+        import migcoord
+
+        print(f"migcoord {migcoord.__version__}", file=out)
+        return EXIT_OK
     if args.command is None:
         parser.print_help(err)
         return EXIT_USAGE
