@@ -52,10 +52,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _register_database(add)
     _register_repair(add)
     # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
-    from migcoord.cli import devcmds, sqlcmds
+    from migcoord.cli import devcmds, initcmds, sqlcmds
 
     sqlcmds.register(add)
     devcmds.register(add)
+    initcmds.register(add)
 
 
 def _register_offline(add: AddCommand) -> None:
