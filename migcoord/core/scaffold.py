@@ -160,6 +160,7 @@ def config_text(proposal: Proposal) -> str:
         'database_url_env = "DATABASE_URL"   # the variable that holds the database URL',
         f"version_width = {proposal.version_width}",
         'history_schema = "public"           # where migcoord_history and migcoord_events live',
+        '# docs = "docs/MIGRATIONS.md"       # where `migcoord docs` writes the generated tables',
     ]
     for service in proposal.services:
         lines += [
