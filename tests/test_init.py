@@ -204,3 +204,21 @@ def test_service_names_come_from_the_nearest_telling_folder(paths: list[str],
     folders = [FoundFolder(path=PurePosixPath(p), filenames=(f"{i + 1:06d}_x.up.sql",))
                for i, p in enumerate(paths)]
     assert [s.name for s in propose("repo", folders).services] == names
+
+
+def test_owns_follows_renames_and_drops(tmp_path: Path) -> None:
+    """A table renamed later is owned under its new name; a dropped one not at all; one
+    created by two services is left for the owner to decide (check reports it)."""
+    repo = write_tree(tmp_path / "repo", {
+        "a/migrations/000001_t.up.sql": "CREATE TABLE old_name (id int);\nCREATE TABLE gone (id int);\n"
+                                        "CREATE TABLE audit.events (id int);\nCREATE TABLE shared (id int);\n",
+        "a/migrations/000001_t.down.sql": "SELECT 1;\n",
+        "a/migrations/000002_r.up.sql": "ALTER TABLE old_name RENAME TO new_name;\nDROP TABLE gone;\n",
+        "a/migrations/000002_r.down.sql": "SELECT 1;\n",
+        "b/migrations/000003_s.up.sql": "CREATE TABLE IF NOT EXISTS shared (id int);\n",
+        "b/migrations/000003_s.down.sql": "SELECT 1;\n",
+    })
+    assert run(["init"], cwd=repo).code == 0
+    services = tomllib.loads((repo / "migcoord.toml").read_text())["services"]
+    assert services["a"]["owns"] == ["audit.events", "new_name"]
+    assert "owns" not in services["b"]

@@ -121,8 +121,8 @@ def _tables_created(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
     from migcoord.sql import analyze
     from migcoord.sql.effects import QualifiedName, TableAction
 
-    ups = sorted(((parsed.version, name) for name in names
-                  if (parsed := parse_filename(name)) is not None and parsed.direction == "up"))
+    ups = sorted((parsed.version, name) for name in names
+                 if (parsed := parse_filename(name)) is not None and parsed.direction == "up")
     tables: dict[QualifiedName, None] = {}
     for _, name in ups:
         try:
@@ -134,9 +134,10 @@ def _tables_created(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
                 tables[effect.table] = None
             elif effect.action is TableAction.DROPPED:
                 tables.pop(effect.table, None)
-            elif effect.action is TableAction.RENAMED and effect.new_name is not None:
-                if tables.pop(effect.table, "absent") is None:
-                    tables[effect.new_name] = None
+            elif (effect.action is TableAction.RENAMED and effect.new_name is not None
+                  and effect.table in tables):
+                del tables[effect.table]
+                tables[effect.new_name] = None
     return tuple(str(QualifiedName("", t.name)) if t.schema == "public" else str(t)
                  for t in tables)
 
