@@ -10,7 +10,7 @@ import pytest
 
 from helpers import make_tree, pair, run
 from migcoord.errors import UsageError
-from migcoord.local.binaries import find_postgres_bin
+from migcoord.local.binaries import find_postgres_bin, find_postgres_bin_for, postgres_version
 
 PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
@@ -24,10 +24,11 @@ def fake_pg_config(folder: Path, bindir: Path) -> dict[str, str]:
     return {"PATH": f"{folder}:/usr/bin:/bin"}
 
 
-def server_programs(folder: Path) -> Path:
+def server_programs(folder: Path, major: int = 99) -> Path:
+    """Stand-in server programs; `postgres --version` says PostgreSQL `major`."""
     folder.mkdir(parents=True)
     for program in PROGRAMS:
-        (folder / program).write_text("#!/bin/sh\n")
+        (folder / program).write_text(f"#!/bin/sh\necho 'postgres (PostgreSQL) {major}.1'\n")
         (folder / program).chmod(0o755)
     return folder
 
@@ -74,3 +75,24 @@ def test_a_missing_extension_is_named_with_the_ways_out(tmp_path: Path, dsn: str
     assert "(--dsn)" in result.stderr and "MIGCOORD_PG_BIN" in result.stderr
     status = run(["status", "--dsn", dsn, "--format", "json"], cwd=root)
     assert [m["state"] for m in status.json()["migrations"]] == ["pending"]
+
+
+def test_an_existing_data_folder_keeps_the_major_version_that_made_it(tmp_path: Path) -> None:
+    """A dev server made by the wheel keeps the wheel's programs after a PostgreSQL of
+    another major version appears on the machine; one made by the machine's keeps
+    those; one made by neither is a clear error naming both versions."""
+    machine = server_programs(tmp_path / "pg" / "bin", major=99)
+    environ = fake_pg_config(tmp_path / "path", machine)
+    wheel = find_postgres_bin({})
+    wheel_major = postgres_version(wheel).split("(PostgreSQL) ")[1].split(".")[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "PG_VERSION").write_text(f"{wheel_major}\n")
+    assert find_postgres_bin_for(data, environ) == wheel
+    (data / "PG_VERSION").write_text("99\n")
+    assert find_postgres_bin_for(data, environ) == machine.resolve()
+    (data / "PG_VERSION").write_text("7\n")
+    with pytest.raises(UsageError, match=r"made by PostgreSQL 7, and the server programs "
+                       r"found \(.*\) are PostgreSQL 99"):
+        find_postgres_bin_for(data, environ)
+    assert find_postgres_bin_for(tmp_path / "fresh", environ) == machine.resolve()

@@ -38,3 +38,11 @@ def test_version_without_package_metadata_is_a_sane_placeholder(tmp_path: Path) 
         capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{migcoord.UNKNOWN_VERSION}\n"
+
+
+def test_a_command_with_a_version_argument_is_not_taken_for_version(tmp_path: Path) -> None:
+    """`mark 7 --applied` reaches mark (it needs a database), not the --version output."""
+    (tmp_path / "migcoord.toml").write_text('[services.a]\nmigrations = "a"\n')
+    result = run(["mark", "7", "--applied"], cwd=tmp_path)
+    assert result.code == 2 and "migcoord" not in result.stdout
+    assert "no database given" in result.stderr

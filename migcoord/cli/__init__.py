@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="migcoord", parents=[common],
         description="Coordinate SQL migrations for several services sharing one PostgreSQL "
         "database.")
-    parser.add_argument("--version", action="store_true",
+    # Its own dest: `renumber VERSION` and `mark VERSION` have a positional `version`.
+    parser.add_argument("--version", action="store_true", dest="show_version",
                         help="print the installed version of migcoord and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub, common)
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
                           ("quiet", False), ("verbose", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
-    if args.version:
+    if getattr(args, "show_version", False):
         import migcoord
 
         print(f"migcoord {migcoord.__version__}", file=out)

@@ -9,6 +9,7 @@ from migcoord.cli.context import AddCommand, Context, Handler
 from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 from migcoord.repo.config import seconds_problem
+from migcoord.results import shown_path
 
 
 def _version(text: str) -> int:
@@ -141,7 +142,7 @@ def _register_repair(add: AddCommand) -> None:
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     created = coordinator.create(args.service, args.name, lock_timeout=args.lock_timeout)
-    out.created(ctx, created)
+    out.created(ctx, created, coordinator.config.root)
     return EXIT_OK
 
 
@@ -159,7 +160,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_sum(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     path = coordinator.write_sum()
-    out.message(ctx, f"wrote {out.display(path)}", {"sum": str(path)})
+    out.message(ctx, f"wrote {out.display(path)}",
+                {"sum": shown_path(path, coordinator.config.root)})
     return EXIT_OK
 
 
@@ -167,7 +169,7 @@ def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     # Only an explicit --dsn involves the database (see Coordinator.renumber).
     result = coordinator.renumber(args.version, args.service, to=args.to, dsn=args.dsn)
-    out.renumbered(ctx, result)
+    out.renumbered(ctx, result, coordinator.config.root)
     return EXIT_OK
 
 

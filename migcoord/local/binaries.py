@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -37,6 +38,34 @@ WHEEL = "embedded"
 
 PROGRAMS = ("initdb", "pg_ctl", "postgres")
 SERVER_USER = "nobody"
+
+
+def find_postgres_bin_for(data_dir: Path, environ: Mapping[str, str]) -> Path:
+    """`find_postgres_bin`, but for an existing data folder the first candidate (the
+    machine's, then the wheel's) of the major version that made it: a cluster made by
+    the wheel's PostgreSQL 18 keeps running after a PostgreSQL 15 is installed. An
+    explicit $MIGCOORD_PG_BIN is used as it is."""
+    chosen = find_postgres_bin(environ)
+    try:
+        made_by = (data_dir / "PG_VERSION").read_text().strip()
+    except OSError:
+        return chosen
+    if environ.get(PG_BIN_ENV, "").strip() or _major(chosen) == made_by:
+        return chosen
+    for candidate in (machine_postgres_bin(environ), _wheel_bin()):
+        if candidate is not None and _major(candidate) == made_by:
+            return candidate
+    raise UsageError(
+        f"the data in {data_dir} was made by PostgreSQL {made_by}, and the server programs "
+        f"found ({chosen}) are PostgreSQL {_major(chosen)}",
+        hint=f"set ${PG_BIN_ENV} to the bin folder of a PostgreSQL {made_by}, or remove "
+        f"{data_dir} to start afresh (its databases are lost)")
+
+
+def _major(bin_dir: Path) -> str:
+    """`18` for a bin folder whose postgres says "postgres (PostgreSQL) 18.6"."""
+    match = re.search(r"\(PostgreSQL\) (\d+)", postgres_version(bin_dir))
+    return match.group(1) if match else ""
 
 
 def find_postgres_bin(environ: Mapping[str, str]) -> Path:
