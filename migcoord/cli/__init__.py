@@ -31,7 +31,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--format", choices=("text", "json"), default=argparse.SUPPRESS,
                        help="output format (json: one document on stdout)")
     group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="print only errors")
+                       help="print only errors and warnings")
     group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="print debug detail")
     return common
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Its own dest: `renumber VERSION` and `mark VERSION` have a positional `version`.
     parser.add_argument("--version", action="store_true", dest="show_version",
                         help="print the installed version of migcoord and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="run `migcoord COMMAND --help` for its options")
     commands.register(sub, common)
     return parser
 

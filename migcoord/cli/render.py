@@ -78,8 +78,6 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
         emit_json(ctx, {"ok": ok, "findings": [f.as_json(root) for f in found]})
         return
     for finding in found:
-        if ctx.args.quiet and not finding.is_error:
-            continue
         where = display(finding.path)
         if finding.line is not None:
             where += f":{finding.line}"
