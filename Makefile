@@ -24,8 +24,16 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
+# Debian and Ubuntu ship venv's pip bootstrap in a separate package; without it
+# `python3 -m venv` fails half-way and leaves a .venv that breaks every later run, so
+# ask first, and remove what a failed run made.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  version=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	  echo "make: $(PYTHON) cannot create virtual environments (no venv/ensurepip module)." >&2; \
+	  echo "  Debian/Ubuntu: apt-get install python3-venv (or python$$version-venv), then run make again" >&2; \
+	  exit 2; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: '$(PYTHON) -m venv $(VENV)' failed; removed the half-made $(VENV)" >&2; exit 2; }
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -8,7 +8,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 migcoord="${MIGCOORD:-$repo/.venv/bin/migcoord}"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/migcoord-demo.XXXXXX")
 chmod 755 "$scratch"   # the embedded server may run as another user (nobody, under root)
-cp -r "$repo/examples/alerting" "$scratch/alerting"
+# Without .migcoord/: a dev server someone started in the example (perhaps as another
+# user) must not come along; the copy starts its own.
+(cd "$repo/examples" && tar --exclude=.migcoord -cf - alerting) | tar -xf - -C "$scratch"
 # The example includes the repository's Makefile.inc by a relative path; the copy gets its own.
 cp "$repo/Makefile.inc" "$scratch/alerting/Makefile.inc"
 cd "$scratch/alerting"

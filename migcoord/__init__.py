@@ -56,10 +56,28 @@ __all__ = [
     "UpResult",
     "UsageError",
     "VerifyReport",
+    "__version__",
 ]
+
+#: What `__version__` is when the package has no installed metadata (a source tree on
+#: PYTHONPATH): a valid PEP 440 version that sorts below every release.
+UNKNOWN_VERSION = "0+unknown"
+
+
+def _installed_version() -> str:
+    """The version pip installed (the package metadata), else UNKNOWN_VERSION."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("migcoord")
+    except metadata.PackageNotFoundError:
+        return UNKNOWN_VERSION
 
 
 def __getattr__(name: str) -> object:
+    # Looked up when asked for: reading the metadata costs a directory scan at import.
+    if name == "__version__":
+        return _installed_version()
     # `verify` pulls in the schema snapshot code; service start-up never needs it.
     if name == "VerifyReport":
         from migcoord.verify import VerifyReport

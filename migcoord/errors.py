@@ -208,6 +208,11 @@ class ConfigError(MigcoordError):
         self.key = key
 
 
+class MissingDependency(UsageError):
+    """A library this command needs is not installed or cannot load (exit 2); the hint
+    names the exact `pip install`."""
+
+
 class InvalidName(UsageError):
     """A migration NAME given to `create` cannot be used."""
 

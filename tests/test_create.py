@@ -63,13 +63,14 @@ def test_create_writes_both_files_with_the_next_global_version(tmp_path: Path) -
 
 
 def test_create_json_has_version_service_up_and_down(tmp_path: Path) -> None:
-    """The JSON document names the version, the service and both paths."""
+    """The JSON document names the version, the service and both paths, relative to the
+    config's folder as check's are, wherever it is run from."""
     root = copy_example(tmp_path / "alerting")
-    document = create(root, "add_index", "aggregator")
+    document = create(root / "aggregator", "add_index", "aggregator")
     assert document["version"] == 7
     assert document["service"] == "aggregator"
-    assert Path(str(document["up"])) == root / "aggregator/migrations/000007_add_index.up.sql"
-    assert Path(str(document["down"])) == root / "aggregator/migrations/000007_add_index.down.sql"
+    assert document["up"] == "aggregator/migrations/000007_add_index.up.sql"
+    assert document["down"] == "aggregator/migrations/000007_add_index.down.sql"
 
 
 def test_create_uses_the_configured_width(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_start_status_url_stop_round_trip(repo: Path) -> None:
     """start prints the DSN of database `dev`; status and url agree; stop stops it; a
     second start reuses the port; the data lives in git-ignored .migcoord/dev."""
     status = run(["dev", "status"], cwd=repo)
-    assert status.code == 0 and status.stdout.startswith("not running")
+    assert status.code == 3 and status.stdout.startswith("not running")
     assert not (repo / ".migcoord" / "dev").exists()
 
     started = run(["dev", "start"], cwd=repo)
@@ -53,12 +53,14 @@ def test_start_status_url_stop_round_trip(repo: Path) -> None:
     assert again.code == 0 and again.stdout.strip() == dsn
     assert "already running" in again.stderr
     assert run(["dev", "status"], cwd=repo).stdout.startswith(f"running: {dsn} ")
+    assert run(["dev", "status"], cwd=repo).code == 0
     assert run(["dev", "url"], cwd=repo).stdout == dsn + "\n"
     assert run(["dev", "status", "--format", "json"], cwd=repo).json()["running"] is True
 
     stopped = run(["dev", "stop"], cwd=repo)
     assert stopped.code == 0 and "stopped" in stopped.stderr
-    assert run(["dev", "status"], cwd=repo).stdout.startswith("not running")
+    down = run(["dev", "status", "--format", "json"], cwd=repo)
+    assert (down.code, down.json()["running"]) == (3, False)
     assert run(["dev", "url"], cwd=repo).code == 3
     assert run(["dev", "stop"], cwd=repo).code == 0  # nothing to do
 

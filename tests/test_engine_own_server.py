@@ -11,6 +11,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import psycopg
@@ -56,14 +57,24 @@ class OwnServer:
             return
         victim = psycopg.connect(self.dsn(), autocommit=True)
         pid = victim.info.backend_pid
+        before = self.client_backends(victim)
         os.kill(pid, signal.SIGKILL)
         victim.close()
-        wait_until(self.accepts_connections, what="the server to recover from the crash")
+        # A connection may still succeed before the postmaster has noticed the kill;
+        # recovery is over when one succeeds and none of the sessions before it remains.
+        wait_until(lambda: self.recovered_since(before),
+                   what="the server to recover from the crash")
 
-    def accepts_connections(self) -> bool:
+    @staticmethod
+    def client_backends(conn: psycopg.Connection[Any]) -> set[int]:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity "
+                            "WHERE backend_type = 'client backend'").fetchall()
+        return {row[0] for row in rows}
+
+    def recovered_since(self, before: set[int]) -> bool:
         try:
-            with psycopg.connect(self.dsn(), connect_timeout=2):
-                return True
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                return not self.client_backends(conn) & before
         except psycopg.OperationalError:
             return False
 

@@ -73,6 +73,7 @@ def test_renumber_json_reports_old_and_new_version(tmp_path: Path) -> None:
     document = result.json()
     assert (document["old_version"], document["new_version"]) == (7, 8)
     assert len(document["moved"]) == 2
+    assert all(not path.startswith("/") for pair in document["moved"] for path in pair)
 
 
 def test_renumber_updates_qualified_references_and_leaves_the_other_services_alone(

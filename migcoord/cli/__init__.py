@@ -38,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--format", choices=("text", "json"), default=argparse.SUPPRESS,
                        help="output format (json: one document on stdout)")
     group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="print only errors")
+                       help="print only errors and warnings")
     group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="print debug detail")
     return common
@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="migcoord", parents=[common],
         description="Coordinate SQL migrations for several services sharing one PostgreSQL "
         "database.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Its own dest: `renumber VERSION` and `mark VERSION` have a positional `version`.
+    parser.add_argument("--version", action="store_true", dest="show_version",
+                        help="print the installed version of migcoord and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="run `migcoord COMMAND --help` for its options")
     commands.register(sub, common)
     return parser
 
@@ -72,6 +76,11 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
                           ("quiet", False), ("verbose", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
+    if getattr(args, "show_version", False):
+        import migcoord
+
+        print(f"migcoord {migcoord.__version__}", file=out)
+        return EXIT_OK
     if args.command is None:
         parser.print_help(err)
         return EXIT_USAGE
@@ -83,6 +92,14 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     except MigcoordError as error:
         _report(error, context)
         return error.exit_code
+    except ImportError as import_error:
+        from migcoord.cli.extras import missing_dependency
+
+        missing = missing_dependency(import_error)
+        if missing is None:
+            raise
+        _report(missing, context)
+        return missing.exit_code
     except KeyboardInterrupt as stop:
         _report_interrupt(stop, context)
         return EXIT_INTERRUPTED

@@ -9,6 +9,7 @@ from migcoord.cli.context import AddCommand, Context, Handler
 from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 from migcoord.repo.config import seconds_problem
+from migcoord.results import shown_path
 
 
 def _version(text: str) -> int:
@@ -39,6 +40,9 @@ def _seconds(text: str) -> float:
     return value
 
 
+_LOCK_HELP = "how long to wait for another migcoord's migration lock (default 60)"
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
              common: argparse.ArgumentParser) -> None:
     """Add every subcommand to `sub`, each with the global options of `common`."""
@@ -52,10 +56,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _register_database(add)
     _register_repair(add)
     # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
-    from migcoord.cli import devcmds, sqlcmds
+    from migcoord.cli import devcmds, initcmds, sqlcmds
 
     sqlcmds.register(add)
     devcmds.register(add)
+    initcmds.register(add)
 
 
 def _register_offline(add: AddCommand) -> None:
@@ -76,8 +81,10 @@ def _register_offline(add: AddCommand) -> None:
     add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
 
     p = add("renumber", cmd_renumber, "move a migration to the next free number")
-    p.add_argument("version", type=_version, metavar="VERSION")
-    p.add_argument("--service", "-s", required=True)
+    p.add_argument("version", type=_version, metavar="VERSION",
+                   help="the version to move, e.g. 000007")
+    p.add_argument("--service", "-s", required=True,
+                   help="the service whose migration with that version moves")
     p.add_argument("--to", type=_version, metavar="V", help="the new number (default: next free)")
 
 
@@ -102,7 +109,8 @@ def _register_database(add: AddCommand) -> None:
                    help="wait for a durable commit after every migration, not only the last")
 
     p = add("down", cmd_down, "roll back applied migrations, newest first")
-    p.add_argument("--service", "-s", required=True)
+    p.add_argument("--service", "-s", required=True,
+                   help="roll back this service's migrations")
     amount = p.add_mutually_exclusive_group()
     amount.add_argument("--steps", type=_positive, metavar="N", help="how many (default 1)")
     amount.add_argument("--to", type=_version, metavar="V",
@@ -110,28 +118,35 @@ def _register_database(add: AddCommand) -> None:
     p.add_argument("--cascade", action="store_true",
                    help="first roll back applied migrations that depend on these")
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
+                   help=_LOCK_HELP)
 
 
 def _register_repair(add: AddCommand) -> None:
     for name, help_text in (("mark", "record a migration as applied or pending without running it"),
                             ("force", "alias of `mark VERSION --applied` (golang-migrate's force)")):
         p = add(name, cmd_mark, help_text)
-        p.add_argument("version", type=_version, metavar="VERSION")
+        p.add_argument("version", type=_version, metavar="VERSION",
+                       help="the migration to record, e.g. 000007")
         if name == "mark":
             state = p.add_mutually_exclusive_group(required=True)
-            state.add_argument("--applied", action="store_true")
-            state.add_argument("--pending", action="store_true")
+            state.add_argument("--applied", action="store_true",
+                               help="record it as applied (you made its changes by hand)")
+            state.add_argument("--pending", action="store_true",
+                               help="record it as not applied (you undid its changes by hand)")
         else:
             p.set_defaults(applied=True, pending=False)
         p.add_argument("--reason", metavar="TEXT", help="why (kept in migcoord_events)")
-        p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+        p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
+                       help=_LOCK_HELP)
 
     p = add("adopt", cmd_adopt, "take over a database that golang-migrate managed")
-    p.add_argument("--from-golang-migrate", action="store_true", required=True)
+    p.add_argument("--from-golang-migrate", action="store_true", required=True,
+                   help="read golang-migrate's schema_migrations (the only source so far)")
     p.add_argument("--table", default="schema_migrations",
                    help="golang-migrate's table (default schema_migrations; schema.table works)")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
+                   help=_LOCK_HELP)
 
 
 # -- offline commands -----------------------------------------------------------------------
@@ -140,7 +155,7 @@ def _register_repair(add: AddCommand) -> None:
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     created = coordinator.create(args.service, args.name, lock_timeout=args.lock_timeout)
-    out.created(ctx, created)
+    out.created(ctx, created, coordinator.config.root)
     return EXIT_OK
 
 
@@ -158,7 +173,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_sum(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     path = coordinator.write_sum()
-    out.message(ctx, f"wrote {out.display(path)}", {"sum": str(path)})
+    out.message(ctx, f"wrote {out.display(path)}",
+                {"sum": shown_path(path, coordinator.config.root)})
     return EXIT_OK
 
 
@@ -166,7 +182,7 @@ def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     # Only an explicit --dsn involves the database (see Coordinator.renumber).
     result = coordinator.renumber(args.version, args.service, to=args.to, dsn=args.dsn)
-    out.renumbered(ctx, result)
+    out.renumbered(ctx, result, coordinator.config.root)
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
-from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRY
 
 if TYPE_CHECKING:
     from migcoord.verify import MigrationVerdict, Problem, SequenceVerdict, VerifyReport
@@ -197,7 +197,8 @@ def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
             ctx.stdout.write(f"running: {status.dsn} (data in {where})\n")
         else:
             ctx.stdout.write(f"not running (data in {where}; start it with `migcoord dev start`)\n")
-        return EXIT_OK
+        # As `dev url` (and systemctl status): a script can test for a running server.
+        return EXIT_OK if status.running else EXIT_RETRY
     if ctx.json:
         out.emit_json(ctx, status.as_json())
         return EXIT_OK

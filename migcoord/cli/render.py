@@ -78,8 +78,6 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
         emit_json(ctx, {"ok": ok, "findings": [f.as_json(root) for f in found]})
         return
     for finding in found:
-        if ctx.args.quiet and not finding.is_error:
-            continue
         where = display(finding.path)
         if finding.line is not None:
             where += f":{finding.line}"
@@ -101,16 +99,18 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
 # -- create / renumber ----------------------------------------------------------------------
 
 
-def created(ctx: Context, result: Created) -> None:
+def created(ctx: Context, result: Created, root: Path) -> None:
+    """`create`'s paths; in JSON relative to `root`, the config's folder."""
     if ctx.json:
-        emit_json(ctx, result.as_json())
+        emit_json(ctx, result.as_json(root))
         return
     ctx.stdout.write(f"{display(result.up)}\n{display(result.down)}\n")
 
 
-def renumbered(ctx: Context, result: Renumbered) -> None:
+def renumbered(ctx: Context, result: Renumbered, root: Path) -> None:
+    """What `renumber` moved; in JSON relative to `root`, the config's folder."""
     if ctx.json:
-        emit_json(ctx, result.as_json())
+        emit_json(ctx, result.as_json(root))
         return
     for source, target in result.moved:
         ctx.stdout.write(f"renamed {display(source)} -> {display(target)}\n")
@@ -183,7 +183,8 @@ def status(ctx: Context, report: StatusReport, root: Path) -> None:
     ctx.stdout.write(f"database version: {version}   dirty: {dirty}\n")
     rows = [("VERSION", "SERVICE", "NAME", "STATE", "APPLIED AT")]
     for m in report.migrations:
-        applied = m.applied_at.strftime("%Y-%m-%d %H:%M:%S") if m.applied_at else ""
+        # With its zone: the server's session time zone decides the clock shown.
+        applied = m.applied_at.isoformat(sep=" ", timespec="seconds") if m.applied_at else ""
         state = str(m.state) + (f" ({m.detail})" if m.detail else "")
         rows.append((format_version(m.version), m.service, m.name, state, applied))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

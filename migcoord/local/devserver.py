@@ -21,6 +21,7 @@ import attrs
 
 from migcoord.core.model import Config
 from migcoord.errors import DevServerNotRunning, EmbeddedServerError
+from migcoord.local.binaries import find_postgres_bin_for
 from migcoord.local.embedded import EmbeddedServer
 
 log = logging.getLogger("migcoord")
@@ -132,7 +133,8 @@ def port_is_free(port: int) -> bool:
 
 
 def _server(config: Config, environ: Mapping[str, str]) -> EmbeddedServer:
-    return EmbeddedServer.from_environ(data_dir(config, environ), environ)
+    folder = data_dir(config, environ)
+    return EmbeddedServer(folder, find_postgres_bin_for(folder, environ))
 
 
 def _display(path: Path) -> str:
