@@ -15,6 +15,7 @@ from migcoord.errors import (
     LockTimeout,
     MigcoordError,
     MigrationFailed,
+    MigrationLockTimeout,
     RefusedError,
     UsageError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "MigcoordError",
     "Migration",
     "MigrationFailed",
+    "MigrationLockTimeout",
     "MigrationState",
     "RefusedError",
     "Renumbered",

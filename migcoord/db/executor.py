@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ import attrs
 import psycopg
 from psycopg import sql
 
+from migcoord.core import ddl
+from migcoord.core.ddl import DdlPolicy
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import failures, indexes, settings
+from migcoord.db import failures, indexes, lockwait, settings
 from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
@@ -49,6 +52,9 @@ from migcoord.sql import reader, transactions
 from migcoord.sql.reader import Statement as SqlStatement
 
 log = logging.getLogger("migcoord")
+
+#: lock_not_available: a lock_timeout fired (or a NOWAIT found the lock taken).
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @attrs.frozen
@@ -64,16 +70,24 @@ class _Run:
     modes: str = ""
 
 
-def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
-    """Apply one migration and record it; returns its duration in milliseconds."""
+def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None,
+             policy: DdlPolicy, watch: lockwait.LockWatch,
+             before_commit: Callable[[psycopg.Connection], None] | None = None) -> int:
+    """Apply one migration and record it, with the timeouts of `policy`, attempted again
+    after a lock timeout as `policy` says (`watch` names who blocked it and paces the
+    attempts); returns its duration in milliseconds. `before_commit` is called with the
+    connection inside the migration's transaction, just before it commits (verify reads
+    the locks it holds); it is not called for a no-transaction migration."""
     run = _decide(migration, "up")
     if run.outside:
-        return _apply_without_transaction(history, migration, _statements(run.text), role=role)
+        return _apply_without_transaction(history, migration, _statements(run.text), role=role,
+                                          policy=policy, watch=watch)
     started = time.monotonic()
     try:
-        _in_one_transaction(history, migration, run,
-                            history.applied_sql(_row(history, migration, "applied", 0)),
-                            role=role, lock_pid=lock_pid, direction="up")
+        _with_retries(history, migration, "up", policy, watch, lambda: _in_one_transaction(
+            history, migration, run, history.applied_sql(_row(history, migration, "applied", 0)),
+            role=role, lock_pid=lock_pid, direction="up", policy=policy,
+            before_commit=before_commit))
     except MigrationFailed as failure:
         with _suppress_db_errors():
             # A synchronous commit also makes the run's earlier relaxed commits durable.
@@ -124,11 +138,42 @@ def _refused(migration: Migration, direction: str, message: str, hint: str, line
                            service=migration.service, direction=direction)
 
 
+def _with_retries(history: History, migration: Migration, direction: str, policy: DdlPolicy,
+                  watch: lockwait.LockWatch, attempt: Callable[[], None]) -> None:
+    """Run `attempt` (one whole transaction) until no lock timeout stops it, at most
+    `policy.attempts` times, pausing between attempts; after the last one, the failure
+    names what it waited for and who was in its way."""
+    for number in range(1, policy.attempts + 1):
+        with watch.watching(history.conn.info.backend_pid, policy) as seen:
+            try:
+                attempt()
+                return
+            except MigrationFailed as failure:
+                if failure.sqlstate != LOCK_NOT_AVAILABLE or isinstance(failure, PoolerDetected):
+                    raise
+                timed_out, blocked = failure, seen()
+        if number == policy.attempts:
+            raise failures.lock_wait_exhausted(timed_out, migration, direction, policy, blocked,
+                                               attempts=number) from None
+        _pause(migration, policy, watch, number, blocked)
+
+
+def _pause(migration: Migration, policy: DdlPolicy, watch: lockwait.LockWatch, retry: int,
+           blocked: lockwait.Blocked | None) -> None:
+    pause = ddl.pause_before_retry(policy, retry, watch.rng)
+    log.warning("%s %s: %s", migration.service, migration.label,
+                lockwait.retrying_note(policy, retry, pause, blocked))
+    watch.pause(pause)
+
+
 def _in_one_transaction(history: History, migration: Migration, run: _Run, record: str, *,
-                        role: str | None, lock_pid: int, direction: str) -> None:
-    """Run BEGIN, the file, the settings it changed put back, and `record` (history
-    change + event, returning the backend pid) as one simple query, then COMMIT: one
-    transaction, three round trips with reading the settings first.
+                        role: str | None, lock_pid: int, direction: str,
+                        policy: DdlPolicy,
+                        before_commit: Callable[[psycopg.Connection], None] | None = None
+                        ) -> None:
+    """Run BEGIN, the policy's timeouts (SET LOCAL), the file, the settings it changed put
+    back, and `record` (history change + event, returning the backend pid) as one simple
+    query, then COMMIT: one transaction, three round trips with reading the settings first.
 
     Anything unexpected (an error, no pid, another session's pid) rolls back instead.
     """
@@ -138,6 +183,7 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
     try:
         saved = settings.save(conn)
         opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
+        opening += lockwait.timeouts_sql(policy, local=True)
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
         closing = "\n;\n" + settings.restore_sql(conn, saved) + record
@@ -169,6 +215,8 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
                 f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
                 version=migration.version, service=migration.service, direction=direction)
         _refuse_named_invalid_indexes(conn, migration, text, direction)
+        if before_commit is not None:
+            before_commit(conn)
         _commit(conn, migration, text, direction)
     except psycopg.Error as err:
         if not lost(conn):
@@ -248,8 +296,9 @@ def synchronous(history: History) -> None:
 
 
 def apply_down(history: History, migration: Migration, *, lock_pid: int,
-               role: str | None) -> int:
-    """Run the down file and delete the history row in one transaction; returns ms.
+               role: str | None, policy: DdlPolicy, watch: lockwait.LockWatch) -> int:
+    """Run the down file and delete the history row in one transaction, with the timeouts
+    and retries of `policy` (as apply_up); returns ms.
 
     A down file that cannot run in a transaction (its own `-- migcoord:no-transaction`,
     or a lone DROP INDEX CONCURRENTLY) runs statement by statement instead, with the row
@@ -258,29 +307,33 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
     run = _decide(migration, "down")
     if run.outside:
         return _rollback_without_transaction(history, migration, _statements(run.text),
-                                             role=role)
+                                             role=role, policy=policy, watch=watch)
     started = time.monotonic()
-    _in_one_transaction(history, migration, run,
-                        history.rolled_back_sql(migration.version, migration.service,
-                                                migration.name),
-                        role=role, lock_pid=lock_pid, direction="down")
+    _with_retries(history, migration, "down", policy, watch, lambda: _in_one_transaction(
+        history, migration, run,
+        history.rolled_back_sql(migration.version, migration.service, migration.name),
+        role=role, lock_pid=lock_pid, direction="down", policy=policy))
     return _ms(started)
 
 
 def _apply_without_transaction(history: History, migration: Migration,
-                               statements: Sequence[SqlStatement], *, role: str | None) -> int:
+                               statements: Sequence[SqlStatement], *, role: str | None,
+                               policy: DdlPolicy, watch: lockwait.LockWatch) -> int:
     saved = settings.save(history.conn)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
-    return _run_statements(history, migration, statements, saved, role=role, direction="up")
+    return _run_statements(history, migration, statements, saved, role=role, direction="up",
+                           policy=policy, watch=watch)
 
 
 def _rollback_without_transaction(history: History, migration: Migration,
                                   statements: Sequence[SqlStatement], *,
-                                  role: str | None) -> int:
+                                  role: str | None, policy: DdlPolicy,
+                                  watch: lockwait.LockWatch) -> int:
     saved = settings.save(history.conn)
     history.mark_dirty(migration.version, statement_count=len(statements))
-    return _run_statements(history, migration, statements, saved, role=role, direction="down")
+    return _run_statements(history, migration, statements, saved, role=role, direction="down",
+                           policy=policy, watch=watch)
 
 
 def _statements(text: str) -> Sequence[SqlStatement]:
@@ -290,9 +343,12 @@ def _statements(text: str) -> Sequence[SqlStatement]:
 
 def _run_statements(history: History, migration: Migration,
                     statements: Sequence[SqlStatement], saved: settings.Saved, *,
-                    role: str | None, direction: str) -> int:
-    """Run one statement at a time in autocommit, recording progress in the dirty row;
-    the session's settings are put back to `saved` afterwards, whether it failed or not."""
+                    role: str | None, direction: str, policy: DdlPolicy,
+                    watch: lockwait.LockWatch) -> int:
+    """Run one statement at a time in autocommit, with the policy's timeouts, recording
+    progress in the dirty row; a statement a lock timeout stopped runs again when that is
+    safe (`_run_one`). The session's settings are put back to `saved` afterwards, whether
+    it failed or not."""
     conn = history.conn
     sql_file = migration.up if direction == "up" else migration.down
     text = sql_file.text or "" if sql_file is not None else ""
@@ -304,35 +360,43 @@ def _run_statements(history: History, migration: Migration,
     unrole = sql.SQL("SELECT pg_catalog.set_config('role', {}, false)").format(
         sql.Literal(saved.role))
     before = indexes.invalid_oids(conn)
+    # Session-wide, for the file's statements; put back with the rest of `saved`.
+    conn.execute(lockwait.timeouts_sql(policy, local=False))
     for index, statement in enumerate(statements):
+        stopped: _Stopped | None = None
         try:
-            if role:
-                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            conn.execute(statement.text)
-            if role:
-                conn.execute(unrole)
-            _record_progress(history, migration, index + 1, saved)
-        except psycopg.Error as err:
+            stopped = _run_one(conn, migration, statement, role=role, unrole=unrole,
+                               policy=policy, watch=watch, before=before)
+            if stopped is None:
+                _record_progress(history, migration, index + 1, saved)
+                continue
+            err: psycopg.Error = stopped.error
+        except psycopg.Error as raised:
+            err = raised
             if lost(conn):
                 raise failures.lost_midway(err, migration, statement, index, len(statements),
                                            path=path, direction=direction) from None
-            with _suppress_db_errors():
-                settings.restore(conn, saved)
-            if len(statements) == 1:
-                note = (f"it ran outside a transaction, so {migration.label} is now recorded "
-                        "as dirty")
-            else:
-                done = (f"the {index} before it stay applied" if direction == "up" else
-                        f"the {index} before it stay rolled back")
-                note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
-                        f"so {migration.label} is now recorded as dirty")
-            left: list[indexes.InvalidIndex] = []
-            with _suppress_db_errors():
-                left = indexes.left_behind(conn, before)
-            failure = failures.failure(err, text, path, migration, statement=statement,
-                                       note=note, direction=direction, dirty=True, invalid=left)
-            _record_failure(history, migration, failure, direction, statement=index + 1)
-            raise failure from None
+        with _suppress_db_errors():
+            settings.restore(conn, saved)
+        if len(statements) == 1:
+            note = (f"it ran outside a transaction, so {migration.label} is now recorded "
+                    "as dirty")
+        else:
+            done = (f"the {index} before it stay applied" if direction == "up" else
+                    f"the {index} before it stay rolled back")
+            note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
+                    f"so {migration.label} is now recorded as dirty")
+        left: list[indexes.InvalidIndex] = []
+        with _suppress_db_errors():
+            left = indexes.left_behind(conn, before)
+        failure = failures.failure(err, text, path, migration, statement=statement,
+                                   note=note, direction=direction, dirty=True, invalid=left)
+        if stopped is not None:
+            failure = failures.lock_wait_exhausted(
+                failure, migration, direction, policy, stopped.blocked,
+                attempts=stopped.attempts, not_again=stopped.not_again)
+        _record_failure(history, migration, failure, direction, statement=index + 1)
+        raise failure from None
     settings.restore(conn, saved)
     _refuse_invalid_indexes(history, migration, text, path=path, direction=direction)
     duration = _ms(started)
@@ -343,6 +407,73 @@ def _run_statements(history: History, migration: Migration,
     history.event(direction, version=migration.version, service=migration.service,
                   name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
     return duration
+
+
+@attrs.frozen
+class _Stopped:
+    """A no-transaction statement that a lock timeout stopped for good."""
+
+    error: psycopg.Error
+    blocked: lockwait.Blocked | None
+    attempts: int
+    #: Why it was not run again (None: it was, as often as the policy allows).
+    not_again: str | None = None
+
+
+#: `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`: stopped part-way, it is finished
+#: with `... FINALIZE`, and running it again fails.
+_DETACH_CONCURRENTLY = re.compile(r"\bdetach\s+partition\b.*\bconcurrently\b",
+                                  re.IGNORECASE | re.DOTALL)
+
+
+def _run_one(conn: psycopg.Connection, migration: Migration, statement: SqlStatement, *,
+             role: str | None, unrole: sql.Composed, policy: DdlPolicy,
+             watch: lockwait.LockWatch, before: frozenset[int]) -> _Stopped | None:
+    """Run one statement of a no-transaction file (as `role`); None once it ran.
+
+    A lock timeout rolled the statement back, so it runs again after a pause, as often
+    as `policy` allows, when that is safe: an INVALID index a timed-out concurrent build
+    left behind is dropped first (concurrently, and said so; a drop that times out too
+    is one more attempt that timed out); a DETACH PARTITION CONCURRENTLY is not run
+    again. Any other error is raised."""
+    number = 0
+    while True:
+        number += 1
+        with watch.watching(conn.info.backend_pid, policy) as seen:
+            try:
+                if number > 1:
+                    _drop_left_behind(conn, migration, before)
+                if role:
+                    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+                conn.execute(statement.text)
+                if role:
+                    conn.execute(unrole)
+                return None
+            except psycopg.Error as err:
+                if lost(conn) or err.sqlstate != LOCK_NOT_AVAILABLE:
+                    raise
+                timed_out, blocked = err, seen()
+        if number >= policy.attempts:
+            return _Stopped(timed_out, blocked, number)
+        if _DETACH_CONCURRENTLY.search(statement.text):
+            return _Stopped(timed_out, blocked, number, not_again=(
+                "a DETACH PARTITION ... CONCURRENTLY that stopped part-way is finished with "
+                "`ALTER TABLE ... DETACH PARTITION ... FINALIZE`, not run again"))
+        _pause(migration, policy, watch, number, blocked)
+
+
+def _drop_left_behind(conn: psycopg.Connection, migration: Migration,
+                      before: frozenset[int]) -> None:
+    """Drop the INVALID indexes that appeared since `before`: what the statement that timed
+    out left behind (a concurrent build stopped part-way), which `IF NOT EXISTS` would
+    skip and which enforces nothing; each drop is logged."""
+    for index in indexes.left_behind(conn, before):
+        # The name comes quoted from the server (quote_ident).
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.SQL(index.name)))
+        log.warning("%s %s: dropped %s, left behind by the attempt that timed out, before "
+                    "the next attempt", migration.service, migration.label,
+                    indexes.described([index]))
 
 
 def _record_progress(history: History, migration: Migration, done: int,
