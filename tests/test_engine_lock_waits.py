@@ -9,6 +9,8 @@ retry_delay = "10ms"`), as a user could set them.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from test_engine_support import (
     env,
     execute,
     history,
+    holding_lock,
     lock_holders,
     query,
     scalar,
@@ -58,9 +61,14 @@ def blocker(dsn: str) -> Iterator[psycopg.Connection]:
     """An application session named `billing-app`, left open (the test starts its
     transaction), rolled back and closed afterwards."""
     execute(dsn, "CREATE TABLE t (id int)")
-    with psycopg.connect(with_params(dsn, application_name="billing-app")) as conn:
+    conn = psycopg.connect(with_params(dsn, application_name="billing-app"))
+    try:
         yield conn
-        conn.rollback()
+    finally:
+        # A test may have ended it with pg_terminate_backend.
+        with contextlib.suppress(psycopg.OperationalError):
+            conn.rollback()
+        conn.close()
 
 
 def migration_waiting(dsn: str) -> bool:
@@ -287,3 +295,62 @@ def test_the_first_layer_that_sets_a_timeout_wins(
     result = run(["up", "--all", "--ddl-lock-timeout", "0"], cwd=root, environ=env(other_dsn))
     assert result.code == 0, result.stderr
     assert [seen(other_dsn, n) for n in (1, 2, 3)] == [("0", "0"), ("0", "10min"), ("0", "0")]
+
+
+def test_the_hints_of_a_lock_timeout_work_when_followed(
+        tmp_path: Path, dsn: str, blocker: psycopg.Connection) -> None:
+    """End the blocker with the hint's own SQL, then run the hint's command: applied."""
+    root = tree(tmp_path, "ALTER TABLE t ADD COLUMN x int;\n", retries=0)
+    blocker.execute("SELECT 1 FROM t")
+    failed = run(["up", "--service", "a", "--format", "json"], cwd=root, environ=env(dsn))
+    assert failed.code == 1, failed
+    hint = failed.json()["error"]["hint"]
+    [terminate] = re.findall(r"`(SELECT pg_terminate_backend\(\d+\);)`", hint)
+    [command] = re.findall(r"run `migcoord ([^`]+)` again", hint)
+
+    execute(dsn, terminate)
+    wait_until(lambda: blocker.closed or blocker.broken or not query(
+        dsn, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (blocker.info.backend_pid,)),
+        what="the blocker to end")
+    again = run(command.split(), cwd=root, environ=env(dsn))
+    assert again.code == 0, again.stderr
+    assert [row["version"] for row in history(dsn)] == [1]
+
+
+def test_a_password_in_the_dsn_never_shows_in_a_lock_timeout(
+        tmp_path: Path, dsn: str, blocker: psycopg.Connection) -> None:
+    """The watching connection connects as the migrating one did (password included),
+    names the blocker, and the password appears nowhere in the output."""
+    secret = "s3cret-Lock-Wait-pw"
+    root = tree(tmp_path, "ALTER TABLE t ADD COLUMN x int;\n", retries=1)
+    blocker.execute("SELECT 1 FROM t")
+    result = run(["up", "--service", "a", "--format", "json", "-v"], cwd=root,
+                 environ=env(with_params(dsn, password=secret)))
+    assert result.code == 1, result
+    assert f"pid {blocker.info.backend_pid}" in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+def test_a_crlf_file_with_a_byte_order_mark_keeps_its_directive(tmp_path: Path,
+                                                                dsn: str) -> None:
+    up = "\ufeff-- migcoord:lock-timeout 1.5s\r\n-- migcoord:retries 0\r\n" + recorder(1).replace(
+        "\n", "\r\n")
+    root = make_tree(tmp_path, {"a/migrations/000001_m.up.sql": up.encode("utf-8"),
+                                "a/migrations/000001_m.down.sql": "SELECT 1;\n"},
+                     config=AB_CONFIG)
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+    assert seen(dsn, 1) == ("1500ms", "0")
+
+
+def test_the_migration_lock_wait_keeps_exit_3_under_either_spelling(tmp_path: Path,
+                                                                    dsn: str) -> None:
+    """`--lock-timeout` (also `--migration-lock-timeout`) bounds the wait for another
+    migcoord: that stays exit 3, worth retrying as it is."""
+    root = tree(tmp_path, "CREATE TABLE x (id int);\n")
+    assert run(["status"], cwd=root, environ=env(dsn)).code == 0
+    with holding_lock(dsn, application_name="another migcoord"):
+        for spelling in ("--lock-timeout", "--migration-lock-timeout"):
+            result = run(["up", "--service", "a", spelling, "0.2"], cwd=root, environ=env(dsn))
+            assert result.code == 3, result
+            assert "another migcoord" in result.stderr
+    assert history(dsn) == []

@@ -97,8 +97,9 @@ def _register_database(add: AddCommand) -> None:
     p.add_argument("--allow-out-of-order", action="store_true",
                    help="apply a pending migration numbered below an applied one")
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                   help="how long to wait for another migcoord (default 60)")
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC", help="how long to wait for another migcoord's migration lock "
+                   "(default 60)")
     _ddl_option(p)
     p.add_argument("--sync-each", action="store_true",
                    help="wait for a durable commit after every migration, not only the last")
@@ -112,8 +113,9 @@ def _register_database(add: AddCommand) -> None:
     p.add_argument("--cascade", action="store_true",
                    help="first roll back applied migrations that depend on these")
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                   help="how long to wait for another migcoord (default 60)")
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC", help="how long to wait for another migcoord's migration lock "
+                   "(default 60)")
     _ddl_option(p)
 
 
@@ -144,13 +146,15 @@ def _register_repair(add: AddCommand) -> None:
         else:
             p.set_defaults(applied=True, pending=False)
         p.add_argument("--reason", metavar="TEXT", help="why (kept in migcoord_events)")
-        p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+        p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds,
+                       default=None, metavar="SEC")
 
     p = add("adopt", cmd_adopt, "take over a database that golang-migrate managed")
     p.add_argument("--from-golang-migrate", action="store_true", required=True)
     p.add_argument("--table", default="schema_migrations",
                    help="golang-migrate's table (default schema_migrations; schema.table works)")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC")
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC")
 
 
 # -- offline commands -----------------------------------------------------------------------
