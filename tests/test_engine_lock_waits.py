@@ -354,3 +354,23 @@ def test_the_migration_lock_wait_keeps_exit_3_under_either_spelling(tmp_path: Pa
             assert result.code == 3, result
             assert "another migcoord" in result.stderr
     assert history(dsn) == []
+
+
+def test_a_timed_out_detach_concurrently_is_not_run_again_saying_why(
+        tmp_path: Path, dsn: str, blocker: psycopg.Connection) -> None:
+    """Stopped part-way, a DETACH PARTITION ... CONCURRENTLY is finished with FINALIZE,
+    not run again: one attempt despite `retries = 3`, and the reason given."""
+    execute(dsn, "CREATE TABLE p (id int) PARTITION BY RANGE (id); "
+                 "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)")
+    root = tree(tmp_path, "-- migcoord:no-transaction\n"
+                "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n", retries=3)
+    blocker.execute("LOCK TABLE p IN SHARE MODE")
+
+    with pytest.raises(MigrationLeftDirty) as raised:
+        coordinator(root).up("a", dsn=dsn)
+
+    error = raised.value
+    assert error.lock_wait is not None
+    assert error.lock_wait["attempts"] == 1
+    assert "not tried again: a DETACH PARTITION ... CONCURRENTLY" in error.message
+    assert "FINALIZE" in error.message

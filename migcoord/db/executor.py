@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -40,10 +39,9 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from migcoord.core import ddl
 from migcoord.core.ddl import DdlPolicy
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import failures, indexes, lockwait, settings
+from migcoord.db import failures, indexes, lockwait, retries, settings
 from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
@@ -52,9 +50,6 @@ from migcoord.sql import reader, transactions
 from migcoord.sql.reader import Statement as SqlStatement
 
 log = logging.getLogger("migcoord")
-
-#: lock_not_available: a lock_timeout fired (or a NOWAIT found the lock taken).
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 @attrs.frozen
@@ -84,7 +79,7 @@ def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str
                                           policy=policy, watch=watch)
     started = time.monotonic()
     try:
-        _with_retries(history, migration, "up", policy, watch, lambda: _in_one_transaction(
+        retries.in_transaction(history, migration, "up", policy, watch, lambda: _in_one_transaction(
             history, migration, run, history.applied_sql(_row(history, migration, "applied", 0)),
             role=role, lock_pid=lock_pid, direction="up", policy=policy,
             before_commit=before_commit))
@@ -136,34 +131,6 @@ def _refused(migration: Migration, direction: str, message: str, hint: str, line
                            path=sql_file.path if sql_file is not None else None,
                            line=line, column=column, version=migration.version,
                            service=migration.service, direction=direction)
-
-
-def _with_retries(history: History, migration: Migration, direction: str, policy: DdlPolicy,
-                  watch: lockwait.LockWatch, attempt: Callable[[], None]) -> None:
-    """Run `attempt` (one whole transaction) until no lock timeout stops it, at most
-    `policy.attempts` times, pausing between attempts; after the last one, the failure
-    names what it waited for and who was in its way."""
-    for number in range(1, policy.attempts + 1):
-        with watch.watching(history.conn.info.backend_pid, policy) as seen:
-            try:
-                attempt()
-                return
-            except MigrationFailed as failure:
-                if failure.sqlstate != LOCK_NOT_AVAILABLE or isinstance(failure, PoolerDetected):
-                    raise
-                timed_out, blocked = failure, seen()
-        if number == policy.attempts:
-            raise failures.lock_wait_exhausted(timed_out, migration, direction, policy, blocked,
-                                               attempts=number) from None
-        _pause(migration, policy, watch, number, blocked)
-
-
-def _pause(migration: Migration, policy: DdlPolicy, watch: lockwait.LockWatch, retry: int,
-           blocked: lockwait.Blocked | None) -> None:
-    pause = ddl.pause_before_retry(policy, retry, watch.rng)
-    log.warning("%s %s: %s", migration.service, migration.label,
-                lockwait.retrying_note(policy, retry, pause, blocked))
-    watch.pause(pause)
 
 
 def _in_one_transaction(history: History, migration: Migration, run: _Run, record: str, *,
@@ -309,7 +276,7 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
         return _rollback_without_transaction(history, migration, _statements(run.text),
                                              role=role, policy=policy, watch=watch)
     started = time.monotonic()
-    _with_retries(history, migration, "down", policy, watch, lambda: _in_one_transaction(
+    retries.in_transaction(history, migration, "down", policy, watch, lambda: _in_one_transaction(
         history, migration, run,
         history.rolled_back_sql(migration.version, migration.service, migration.name),
         role=role, lock_pid=lock_pid, direction="down", policy=policy))
@@ -347,7 +314,7 @@ def _run_statements(history: History, migration: Migration,
                     watch: lockwait.LockWatch) -> int:
     """Run one statement at a time in autocommit, with the policy's timeouts, recording
     progress in the dirty row; a statement a lock timeout stopped runs again when that is
-    safe (`_run_one`). The session's settings are put back to `saved` afterwards, whether
+    safe (`retries.one_statement`). The session's settings are put back to `saved` afterwards, whether
     it failed or not."""
     conn = history.conn
     sql_file = migration.up if direction == "up" else migration.down
@@ -363,9 +330,9 @@ def _run_statements(history: History, migration: Migration,
     # Session-wide, for the file's statements; put back with the rest of `saved`.
     conn.execute(lockwait.timeouts_sql(policy, local=False))
     for index, statement in enumerate(statements):
-        stopped: _Stopped | None = None
+        stopped: retries.Stopped | None = None
         try:
-            stopped = _run_one(conn, migration, statement, role=role, unrole=unrole,
+            stopped = retries.one_statement(conn, migration, statement, role=role, unrole=unrole,
                                policy=policy, watch=watch, before=before)
             if stopped is None:
                 _record_progress(history, migration, index + 1, saved)
@@ -407,73 +374,6 @@ def _run_statements(history: History, migration: Migration,
     history.event(direction, version=migration.version, service=migration.service,
                   name=migration.name, detail={"duration_ms": duration, "no_transaction": True})
     return duration
-
-
-@attrs.frozen
-class _Stopped:
-    """A no-transaction statement that a lock timeout stopped for good."""
-
-    error: psycopg.Error
-    blocked: lockwait.Blocked | None
-    attempts: int
-    #: Why it was not run again (None: it was, as often as the policy allows).
-    not_again: str | None = None
-
-
-#: `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`: stopped part-way, it is finished
-#: with `... FINALIZE`, and running it again fails.
-_DETACH_CONCURRENTLY = re.compile(r"\bdetach\s+partition\b.*\bconcurrently\b",
-                                  re.IGNORECASE | re.DOTALL)
-
-
-def _run_one(conn: psycopg.Connection, migration: Migration, statement: SqlStatement, *,
-             role: str | None, unrole: sql.Composed, policy: DdlPolicy,
-             watch: lockwait.LockWatch, before: frozenset[int]) -> _Stopped | None:
-    """Run one statement of a no-transaction file (as `role`); None once it ran.
-
-    A lock timeout rolled the statement back, so it runs again after a pause, as often
-    as `policy` allows, when that is safe: an INVALID index a timed-out concurrent build
-    left behind is dropped first (concurrently, and said so; a drop that times out too
-    is one more attempt that timed out); a DETACH PARTITION CONCURRENTLY is not run
-    again. Any other error is raised."""
-    number = 0
-    while True:
-        number += 1
-        with watch.watching(conn.info.backend_pid, policy) as seen:
-            try:
-                if number > 1:
-                    _drop_left_behind(conn, migration, before)
-                if role:
-                    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-                conn.execute(statement.text)
-                if role:
-                    conn.execute(unrole)
-                return None
-            except psycopg.Error as err:
-                if lost(conn) or err.sqlstate != LOCK_NOT_AVAILABLE:
-                    raise
-                timed_out, blocked = err, seen()
-        if number >= policy.attempts:
-            return _Stopped(timed_out, blocked, number)
-        if _DETACH_CONCURRENTLY.search(statement.text):
-            return _Stopped(timed_out, blocked, number, not_again=(
-                "a DETACH PARTITION ... CONCURRENTLY that stopped part-way is finished with "
-                "`ALTER TABLE ... DETACH PARTITION ... FINALIZE`, not run again"))
-        _pause(migration, policy, watch, number, blocked)
-
-
-def _drop_left_behind(conn: psycopg.Connection, migration: Migration,
-                      before: frozenset[int]) -> None:
-    """Drop the INVALID indexes that appeared since `before`: what the statement that timed
-    out left behind (a concurrent build stopped part-way), which `IF NOT EXISTS` would
-    skip and which enforces nothing; each drop is logged."""
-    for index in indexes.left_behind(conn, before):
-        # The name comes quoted from the server (quote_ident).
-        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-            sql.SQL(index.name)))
-        log.warning("%s %s: dropped %s, left behind by the attempt that timed out, before "
-                    "the next attempt", migration.service, migration.label,
-                    indexes.described([index]))
 
 
 def _record_progress(history: History, migration: Migration, done: int,
