@@ -16,6 +16,7 @@ from migcoord.errors import (
     LockTimeout,
     MigcoordError,
     MigrationFailed,
+    MigrationLockTimeout,
     RefusedError,
     UsageError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "MigcoordError",
     "Migration",
     "MigrationFailed",
+    "MigrationLockTimeout",
     "MigrationState",
     "RefusedError",
     "Renumbered",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from migcoord.core import planning, reconcile
+from migcoord.core.ddl import DdlSettings
 from migcoord.core.model import (
     Catalog,
     Config,
@@ -30,6 +31,7 @@ from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
 from migcoord.db.lock import advisory_lock, lock_key
+from migcoord.db.lockwait import LockWatch
 from migcoord.errors import Interrupted, MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
 from migcoord.repo.config import lock_wait
@@ -73,10 +75,22 @@ def locked(config: Config, history: History, timeout: float | None) -> Iterator[
         yield pid
 
 
+@contextlib.contextmanager
+def watched(history: History) -> Iterator[LockWatch]:
+    """Who blocks the migrations of this run, watched from a second connection that is
+    opened only if a migration runs long enough to be worth a look (db/lockwait)."""
+    watch = LockWatch.of(history.conn)
+    try:
+        yield watch
+    finally:
+        watch.close()
+
+
 # -- up and down ------------------------------------------------------------------------
 
 def up(config: Config, catalog: Catalog, history: History, request: planning.UpRequest, *,
-       dry_run: bool, lock_timeout: float | None, sync_each: bool) -> UpResult:
+       dry_run: bool, lock_timeout: float | None, sync_each: bool,
+       ddl: DdlSettings | None = None) -> UpResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
     again (others may have applied some of it meanwhile) and apply each step."""
     plan = planning.plan_up(catalog, history.rows(), request)
@@ -100,7 +114,9 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         relaxed = not (sync_each or config.synchronous_commit == "each")
         applied: list[StepResult] = []
         try:
-            _apply_up(config, history, plan.steps, lock_pid, relaxed=relaxed, applied=applied)
+            with watched(history) as watch:
+                _apply_up(config, history, plan.steps, _Run(lock_pid, ddl, watch),
+                          relaxed=relaxed, applied=applied)
         except MigcoordError as error:
             error.with_applied(applied)
             raise
@@ -109,7 +125,17 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
     return UpResult(applied=tuple(applied), warnings=plan.warnings)
 
 
-def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], lock_pid: int,
+@attrs.frozen
+class _Run:
+    """What each step of one run of `up` or `down` shares."""
+
+    lock_pid: int
+    #: The command line's DDL settings, above every other layer.
+    ddl: DdlSettings | None
+    watch: LockWatch
+
+
+def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], run: _Run,
               *, relaxed: bool, applied: list[StepResult]) -> None:
     """Apply `steps` in order, each with its history row; `applied` grows as each
     commits, so on a failure it holds what committed before it."""
@@ -119,11 +145,12 @@ def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], 
                 # The last commit waits for the WAL flush, and so makes every earlier
                 # commit of this run durable too.
                 executor.synchronous(history)
-            applied.append(_run_step(config, history, step.migration, "up", lock_pid))
+            applied.append(_run_step(config, history, step.migration, "up", run))
 
 
 def down(config: Config, catalog: Catalog, history: History, request: planning.DownRequest, *,
-         dry_run: bool, lock_timeout: float | None) -> DownResult:
+         dry_run: bool, lock_timeout: float | None,
+         ddl: DdlSettings | None = None) -> DownResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
     again and roll back each step, newest first."""
     plan = planning.plan_down(catalog, history.rows(), request)
@@ -139,7 +166,9 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
                              {request.service})
         rolled_back: list[StepResult] = []
         try:
-            _apply_down(config, history, plan.steps, lock_pid, rolled_back=rolled_back)
+            with watched(history) as watch:
+                _apply_down(config, history, plan.steps, _Run(lock_pid, ddl, watch),
+                            rolled_back=rolled_back)
         except MigcoordError as error:
             error.with_applied(rolled_back)
             raise
@@ -164,26 +193,29 @@ def refuse_invalid_files(config: Config, catalog: Catalog,
 
 
 def _apply_down(config: Config, history: History, steps: Sequence[planning.Step],
-                lock_pid: int, *, rolled_back: list[StepResult]) -> None:
+                run: _Run, *, rolled_back: list[StepResult]) -> None:
     """Roll back `steps` in order; `rolled_back` grows as each commits."""
     for step in steps:
         migration = step.migration
         if step.reason.startswith("cascade"):
             log.warning("rolling back %s %s %s first (%s)", migration.version_text,
                         migration.service, migration.name, step.reason)
-        rolled_back.append(_run_step(config, history, migration, "down", lock_pid))
+        rolled_back.append(_run_step(config, history, migration, "down", run))
 
 
 def _run_step(config: Config, history: History, migration: Migration, direction: Direction,
-              lock_pid: int) -> StepResult:
+              run: _Run) -> StepResult:
     """Run one file and change its history row in one transaction (unless the file opts
-    out), as the service's role when it has one."""
+    out), as the service's role when it has one, with its timeouts and retries."""
     service = config.service(migration.service)
     role = service.role if service is not None else None
+    policy = config.ddl_policy(migration, direction, run.ddl)
     if direction == "up":
-        duration = executor.apply_up(history, migration, lock_pid=lock_pid, role=role)
+        duration = executor.apply_up(history, migration, lock_pid=run.lock_pid, role=role,
+                                     policy=policy, watch=run.watch)
     else:
-        duration = executor.apply_down(history, migration, lock_pid=lock_pid, role=role)
+        duration = executor.apply_down(history, migration, lock_pid=run.lock_pid, role=role,
+                                       policy=policy, watch=run.watch)
     log.info("%s %s %s %s (%d ms)", "applied" if direction == "up" else "rolled back",
              migration.version_text, migration.service, migration.name, duration)
     return StepResult(migration.version, migration.service, migration.name, duration)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 import attrs
 
 from migcoord.core import planning, reconcile
+from migcoord.core.ddl import DdlSettings, parse_duration
 from migcoord.core.model import Catalog, Config, Finding, ServiceConfig, format_version
 from migcoord.core.naming import format_filename, normalize_name
 from migcoord.errors import UsageError
@@ -66,6 +67,8 @@ class Settings(TypedDict, total=False):
     allow: frozenset[str]
     synchronous_commit: str
     lock_timeout: float
+    #: Spelt as migcoord.toml's `[ddl]` table: {"lock_timeout": "5s", "retries": 5, ...}.
+    ddl: Mapping[str, str | int]
 
 
 class Coordinator:
@@ -288,11 +291,15 @@ class Coordinator:
     def up(self, service: str | None = None, *, all_services: bool = False,
            to: int | None = None, with_deps: bool = False, allow_out_of_order: bool = False,
            dry_run: bool = False, lock_timeout: float | None = None, sync_each: bool = False,
-           dsn: str | None = None, conn: psycopg.Connection | None = None) -> UpResult:
+           ddl_lock_timeout: str | None = None, dsn: str | None = None,
+           conn: psycopg.Connection | None = None) -> UpResult:
         """Apply pending migrations of `service` (or of every service with all_services).
 
         Each migration and its history row commit together. Checks for pending work
         before taking the lock, so a replica with nothing to do never waits.
+        `lock_timeout` (seconds) bounds the wait for another migcoord's migration lock;
+        `ddl_lock_timeout` ("5s", "500ms", "0": none) is each migration's own PostgreSQL
+        lock_timeout, above the files' and the config's (docs/operations.md).
         """
         from migcoord import _engine
 
@@ -300,6 +307,7 @@ class Coordinator:
             raise UsageError("name one service, or pass all_services=True (--all)")
         if service is not None:
             self._service(service)
+        ddl = _ddl_override(ddl_lock_timeout)
         # Dependencies are checked in the database, so one service's folder is enough
         # unless --with-deps may have to apply another service's files.
         catalog = self.catalog(None if with_deps or service is None else [service],
@@ -308,20 +316,23 @@ class Coordinator:
                                      allow_out_of_order=allow_out_of_order)
         with self._database(dsn, conn, f"migcoord up {service or '--all'}") as history:
             return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
-                              lock_timeout=lock_timeout, sync_each=sync_each)
+                              lock_timeout=lock_timeout, sync_each=sync_each, ddl=ddl)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
              cascade: bool = False, dry_run: bool = False, lock_timeout: float | None = None,
-             dsn: str | None = None, conn: psycopg.Connection | None = None) -> DownResult:
-        """Roll back service's newest applied migrations (default one), newest first."""
+             ddl_lock_timeout: str | None = None, dsn: str | None = None,
+             conn: psycopg.Connection | None = None) -> DownResult:
+        """Roll back service's newest applied migrations (default one), newest first
+        (`lock_timeout` and `ddl_lock_timeout` as for `up`)."""
         from migcoord import _engine
 
         self._service(service)
+        ddl = _ddl_override(ddl_lock_timeout)
         catalog = self.catalog()
         request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade)
         with self._database(dsn, conn, f"migcoord down {service}") as history:
             return _engine.down(self.config, catalog, history, request, dry_run=dry_run,
-                                lock_timeout=lock_timeout)
+                                lock_timeout=lock_timeout, ddl=ddl)
 
     def status(self, *, service: str | None = None, dsn: str | None = None,
                conn: psycopg.Connection | None = None) -> StatusReport:
@@ -433,3 +444,14 @@ class Coordinator:
         return {service.name: [checks.display(t, self.config)
                                for t in owners.owned_by(service.name)]
                 for service in self.config.services}
+
+
+def _ddl_override(lock_timeout: str | None) -> DdlSettings | None:
+    """The `ddl_lock_timeout` argument as the top layer of the DDL settings, judged by the
+    rule of `[ddl] lock_timeout` in migcoord.toml (UsageError naming the argument)."""
+    if lock_timeout is None:
+        return None
+    milliseconds, why = parse_duration(lock_timeout)
+    if why is not None:
+        raise UsageError(f"ddl_lock_timeout: {why}")
+    return DdlSettings(lock_timeout_ms=milliseconds)

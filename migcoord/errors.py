@@ -350,7 +350,21 @@ class EmbeddedServerError(MigcoordError):
 
 class MigrationFailed(MigcoordError):
     """A statement failed; the migration's transaction was rolled back (exit 1; exit 3
-    when its SQLSTATE says a retry can succeed: a lock timeout, a deadlock, ...)."""
+    when its SQLSTATE says a retry can succeed: a deadlock, a serialization failure...).
+
+    `lock_wait`, when its lock_timeout fired: what it waited for, how many attempts, and
+    the sessions that were in its way (JSON-ready)."""
+
+    fields = (*MigcoordError.fields, "lock_wait")
+    lock_wait: dict[str, object] | None = None
+
+
+class MigrationLockTimeout(MigrationFailed):
+    """A migration's lock_timeout fired on every attempt: each was rolled back, and the
+    last one too (exit 1: running it again in the same moment would wait for the same
+    sessions; the message names them and what to do)."""
+
+    sqlstate_decides = False
 
 
 class MigrationLeftDirty(MigrationFailed):

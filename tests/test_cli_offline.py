@@ -136,7 +136,11 @@ def test_a_lock_timeout_that_is_not_a_usable_wait_is_a_usage_error(
                  environ={"DATABASE_URL": "host=/nonexistent"})
     assert result.code == 2, result
     err = capsys.readouterr().err
-    assert ("argument --lock-timeout: expected a number of seconds above 0 and at most 86400, "
+    # `create`'s --lock-timeout is the file lock's; the others also spell it
+    # --migration-lock-timeout.
+    spelt = "--lock-timeout" if command[0] == "create" else (
+        "--lock-timeout/--migration-lock-timeout")
+    assert (f"argument {spelt}: expected a number of seconds above 0 and at most 86400, "
             f"got '{value}'") in err
     assert "Traceback" not in err
 

@@ -153,6 +153,7 @@ def test_a_concurrent_build_stopped_by_lock_timeout_names_its_invalid_index(
     execute(dsn, "CREATE TABLE users (id int, email text)")
     root = make_tree(tmp_path, pair("a", "000001", "email_index",
                                     "-- migcoord:no-transaction\n"
+                                    "-- migcoord:retries 0\n"
                                     "SET lock_timeout = '300ms';\n"
                                     "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n"),
                      config=AB_CONFIG)
@@ -173,6 +174,7 @@ def test_a_failed_reindex_concurrently_names_the_copy_it_left(tmp_path: Path, ds
                  "CREATE INDEX users_email_idx ON users (email)")
     root = make_tree(tmp_path, pair("a", "000001", "reindex",
                                     "-- migcoord:no-transaction\n"
+                                    "-- migcoord:retries 0\n"
                                     "SET lock_timeout = '300ms';\n"
                                     "REINDEX INDEX CONCURRENTLY users_email_idx;\n"),
                      config=AB_CONFIG)

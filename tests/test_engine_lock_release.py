@@ -54,7 +54,8 @@ def test_a_failed_up_on_the_callers_connection_leaves_no_lock(tmp_path: Path, ds
     """A lock timeout in a migration run on the caller's connection: the caller keeps the
     connection open, and another replica still gets the lock at once."""
     execute(dsn, "CREATE TABLE t (id int)")
-    root = make_tree(tmp_path, pair("a", "000001", "m", "SET LOCAL lock_timeout = '100ms';\n"
+    root = make_tree(tmp_path, pair("a", "000001", "m", "-- migcoord:retries 0\n"
+                                    "SET LOCAL lock_timeout = '100ms';\n"
                                     "ALTER TABLE t ADD COLUMN x int;\n"), config=AB_CONFIG)
 
     with psycopg.connect(dsn) as callers, psycopg.connect(dsn) as blocker:

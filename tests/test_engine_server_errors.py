@@ -67,28 +67,28 @@ def waiting_backend(dsn: str, what: str) -> int | None:
 LOCKED_ALTER = "SET lock_timeout = '200ms';\nALTER TABLE t ADD COLUMN x int;\n"
 
 
-def test_a_lock_timeout_is_a_failed_migration_worth_retrying(tmp_path: Path, dsn: str) -> None:
-    """55P03: exit 3, the statement's file:line:col, the cause; nothing applied; a retry works."""
+def test_a_lock_timeout_is_a_failed_migration_at_its_position(tmp_path: Path, dsn: str) -> None:
+    """55P03 on the last attempt: exit 1 (DESIGN.md: a failed migration), the statement's
+    file:line:col, the cause; nothing applied; run again once the lock is free, it works.
+    (Its retries and the blocker it names: test_engine_lock_waits.py.)"""
     execute(dsn, "CREATE TABLE t (id int)")
-    root = one_migration(tmp_path, "ALTER TABLE t ADD COLUMN x int;\n")
-    execute(dsn, "ALTER DATABASE {} SET lock_timeout = '200ms'".format(
-        query(dsn, "SELECT quote_ident(current_database())")[0][0]))
+    root = one_migration(tmp_path, "-- migcoord:retries 0\nALTER TABLE t ADD COLUMN x int;\n")
 
     with psycopg.connect(dsn) as holder:
         holder.execute("LOCK TABLE t")
-        result = run(["up", "--service", "a", "--format", "json"], cwd=root,
-                     environ=env(dsn))
+        result = run(["up", "--service", "a", "--format", "json", "--ddl-lock-timeout",
+                      "200ms"], cwd=root, environ=env(dsn))
 
-    assert result.code == 3, result
+    assert result.code == 1, result
     assert_reported_as_itself(result.stderr)
-    assert re.search(rf"{re.escape(str(up_file(root)))}:1:1: ERROR: canceling statement due "
+    assert re.search(rf"{re.escape(str(up_file(root)))}:2:1: ERROR: canceling statement due "
                      r"to lock timeout \(SQLSTATE 55P03\)", result.stderr), result.stderr
     assert "waited longer than lock_timeout" in result.stderr
     assert "nothing of this migration was applied" in result.stderr
     assert "run `migcoord up --service a` again" in result.stderr
     error = result.json()["error"]
     assert (error["type"], error["sqlstate"], error["exit_code"], error["line"]) == (
-        "MigrationFailed", "55P03", 3, 1)
+        "MigrationLockTimeout", "55P03", 1, 2)
     assert history(dsn) == []
     assert lock_holders(dsn) == []
 
@@ -205,8 +205,8 @@ def test_a_lock_timeout_in_a_no_transaction_file_leaves_it_dirty_saying_why(
 ) -> None:
     """Outside a transaction the first statement stays: exit 1 (dirty needs an operator)."""
     execute(dsn, "CREATE TABLE t (id int)")
-    root = one_migration(tmp_path, "CREATE TABLE audit (id int);\n" + LOCKED_ALTER,
-                         no_transaction=True)
+    root = one_migration(tmp_path, "-- migcoord:retries 0\nCREATE TABLE audit (id int);\n"
+                         + LOCKED_ALTER, no_transaction=True)
 
     with psycopg.connect(dsn) as holder:
         holder.execute("LOCK TABLE t")
@@ -215,7 +215,7 @@ def test_a_lock_timeout_in_a_no_transaction_file_leaves_it_dirty_saying_why(
 
     error = raised.value
     assert isinstance(error, MigrationFailed)
-    assert (error.sqlstate, error.exit_code, error.line, error.column) == ("55P03", 1, 4, 1)
+    assert (error.sqlstate, error.exit_code, error.line, error.column) == ("55P03", 1, 5, 1)
     assert "lock timeout" in error.message
     assert "lost the connection" not in str(error)
     assert "migcoord mark 000001 --pending" in str(error.hint)

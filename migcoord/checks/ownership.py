@@ -9,7 +9,6 @@ comes from `Owners.owned_by`.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -18,6 +17,7 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.checks.analysis import Analyses, Effect, Table
 from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
+from migcoord.core.owners import owned_name
 
 
 @attrs.frozen
@@ -100,33 +100,6 @@ class Owners:
         return sorted(
             name for name, owner in self.owners.items()
             if owner.service == service and (owner.migration is None or name in self.existing))
-
-
-_OWNS_PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*')
-
-
-def owned_name(text: str, default_schema: str) -> Table | None:
-    """An `owns` entry as PostgreSQL would read it: `rules` is `{default}.rules`,
-    `app.rules` and `"Rules"` (quoted keeps its case) work too; None when unreadable."""
-    parts: list[str] = []
-    position = 0
-    while True:
-        match = _OWNS_PART.match(text, position)
-        if match is None:
-            return None
-        quoted, plain = match.group(1), match.group(2)
-        parts.append(quoted.replace('""', '"') if quoted is not None else plain.lower())
-        position = match.end()
-        if position == len(text):
-            break
-        if text[position] != ".":
-            return None
-        position += 1
-    if len(parts) == 1:
-        return (default_schema, parts[0])
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    return None
 
 
 def display(name: Table, config: Config) -> str:

@@ -6,6 +6,7 @@ import argparse
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context, Handler
+from migcoord.core.ddl import duration_problem
 from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
 from migcoord.repo.config import seconds_problem
@@ -103,8 +104,9 @@ def _register_database(add: AddCommand) -> None:
     p.add_argument("--allow-out-of-order", action="store_true",
                    help="apply a pending migration numbered below an applied one")
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                   help="how long to wait for another migcoord (default 60)")
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC", help=_LOCK_HELP)
+    _ddl_option(p)
     p.add_argument("--sync-each", action="store_true",
                    help="wait for a durable commit after every migration, not only the last")
 
@@ -118,8 +120,24 @@ def _register_database(add: AddCommand) -> None:
     p.add_argument("--cascade", action="store_true",
                    help="first roll back applied migrations that depend on these")
     p.add_argument("--dry-run", action="store_true", help="print the plan and SQL; change nothing")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                   help=_LOCK_HELP)
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC", help=_LOCK_HELP)
+    _ddl_option(p)
+
+
+def _duration(text: str) -> str:
+    """A DDL timeout: the rule of migcoord.toml's `[ddl] lock_timeout`."""
+    why = duration_problem(text)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return text
+
+
+def _ddl_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ddl-lock-timeout", type=_duration, default=None, metavar="DURATION",
+        help="each migration's PostgreSQL lock_timeout, e.g. 30s or 500ms; 0 waits without "
+        "limit (default: the file's, the service's or [ddl]'s, else 5s)")
 
 
 def _register_repair(add: AddCommand) -> None:
@@ -137,16 +155,16 @@ def _register_repair(add: AddCommand) -> None:
         else:
             p.set_defaults(applied=True, pending=False)
         p.add_argument("--reason", metavar="TEXT", help="why (kept in migcoord_events)")
-        p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                       help=_LOCK_HELP)
+        p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds,
+                       default=None, metavar="SEC", help=_LOCK_HELP)
 
     p = add("adopt", cmd_adopt, "take over a database that golang-migrate managed")
     p.add_argument("--from-golang-migrate", action="store_true", required=True,
                    help="read golang-migrate's schema_migrations (the only source so far)")
     p.add_argument("--table", default="schema_migrations",
                    help="golang-migrate's table (default schema_migrations; schema.table works)")
-    p.add_argument("--lock-timeout", type=_seconds, default=None, metavar="SEC",
-                   help=_LOCK_HELP)
+    p.add_argument("--lock-timeout", "--migration-lock-timeout", type=_seconds, default=None,
+                   metavar="SEC", help=_LOCK_HELP)
 
 
 # -- offline commands -----------------------------------------------------------------------
@@ -204,7 +222,8 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
     result = coordinator.up(
         args.service, all_services=args.all, to=args.to, with_deps=args.with_deps,
         allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run,
-        sync_each=args.sync_each, lock_timeout=args.lock_timeout, dsn=dsn)
+        sync_each=args.sync_each, lock_timeout=args.lock_timeout,
+        ddl_lock_timeout=args.ddl_lock_timeout, dsn=dsn)
     out.up_result(ctx, result)
     return EXIT_OK
 
@@ -213,7 +232,7 @@ def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     result = coordinator.down(args.service, steps=args.steps, to=args.to, cascade=args.cascade,
                               dry_run=args.dry_run, lock_timeout=args.lock_timeout,
-                              dsn=ctx.dsn(coordinator))
+                              ddl_lock_timeout=args.ddl_lock_timeout, dsn=ctx.dsn(coordinator))
     out.down_result(ctx, result)
     return EXIT_OK
 

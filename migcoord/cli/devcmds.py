@@ -110,6 +110,7 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
                 else f"{skipped[0].label} to {skipped[-1].label}")
         write(f"skipped {len(skipped)} migration{'s' if len(skipped) != 1 else ''} ({span}): "
               f"{skipped[0].skip_reason}\n")
+    _lock_flags(ctx, report)
     if not report.sequence.ok:
         write("FAILED whole sequence down and up again\n")
         for problem in report.sequence.problems:
@@ -120,6 +121,19 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
         return
     write(f"{'verify ok' if report.ok else 'verify failed'}: {_counts(report)}; "
           f"{_sequence_summary(report)} ({report.elapsed_ms / 1000:.1f} s)\n")
+
+
+def _lock_flags(ctx: Context, report: VerifyReport) -> None:
+    """The migrations that lock another service's table (SHARE or stronger) or rewrite a
+    table, as measured on the throwaway database: what they will do in production."""
+    flagged = [verdict for verdict in report.migrations if verdict.lock_flags]
+    if not flagged:
+        return
+    ctx.stdout.write("lock impact (measured on the throwaway database; `--format json` "
+                     "lists every lock):\n")
+    for verdict in flagged:
+        for flag in verdict.lock_flags:
+            ctx.stdout.write(f"  {verdict.label}: {flag}\n")
 
 
 def _counts(report: VerifyReport) -> str:

@@ -7,6 +7,9 @@ finds those lines with PostgreSQL's scanner; this module only reads what they sa
     -- migcoord:no-transaction
     -- migcoord:allow not-idempotent
     -- migcoord:verify-data
+    -- migcoord:lock-timeout 30s
+    -- migcoord:statement-timeout 10min
+    -- migcoord:retries 0
 
 An unknown key is an error (`unknown-directive`), never a comment: a typo such as
 `no-transation` must not silently run CREATE INDEX CONCURRENTLY inside a transaction.
@@ -18,10 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from migcoord.core import ddl
 from migcoord.core.findings import ALLOW_HINT, allow_problem
 from migcoord.core.model import DependencyRef, Directives, Finding
 
-KNOWN_KEYS = ("depends", "no-transaction", "allow", "verify-data")
+KNOWN_KEYS = ("depends", "no-transaction", "allow", "verify-data", "lock-timeout",
+              "statement-timeout", "retries")
+#: The directives that set one value of the file's DDL settings (migcoord.core.ddl).
+_DDL_KEYS = {"lock-timeout": "lock_timeout", "statement-timeout": "statement_timeout",
+             "retries": "retries"}
 _DIRECTIVE = re.compile(r"^--\s*migcoord\s*:\s*([A-Za-z0-9_\-]*)\s*(.*?)\s*$")
 _DEPENDENCY = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*:\s*)?([0-9]+)$")
 _CODE = re.compile(r"^[a-z][a-z0-9\-]*$")
@@ -41,6 +49,7 @@ def parse(header: Sequence[tuple[int, str]], *, body_line: int | None = None,
     depends: list[DependencyRef] = []
     allow: set[str] = set()
     flags: set[str] = set()
+    ddl_values: dict[str, str] = {}
     findings: list[Finding] = []
     for number, comment in header:
         match = _DIRECTIVE.match(comment)
@@ -55,6 +64,12 @@ def parse(header: Sequence[tuple[int, str]], *, body_line: int | None = None,
             codes, problems = _parse_allow(value, number)
             allow.update(codes)
             findings.extend(problems)
+        elif key in _DDL_KEYS:
+            problem = _ddl_problem(key, value, number, seen=_DDL_KEYS[key] in ddl_values)
+            if problem is not None:
+                findings.append(problem)
+            else:
+                ddl_values[_DDL_KEYS[key]] = value
         elif key in ("no-transaction", "verify-data"):
             flags.add(key)
             if value:
@@ -68,6 +83,7 @@ def parse(header: Sequence[tuple[int, str]], *, body_line: int | None = None,
         no_transaction="no-transaction" in flags,
         allow=frozenset(allow),
         verify_data="verify-data" in flags,
+        ddl=ddl.settings_from(ddl_values, lambda key, why: None),
         body_line=body_line or 1,
     )
     return directives, findings
@@ -126,6 +142,23 @@ def _parse_allow(value: str, line: int) -> tuple[list[str], list[Finding]]:
             problems.append(_bad_directive(line, f"`-- migcoord:allow {code}`: {problem}",
                                            ALLOW_HINT))
     return codes, problems
+
+
+def _ddl_problem(key: str, value: str, line: int, *, seen: bool) -> Finding | None:
+    """Why `-- migcoord:KEY VALUE` (lock-timeout, statement-timeout, retries) cannot be
+    used, or None."""
+    example = {"lock-timeout": "30s", "statement-timeout": "10min", "retries": "0"}[key]
+    if seen:
+        return _bad_directive(line, f"`-- migcoord:{key}` is given twice",
+                              "keep one line, with the value you mean")
+    if not value:
+        return _bad_directive(line, f"`-- migcoord:{key}` needs a value",
+                              f"e.g. `-- migcoord:{key} {example}`")
+    _, why = ddl.parse_retries(value) if key == "retries" else ddl.parse_duration(value)
+    if why is None:
+        return None
+    return _bad_directive(line, f"`-- migcoord:{key} {value}`: {why}",
+                          f"e.g. `-- migcoord:{key} {example}`")
 
 
 def _unknown(key: str, line: int) -> Finding:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
+from migcoord.core.ddl import DdlPolicy, DdlSettings, resolve
 from migcoord.core.findings import Severity, registered
 from migcoord.errors import RefusedError
 
@@ -96,6 +97,8 @@ class ServiceConfig:
     owns: tuple[str, ...] = ()
     reserved: Reservation | None = None
     role: str | None = None
+    #: Its `[services.NAME.ddl]` table: lock and statement timeouts, retries.
+    ddl: DdlSettings = attrs.field(factory=DdlSettings)
 
 
 @attrs.frozen
@@ -115,6 +118,8 @@ class Config:
     allow: frozenset[str] = frozenset()
     synchronous_commit: str = "last"
     lock_timeout: float = 60.0
+    #: The `[ddl]` table: each migration's lock and statement timeouts and retries.
+    ddl: DdlSettings = attrs.field(factory=DdlSettings)
 
     @property
     def sum_path(self) -> Path | None:
@@ -142,6 +147,16 @@ class Config:
     def service_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.services)
 
+    def ddl_policy(self, migration: Migration, direction: Direction,
+                   override: DdlSettings | None = None) -> DdlPolicy:
+        """The timeouts and retries `migration`'s file of `direction` runs with: `override`
+        (the command line), then the file's directives, its service's `[ddl]`, the
+        config's `[ddl]`, the defaults (migcoord.core.ddl)."""
+        directives = migration.directives if direction == "up" else migration.down_directives
+        service = self.service(migration.service)
+        return resolve(override or DdlSettings(), directives.ddl,
+                       service.ddl if service is not None else DdlSettings(), self.ddl)
+
 
 @attrs.frozen
 class DependencyRef:
@@ -165,6 +180,8 @@ class Directives:
     no_transaction: bool = False
     allow: frozenset[str] = frozenset()
     verify_data: bool = False
+    #: `-- migcoord:lock-timeout`, `statement-timeout`, `retries`: this file's own.
+    ddl: DdlSettings = attrs.field(factory=DdlSettings)
     #: Line where the first statement starts (1-based); directives must come before it.
     body_line: int = 1
 

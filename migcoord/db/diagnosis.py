@@ -43,7 +43,7 @@ CAUSES: dict[str, Cause] = {
     "57014": Cause(
         "it ran longer than statement_timeout, or someone cancelled it (pg_cancel_backend)",
         "running it as it is will time out again: raise statement_timeout for this "
-        "migration (`SET LOCAL statement_timeout = '10min';` at its top) or make the "
+        "migration (`-- migcoord:statement-timeout 10min` at its top) or make the "
         "statement faster"),
     "40P01": Cause(
         "it deadlocked with another session, and PostgreSQL cancelled it to end the deadlock",

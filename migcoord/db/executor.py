@@ -31,15 +31,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
 import psycopg
 from psycopg import sql
 
+from migcoord.core.ddl import DdlPolicy
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db import failures, indexes, script, settings
+from migcoord.db import failures, indexes, lockwait, retries, script, settings
 from migcoord.db.diagnosis import lost
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
@@ -63,16 +64,24 @@ class _Run:
     modes: str = ""
 
 
-def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None) -> int:
-    """Apply one migration and record it; returns its duration in milliseconds."""
+def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str | None,
+             policy: DdlPolicy, watch: lockwait.LockWatch,
+             before_commit: Callable[[psycopg.Connection], None] | None = None) -> int:
+    """Apply one migration and record it, with the timeouts of `policy`, attempted again
+    after a lock timeout as `policy` says (`watch` names who blocked it and paces the
+    attempts); returns its duration in milliseconds. `before_commit` is called with the
+    connection inside the migration's transaction, just before it commits (verify reads
+    the locks it holds); it is not called for a no-transaction migration."""
     run = _decide(migration, "up")
     if run.outside:
-        return _apply_without_transaction(history, migration, _statements(run.text), role=role)
+        return _apply_without_transaction(history, migration, _statements(run.text), role=role,
+                                          policy=policy, watch=watch)
     started = time.monotonic()
     try:
-        _in_one_transaction(history, migration, run,
-                            history.applied_sql(_row(history, migration, "applied", 0)),
-                            role=role, lock_pid=lock_pid, direction="up")
+        retries.in_transaction(history, migration, "up", policy, watch, lambda: _in_one_transaction(
+            history, migration, run, history.applied_sql(_row(history, migration, "applied", 0)),
+            role=role, lock_pid=lock_pid, direction="up", policy=policy,
+            before_commit=before_commit))
     except MigrationFailed as failure:
         with _suppress_db_errors():
             # A synchronous commit also makes the run's earlier relaxed commits durable.
@@ -124,10 +133,13 @@ def _refused(migration: Migration, direction: str, message: str, hint: str, line
 
 
 def _in_one_transaction(history: History, migration: Migration, run: _Run, record: str, *,
-                        role: str | None, lock_pid: int, direction: str) -> None:
-    """Run BEGIN, the file, the settings it changed put back, and `record` (history
-    change + event, returning the backend pid) as one simple query, then COMMIT: one
-    transaction, three round trips with reading the settings first.
+                        role: str | None, lock_pid: int, direction: str,
+                        policy: DdlPolicy,
+                        before_commit: Callable[[psycopg.Connection], None] | None = None
+                        ) -> None:
+    """Run BEGIN, the policy's timeouts (SET LOCAL), the file, the settings it changed put
+    back, and `record` (history change + event, returning the backend pid) as one simple
+    query, then COMMIT: one transaction, three round trips with reading the settings first.
 
     Anything unexpected (an error, no pid, another session's pid) rolls back instead.
     """
@@ -137,6 +149,7 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
     try:
         saved = settings.save(conn)
         opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
+        opening += lockwait.timeouts_sql(policy, local=True)
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
         closing = "\n;\n" + settings.restore_sql(conn, saved) + record
@@ -169,6 +182,8 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
                 f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
                 version=migration.version, service=migration.service, direction=direction)
         _refuse_named_invalid_indexes(conn, migration, text, direction)
+        if before_commit is not None:
+            before_commit(conn)
         _commit(conn, migration, text, direction)
     except psycopg.Error as err:
         if not lost(conn):
@@ -256,8 +271,9 @@ def synchronous(history: History) -> None:
 
 
 def apply_down(history: History, migration: Migration, *, lock_pid: int,
-               role: str | None) -> int:
-    """Run the down file and delete the history row in one transaction; returns ms.
+               role: str | None, policy: DdlPolicy, watch: lockwait.LockWatch) -> int:
+    """Run the down file and delete the history row in one transaction, with the timeouts
+    and retries of `policy` (as apply_up); returns ms.
 
     A down file that cannot run in a transaction (its own `-- migcoord:no-transaction`,
     or a lone DROP INDEX CONCURRENTLY) runs statement by statement instead, with the row
@@ -266,29 +282,33 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
     run = _decide(migration, "down")
     if run.outside:
         return _rollback_without_transaction(history, migration, _statements(run.text),
-                                             role=role)
+                                             role=role, policy=policy, watch=watch)
     started = time.monotonic()
-    _in_one_transaction(history, migration, run,
-                        history.rolled_back_sql(migration.version, migration.service,
-                                                migration.name),
-                        role=role, lock_pid=lock_pid, direction="down")
+    retries.in_transaction(history, migration, "down", policy, watch, lambda: _in_one_transaction(
+        history, migration, run,
+        history.rolled_back_sql(migration.version, migration.service, migration.name),
+        role=role, lock_pid=lock_pid, direction="down", policy=policy))
     return _ms(started)
 
 
 def _apply_without_transaction(history: History, migration: Migration,
-                               statements: Sequence[SqlStatement], *, role: str | None) -> int:
+                               statements: Sequence[SqlStatement], *, role: str | None,
+                               policy: DdlPolicy, watch: lockwait.LockWatch) -> int:
     saved = settings.save(history.conn)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
-    return _run_statements(history, migration, statements, saved, role=role, direction="up")
+    return _run_statements(history, migration, statements, saved, role=role, direction="up",
+                           policy=policy, watch=watch)
 
 
 def _rollback_without_transaction(history: History, migration: Migration,
                                   statements: Sequence[SqlStatement], *,
-                                  role: str | None) -> int:
+                                  role: str | None, policy: DdlPolicy,
+                                  watch: lockwait.LockWatch) -> int:
     saved = settings.save(history.conn)
     history.mark_dirty(migration.version, statement_count=len(statements))
-    return _run_statements(history, migration, statements, saved, role=role, direction="down")
+    return _run_statements(history, migration, statements, saved, role=role, direction="down",
+                           policy=policy, watch=watch)
 
 
 def _statements(text: str) -> Sequence[SqlStatement]:
@@ -298,9 +318,12 @@ def _statements(text: str) -> Sequence[SqlStatement]:
 
 def _run_statements(history: History, migration: Migration,
                     statements: Sequence[SqlStatement], saved: settings.Saved, *,
-                    role: str | None, direction: str) -> int:
-    """Run one statement at a time in autocommit, recording progress in the dirty row;
-    the session's settings are put back to `saved` afterwards, whether it failed or not."""
+                    role: str | None, direction: str, policy: DdlPolicy,
+                    watch: lockwait.LockWatch) -> int:
+    """Run one statement at a time in autocommit, with the policy's timeouts, recording
+    progress in the dirty row; a statement a lock timeout stopped runs again when that is
+    safe (`retries.one_statement`). The session's settings are put back to `saved` afterwards, whether
+    it failed or not."""
     conn = history.conn
     sql_file = migration.up if direction == "up" else migration.down
     text = sql_file.text or "" if sql_file is not None else ""
@@ -312,35 +335,43 @@ def _run_statements(history: History, migration: Migration,
     unrole = sql.SQL("SELECT pg_catalog.set_config('role', {}, false)").format(
         sql.Literal(saved.role))
     before = indexes.invalid_oids(conn)
+    # Session-wide, for the file's statements; put back with the rest of `saved`.
+    conn.execute(lockwait.timeouts_sql(policy, local=False))
     for index, statement in enumerate(statements):
+        stopped: retries.Stopped | None = None
         try:
-            if role:
-                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            conn.execute(statement.text)
-            if role:
-                conn.execute(unrole)
-            _record_progress(history, migration, index + 1, saved)
-        except psycopg.Error as err:
+            stopped = retries.one_statement(conn, migration, statement, role=role, unrole=unrole,
+                               policy=policy, watch=watch, before=before)
+            if stopped is None:
+                _record_progress(history, migration, index + 1, saved)
+                continue
+            err: psycopg.Error = stopped.error
+        except psycopg.Error as raised:
+            err = raised
             if lost(conn):
                 raise failures.lost_midway(err, migration, statement, index, len(statements),
                                            path=path, direction=direction) from None
-            with _suppress_db_errors():
-                settings.restore(conn, saved)
-            if len(statements) == 1:
-                note = (f"it ran outside a transaction, so {migration.label} is now recorded "
-                        "as dirty")
-            else:
-                done = (f"the {index} before it stay applied" if direction == "up" else
-                        f"the {index} before it stay rolled back")
-                note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
-                        f"so {migration.label} is now recorded as dirty")
-            left: list[indexes.InvalidIndex] = []
-            with _suppress_db_errors():
-                left = indexes.left_behind(conn, before)
-            failure = failures.failure(err, text, path, migration, statement=statement,
-                                       note=note, direction=direction, dirty=True, invalid=left)
-            _record_failure(history, migration, failure, direction, statement=index + 1)
-            raise failure from None
+        with _suppress_db_errors():
+            settings.restore(conn, saved)
+        if len(statements) == 1:
+            note = (f"it ran outside a transaction, so {migration.label} is now recorded "
+                    "as dirty")
+        else:
+            done = (f"the {index} before it stay applied" if direction == "up" else
+                    f"the {index} before it stay rolled back")
+            note = (f"statement {index + 1} of {len(statements)} failed; {done}, "
+                    f"so {migration.label} is now recorded as dirty")
+        left: list[indexes.InvalidIndex] = []
+        with _suppress_db_errors():
+            left = indexes.left_behind(conn, before)
+        failure = failures.failure(err, text, path, migration, statement=statement,
+                                   note=note, direction=direction, dirty=True, invalid=left)
+        if stopped is not None:
+            failure = failures.lock_wait_exhausted(
+                failure, migration, direction, policy, stopped.blocked,
+                attempts=stopped.attempts, not_again=stopped.not_again)
+        _record_failure(history, migration, failure, direction, statement=index + 1)
+        raise failure from None
     settings.restore(conn, saved)
     _refuse_invalid_indexes(history, migration, text, path=path, direction=direction)
     duration = _ms(started)

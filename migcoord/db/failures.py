@@ -16,14 +16,17 @@ from pathlib import Path
 
 import psycopg
 
+from migcoord.core.ddl import DdlPolicy, format_ms
 from migcoord.core.model import Migration
 from migcoord.db.diagnosis import cause
 from migcoord.db.indexes import InvalidIndex, described, drops
+from migcoord.db.lockwait import Blocked
 from migcoord.errors import (
     EXIT_RETRY,
     ConnectionLost,
     MigrationFailed,
     MigrationLeftDirty,
+    MigrationLockTimeout,
     exit_code_for,
 )
 from migcoord.sql import reader
@@ -197,3 +200,48 @@ def invalid_index_after_run(migration: Migration, invalid: Sequence[InvalidIndex
         f"{'applied' if direction == 'up' else 'rolled back'}",
         hint=f"drop it with {drops(invalid)}, then {then}", path=path,
         version=migration.version, service=migration.service, direction=direction)
+
+
+def lock_wait_exhausted(failure: MigrationFailed, migration: Migration, direction: str,
+                        policy: DdlPolicy, blocked: Blocked | None, *, attempts: int,
+                        not_again: str | None = None) -> MigrationFailed:
+    """`failure`, a lock timeout on the last attempt (or on one that could not be made
+    again: `not_again` says why), told as such: what it waited for, the sessions in its
+    way, and what to do. A migration rolled back is MigrationLockTimeout (exit 1); one
+    left dirty stays MigrationLeftDirty."""
+    sql_file = migration.up if direction == "up" else migration.down
+    where = sql_file.path if sql_file is not None else migration.label
+    timeout = format_ms(policy.lock_timeout_ms)
+    tries = (f"{attempts} attempts, each rolled back after waiting {timeout} (lock_timeout)"
+             if attempts > 1 else f"it waited {timeout} (lock_timeout)")
+    lines = [tries + (f"; not tried again: {not_again}" if not_again else "")]
+    if blocked is not None:
+        lines.append(f"it waited for {blocked.what}")
+        lines.append("in its way: " + blocked.who())
+    else:
+        lines.append("the session in its way was not seen (it let go, or a second connection "
+                     "to watch the wait could not be opened): pg_locks and pg_stat_activity "
+                     "show who holds locks on its tables")
+    pids = [blocker.pid for blocker in blocked.blockers] if blocked is not None else []
+    again = f"`migcoord {direction} --service {migration.service}`"
+    advice = (f"run {again} again when the sessions in its way are done; or let this file "
+              f"wait longer: `-- migcoord:lock-timeout "
+              f"{format_ms(max(30_000, policy.lock_timeout_ms * 6))}` at the top of {where} "
+              "(or `--ddl-lock-timeout`)")
+    if pids:
+        advice += "; or end the blocking session: " + " ".join(
+            f"`SELECT pg_terminate_backend({pid});`" for pid in pids)
+    if isinstance(failure, MigrationLeftDirty):
+        hint = f"{advice}. First, as it is dirty: {failure.hint}"
+        kind: type[MigrationFailed] = MigrationLeftDirty
+    else:
+        hint = f"nothing was left half-done: {advice}"
+        kind = MigrationLockTimeout
+    error = kind(failure.message + "\n  " + "\n  ".join(lines), hint=hint,
+                 sqlstate=failure.sqlstate, path=failure.path, line=failure.line,
+                 column=failure.column, version=failure.version, service=failure.service,
+                 direction=failure.direction)
+    error.lock_wait = {"lock_timeout": timeout, "attempts": attempts, "not_again": not_again,
+                       **(blocked.as_json() if blocked is not None else
+                          {"locktype": None, "mode": None, "table": None, "blockers": []})}
+    return error

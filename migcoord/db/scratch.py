@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -21,6 +21,8 @@ from migcoord.db.snapshot_sql import CatalogRows
 from migcoord.errors import DatabaseRefused, UsageError
 
 PREFIX = "migcoord_verify_"
+
+T = TypeVar("T")
 
 
 def new_name() -> str:
@@ -100,14 +102,19 @@ class Observer:
         return connect(self.dsn, application_name="migcoord verify snapshots")
 
     def snapshot(self) -> CatalogRows:
+        return self.read(lambda conn: snapshot_sql.read(conn, self.history_schema))
+
+    def read(self, reader: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`reader`'s answer on the observer's connection (connecting again once if a
+        migration ended it)."""
         try:
-            return snapshot_sql.read(self.conn, self.history_schema)
+            return reader(self.conn)
         except psycopg.OperationalError:
             if not (self.conn.closed or self.conn.broken):
                 raise
         self.conn.close()
         self.conn = self._connect()
-        return snapshot_sql.read(self.conn, self.history_schema)
+        return reader(self.conn)
 
     def close(self) -> None:
         self.conn.close()

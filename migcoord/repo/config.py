@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from migcoord.core import ddl
 from migcoord.core.model import Config, Reservation, ServiceConfig
 from migcoord.errors import ConfigError, UsageError
 
@@ -29,9 +30,10 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "allow": list,
     "synchronous_commit": str,
     "lock_timeout": (int, float),
+    "ddl": dict,
     "services": dict,
 }
-_SERVICE_KEYS = {"migrations": str, "owns": list, "reserved": str, "role": str}
+_SERVICE_KEYS = {"migrations": str, "owns": list, "reserved": str, "role": str, "ddl": dict}
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _RESERVED = re.compile(r"^\s*([0-9]+)\s*-\s*([0-9]+)\s*$")
@@ -219,6 +221,7 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
     why = seconds_problem(lock_timeout)
     if why is not None:
         problem("lock_timeout", why)
+    ddl_settings = ddl.settings_from(get("ddl", {}), _prefixed("ddl", problem))
     sync = get("synchronous_commit", "last")
     if sync not in _SYNC_CHOICES:
         problem("synchronous_commit", f"expected one of {', '.join(_SYNC_CHOICES)}, got {sync!r}")
@@ -232,6 +235,7 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
         "allow": frozenset(allow_list),
         "synchronous_commit": sync,
         "lock_timeout": float(lock_timeout),
+        "ddl": ddl_settings,
         "services": get("services", {}),
     }
 
@@ -304,11 +308,17 @@ def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[Se
         why = _identifier_problem(role, "role") if role is not None else None
         if why is not None:
             problem(f"{key}.role", why)
+        service_ddl = ddl.settings_from(body.get("ddl", {}), _prefixed(f"{key}.ddl", problem))
         services.append(
             ServiceConfig(name=name, migrations=folder, owns=tuple(owns),
-                          reserved=reservation, role=role)
+                          reserved=reservation, role=role, ddl=service_ddl)
         )
     return services
+
+
+def _prefixed(table: str, problem: Problem) -> Problem:
+    """`problem` for the keys of `table`: `[ddl.retries] ...`."""
+    return lambda key, why: problem(f"{table}.{key}", why)
 
 
 def _identifier_problem(value: str, what: str) -> str | None:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from migcoord.core.lockreport import LockImpact
+
 #: Where the throwaway database lives: a server the user gave, this repository's dev
 #: server, or a server started for this run only.
 ServerKind = Literal["given", "dev", "temporary"]
@@ -53,10 +55,17 @@ class MigrationVerdict:
     up_again_ms: int | None = None
     rebuilt: bool = False
     rebuild_ms: int | None = None
+    #: What its first up locked and rewrote (None when that up did not run or failed).
+    impact: LockImpact | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in ("ok", "applied")
+
+    @property
+    def lock_flags(self) -> tuple[str, ...]:
+        """Its locks on other services' tables and its table rewrites (core/lockreport)."""
+        return self.impact.flags(self.service) if self.impact is not None else ()
 
     @property
     def skip_reason(self) -> str | None:
@@ -74,7 +83,11 @@ class MigrationVerdict:
                 "ok": self.ok, "status": self.status, "round_trip": self.round_trip,
                 "problems": [p.as_json() for p in self.problems], "up_ms": self.up_ms,
                 "down_ms": self.down_ms, "up_again_ms": self.up_again_ms,
-                "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms}
+                "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms,
+                "locks": (None if self.impact is None or self.impact.locks is None
+                          else [lock.as_json() for lock in self.impact.locks]),
+                "rewrites": list(self.impact.rewrites) if self.impact is not None else [],
+                "lock_flags": list(self.lock_flags)}
 
 
 @attrs.frozen

@@ -38,6 +38,9 @@ from migcoord.verify.plan import VerifyStep, rebuild_route
 from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
 
 if TYPE_CHECKING:
+    import psycopg
+
+    from migcoord.core.lockreport import LockImpact
     from migcoord.db.history import History
     from migcoord.db.scratch import Observer
     from migcoord.db.snapshot_sql import CatalogRows
@@ -156,17 +159,40 @@ class RoundTrips:
     def snapshot(self) -> CatalogRows:
         return self.session.observer.snapshot()
 
-    def up(self, migration: Migration) -> int:
+    def up(self, migration: Migration,
+           before_commit: Callable[[psycopg.Connection], None] | None = None) -> int:
         from migcoord.db import executor
+        from migcoord.db.lockwait import LockWatch
 
         return executor.apply_up(self.session.history, migration,
-                                 lock_pid=self.session.lock_pid, role=self._role(migration))
+                                 lock_pid=self.session.lock_pid, role=self._role(migration),
+                                 policy=self.config.ddl_policy(migration, "up"),
+                                 watch=LockWatch(None), before_commit=before_commit)
+
+    def measured_up(self, migration: Migration) -> tuple[int, LockImpact]:
+        """The first up of `migration`, with what it locked (read before its commit) and
+        which tables' storage it replaced (core/lockreport)."""
+        from migcoord.core import lockreport, owners
+        from migcoord.db import impact
+
+        held: list[list[tuple[int, str]]] = []
+        before = self.session.observer.read(impact.relations)
+        ms = self.up(migration, before_commit=lambda conn: held.append(impact.held(conn)))
+        after = self.session.observer.read(impact.relations)
+        schema = self.config.history_schema
+        return ms, lockreport.measure(
+            before, after, held[-1] if held else None,
+            owners.declared_owners(self.config.services, self.config.default_schema),
+            skip=[(schema, "migcoord_history"), (schema, "migcoord_events")])
 
     def down(self, migration: Migration) -> int:
         from migcoord.db import executor
+        from migcoord.db.lockwait import LockWatch
 
         return executor.apply_down(self.session.history, migration,
-                                   lock_pid=self.session.lock_pid, role=self._role(migration))
+                                   lock_pid=self.session.lock_pid, role=self._role(migration),
+                                   policy=self.config.ddl_policy(migration, "down"),
+                                   watch=LockWatch(None))
 
     def new_command(self) -> None:
         """Forget the temporary tables and functions of the steps before: in production
@@ -181,10 +207,10 @@ class RoundTrips:
 
     def apply_only(self, step: VerifyStep) -> tuple[MigrationVerdict, bool]:
         try:
-            up_ms = self.up(step.migration)
+            up_ms, impact = self.measured_up(step.migration)
         except StepFailed as failure:
             return _verdict(step, "failed", [Problem("up", failure.message)]), False
-        return _verdict(step, "applied", [], up_ms=up_ms), True
+        return _verdict(step, "applied", [], up_ms=up_ms, impact=impact), True
 
     def round_trip(self, step: VerifyStep, before: CatalogRows) -> TripOutcome:
         """One migration's round trip from `before`."""
@@ -192,12 +218,15 @@ class RoundTrips:
         problems: list[Problem] = []
         script = data.halves(migration, self.read_verify_file, problems)
         times: dict[str, int | None] = {"up_ms": None, "down_ms": None, "up_again_ms": None}
+        measured: list[LockImpact] = []
 
         def verdict() -> MigrationVerdict:
-            return _verdict(step, "failed" if problems else "ok", problems, **times)
+            return _verdict(step, "failed" if problems else "ok", problems, **times,
+                            impact=measured[0] if measured else None)
 
         try:
-            times["up_ms"] = self.up(migration)
+            times["up_ms"], impact = self.measured_up(migration)
+            measured.append(impact)
         except StepFailed as failure:
             problems.append(Problem("up", f"the up failed: {failure.message}"))
             return TripOutcome(verdict(), None)
@@ -360,12 +389,13 @@ def _who(migration: Migration) -> str:
 
 def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], *,
              up_ms: int | None = None, down_ms: int | None = None,
-             up_again_ms: int | None = None) -> MigrationVerdict:
+             up_again_ms: int | None = None, impact: LockImpact | None = None
+             ) -> MigrationVerdict:
     m = step.migration
     return MigrationVerdict(version=m.version, version_text=m.version_text, service=m.service,
                             name=m.name, status=status, round_trip=step.round_trip,
                             problems=tuple(problems), up_ms=up_ms, down_ms=down_ms,
-                            up_again_ms=up_again_ms)
+                            up_again_ms=up_again_ms, impact=impact)
 
 
 def schema_changes(before: CatalogRows, after: CatalogRows) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
     """
     from migcoord.checks import runnable
     from migcoord.db import executor
+    from migcoord.db.lockwait import LockWatch
     from migcoord.verify import servers
 
     migrations = list(catalog.migrations)
@@ -40,5 +41,6 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
         for migration in migrations:
             service = config.service(migration.service)
             executor.apply_up(session.history, migration, lock_pid=session.lock_pid,
-                              role=service.role if service is not None else None)
+                              role=service.role if service is not None else None,
+                              policy=config.ddl_policy(migration, "up"), watch=LockWatch(None))
         return session.observer.snapshot().snapshot()
