@@ -426,7 +426,7 @@ def test_a_name_with_a_space_round_trips_through_sum_check_and_up(
     result = run(["check", "--format", "json", "--no-sql"], cwd=root)
     assert result.code == 0, result.stdout
     assert result.json()["findings"] == []
-    assert "000001 a add  x " in (root / "migcoord.sum").read_text()
+    assert "\n000001 a add  x\n" in (root / "migcoord.sum").read_text()
     assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
     assert [r["name"] for r in history(dsn)] == ["add  x"]
 

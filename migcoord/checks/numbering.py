@@ -167,25 +167,27 @@ def reserved_range(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator
 
 
 def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iterator[Finding]:
-    """migcoord.sum (`sum_text`, None when the file is absent) against the files here;
-    the lines of services whose folder is absent are not judged."""
+    """migcoord.sum (`sum_text`, None when the file is absent) against the files here:
+    the versions, services and names it lists (editing SQL changes none of them). The
+    lines of services whose folder is absent are not judged."""
     path = config.sum_path
-    migrations = [m for m in catalog.migrations]
+    migrations = list(catalog.migrations)
     if sum_text is None:
         if migrations:
             yield Finding.of("sum-mismatch", "migcoord.sum does not exist", path=path,
                              hint="run `migcoord sum` to write it, and commit it")
         return
     recorded = sumfile.parse(sum_text)
+    hint = _CONFLICT_HINT if recorded.conflicted else _SUM_HINT
     for line, problem in recorded.problems:
-        yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=_SUM_HINT)
+        yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=hint)
     absent = set(catalog.absent_services)
     judged = attrs.evolve(recorded, lines=tuple(
         line for line in recorded.lines if line.service not in absent))
     for difference in sumfile.compare(judged, migrations):
         yield Finding.of("sum-mismatch", difference.what, path=path,
                          service=difference.service, version=int(difference.version_text),
-                         hint=_SUM_HINT)
+                         hint=hint)
     if (not recorded.problems and recorded.claimed_hash is not None
             and recorded.claimed_hash != recorded.body_hash):
         yield Finding.of("sum-mismatch",
@@ -193,6 +195,9 @@ def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iter
                          "(the file was edited by hand)", path=path, line=1, hint=_SUM_HINT)
 
 
-_SUM_HINT = ("if the change is deliberate (a merge, an edit of an unapplied migration), "
-             "run `migcoord sum` and commit migcoord.sum; after a merge conflict in it, "
-             "`migcoord renumber` the migration your branch added")
+_SUM_HINT = ("migcoord.sum lists each migration's version, service and name; after a "
+             "deliberate rename, run `migcoord sum` and commit it (after a merge that "
+             "brought two migrations of one number together: `migcoord resolve`)")
+_CONFLICT_HINT = ("git left a conflict in migcoord.sum: run `migcoord resolve` (during the "
+                  "merge or rebase; before one, `migcoord resolve --onto <ref>`), which "
+                  "moves your branch's migrations after the other side's and rewrites it")
