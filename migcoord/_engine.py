@@ -350,6 +350,29 @@ def refuse_renumbering_applied(history: History, plan: RenumberPlan) -> None:
                 "one, write a new migration")
 
 
+def refuse_resolving_applied(history: History, plan: RenumberPlan) -> None:
+    """Refuse `resolve` when a migration it would move is applied in this database,
+    naming the exact repair: resolve the files alone, then record each move there."""
+    rows = {(row.version, row.service) for row in history.rows()}
+    applied = [item for item in plan.renumberings
+               if (item.migration.version, item.migration.service) in rows]
+    if not applied:
+        return
+    from migcoord.core.resolution import moved_row_repair
+
+    names = ", ".join(f"{item.migration.service} {item.migration.label}" for item in applied)
+    steps = [step for item in applied for step in moved_row_repair(
+        item.migration.version_text, item.new_version_text)]
+    one = len(applied) == 1
+    raise RefusedError(
+        f"{names} {'is' if one else 'are'} applied in this database; moving "
+        f"{'it' if one else 'them'} would make {'it' if one else 'them'} pending there, to "
+        "be applied twice. Nothing was moved",
+        hint="run `migcoord resolve` without --dsn, then record the new number in that "
+        "database without running anything (with the same --dsn): " + " then ".join(steps),
+        version=applied[0].migration.version, service=applied[0].migration.service)
+
+
 def record_renumber(history: History, plan: RenumberPlan) -> None:
     """Append one `renumber` event per migration moved."""
     history.ensure()

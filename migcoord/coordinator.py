@@ -34,6 +34,7 @@ from migcoord.results import (
     DownResult,
     MarkResult,
     Renumbered,
+    Resolved,
     StatusReport,
     UpResult,
 )
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from migcoord import verify as verify_module
     from migcoord.core import docsgen
     from migcoord.core.numbering import RenumberPlan
+    from migcoord.core.resolution import MergeSides
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -164,7 +166,7 @@ class Coordinator:
         analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
-                                  sql=analyses)
+                                  sql=analyses, sides=self._merge_sides(catalog, against))
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
@@ -218,12 +220,17 @@ class Coordinator:
                        service=service, name=clean_name, up=up, down=down)
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
-        """Rewrite migcoord.sum from the files on disk (after a deliberate edit or merge)."""
-        from migcoord.repo import sumkeeper
+        """Rewrite migcoord.sum from the files on disk (after a deliberate rename), and
+        refresh the docs file. Refuses two migrations with one version (`resolve` first)."""
+        from migcoord.repo import docskeeper, sumkeeper
 
         sumkeeper.path_of(self.config)  # no sum file without a config: say so before locking
         with self._file_lock(lock_timeout):
-            return sumkeeper.write(self.config, self.catalog())
+            catalog = self.catalog()
+            path = sumkeeper.write(self.config, catalog)
+            docskeeper.refresh(self.config, catalog,
+                               functools.partial(self._owned_tables, catalog))
+            return path
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
@@ -250,6 +257,43 @@ class Coordinator:
         log.debug("renumbered %s/%s from %s to %s", service, plan.migration.name,
                   plan.migration.version_text, plan.new_version_text)
         return Renumbered.of(plan)
+
+    def resolve(self, *, onto: str | None = None,
+                lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
+                conn: psycopg.Connection | None = None) -> Resolved:
+        """After (or before, with `onto`) a merge in which two branches took the same
+        numbers: keep every migration the other side has at its number, move this
+        branch's colliding and later migrations after the highest number of the union,
+        with their references, migcoord.sum and the docs file. Idempotent.
+
+        The other side is `onto` (a git ref), else the merge or rebase in progress
+        (git's own state). With a database (`dsn` or `conn`), a migration to move that
+        is applied there is refused, with the repair, and the moves are recorded.
+        """
+        from migcoord import _engine
+        from migcoord.core import resolution
+        from migcoord.repo import git as gitrepo
+
+        with self._file_lock(lock_timeout):
+            side = gitrepo.other_side(self.config, onto)
+            if side is None:
+                raise UsageError(
+                    "no merge or rebase is in progress, so resolve does not know which "
+                    "side's migrations keep their numbers",
+                    hint="before merging, name the branch you will merge into: `migcoord "
+                    "resolve --onto origin/main`; after `git merge` or `git rebase` stops on "
+                    "a conflict, run `migcoord resolve`")
+            theirs = resolution.their_files(gitrepo.files_at(self.config, side),
+                                            gitrepo.folders_of(self.config))
+            plan = resolution.plan_resolve(self.catalog(), self.config, theirs)
+            if dsn is None and conn is None:
+                self._renumber_files(plan.renumber)
+            else:
+                with self._database(dsn, conn, "migcoord resolve") as history:
+                    _engine.refuse_resolving_applied(history, plan.renumber)
+                    self._renumber_files(plan.renumber)
+                    _engine.record_renumber(history, plan.renumber)
+        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind)
 
     # -- database -----------------------------------------------------------------------
 
@@ -383,11 +427,36 @@ class Coordinator:
         return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
 
     def _renumber_files(self, plan: RenumberPlan) -> None:
-        from migcoord.repo import sumkeeper, workspace
+        """Carry out `plan`, then rewrite migcoord.sum (a conflicted one included) and
+        refresh the docs file from the files as they now are."""
+        from migcoord.repo import docskeeper, sumkeeper, workspace
 
         workspace.apply_renumber(plan)
+        catalog = self.catalog()
         if self.config.sum_path is not None:
-            sumkeeper.write(self.config, self.catalog())
+            sumkeeper.write(self.config, catalog, refuse_duplicates=False)
+        docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
+
+    def _merge_sides(self, catalog: Catalog, against: str | None) -> MergeSides | None:
+        """What the other side of the merge has (`against`, else the merge or rebase in
+        progress), asked of git only when two migrations share a version; None when git
+        cannot tell."""
+        from migcoord.core import resolution
+        from migcoord.errors import GitError
+        from migcoord.repo import git as gitrepo
+
+        versions = [m.version for m in catalog.migrations]
+        if len(set(versions)) == len(versions):
+            return None
+        try:
+            side = gitrepo.other_side(self.config, against)
+            if side is None:
+                return None
+            files = resolution.their_files(gitrepo.files_at(self.config, side),
+                                           gitrepo.folders_of(self.config))
+        except GitError:
+            return None
+        return resolution.MergeSides.of(files, side.label, side.command)
 
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:

@@ -540,7 +540,8 @@ def test_a_migration_missing_from_the_sum_is_a_sum_mismatch(tmp_path: Path) -> N
 
 
 def test_git_conflict_markers_in_the_sum_are_a_sum_mismatch(tmp_path: Path) -> None:
-    """A merge where both branches added a migration leaves markers: reported with lines."""
+    """A merge where both branches added a migration leaves markers: reported once, at the
+    first, naming every marker's line and `migcoord resolve`."""
     make_tree(tmp_path, pair("rule-service", "000001", "a"))
     sum_path = tmp_path / "migcoord.sum"
     header, *body = sum_path.read_text().splitlines()
@@ -549,8 +550,10 @@ def test_git_conflict_markers_in_the_sum_are_a_sum_mismatch(tmp_path: Path) -> N
                                    "000002 aggregator c x y", ">>>>>>> other", ""]))
     code, findings = check(tmp_path)
     assert code == 1
-    conflict = [f for f in only(findings, "sum-mismatch") if "conflict marker" in f["message"]]
-    assert [f["line"] for f in conflict] == [3, 5, 7]
+    conflict = [f for f in only(findings, "sum-mismatch") if "merge conflict" in f["message"]]
+    assert [f["line"] for f in conflict] == [3]
+    assert "markers on lines 3, 5, 7" in conflict[0]["message"]
+    assert "`migcoord resolve`" in conflict[0]["hint"]
 
 
 def test_a_hand_edited_header_hash_is_a_sum_mismatch(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def test_create_refuses_while_the_sum_has_conflict_markers(tmp_path: Path) -> No
     before = all_files(root)
     result = run(["create", "x", "--service", "aggregator"], cwd=root)
     assert result.code == 1
-    assert "conflict marker" in result.stderr
+    assert "merge conflict" in result.stderr and "migcoord resolve" in result.stderr
     assert migration_files(root) == {f for f in before if f.endswith(".sql")}
 
 

@@ -49,7 +49,8 @@ def test_a_conflicted_sum_is_read_line_by_line_with_both_sides() -> None:
             ">>>>>>> main\n")
     parsed = sumfile.parse(text)
     assert parsed.conflicted
-    assert [line for line, _ in parsed.problems] == [1, 5, 9]
+    assert parsed.problems == ((1, "git left a merge conflict in it (markers on lines 1, 5, "
+                                   "9): two branches added migrations"),)
     assert sorted({line.render() for line in parsed.lines}) == [
         "000001 a one", "000002 a two", "000002 b other side"]
 

@@ -38,6 +38,7 @@ from migcoord.checks.database import database_findings
 from migcoord.checks.numbering import Ledger
 from migcoord.checks.ownership import Owners, display
 from migcoord.core.model import Catalog, Config, Finding
+from migcoord.core.resolution import MergeSides
 
 __all__ = [
     "Analyses",
@@ -72,16 +73,19 @@ RULES: tuple[Rule, ...] = (
 
 
 def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
-            check_sum: bool = True, sql: Analyses | None = None) -> list[Finding]:
+            check_sum: bool = True, sql: Analyses | None = None,
+            sides: MergeSides | None = None) -> list[Finding]:
     """Every finding for the catalog but the database's and docs-stale, sorted by
     version then path.
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
     `check_sum=False` the sum file is not judged (an implicit config has none). With
-    `sql` (see `analyze_catalog`) the SQL-aware rules run too. Allowed warnings are left out.
+    `sql` (see `analyze_catalog`) the SQL-aware rules run too. `sides` (during a merge or
+    rebase, or with --against) lets `duplicate-version` name the migration to move.
+    Allowed warnings are left out.
     """
     findings: list[Finding] = []
-    ledger = Ledger.of(catalog, sum_text)
+    ledger = Ledger.of(catalog, sum_text, sides)
     for rule in RULES:
         findings.extend(rule(catalog, config, ledger))
     if sql is not None:

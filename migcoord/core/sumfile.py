@@ -103,7 +103,7 @@ def parse(text: str) -> SumFile:
     old_format = False
     body: list[str] = []
     lines: list[SumLine] = []
-    conflicted = False
+    markers: list[int] = []
     # A checkout with autocrlf ends every line with "\r\n"; only then is the "\r" not
     # part of the line (a name may end with one).
     crlf = bool(raw_lines) and all(raw.endswith("\r") for raw in raw_lines)
@@ -117,8 +117,7 @@ def parse(text: str) -> SumFile:
                 claimed, old_format = header, raw.startswith(_OLD_HEADER_PREFIX)
             continue
         if raw.startswith(_CONFLICT_MARKERS):
-            conflicted = True
-            problems.append((number, "git conflict marker: two branches added migrations"))
+            markers.append(number)
             continue
         if not raw.strip():
             continue
@@ -128,10 +127,13 @@ def parse(text: str) -> SumFile:
             continue
         body.append(raw)
         lines.append(line)
-    if claimed is None:
+    if markers:
+        problems.insert(0, (markers[0], "git left a merge conflict in it (markers on lines "
+                            f"{', '.join(map(str, markers))}): two branches added migrations"))
+    elif claimed is None:
         problems.insert(0, (1, f"first line should be '{HEADER_PREFIX}<hash> ...'"))
     return SumFile(lines=tuple(lines), claimed_hash=claimed, body_hash=_hash_lines(body),
-                   problems=tuple(problems), conflicted=conflicted, old_format=old_format)
+                   problems=tuple(problems), conflicted=bool(markers), old_format=old_format)
 
 
 def _header_hash(raw: str) -> str | None:

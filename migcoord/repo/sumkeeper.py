@@ -73,16 +73,20 @@ def absent_with_migrations(config: Config, catalog: Catalog) -> list[str]:
     return sorted({line.service for line in sumfile.parse(text).lines}.intersection(absent))
 
 
-def write(config: Config, catalog: Catalog) -> Path:
+def write(config: Config, catalog: Catalog, *, refuse_duplicates: bool = True) -> Path:
     """Rewrite the sum file from the files in `catalog` (absent services' lines kept as
-    recorded) and return its path; UsageError when there is no sum file, RefusedError
-    (nothing written) when two migrations share a version: the ledger gives each number
-    to one migration, and `resolve` decides which one moves."""
+    recorded) and return its path; UsageError when there is no sum file.
+
+    With `refuse_duplicates`, RefusedError (nothing written) when two migrations share a
+    version: the ledger gives each number to one migration, and `resolve` decides which
+    one moves. `renumber` writes what its moves leave (check reports what is still shared).
+    """
     path = path_of(config)
     absent = catalog.absent_services
     _refuse_unwritable(catalog.migrations)
     lines = _merged(catalog.migrations, _lines_of(config, absent))
-    _refuse_duplicates(lines, config)
+    if refuse_duplicates:
+        _refuse_duplicates(lines, config)
     workspace.replace_atomically(path, sumfile.render_lines(lines))
     return path
 
