@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -76,9 +76,16 @@ def locked(config: Config, history: History, timeout: float | None) -> Iterator[
 # -- up and down ------------------------------------------------------------------------
 
 def up(config: Config, catalog: Catalog, history: History, request: planning.UpRequest, *,
-       dry_run: bool, lock_timeout: float | None, sync_each: bool) -> UpResult:
+       dry_run: bool, lock_timeout: float | None, sync_each: bool,
+       wider: Callable[[], Catalog] | None = None) -> UpResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
-    again (others may have applied some of it meanwhile) and apply each step."""
+    again (others may have applied some of it meanwhile) and apply each step.
+
+    `wider` reads every folder here; it is used when another service's row holds the
+    number of a file in `catalog`, so the refusal can say whether a merge renumbered it.
+    """
+    if wider is not None and _number_taken(catalog, history.rows()):
+        catalog = wider()
     plan = planning.plan_up(catalog, history.rows(), request)
     scope = (None if request.service is None else
              {request.service, *(step.migration.service for step in plan.steps)})
@@ -105,6 +112,11 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
             error.with_applied(applied)
             raise
     return UpResult(applied=tuple(applied), warnings=plan.warnings)
+
+
+def _number_taken(catalog: Catalog, rows: Sequence[HistoryRow]) -> bool:
+    by_version = {row.version: row.service for row in rows}
+    return any(by_version.get(m.version, m.service) != m.service for m in catalog.migrations)
 
 
 def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], lock_pid: int,

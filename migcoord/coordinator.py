@@ -312,15 +312,18 @@ class Coordinator:
             raise UsageError("name one service, or pass all_services=True (--all)")
         if service is not None:
             self._service(service)
+        self._refuse_unresolved_merge()
         # Dependencies are checked in the database, so one service's folder is enough
         # unless --with-deps may have to apply another service's files.
-        catalog = self.catalog(None if with_deps or service is None else [service],
-                               up_only=True)
+        narrow = not (with_deps or service is None)
+        catalog = self.catalog([service] if narrow and service else None, up_only=True)
         request = planning.UpRequest(service=service, to=to, with_deps=with_deps,
                                      allow_out_of_order=allow_out_of_order)
         with self._database(dsn, conn, f"migcoord up {service or '--all'}") as history:
             return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
-                              lock_timeout=lock_timeout, sync_each=sync_each)
+                              lock_timeout=lock_timeout, sync_each=sync_each,
+                              wider=functools.partial(self.catalog, up_only=True)
+                              if narrow else None)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
              cascade: bool = False, dry_run: bool = False, lock_timeout: float | None = None,
@@ -436,6 +439,22 @@ class Coordinator:
         if self.config.sum_path is not None:
             sumkeeper.write(self.config, catalog, refuse_duplicates=False)
         docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
+
+    def _refuse_unresolved_merge(self) -> None:
+        """Refuse `up` while migcoord.sum holds git's conflict markers: a merge or rebase
+        is unresolved, and its migrations' numbers may still change."""
+        from migcoord.core import sumfile
+        from migcoord.errors import RefusedError
+        from migcoord.repo import sumkeeper
+
+        text = sumkeeper.read(self.config)
+        if text is None or not sumfile.parse(text).conflicted:
+            return
+        raise RefusedError(
+            f"{self.config.sum_path} holds a git merge conflict: a merge or rebase that brought "
+            "in other migrations is not resolved, and numbers may still change. Nothing was "
+            "applied", hint="run `migcoord resolve`, then up again",
+            path=self.config.sum_path)
 
     def _merge_sides(self, catalog: Catalog, against: str | None) -> MergeSides | None:
         """What the other side of the merge has (`against`, else the merge or rebase in
