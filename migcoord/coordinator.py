@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from migcoord import verify as verify_module
     from migcoord.core import docsgen
     from migcoord.core.numbering import RenumberPlan
-    from migcoord.core.resolution import MergeSides
+    from migcoord.core.resolution import BranchEdit, MergeSides
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -156,9 +156,11 @@ class Coordinator:
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
+        edits: list[BranchEdit] = []
         if against is not None:
             from migcoord.repo import git as gitref
 
+            edits = gitref.branch_edits(self.config, against)
             catalog = gitref.merged_catalog(self.config, catalog, against)
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
@@ -166,7 +168,8 @@ class Coordinator:
         analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
-                                  sql=analyses, sides=self._merge_sides(catalog, against))
+                                  sql=analyses, sides=self._merge_sides(catalog, against),
+                                  edits=edits)
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))

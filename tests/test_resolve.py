@@ -226,3 +226,61 @@ def test_make_migrate_resolve_resolves_a_merge(tmp_path: Path) -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert_resolved(root)
+
+
+def test_a_docs_file_with_conflict_markers_is_an_error_and_docs_rewrites_it(
+    tmp_path: Path,
+) -> None:
+    """After the merge stops, check reports docs-conflict (an error) saying to run
+    `migcoord docs`; resolve (or docs) writes the tables again, without markers."""
+    root = collided(tmp_path)
+    git(root, "merge", "main", check=False)
+    assert "<<<<<<<" in (root / "docs/MIGRATIONS.md").read_text()
+    conflict = [f for f in errors(root) if f["code"] == "docs-conflict"]
+    assert len(conflict) == 1 and conflict[0]["path"] == "docs/MIGRATIONS.md"
+    assert "`migcoord docs`" in str(conflict[0]["hint"])
+    assert run(["docs"], cwd=root).code == 0
+    assert "<<<<<<<" not in (root / "docs/MIGRATIONS.md").read_text()
+    assert [f for f in errors(root) if f["code"] == "docs-conflict"] == []
+
+
+def test_docs_refuses_conflict_markers_outside_the_generated_tables(tmp_path: Path) -> None:
+    """Markers in text migcoord does not write: docs says to resolve them by hand and
+    writes nothing."""
+    root = collided(tmp_path)
+    docs = root / "docs/MIGRATIONS.md"
+    text = "<<<<<<< HEAD\nour intro\n=======\ntheir intro\n>>>>>>> main\n" + docs.read_text()
+    docs.write_text(text)
+    result = run(["docs"], cwd=root)
+    assert result.code == 2
+    assert "outside the generated tables" in result.stderr
+    assert docs.read_text() == text
+
+
+def test_sum_refuses_two_migrations_of_one_version_and_its_hint_works(tmp_path: Path) -> None:
+    """During the merge `migcoord sum` writes nothing and says to run resolve; resolve
+    then writes the sum."""
+    root = collided(tmp_path)
+    git(root, "merge", "main", check=False)
+    before = (root / "migcoord.sum").read_text()
+    refused = run(["sum"], cwd=root)
+    assert refused.code == 1
+    assert "`migcoord resolve`" in refused.stderr
+    assert (root / "migcoord.sum").read_text() == before
+    assert run(["resolve"], cwd=root).code == 0
+    assert_resolved(root)
+
+
+def test_renumber_and_sum_refresh_the_docs_file(tmp_path: Path) -> None:
+    """Like create, renumber and sum bring the generated tables up to date."""
+    root = collided(tmp_path)
+    docs = root / "docs/MIGRATIONS.md"
+    assert "| 000008 | Digest view |" in docs.read_text()
+    assert run(["renumber", "000008", "--service", "sender", "--to", "000009"], cwd=root).code == 0
+    assert "| 000009 | Digest view |" in docs.read_text()
+    folder = root / SENDER
+    for direction in ("up", "down"):
+        (folder / f"000009_digest_view.{direction}.sql").rename(
+            folder / f"000008_digest_view.{direction}.sql")
+    assert run(["sum"], cwd=root).code == 0
+    assert "| 000008 | Digest view |" in docs.read_text()

@@ -142,12 +142,17 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
                              service=ledger.owners[next_version][0], version=next_version,
                              hint="restore the missing migration")
             continue
+        missing = format_version(first, config.version_width)
         yield finding_at(
             after, "gap", message,
-            hint=f"if {after.label} was never applied anywhere, move it into the gap with "
-            f"`migcoord renumber {after.version_text} --service {after.service} --to "
-            f"{format_version(first, config.version_width)}`; otherwise restore the missing "
-            "migration",
+            # Never "move it into the gap" first: after `resolve --onto`, the gap is the
+            # number the other branch took, and moving into it recreates the collision.
+            hint=f"if another branch took {missing} (`migcoord check --against origin/main` "
+            "shows it), the gap closes when you merge that branch into this one "
+            f"(`git merge`, then `migcoord resolve`); if the migration at {missing} was "
+            "deleted, restore it; only if no branch has it and "
+            f"{after.label} was never applied anywhere, move it into the gap: `migcoord "
+            f"renumber {after.version_text} --service {after.service} --to {missing}`",
         )
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import attrs
 
-from migcoord.core.model import Catalog, Config, Migration, format_version
+from migcoord.core.model import Catalog, Config, Direction, Migration, format_version
 from migcoord.core.naming import parse_filename
 from migcoord.core.numbering import (
     DEPENDS_LINE,
@@ -42,6 +43,19 @@ class TheirFile:
     service: str
     version: int
     name: str
+
+
+@attrs.frozen
+class BranchEdit:
+    """A migration file that this branch changed (or removed) although `ref` already has
+    the migration: read by `repo/git.branch_edits`, reported by `checks/merging`."""
+
+    path: Path
+    service: str
+    version: int
+    direction: Direction
+    ref: str
+    removed: bool = False
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ import attrs
 
 from migcoord.core.model import Catalog, Config, SqlFile
 from migcoord.core.naming import parse_filename
+from migcoord.core.resolution import BranchEdit
 from migcoord.errors import GitError
 from migcoord.repo import discovery
 
@@ -101,6 +102,42 @@ def _changed_on_ref(top: Path, base: str, ref: str, folder: str) -> list[tuple[s
         if letter:
             changes[path] = letter[0]
     return [(letter, path) for path, letter in changes.items()]
+
+
+def branch_edits(config: Config, ref: str) -> list[BranchEdit]:
+    """The migration files of the working tree that differ from `ref` where `ref` did not
+    change them since the histories split: this branch changed (or removed) a migration
+    `ref` already has. A difference of line endings or BOM only is no change (the
+    checksum ignores them)."""
+    top = toplevel(config, "`check --against`")
+    commit_of(top, ref)
+    base = _git(["merge-base", "HEAD", ref], top).decode().strip()
+    services = {r: s.name for s in config.services
+                if (r := _relative(top, s.migrations)) is not None}
+    if not services:
+        return []
+    here = _git(["diff", "--name-status", "--no-renames", "-z", ref, "--", *services], top)
+    there = _git(["diff", "--name-only", "--no-renames", "-z", base, ref, "--", *services], top)
+    changed_there = set(there.decode("utf-8", "surrogateescape").split("\0"))
+    parts = here.decode("utf-8", "surrogateescape").split("\0")
+    edits = []
+    for letter, path in zip(parts[0::2], parts[1::2], strict=False):
+        folder, _, name = path.rpartition("/")
+        parsed = parse_filename(name)
+        if letter[:1] not in ("M", "D") or path in changed_there or parsed is None \
+                or folder not in services:
+            continue
+        if letter[:1] == "M":
+            theirs = discovery.checksum(_git(["show", f"{ref}:{path}"], top))
+            try:
+                if discovery.checksum((top / path).read_bytes()) == theirs:
+                    continue
+            except OSError:
+                pass  # unreadable here: check reports it; it differs from ref all the same
+        edits.append(BranchEdit(path=top / path, service=services[folder],
+                                version=parsed.version, direction=parsed.direction, ref=ref,
+                                removed=letter[:1] == "D"))
+    return edits
 
 
 @attrs.frozen
