@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from migcoord import verify as verify_module
     from migcoord.core import docsgen
     from migcoord.core.numbering import RenumberPlan
-    from migcoord.core.resolution import BranchEdit, MergeSides
+    from migcoord.core.resolution import BranchEdit
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -152,7 +152,7 @@ class Coordinator:
         a large analysis use worker processes; only single-threaded programs should ask.
         """
         from migcoord import checks
-        from migcoord.repo import docskeeper, sumkeeper
+        from migcoord.repo import docskeeper, merging, sumkeeper
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
@@ -168,7 +168,8 @@ class Coordinator:
         analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
-                                  sql=analyses, sides=self._merge_sides(catalog, against),
+                                  sql=analyses, sides=merging.merge_sides(self.config, catalog,
+                                                                          against),
                                   edits=edits)
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
@@ -275,19 +276,10 @@ class Coordinator:
         """
         from migcoord import _engine
         from migcoord.core import resolution
-        from migcoord.repo import git as gitrepo
+        from migcoord.repo import merging
 
         with self._file_lock(lock_timeout):
-            side = gitrepo.other_side(self.config, onto)
-            if side is None:
-                raise UsageError(
-                    "no merge or rebase is in progress, so resolve does not know which "
-                    "side's migrations keep their numbers",
-                    hint="before merging, name the branch you will merge into: `migcoord "
-                    "resolve --onto origin/main`; after `git merge` or `git rebase` stops on "
-                    "a conflict, run `migcoord resolve`")
-            theirs = resolution.their_files(gitrepo.files_at(self.config, side),
-                                            gitrepo.folders_of(self.config))
+            side, theirs = merging.their_side(self.config, onto)
             plan = resolution.plan_resolve(self.catalog(), self.config, theirs)
             if dsn is None and conn is None:
                 self._renumber_files(plan.renumber)
@@ -315,7 +307,9 @@ class Coordinator:
             raise UsageError("name one service, or pass all_services=True (--all)")
         if service is not None:
             self._service(service)
-        self._refuse_unresolved_merge()
+        from migcoord.repo import merging
+
+        merging.refuse_unresolved_merge(self.config)
         # Dependencies are checked in the database, so one service's folder is enough
         # unless --with-deps may have to apply another service's files.
         narrow = not (with_deps or service is None)
@@ -442,43 +436,6 @@ class Coordinator:
         if self.config.sum_path is not None:
             sumkeeper.write(self.config, catalog, refuse_duplicates=False)
         docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
-
-    def _refuse_unresolved_merge(self) -> None:
-        """Refuse `up` while migcoord.sum holds git's conflict markers: a merge or rebase
-        is unresolved, and its migrations' numbers may still change."""
-        from migcoord.core import sumfile
-        from migcoord.errors import RefusedError
-        from migcoord.repo import sumkeeper
-
-        text = sumkeeper.read(self.config)
-        if text is None or not sumfile.parse(text).conflicted:
-            return
-        raise RefusedError(
-            f"{self.config.sum_path} holds a git merge conflict: a merge or rebase that brought "
-            "in other migrations is not resolved, and numbers may still change. Nothing was "
-            "applied", hint="run `migcoord resolve`, then up again",
-            path=self.config.sum_path)
-
-    def _merge_sides(self, catalog: Catalog, against: str | None) -> MergeSides | None:
-        """What the other side of the merge has (`against`, else the merge or rebase in
-        progress), asked of git only when two migrations share a version; None when git
-        cannot tell."""
-        from migcoord.core import resolution
-        from migcoord.errors import GitError
-        from migcoord.repo import git as gitrepo
-
-        versions = [m.version for m in catalog.migrations]
-        if len(set(versions)) == len(versions):
-            return None
-        try:
-            side = gitrepo.other_side(self.config, against)
-            if side is None:
-                return None
-            files = resolution.their_files(gitrepo.files_at(self.config, side),
-                                           gitrepo.folders_of(self.config))
-        except GitError:
-            return None
-        return resolution.MergeSides.of(files, side.label, side.command)
 
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:
