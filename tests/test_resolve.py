@@ -284,3 +284,33 @@ def test_renumber_and_sum_refresh_the_docs_file(tmp_path: Path) -> None:
             folder / f"000008_digest_view.{direction}.sql")
     assert run(["sum"], cwd=root).code == 0
     assert "| 000008 | Digest view |" in docs.read_text()
+
+
+def test_resolve_json_lists_each_move_and_a_second_run_lists_none(tmp_path: Path) -> None:
+    """--format json: one document with old and new versions; the rerun moves nothing."""
+    root = collided(tmp_path)
+    git(root, "merge", "main", check=False)
+    first = run(["resolve", "--format", "json"], cwd=root)
+    assert first.code == 0, first.stderr
+    document = first.json()
+    assert (document["state"], document["other_side"]) == ("merge", "main (being merged)")
+    assert [(m["service"], m["old_version"], m["new_version"]) for m in document["migrations"]] \
+        == [("aggregator", 7, 8), ("sender", 8, 9)]
+    assert document["kept"] == ["rule-service 000007_add_rule_flags"]
+    again = run(["resolve", "--format", "json"], cwd=root)
+    assert again.json()["migrations"] == [] and again.json()["moved"] == []
+
+
+def test_resolve_with_an_unreachable_dsn_moves_nothing_and_never_prints_the_password(
+    tmp_path: Path,
+) -> None:
+    """A DSN with a password that cannot connect: exit 3, the files untouched, the
+    password nowhere in the output."""
+    root = collided(tmp_path)
+    git(root, "merge", "main", check=False)
+    before = tree_files(root)
+    result = run(["resolve", "--dsn", "postgresql://me:s3cr3t-pw@127.0.0.1:1/nowhere"], cwd=root)
+    assert result.code == 3, result.stderr
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_files(root) == before

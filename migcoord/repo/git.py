@@ -215,7 +215,8 @@ def _git_path(top: Path, name: str) -> Path:
 def _name(top: Path, commit: str) -> str:
     """A branch or tag name for `commit` when git has one, else its short hash."""
     try:
-        name = _git(["name-rev", "--name-only", "--no-undefined", commit], top).decode().strip()
+        name = _git(["name-rev", "--name-only", "--no-undefined", "--exclude=*/HEAD", commit],
+                    top).decode().strip()
     except GitError:
         return commit[:12]
-    return name or commit[:12]
+    return name.removeprefix("remotes/") or commit[:12]
