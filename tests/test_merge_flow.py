@@ -120,7 +120,14 @@ def test_a_developer_database_with_the_old_number_is_repaired_by_the_hinted_comm
     hinted = re.findall(r"`(migcoord mark [^`]+)`", refused.stderr)
     assert hinted == ["migcoord mark 000008 --applied --reason 'renumbered from 000007'",
                       "migcoord mark 000007 --pending --reason 'renumbered to 000008'"]
-    # The same refusal for one service: rule-service's 000007 has the old number's row.
+    # check --db and status say the same; the same refusal for one service:
+    # rule-service's 000007 has the old number's row.
+    db = run(["check", "--db", "--no-sql", "--format", "json"], cwd=root, environ=env(dsn))
+    [missing] = [f for f in db.json()["findings"] if f["code"] == "missing-file"]
+    assert re.findall(r"`(migcoord mark [^`]+)`", missing["hint"]) == hinted
+    status = run(["status", "--format", "json"], cwd=root, environ=env(dsn)).json()
+    assert {(m["version"], m["service"], m["state"]) for m in status["migrations"]} >= {
+        (7, "aggregator", "missing"), (7, "rule-service", "pending"), (8, "aggregator", "pending")}
     one = run(["up", "--service", "rule-service"], cwd=root, environ=env(dsn))
     assert one.code == 1
     assert re.findall(r"`(migcoord mark [^`]+)`", one.stderr) == hinted

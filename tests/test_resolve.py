@@ -314,3 +314,19 @@ def test_resolve_with_an_unreachable_dsn_moves_nothing_and_never_prints_the_pass
     assert "s3cr3t-pw" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert tree_files(root) == before
+
+
+def test_a_gap_left_by_moving_past_mains_number_does_not_lead_back_into_it(
+    tmp_path: Path,
+) -> None:
+    """After `resolve --onto main` the branch alone skips main's 000007: the gap's hint
+    first says that merging main closes it (which it does), not to move back into 7."""
+    root = collided(tmp_path)
+    assert run(["resolve", "--onto", "main"], cwd=root).code == 0
+    [gap] = [f for f in errors(root) if f["code"] == "gap"]
+    assert str(gap["hint"]).startswith("if another branch took 000007")
+    assert errors(root, "--against", "main") == []
+    commit_all(root, "resolved onto main")
+    git(root, "merge", "main", check=False)
+    assert run(["resolve"], cwd=root).code == 0
+    assert errors(root) == []
