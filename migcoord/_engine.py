@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -90,10 +90,18 @@ def watched(history: History) -> Iterator[LockWatch]:
 
 def up(config: Config, catalog: Catalog, history: History, request: planning.UpRequest, *,
        dry_run: bool, lock_timeout: float | None, sync_each: bool,
-       ddl: DdlSettings | None = None) -> UpResult:
+       ddl: DdlSettings | None = None,
+       wider: Callable[[], Catalog] | None = None) -> UpResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
-    again (others may have applied some of it meanwhile) and apply each step."""
-    plan = planning.plan_up(catalog, history.rows(), request)
+    again (others may have applied some of it meanwhile) and apply each step.
+
+    `wider` reads every folder here; it is used when another service's row holds the
+    number of a file in `catalog`, so the refusal can say whether a merge renumbered it.
+    """
+    rows = history.rows()
+    if wider is not None and _number_taken(catalog, rows):
+        catalog = wider()
+    plan = planning.plan_up(catalog, rows, request)
     scope = (None if request.service is None else
              {request.service, *(step.migration.service for step in plan.steps)})
     refuse_invalid_files(config, catalog, plan.steps, "up", scope)
@@ -123,6 +131,11 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         except KeyboardInterrupt:
             raise Interrupted(applied) from None
     return UpResult(applied=tuple(applied), warnings=plan.warnings)
+
+
+def _number_taken(catalog: Catalog, rows: Sequence[HistoryRow]) -> bool:
+    by_version = {row.version: row.service for row in rows}
+    return any(by_version.get(m.version, m.service) != m.service for m in catalog.migrations)
 
 
 @attrs.frozen
@@ -384,6 +397,29 @@ def refuse_renumbering_applied(history: History, plan: RenumberPlan) -> None:
                 f"renumbering it would make it pending again and apply it twice",
                 hint="renumber only migrations never applied anywhere; to change an applied "
                 "one, write a new migration")
+
+
+def refuse_resolving_applied(history: History, plan: RenumberPlan) -> None:
+    """Refuse `resolve` when a migration it would move is applied in this database,
+    naming the exact repair: resolve the files alone, then record each move there."""
+    rows = {(row.version, row.service) for row in history.rows()}
+    applied = [item for item in plan.renumberings
+               if (item.migration.version, item.migration.service) in rows]
+    if not applied:
+        return
+    from migcoord.core.resolution import moved_row_repair
+
+    names = ", ".join(f"{item.migration.service} {item.migration.label}" for item in applied)
+    steps = [step for item in applied for step in moved_row_repair(
+        item.migration.version_text, item.new_version_text)]
+    one = len(applied) == 1
+    raise RefusedError(
+        f"{names} {'is' if one else 'are'} applied in this database; moving "
+        f"{'it' if one else 'them'} would make {'it' if one else 'them'} pending there, to "
+        "be applied twice. Nothing was moved",
+        hint="run `migcoord resolve` without --dsn, then record the new number in that "
+        "database without running anything (with the same --dsn): " + " then ".join(steps),
+        version=applied[0].migration.version, service=applied[0].migration.service)
 
 
 def record_renumber(history: History, plan: RenumberPlan) -> None:

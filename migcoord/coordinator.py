@@ -35,6 +35,7 @@ from migcoord.results import (
     DownResult,
     MarkResult,
     Renumbered,
+    Resolved,
     StatusReport,
     UpResult,
 )
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from migcoord import verify as verify_module
     from migcoord.core import docsgen, registry
     from migcoord.core.numbering import RenumberPlan
+    from migcoord.core.resolution import BranchEdit
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -154,13 +156,15 @@ class Coordinator:
         a large analysis use worker processes; only single-threaded programs should ask.
         """
         from migcoord import checks
-        from migcoord.repo import docskeeper, sumkeeper
+        from migcoord.repo import docskeeper, merging, sumkeeper
 
         catalog = self.catalog()
         check_sum = self.config.sum_path is not None
+        edits: list[BranchEdit] = []
         if against is not None:
             from migcoord.repo import git as gitref
 
+            edits = gitref.branch_edits(self.config, against)
             catalog = gitref.merged_catalog(self.config, catalog, against)
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
@@ -168,7 +172,9 @@ class Coordinator:
         analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
                     if sql else None)
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
-                                  sql=analyses)
+                                  sql=analyses, sides=merging.merge_sides(self.config, catalog,
+                                                                          against),
+                                  edits=edits)
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
@@ -253,12 +259,17 @@ class Coordinator:
                        service=service, name=clean_name, up=up, down=down)
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
-        """Rewrite migcoord.sum from the files on disk (after a deliberate edit or merge)."""
-        from migcoord.repo import sumkeeper
+        """Rewrite migcoord.sum from the files on disk (after a deliberate rename), and
+        refresh the docs file. Refuses two migrations with one version (`resolve` first)."""
+        from migcoord.repo import docskeeper, sumkeeper
 
         sumkeeper.path_of(self.config)  # no sum file without a config: say so before locking
         with self._file_lock(lock_timeout):
-            return sumkeeper.write(self.config, self.catalog())
+            catalog = self.catalog()
+            path = sumkeeper.write(self.config, catalog)
+            docskeeper.refresh(self.config, catalog,
+                               functools.partial(self._owned_tables, catalog))
+            return path
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
@@ -286,6 +297,34 @@ class Coordinator:
                   plan.migration.version_text, plan.new_version_text)
         return Renumbered.of(plan)
 
+    def resolve(self, *, onto: str | None = None,
+                lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
+                conn: psycopg.Connection | None = None) -> Resolved:
+        """After (or before, with `onto`) a merge in which two branches took the same
+        numbers: keep every migration the other side has at its number, move this
+        branch's colliding and later migrations after the highest number of the union,
+        with their references, migcoord.sum and the docs file. Idempotent.
+
+        The other side is `onto` (a git ref), else the merge or rebase in progress
+        (git's own state). With a database (`dsn` or `conn`), a migration to move that
+        is applied there is refused, with the repair, and the moves are recorded.
+        """
+        from migcoord import _engine
+        from migcoord.core import resolution
+        from migcoord.repo import merging
+
+        with self._file_lock(lock_timeout):
+            side, theirs = merging.their_side(self.config, onto)
+            plan = resolution.plan_resolve(self.catalog(), self.config, theirs)
+            if dsn is None and conn is None:
+                self._renumber_files(plan.renumber)
+            else:
+                with self._database(dsn, conn, "migcoord resolve") as history:
+                    _engine.refuse_resolving_applied(history, plan.renumber)
+                    self._renumber_files(plan.renumber)
+                    _engine.record_renumber(history, plan.renumber)
+        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind)
+
     # -- database -----------------------------------------------------------------------
 
     def up(self, service: str | None = None, *, all_services: bool = False,
@@ -307,16 +346,21 @@ class Coordinator:
             raise UsageError("name one service, or pass all_services=True (--all)")
         if service is not None:
             self._service(service)
+        from migcoord.repo import merging
+
         ddl = _ddl_override(ddl_lock_timeout)
+        merging.refuse_unresolved_merge(self.config)
         # Dependencies are checked in the database, so one service's folder is enough
         # unless --with-deps may have to apply another service's files.
-        catalog = self.catalog(None if with_deps or service is None else [service],
-                               up_only=True)
+        narrow = not (with_deps or service is None)
+        catalog = self.catalog([service] if narrow and service else None, up_only=True)
         request = planning.UpRequest(service=service, to=to, with_deps=with_deps,
                                      allow_out_of_order=allow_out_of_order)
         with self._database(dsn, conn, f"migcoord up {service or '--all'}") as history:
             return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
-                              lock_timeout=lock_timeout, sync_each=sync_each, ddl=ddl)
+                              lock_timeout=lock_timeout, sync_each=sync_each, ddl=ddl,
+                              wider=functools.partial(self.catalog, up_only=True)
+                              if narrow else None)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
              cascade: bool = False, dry_run: bool = False, lock_timeout: float | None = None,
@@ -426,11 +470,15 @@ class Coordinator:
         return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
 
     def _renumber_files(self, plan: RenumberPlan) -> None:
-        from migcoord.repo import sumkeeper, workspace
+        """Carry out `plan`, then rewrite migcoord.sum (a conflicted one included) and
+        refresh the docs file from the files as they now are."""
+        from migcoord.repo import docskeeper, sumkeeper, workspace
 
         workspace.apply_renumber(plan)
+        catalog = self.catalog()
         if self.config.sum_path is not None:
-            sumkeeper.write(self.config, self.catalog())
+            sumkeeper.write(self.config, catalog, refuse_duplicates=False)
+        docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
 
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:

@@ -205,3 +205,39 @@ class Renumbered:
             edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous,
             versions=tuple((item.migration.version, item.new_version)
                            for item in plan.renumberings))
+
+
+@attrs.frozen
+class Resolved:
+    """What `resolve` kept, moved and edited."""
+
+    #: The other side, as a person calls it: "origin/main", "main (being merged)".
+    other_side: str
+    #: "merge", "rebase" or "ref" (--onto).
+    state: str
+    #: (service, name, old version text, new version text) for every migration moved.
+    versions: tuple[tuple[str, str, str, str], ...] = ()
+    moved: tuple[tuple[Path, Path], ...] = ()
+    edited: tuple[Path, ...] = ()
+    ambiguous: tuple[str, ...] = ()
+    #: The other side's migrations that kept the numbers this branch's left.
+    kept: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {"other_side": self.other_side, "state": self.state,
+                "migrations": [{"service": s, "name": n, "old_version": int(old),
+                                "new_version": int(new)} for s, n, old, new in self.versions],
+                "moved": [[str(a), str(b)] for a, b in self.moved],
+                "edited": [str(p) for p in self.edited], "ambiguous": list(self.ambiguous),
+                "kept": list(self.kept)}
+
+    @classmethod
+    def of(cls, plan: RenumberPlan, kept: tuple[str, ...], other_side: str,
+           state: str) -> Resolved:
+        """The result of carrying out `plan` against `other_side`."""
+        return cls(
+            other_side=other_side, state=state,
+            versions=tuple((r.migration.service, r.migration.name, r.migration.version_text,
+                            r.new_version_text) for r in plan.renumberings),
+            moved=tuple((m.source, m.target) for m in plan.moves),
+            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous, kept=kept)

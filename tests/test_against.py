@@ -118,3 +118,55 @@ def test_against_outside_a_git_repository_is_a_clear_error(tmp_path: Path) -> No
     assert result.code == 2, result
     assert "not a git repository" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- edits of migrations the ref already has -------------------------------------------------
+
+
+def test_an_up_file_edited_on_the_branch_that_main_has_is_edited_merged(tmp_path: Path) -> None:
+    """feature changed 000006's up file, which main has: an error naming the file and the
+    command that restores it; that command clears it."""
+    root = diverged(tmp_path)
+    up = root / "aggregator/migrations/000006_create_notifications_table.up.sql"
+    up.write_text(up.read_text() + "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS x int;\n")
+    code, found = findings(root, "--against", "main")
+    edited = [f for f in found if f["code"] == "edited-merged"]
+    assert len(edited) == 1 and code == 1
+    assert edited[0]["path"] == "aggregator/migrations/000006_create_notifications_table.up.sql"
+    assert (edited[0]["service"], edited[0]["version"]) == ("aggregator", 6)
+    restore = str(edited[0]["hint"]).split("`")[1]
+    assert restore == ("git checkout main -- "
+                       "aggregator/migrations/000006_create_notifications_table.up.sql")
+    git(root, *restore.split()[1:])
+    assert [f for f in findings(root, "--against", "main")[1] if f["code"] == "edited-merged"] == []
+
+
+def test_a_down_file_edited_on_the_branch_is_a_warning_and_line_endings_are_no_edit(
+    tmp_path: Path,
+) -> None:
+    """A changed down file of a merged migration warns (edited-merged-down); converting
+    an up file to CRLF with a BOM changes nothing that runs, so it is not reported."""
+    root = diverged(tmp_path)
+    folder = root / "rule-service/migrations"
+    down = folder / "000002_create_rules_table.down.sql"
+    down.write_text(down.read_text() + "-- also drop the sequence\n")
+    up = folder / "000001_create_clients_table.up.sql"
+    up.write_bytes(b"\xef\xbb\xbf" + up.read_bytes().replace(b"\n", b"\r\n"))
+    result = run(["check", "--format", "json", "--against", "main"], cwd=root)
+    codes = [(f["code"], f["severity"], f["version"]) for f in result.json()["findings"]
+             if f["code"].startswith("edited-merged")]
+    assert codes == [("edited-merged-down", "warning", 2)]
+
+
+def test_a_merged_migration_renamed_on_the_branch_is_edited_merged(tmp_path: Path) -> None:
+    """Renumbering main's migration on the branch (the wrong one of a collision) removes
+    a file main has: edited-merged."""
+    root = diverged(tmp_path)
+    folder = root / "aggregator/migrations"
+    for direction in ("up", "down"):
+        (folder / f"000006_create_notifications_table.{direction}.sql").rename(
+            folder / f"000009_create_notifications_table.{direction}.sql")
+    _, found = findings(root, "--against", "main")
+    edited = [f for f in found if f["code"] == "edited-merged"]
+    assert [f["version"] for f in edited] == [6]
+    assert "removed (or renamed)" in str(edited[0]["message"])

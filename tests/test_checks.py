@@ -493,17 +493,28 @@ def test_a_non_utf8_file_does_not_hide_the_other_findings(tmp_path: Path) -> Non
 # -- the sum file -------------------------------------------------------------------------
 
 
-def test_editing_a_file_after_the_sum_was_written_is_a_sum_mismatch(tmp_path: Path) -> None:
-    """The sum records each file's hash; an edit since is reported for that migration."""
+def test_editing_a_file_after_the_sum_was_written_is_not_a_sum_mismatch(tmp_path: Path) -> None:
+    """The sum is a ledger of versions, services and names: editing SQL changes none."""
     make_tree(tmp_path, pair("rule-service", "000001", "a"))
+    (tmp_path / "rule-service/migrations/000001_a.up.sql").write_text("SELECT 2;\n")
     (tmp_path / "rule-service/migrations/000001_a.down.sql").write_text("SELECT 2;\n")
+    assert check(tmp_path) == (0, [])
+
+
+def test_renaming_a_migration_after_the_sum_was_written_is_a_sum_mismatch(tmp_path: Path) -> None:
+    """A name the ledger does not list is reported for that migration, and `migcoord sum`
+    (the hint) records it."""
+    make_tree(tmp_path, pair("rule-service", "000001", "a"))
+    folder = tmp_path / "rule-service/migrations"
+    for direction in ("up", "down"):
+        (folder / f"000001_a.{direction}.sql").rename(folder / f"000001_b.{direction}.sql")
     code, findings = check(tmp_path)
     assert code == 1
-    [finding] = findings
-    assert (finding["code"], finding["version"], finding["path"]) == (
-        "sum-mismatch", 1, "migcoord.sum")
-    assert "down file changed" in finding["message"]
-    assert "migcoord sum" in finding["hint"]
+    assert [(f["code"], f["version"], f["path"]) for f in findings] == [
+        ("sum-mismatch", 1, "migcoord.sum"), ("sum-mismatch", 1, "migcoord.sum")]
+    assert {f["message"] for f in findings} == {
+        "000001_b is not in migcoord.sum", "migcoord.sum lists 000001_a, which is not on disk"}
+    assert all("`migcoord sum`" in f["hint"] for f in findings)
     assert run(["sum"], cwd=tmp_path).code == 0
     assert check(tmp_path) == (0, [])
 
@@ -529,7 +540,8 @@ def test_a_migration_missing_from_the_sum_is_a_sum_mismatch(tmp_path: Path) -> N
 
 
 def test_git_conflict_markers_in_the_sum_are_a_sum_mismatch(tmp_path: Path) -> None:
-    """A merge where both branches added a migration leaves markers: reported with lines."""
+    """A merge where both branches added a migration leaves markers: reported once, at the
+    first, naming every marker's line and `migcoord resolve`."""
     make_tree(tmp_path, pair("rule-service", "000001", "a"))
     sum_path = tmp_path / "migcoord.sum"
     header, *body = sum_path.read_text().splitlines()
@@ -538,8 +550,10 @@ def test_git_conflict_markers_in_the_sum_are_a_sum_mismatch(tmp_path: Path) -> N
                                    "000002 aggregator c x y", ">>>>>>> other", ""]))
     code, findings = check(tmp_path)
     assert code == 1
-    conflict = [f for f in only(findings, "sum-mismatch") if "conflict marker" in f["message"]]
-    assert [f["line"] for f in conflict] == [3, 5, 7]
+    conflict = [f for f in only(findings, "sum-mismatch") if "merge conflict" in f["message"]]
+    assert [f["line"] for f in conflict] == [3]
+    assert "markers on lines 3, 5, 7" in conflict[0]["message"]
+    assert "`migcoord resolve`" in conflict[0]["hint"]
 
 
 def test_a_hand_edited_header_hash_is_a_sum_mismatch(tmp_path: Path) -> None:
@@ -547,7 +561,8 @@ def test_a_hand_edited_header_hash_is_a_sum_mismatch(tmp_path: Path) -> None:
     make_tree(tmp_path, pair("rule-service", "000001", "a"))
     sum_path = tmp_path / "migcoord.sum"
     header, *body = sum_path.read_text().splitlines()
-    sum_path.write_text("\n".join([header[:-4] + "0000", *body, ""]))
+    claimed = header.split("sha256:")[1].split(" ")[0]
+    sum_path.write_text("\n".join([header.replace(claimed, "0" * 64), *body, ""]))
     code, findings = check(tmp_path)
     assert code == 1
     [finding] = findings

@@ -117,20 +117,39 @@ def test_create_keeps_the_sum_consistent(tmp_path: Path) -> None:
     create(root, "add_index", "aggregator")
     after = (root / "migcoord.sum").read_text().splitlines()
     assert after[1:-1] == before[1:]
-    assert after[-1].startswith("000007 aggregator add_index ")
+    assert after[-1] == "000007 aggregator add_index"
     result = run(["check", "--format", "json"], cwd=root)
     assert result.code == 0
     assert [(f["code"], f["severity"]) for f in result.json()["findings"]] == [
         ("empty-migration", "warning")]
 
 
-def test_create_does_not_bless_an_unrelated_edit(tmp_path: Path) -> None:
-    """An edit made before create still shows as sum-mismatch afterwards."""
+def test_create_does_not_bless_an_unrelated_rename(tmp_path: Path) -> None:
+    """A migration renamed by hand before create still shows as sum-mismatch afterwards
+    (migcoord.sum records names; create adds its own line only)."""
     root = copy_example(tmp_path / "alerting")
-    edited = root / "aggregator/migrations/000006_create_notifications_table.down.sql"
-    edited.write_text(edited.read_text() + "-- edited\n")
+    folder = root / "aggregator/migrations"
+    for direction in ("up", "down"):
+        (folder / f"000006_create_notifications_table.{direction}.sql").rename(
+            folder / f"000006_notifications.{direction}.sql")
     create(root, "add_index", "aggregator")
     assert "sum-mismatch" in codes(run(["check", "--format", "json"], cwd=root))
+
+
+def test_writing_the_sql_of_a_new_migration_keeps_check_clean(tmp_path: Path) -> None:
+    """migcoord.sum is a ledger of numbers, not of content: writing the SQL of a created
+    migration (or editing any file) never makes `check` report sum-mismatch."""
+    root = copy_example(tmp_path / "alerting")
+    created = create(root, "add_digest", "aggregator")
+    up = root / str(created["up"])
+    up.write_text("ALTER TABLE notifications ADD COLUMN IF NOT EXISTS digest text;\n")
+    down = up.with_name(up.name.replace(".up.sql", ".down.sql"))
+    down.write_text("ALTER TABLE notifications DROP COLUMN IF EXISTS digest;\n")
+    edited = root / "aggregator/migrations/000006_create_notifications_table.down.sql"
+    edited.write_text(edited.read_text() + "-- edited\n")
+    result = run(["check", "--strict", "--format", "json"], cwd=root)
+    assert result.code == 0, result.stdout
+    assert codes(result) == []
 
 
 def test_create_refuses_while_the_sum_has_conflict_markers(tmp_path: Path) -> None:
@@ -141,7 +160,7 @@ def test_create_refuses_while_the_sum_has_conflict_markers(tmp_path: Path) -> No
     before = all_files(root)
     result = run(["create", "x", "--service", "aggregator"], cwd=root)
     assert result.code == 1
-    assert "conflict marker" in result.stderr
+    assert "merge conflict" in result.stderr and "migcoord resolve" in result.stderr
     assert migration_files(root) == {f for f in before if f.endswith(".sql")}
 
 

@@ -44,6 +44,7 @@ SCRUBBED = {
     "STEPS",
     "MIGCOORD",
     "MIGCOORD_FLAGS",
+    "ONTO",
 }
 
 SERVICE_MAKEFILE = "SERVICE := aggregator\ninclude ../Makefile.inc\n"
@@ -132,10 +133,12 @@ TARGETS: Sequence[tuple[list[str], list[str]]] = [
     (["migrate-force", "VERSION=000007"], ["force", "000007", "--reason", "make migrate-force"]),
     (["check-migrations"], ["check"]),
     (["migrate-verify"], ["verify", "--service", "aggregator"]),
+    (["migrate-resolve"], ["resolve"]),
+    (["migrate-resolve", "ONTO=origin/main"], ["resolve", "--onto", "origin/main"]),
 ]
 
 
-@pytest.mark.parametrize(("args", "argv"), TARGETS, ids=[t[0][0] for t in TARGETS])
+@pytest.mark.parametrize(("args", "argv"), TARGETS, ids=[" ".join(t[0]) for t in TARGETS])
 def test_each_target_runs_its_migcoord_command(ws: Workspace, args: list[str], argv: list[str]) -> None:
     """Each target runs exactly one migcoord command, with the documented arguments."""
     run = ws.make(*args)
@@ -143,7 +146,7 @@ def test_each_target_runs_its_migcoord_command(ws: Workspace, args: list[str], a
     assert run.calls == [argv]
 
 
-@pytest.mark.parametrize(("args", "argv"), TARGETS, ids=[t[0][0] for t in TARGETS])
+@pytest.mark.parametrize(("args", "argv"), TARGETS, ids=[" ".join(t[0]) for t in TARGETS])
 def test_migcoord_flags_are_appended_to_every_call(ws: Workspace, args: list[str], argv: list[str]) -> None:
     """MIGCOORD_FLAGS is split into words and appended after each command's arguments."""
     run = ws.make(*args, "MIGCOORD_FLAGS=--format json -q")
@@ -241,6 +244,7 @@ def test_plain_make_lists_the_migration_targets(ws: Workspace) -> None:
         "migrate-force",
         "check-migrations",
         "migrate-verify",
+        "migrate-resolve",
     ]
     assert run.calls == []
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from helpers import REPO, copy_example, make_tree, pair, run
+from helpers import REPO, copy_example, make_tree, pair, run, write_sum_file
 from migcoord import Coordinator, checks
 from migcoord.checks import analysis, ownership
 
@@ -35,7 +35,7 @@ def planted(tmp_path: Path, files: dict[str, str], config: str | None = None) ->
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert run(["sum"], cwd=root).code == 0
+    write_sum_file(root)
     assert run(["docs"], cwd=root).code == 0
     return root
 

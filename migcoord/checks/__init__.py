@@ -18,6 +18,7 @@ Where a rule goes (its code is declared first in migcoord/core/findings.py, whos
 - ownership.py: which service may change which table (`Owners`).
 - hazards.py: what a file's SQL does wrong; the lint itself goes in migcoord/sql/lints.py
   (one statement) or migcoord/sql/down.py (up against down).
+- merging.py: `check --against REF`, this branch's edits to migrations REF has.
 - database.py: `check --db`, the files against the history table.
 - allow.py: `allow`, which silences warnings of every family.
 
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from migcoord.checks import dependencies, files, hazards, numbering, ownership
+from migcoord.checks import dependencies, files, hazards, merging, numbering, ownership
 from migcoord.checks.allow import allow_problems, without_allowed
 from migcoord.checks.analysis import Analyses, Cache, analyze_catalog
 from migcoord.checks.database import database_findings
 from migcoord.checks.numbering import Ledger
 from migcoord.checks.ownership import Owners, display
 from migcoord.core.model import Catalog, Config, Finding
+from migcoord.core.resolution import BranchEdit, MergeSides
 
 __all__ = [
     "Analyses",
@@ -72,20 +74,26 @@ RULES: tuple[Rule, ...] = (
 
 
 def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
-            check_sum: bool = True, sql: Analyses | None = None) -> list[Finding]:
+            check_sum: bool = True, sql: Analyses | None = None,
+            sides: MergeSides | None = None,
+            edits: Iterable[BranchEdit] = ()) -> list[Finding]:
     """Every finding for the catalog but the database's and docs-stale, sorted by
     version then path.
 
     `sum_text` is the content of migcoord.sum (None when the file is absent); with
     `check_sum=False` the sum file is not judged (an implicit config has none). With
-    `sql` (see `analyze_catalog`) the SQL-aware rules run too. Allowed warnings are left out.
+    `sql` (see `analyze_catalog`) the SQL-aware rules run too. `sides` (during a merge or
+    rebase, or with --against) lets `duplicate-version` name the migration to move;
+    `edits` (with --against) are this branch's changes to migrations the ref already has.
+    Allowed warnings are left out.
     """
     findings: list[Finding] = []
-    ledger = Ledger.of(catalog, sum_text)
+    ledger = Ledger.of(catalog, sum_text, sides)
     for rule in RULES:
         findings.extend(rule(catalog, config, ledger))
     if sql is not None:
         findings.extend(_sql_findings(catalog, config, sql))
+    findings.extend(merging.edited_merged(edits, config))
     findings.extend(allow_problems(catalog, config))
     if check_sum:
         findings.extend(numbering.sum_mismatch(catalog, config, sum_text))

@@ -19,6 +19,7 @@ from migcoord.checks._located import finding_at
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Finding, Migration, Reservation, format_version
 from migcoord.core.numbering import next_version
+from migcoord.core.resolution import MergeSides
 
 #: Versions this wide are timestamps (golang-migrate's -format): they never form a
 #: dense sequence, so `gap` does not apply.
@@ -37,9 +38,12 @@ class Ledger:
     #: version -> the services that have a migration with it (two during a collision)
     owners: Mapping[int, tuple[str, ...]]
     complete: bool
+    #: During a merge or rebase, or with `check --against`: what the other side has.
+    sides: MergeSides | None = None
 
     @classmethod
-    def of(cls, catalog: Catalog, sum_text: str | None) -> Ledger:
+    def of(cls, catalog: Catalog, sum_text: str | None,
+           sides: MergeSides | None = None) -> Ledger:
         owners: dict[int, tuple[str, ...]] = {}
 
         def add(version: int, service: str) -> None:
@@ -50,14 +54,14 @@ class Ledger:
             add(migration.version, migration.service)
         absent = set(catalog.absent_services)
         if not absent:
-            return cls(owners, True)
+            return cls(owners, True, sides)
         recorded = sumfile.parse(sum_text) if sum_text is not None else None
         if recorded is None or recorded.problems:
-            return cls(owners, False)
+            return cls(owners, False, sides)
         for line in recorded.lines:
             if line.service in absent:
                 add(line.version, line.service)
-        return cls(owners, True)
+        return cls(owners, True, sides)
 
 
 def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -69,20 +73,41 @@ def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Itera
             continue
         names = ", ".join(f"{m.service}/{m.label}" for m in group)
         for migration in group:
-            same_service = sum(1 for m in group if m.service == migration.service) > 1
-            # renumber names a migration by service and version: within one service
-            # that is ambiguous, so the files are renamed by hand.
-            free = format_version(next_version(catalog, config, migration.service),
-                                  config.version_width)
-            hint = (f"rename both files of the one applied nowhere to the next free number, "
-                    f"{free} (`git mv`), then `migcoord sum`" if same_service else
-                    f"keep the one already merged and move the other: `migcoord renumber "
-                    f"{migration.version_text} --service {migration.service}`")
             yield finding_at(
                 migration, "duplicate-version",
                 f"version {format_version(version, config.version_width)} is used "
-                f"{len(group)} times: {names}", hint=hint,
+                f"{len(group)} times: {names}",
+                hint=_duplicate_hint(catalog, config, ledger.sides, migration, group),
             )
+
+
+def _duplicate_hint(catalog: Catalog, config: Config, sides: MergeSides | None,
+                    migration: Migration, group: list[Migration]) -> str:
+    """Which of the group moves, and the command that moves it: this branch's, never one
+    the other side of the merge already has (git tells which, when a merge or rebase is
+    in progress or with --against)."""
+    if sides is not None:
+        theirs = [m for m in group if sides.has(m)]
+        if theirs and len(theirs) < len(group):
+            if sides.has(migration):
+                return (f"keep this one: {sides.label} has it. `{sides.command}` moves this "
+                        "branch's migration with the same number (and this branch's later ones)"
+                        " after the other side's")
+            return (f"this branch's migration moves: {sides.label} already has "
+                    + ", ".join(f"{m.service}/{m.label}" for m in theirs)
+                    + f". `{sides.command}` moves it (and this branch's later ones) after "
+                    "the other side's, with the references and migcoord.sum")
+    if sum(1 for m in group if m.service == migration.service) > 1:
+        # renumber names a migration by service and version: within one service that
+        # is ambiguous, so the files are renamed by hand.
+        free = format_version(next_version(catalog, config, migration.service),
+                              config.version_width)
+        return (f"rename both files of the one applied nowhere to the next free number, "
+                f"{free} (`git mv`), then `migcoord sum`; during the merge or rebase that "
+                "brought them together, `migcoord resolve` does it")
+    return ("keep the one already merged and move your branch's: during the merge or rebase "
+            "that brought them together run `migcoord resolve`; before merging, `migcoord "
+            "resolve --onto <ref>` (the branch you merge into, e.g. origin/main)")
 
 
 def version_width(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -117,12 +142,17 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
                              service=ledger.owners[next_version][0], version=next_version,
                              hint="restore the missing migration")
             continue
+        missing = format_version(first, config.version_width)
         yield finding_at(
             after, "gap", message,
-            hint=f"if {after.label} was never applied anywhere, move it into the gap with "
-            f"`migcoord renumber {after.version_text} --service {after.service} --to "
-            f"{format_version(first, config.version_width)}`; otherwise restore the missing "
-            "migration",
+            # Never "move it into the gap" first: after `resolve --onto`, the gap is the
+            # number the other branch took, and moving into it recreates the collision.
+            hint=f"if another branch took {missing} (`migcoord check --against origin/main` "
+            "shows it), the gap closes when you merge that branch into this one "
+            f"(`git merge`, then `migcoord resolve`); if the migration at {missing} was "
+            "deleted, restore it; only if no branch has it and "
+            f"{after.label} was never applied anywhere, move it into the gap: `migcoord "
+            f"renumber {after.version_text} --service {after.service} --to {missing}`",
         )
 
 
@@ -167,25 +197,27 @@ def reserved_range(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator
 
 
 def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iterator[Finding]:
-    """migcoord.sum (`sum_text`, None when the file is absent) against the files here;
-    the lines of services whose folder is absent are not judged."""
+    """migcoord.sum (`sum_text`, None when the file is absent) against the files here:
+    the versions, services and names it lists (editing SQL changes none of them). The
+    lines of services whose folder is absent are not judged."""
     path = config.sum_path
-    migrations = [m for m in catalog.migrations]
+    migrations = list(catalog.migrations)
     if sum_text is None:
         if migrations:
             yield Finding.of("sum-mismatch", "migcoord.sum does not exist", path=path,
                              hint="run `migcoord sum` to write it, and commit it")
         return
     recorded = sumfile.parse(sum_text)
+    hint = _CONFLICT_HINT if recorded.conflicted else _SUM_HINT
     for line, problem in recorded.problems:
-        yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=_SUM_HINT)
+        yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=hint)
     absent = set(catalog.absent_services)
     judged = attrs.evolve(recorded, lines=tuple(
         line for line in recorded.lines if line.service not in absent))
     for difference in sumfile.compare(judged, migrations):
         yield Finding.of("sum-mismatch", difference.what, path=path,
                          service=difference.service, version=int(difference.version_text),
-                         hint=_SUM_HINT)
+                         hint=hint)
     if (not recorded.problems and recorded.claimed_hash is not None
             and recorded.claimed_hash != recorded.body_hash):
         yield Finding.of("sum-mismatch",
@@ -193,6 +225,9 @@ def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iter
                          "(the file was edited by hand)", path=path, line=1, hint=_SUM_HINT)
 
 
-_SUM_HINT = ("if the change is deliberate (a merge, an edit of an unapplied migration), "
-             "run `migcoord sum` and commit migcoord.sum; after a merge conflict in it, "
-             "`migcoord renumber` the migration your branch added")
+_SUM_HINT = ("migcoord.sum lists each migration's version, service and name; after a "
+             "deliberate rename, run `migcoord sum` and commit it (after a merge that "
+             "brought two migrations of one number together: `migcoord resolve`)")
+_CONFLICT_HINT = ("git left a conflict in migcoord.sum: run `migcoord resolve` (during the "
+                  "merge or rebase; before one, `migcoord resolve --onto <ref>`), which "
+                  "moves your branch's migrations after the other side's and rewrites it")

@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _register_database(add)
     _register_repair(add)
     # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
-    from migcoord.cli import devcmds, initcmds, sqlcmds
+    from migcoord.cli import devcmds, initcmds, resolvecmd, sqlcmds
 
+    resolvecmd.register(add, seconds=_seconds)
     sqlcmds.register(add)
     devcmds.register(add)
     initcmds.register(add)

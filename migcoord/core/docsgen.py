@@ -25,6 +25,7 @@ import attrs
 
 from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
 from migcoord.core.naming import humanize
+from migcoord.core.sumfile import is_conflict_marker
 from migcoord.errors import UsageError
 
 BEGIN = "<!-- migcoord:begin generated -->"
@@ -60,6 +61,21 @@ class DocsUpdate:
         if not self.stale:
             return None
         return stale_finding(self.path, self.reason, command=self.command)
+
+
+def conflict_finding(path: Path, text: str | None) -> Finding | None:
+    """`docs-conflict` when git left its conflict markers in the docs file, else None."""
+    if text is None:
+        return None
+    lines = [n for n, line in enumerate(text.split("\n"), start=1)
+             if is_conflict_marker(line.removesuffix("\r"))]
+    if not lines:
+        return None
+    return Finding.of(
+        "docs-conflict", f"git left a merge conflict in it (markers on lines "
+        f"{', '.join(map(str, lines))})", path=path, line=lines[0],
+        hint="run `migcoord docs` to write the generated tables again (during a merge or "
+        "rebase `migcoord resolve` does it too), then commit the file")
 
 
 def stale_finding(path: Path, reason: str, *, command: str = "migcoord docs") -> Finding:
@@ -164,4 +180,11 @@ def merge(existing: str | None, block: str) -> str:
     after = existing[stop + len(END):]
     if after.startswith("\n"):
         after = after[1:]
-    return existing[:start] + block + after
+    merged = existing[:start] + block + after
+    if conflict_finding(Path(), merged) is not None:
+        raise UsageError(
+            "git left a merge conflict in the docs file outside the generated tables; "
+            "only the text between the migcoord markers is written by migcoord",
+            hint="resolve the conflict in the text around the markers by hand, then run "
+            "`migcoord docs`")
+    return merged

@@ -29,10 +29,11 @@ Severity = Literal["error", "warning"]
 #: - ownership: which service may change which table
 #: - hazards: what each file's SQL does wrong (PostgreSQL's parser)
 #: - retired: codes no longer reported, still accepted in `allow` so that old configs load
+#: - merging: `check --against REF`, this branch's changes to what REF already has
 #: - database: `check --db`, the files against migcoord_history
 #: - docs: the generated tables of the `docs` file
-Family = Literal["files", "numbering", "dependencies", "ownership", "hazards", "database",
-                 "docs", "retired"]
+Family = Literal["files", "numbering", "dependencies", "ownership", "hazards", "merging",
+                 "database", "docs", "retired"]
 
 
 @attrs.frozen
@@ -116,6 +117,14 @@ CODES: tuple[FindingCode, ...] = (
                 "the down file does not undo what the up file does"),
     FindingCode("docs-stale", "warning", "docs",
                 "the generated tables in the configured `docs` file are out of date"),
+    FindingCode("docs-conflict", "error", "docs",
+                "the configured `docs` file holds git conflict markers"),
+    FindingCode("edited-merged", "error", "merging",
+                "with `--against REF`: an up file this branch changed (or removed) although "
+                "REF already has that migration"),
+    FindingCode("edited-merged-down", "warning", "merging",
+                "with `--against REF`: a down file this branch changed although REF already "
+                "has that migration"),
     FindingCode("missing-file", "error", "database",
                 "applied in the database, but its file is gone from its service's folder"),
     FindingCode("modified", "error", "database",

@@ -22,10 +22,10 @@ def next_version(catalog: Catalog, config: Config, service: str) -> int:
     ranges reserved for other services. A service with its own reserved range uses the
     free numbers left at the top of that range first.
     """
-    return _next_free({m.version for m in catalog.migrations}, config, service)
+    return next_free({m.version for m in catalog.migrations}, config, service)
 
 
-def _next_free(used: set[int], config: Config, service: str) -> int:
+def next_free(used: set[int], config: Config, service: str) -> int:
     own = config.service(service)
     if own is not None and own.reserved is not None:
         used_in_range = [v for v in used if v in own.reserved]
@@ -88,7 +88,7 @@ class RenumberPlan:
         return self.renumberings[0].new_version_text
 
 
-_DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULTILINE)
+DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULTILINE)
 
 
 def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
@@ -124,7 +124,7 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
     moved = {item.migration for item in renumberings}
     _refuse_passing_dependents(catalog, config, renumberings, moved)
     edits, ambiguous = _reference_edits(catalog, renumberings, service)
-    return RenumberPlan(renumberings=renumberings, moves=_file_moves(renumberings, width),
+    return RenumberPlan(renumberings=renumberings, moves=file_moves(renumberings, width),
                         edits=edits, ambiguous=ambiguous)
 
 
@@ -142,7 +142,7 @@ def _the_migration(catalog: Catalog, config: Config, version: int, service: str)
     return mine[0]
 
 
-def _file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[FileMove, ...]:
+def file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[FileMove, ...]:
     """Every file to rename: up, down and verify file of each migration, highest first,
     so that a service's tail shifts up over its own old numbers."""
     moves = []
@@ -191,7 +191,7 @@ def _consecutive(used: set[int], config: Config, service: str, count: int) -> li
     taken = set(used)
     numbers = []
     for _ in range(count):
-        number = _next_free(taken, config, service)
+        number = next_free(taken, config, service)
         numbers.append(number)
         taken.add(number)
     return numbers
@@ -258,4 +258,4 @@ def _rewrite_depends(text: str, mapping: dict[int, str], service: str,
     def rewrite_line(match: re.Match[str]) -> str:
         return match.group(1) + ",".join(rewrite_item(i) for i in match.group(2).split(","))
 
-    return _DEPENDS_LINE.sub(rewrite_line, text), skipped
+    return DEPENDS_LINE.sub(rewrite_line, text), skipped

@@ -13,6 +13,7 @@ import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
 from migcoord.core.reconcile import Reconciled, reconcile
+from migcoord.core.resolution import moved_row_repair
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
 
 
@@ -56,7 +57,7 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                if s.state == Status.PENDING and s.migration is not None}
     candidates = [m for s in in_scope if s.state == Status.PENDING and s.migration is not None
                   for m in (s.migration,) if request.to is None or m.version <= request.to]
-    _refuse_conflicts(candidates, rows)
+    _refuse_conflicts(candidates, rows, states)
     if not request.allow_out_of_order:
         _refuse_out_of_order(candidates, rows)
 
@@ -132,6 +133,13 @@ def _refuse_broken(states: Iterable[Reconciled]) -> None:
             hints.append("restore the applied content (git log -p on the file); if the edit "
                          "is deliberate and already reflected in the database, "
                          f"`migcoord mark {_v(s.version)} --applied --reason ...` records it")
+        elif s.moved_to is not None:
+            new = s.moved_to.version_text
+            lines.append(f"{label} is applied in this database under its old number: its file "
+                         f"is now {s.service} {s.moved_to.label} (same checksum; a merge "
+                         "renumbered it)")
+            hints.append("record the new number without running it again: "
+                         + " then ".join(moved_row_repair(_v(s.version), new)))
         else:
             lines.append(f"{label} is applied in the database but its file is gone from "
                          f"{s.service}'s folder (deleted or renamed)")
@@ -145,17 +153,32 @@ def _refuse_broken(states: Iterable[Reconciled]) -> None:
                        service=only.service if only else None)
 
 
-def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:
+def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow],
+                      states: Sequence[Reconciled]) -> None:
+    """A pending migration whose number another service's row holds. When that row's
+    migration was renumbered by a merge (its file is here under a new number), the row
+    moves; otherwise the pending one is this branch's and moves."""
     by_version = {row.version: row for row in rows}
+    moved = {s.version: s.moved_to for s in states if s.moved_to is not None}
     for migration in candidates:
         row = by_version.get(migration.version)
-        if row is not None and row.service != migration.service:
-            raise RefusedError(
-                f"{migration.service} {migration.label} has the number of {row.service}'s "
-                f"{row.name}, which is already applied in this database",
-                hint=f"two services used version {migration.version_text}: `migcoord renumber "
-                f"{migration.version_text} --service {migration.service}`",
-                version=migration.version, service=migration.service, direction="up")
+        if row is None or row.service == migration.service:
+            continue
+        message = (f"{migration.service} {migration.label} has the number of {row.service}'s "
+                   f"{row.name}, which is already applied in this database")
+        new = moved.get(row.version)
+        if new is not None:
+            hint = (f"{row.service}'s migration was renumbered to {new.version_text} by a "
+                    "merge; record its new number without running it again: "
+                    + " then ".join(moved_row_repair(migration.version_text, new.version_text)))
+        else:
+            hint = (f"if {row.service}'s {row.name} was renumbered by a merge, `migcoord status` "
+                    "(in a checkout with its folder) shows its new number, and `up` there names "
+                    f"the `mark` commands that record it; if {migration.service}'s "
+                    f"{migration.label} is your branch's, move it: `migcoord resolve --onto "
+                    "<ref>` (the branch it merges into)")
+        raise RefusedError(message, hint=hint, version=migration.version,
+                           service=migration.service, direction="up")
 
 
 def _refuse_out_of_order(candidates: Iterable[Migration], rows: Sequence[HistoryRow]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from migcoord.core.model import Catalog, HistoryRow, Migration, Status
+from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
 
 
 @attrs.frozen
@@ -27,6 +27,9 @@ class Reconciled:
     #: False when the service's folder is absent, so the row could not be judged.
     judged: bool = True
     detail: str | None = None
+    #: For a row whose file is gone: the file of the same service with the same checksum
+    #: under another number, which no row records (a merge renumbered it).
+    moved_to: Migration | None = None
 
 
 def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
@@ -46,6 +49,8 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
     states: list[Reconciled] = []
     matched: set[int] = set()
     recorded: dict[int, HistoryRow] = {}
+    rows = list(rows)
+    moved = _moved(catalog, rows)
     for row in rows:
         recorded[row.version] = row
         candidates = by_key.get((row.version, row.service), [])
@@ -53,14 +58,21 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
                      candidates[0] if candidates else None)
         if found is not None:
             matched.add(id(found))
-        states.append(_judge_row(row, found, row.service in present,
-                                 highest_file.get(row.service, 0)))
+        state = _judge_row(row, found, row.service in present, highest_file.get(row.service, 0))
+        if state.state == Status.MISSING and row.version in moved:
+            new = moved[row.version]
+            state = attrs.evolve(state, moved_to=new,
+                                 detail=f"renumbered to {new.version_text} (same checksum)")
+        states.append(state)
+    moved_from = {id(m): version for version, m in moved.items()}
     for migration in catalog.migrations:
         if id(migration) in matched:
             continue
         detail = None
         other = recorded.get(migration.version)
-        if other is not None:
+        if id(migration) in moved_from:
+            detail = f"applied here as {format_version(moved_from[id(migration)])} (renumbered)"
+        elif other is not None:
             detail = ("its number is recorded for another service" if other.service !=
                       migration.service else f"its number is recorded for {other.name}")
         states.append(Reconciled(version=migration.version, service=migration.service,
@@ -68,6 +80,29 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
                                  migration=migration, detail=detail))
     states.sort(key=lambda s: (s.version, s.service, s.name))
     return states
+
+
+def _moved(catalog: Catalog, rows: list[HistoryRow]) -> dict[int, Migration]:
+    """Rows whose file is gone from their number, by version -> the one file of the same
+    service, name and checksum under a number no row records: the migration a merge
+    (`migcoord resolve`, `renumber`) moved after it was applied here. Both keep the name;
+    the checksum says the content is what was applied."""
+    recorded = {(row.version, row.service) for row in rows}
+    on_disk = {(m.version, m.service) for m in catalog.migrations}
+    unrecorded: dict[tuple[str, str, str], list[Migration]] = {}
+    for migration in catalog.migrations:
+        if (migration.version, migration.service) not in recorded and migration.up is not None \
+                and migration.up.read_error is None:
+            key = (migration.service, migration.name, migration.checksum)
+            unrecorded.setdefault(key, []).append(migration)
+    moved: dict[int, Migration] = {}
+    for row in rows:
+        if row.dirty or (row.version, row.service) in on_disk:
+            continue
+        candidates = unrecorded.get((row.service, row.name, row.checksum), [])
+        if len(candidates) == 1:
+            moved[row.version] = candidates[0]
+    return moved
 
 
 def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,

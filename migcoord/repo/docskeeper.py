@@ -106,12 +106,20 @@ def refresh(config: Config, catalog: Catalog, owned: OwnedTables) -> None:
 
 
 def stale_findings(config: Config, catalog: Catalog, owned: OwnedTables) -> list[Finding]:
-    """docs-stale for `check`, when it can be judged here: a docs file is configured, the
-    code is not allowed, and every folder with migrations is present."""
+    """docs-conflict when git left conflict markers in the docs file; else docs-stale for
+    `check`, when it can be judged here: a docs file is configured, the code is not
+    allowed, and every folder with migrations is present."""
     path = config.docs
-    if path is None or "docs-stale" in config.allow:
+    if path is None:
         return []
-    if sumkeeper.absent_with_migrations(config, catalog):
+    try:
+        conflict = docsgen.conflict_finding(path, path.read_text(encoding="utf-8",
+                                                                 errors="replace"))
+    except OSError:
+        conflict = None  # absent or unreadable: docs-stale says so below
+    if conflict is not None:
+        return [conflict]
+    if "docs-stale" in config.allow or sumkeeper.absent_with_migrations(config, catalog):
         return []
     try:
         existing, wanted = _texts(config, catalog, owned)

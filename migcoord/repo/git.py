@@ -1,9 +1,14 @@
-"""`check --against REF`: the catalog a merge with REF would contain, read with git itself.
+"""What git knows about the other side of a merge, read with git itself.
 
-The merge holds this working tree's migrations plus what REF gained since the two
-histories split (`git merge-base HEAD REF`): files REF added or changed are taken from
-REF, files REF deleted are dropped. A pull request then learns that main took 000007
-before it merges, not after.
+- `check --against REF`: the catalog a merge with REF would contain. The merge holds
+  this working tree's migrations plus what REF gained since the two histories split
+  (`git merge-base HEAD REF`): files REF added or changed are taken from REF, files REF
+  deleted are dropped. A pull request then learns that main took 000007 before it
+  merges, not after.
+- `resolve` and the hints that name the migration to move: the other side
+  (`other_side`), which is MERGE_HEAD during a merge, and during a rebase the commit
+  the branch is replayed onto (there git's "ours" is the other side, the reverse of a
+  merge); or REF with `--onto REF`. Its migration files (`files_at`) keep their numbers.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
 from migcoord.core.model import Catalog, Config, SqlFile
 from migcoord.core.naming import parse_filename
+from migcoord.core.resolution import BranchEdit
 from migcoord.errors import GitError
 from migcoord.repo import discovery
 
@@ -24,29 +31,40 @@ def _git(args: list[str], cwd: Path) -> bytes:
     try:
         result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError:
-        raise GitError("`check --against` needs git, and git is not installed",
-                       hint="install git, or run `migcoord check` without --against") from None
+        raise GitError("this needs git, and git is not installed",
+                       hint="install git (`check` without --against works without it)") from None
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(f"git {' '.join(args)} failed: {message[-1] if message else 'no output'}")
     return result.stdout
 
 
-def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
-    """The catalog after merging `ref` into the working tree (nothing is written)."""
+def toplevel(config: Config, command: str) -> Path:
+    """The top of the git work tree that holds the config; GitError saying that
+    `command` needs one when there is none."""
     try:
-        top = Path(_git(["rev-parse", "--show-toplevel"], config.root).decode().strip())
+        return Path(_git(["rev-parse", "--show-toplevel"], config.root).decode().strip())
     except GitError as err:
         raise GitError(f"{config.root} is not inside a git repository ({err.message})",
-                       hint="`check --against` compares with a git ref; run it in a clone, or "
-                       "run `migcoord check` without --against") from None
+                       hint=f"{command} compares with git's history; run it in a clone"
+                       ) from None
+
+
+def commit_of(top: Path, ref: str) -> str:
+    """The commit `ref` names; GitError saying how to fetch it when git does not know it."""
     try:
-        _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
+        return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top).decode().strip()
     except GitError:
         raise GitError(
             f"git does not know the ref {ref!r}",
             hint=f"fetch it first (`git fetch origin`), or check the spelling: `git rev-parse {ref}`",
         ) from None
+
+
+def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
+    """The catalog after merging `ref` into the working tree (nothing is written)."""
+    top = toplevel(config, "`check --against`")
+    commit_of(top, ref)
     base = _git(["merge-base", "HEAD", ref], top).decode().strip()
     folders = []
     for folder in catalog.folders:
@@ -84,3 +102,121 @@ def _changed_on_ref(top: Path, base: str, ref: str, folder: str) -> list[tuple[s
         if letter:
             changes[path] = letter[0]
     return [(letter, path) for path, letter in changes.items()]
+
+
+def branch_edits(config: Config, ref: str) -> list[BranchEdit]:
+    """The migration files of the working tree that differ from `ref` where `ref` did not
+    change them since the histories split: this branch changed (or removed) a migration
+    `ref` already has. A difference of line endings or BOM only is no change (the
+    checksum ignores them)."""
+    top = toplevel(config, "`check --against`")
+    commit_of(top, ref)
+    base = _git(["merge-base", "HEAD", ref], top).decode().strip()
+    services = {r: s.name for s in config.services
+                if (r := _relative(top, s.migrations)) is not None}
+    if not services:
+        return []
+    here = _git(["diff", "--name-status", "--no-renames", "-z", ref, "--", *services], top)
+    there = _git(["diff", "--name-only", "--no-renames", "-z", base, ref, "--", *services], top)
+    changed_there = set(there.decode("utf-8", "surrogateescape").split("\0"))
+    parts = here.decode("utf-8", "surrogateescape").split("\0")
+    edits = []
+    for letter, path in zip(parts[0::2], parts[1::2], strict=False):
+        folder, _, name = path.rpartition("/")
+        parsed = parse_filename(name)
+        if letter[:1] not in ("M", "D") or path in changed_there or parsed is None \
+                or folder not in services:
+            continue
+        if letter[:1] == "M":
+            theirs = discovery.checksum(_git(["show", f"{ref}:{path}"], top))
+            try:
+                if discovery.checksum((top / path).read_bytes()) == theirs:
+                    continue
+            except OSError:
+                pass  # unreadable here: check reports it; it differs from ref all the same
+        edits.append(BranchEdit(path=top / path, service=services[folder],
+                                version=parsed.version, direction=parsed.direction, ref=ref,
+                                removed=letter[:1] == "D"))
+    return edits
+
+
+@attrs.frozen
+class OtherSide:
+    """The side whose migrations keep their numbers."""
+
+    #: "merge": MERGE_HEAD; "rebase": the commit the branch is replayed onto; "ref": --onto.
+    kind: Literal["merge", "rebase", "ref"]
+    commit: str
+    #: How a person calls it: "origin/main", "main (being merged)".
+    label: str
+    #: The resolve command that works in this state.
+    command: str
+    top: Path
+
+
+def other_side(config: Config, onto: str | None) -> OtherSide | None:
+    """`onto` when given, else the merge or rebase in progress, else None. GitError when
+    there is no git repository (or `onto` is unknown)."""
+    top = toplevel(config, "resolve")
+    if onto is not None:
+        return OtherSide("ref", commit_of(top, onto), onto, f"migcoord resolve --onto {onto}",
+                         top)
+    merge_head = _git_path(top, "MERGE_HEAD")
+    if merge_head.is_file():
+        commit = merge_head.read_text().split()[0]
+        return OtherSide("merge", commit, f"{_name(top, commit)} (being merged)",
+                         "migcoord resolve", top)
+    for folder in ("rebase-merge", "rebase-apply"):
+        onto_file = _git_path(top, folder) / "onto"
+        if onto_file.is_file():
+            commit = onto_file.read_text().strip()
+            return OtherSide("rebase", commit, f"{_name(top, commit)} (rebased onto)",
+                             "migcoord resolve", top)
+    return None
+
+
+def files_at(config: Config, side: OtherSide) -> list[str]:
+    """Every file path under the services' folders in the other side's commit, POSIX and
+    relative to the config's folder (as `folders_of` spells the folders)."""
+    relative = [_relative(side.top, s.migrations) for s in config.services]
+    prefix = _relative(side.top, config.root)
+    output = _git(["ls-tree", "-r", "-z", "--name-only", side.commit, "--",
+                   *[r for r in relative if r is not None]], side.top)
+    paths = output.decode("utf-8", "surrogateescape").split("\0")
+    return [_strip(path, prefix) for path in paths if path]
+
+
+def folders_of(config: Config) -> dict[str, str]:
+    """Each service's folder, POSIX and relative to the config's folder -> the service."""
+    return {s.migrations.relative_to(config.root).as_posix() if
+            s.migrations.is_relative_to(config.root) else s.migrations.as_posix(): s.name
+            for s in config.services}
+
+
+def _strip(path: str, prefix: str | None) -> str:
+    if prefix in (None, "", "."):
+        return path
+    return path.removeprefix(f"{prefix}/")
+
+
+def _relative(top: Path, path: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _git_path(top: Path, name: str) -> Path:
+    """Where git keeps `name` for this work tree (a linked worktree has its own)."""
+    path = Path(_git(["rev-parse", "--git-path", name], top).decode().strip())
+    return path if path.is_absolute() else top / path
+
+
+def _name(top: Path, commit: str) -> str:
+    """A branch or tag name for `commit` when git has one, else its short hash."""
+    try:
+        name = _git(["name-rev", "--name-only", "--no-undefined", "--exclude=*/HEAD", commit],
+                    top).decode().strip()
+    except GitError:
+        return commit[:12]
+    return name.removeprefix("remotes/") or commit[:12]

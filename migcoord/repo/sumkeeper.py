@@ -1,7 +1,7 @@
 """Keep migcoord.sum in step with the migration files (the format is core/sumfile.py).
 
-`create`, `renumber` and `sum` write it under the repository's file lock; `check`,
-`docs` and `adopt` read it. A checkout may hold only some services' folders (a deployed
+`create`, `renumber`, `resolve` and `sum` write it under the repository's file lock;
+`check`, `docs`, `up` and `adopt` read it. A checkout may hold only some services' folders (a deployed
 image holds its own): the lines of the absent services are then kept as recorded, since
 their files are not here to be read.
 """
@@ -56,8 +56,11 @@ def refuse_broken(config: Config) -> None:
         line, problem = parsed.problems[0]
         raise RefusedError(
             f"{config.sum_path}:{line}: {problem}",
-            hint="resolve migcoord.sum first: after a merge, `migcoord renumber` your "
-            "branch's migration, then `migcoord sum`")
+            hint="run `migcoord resolve` (during a merge or rebase; before one, "
+            "`migcoord resolve --onto <ref>`): it moves your branch's migrations after "
+            "the other side's and rewrites migcoord.sum" if parsed.conflicted else
+            "`migcoord sum` rewrites it from the migration files", path=config.sum_path,
+            line=line)
 
 
 def absent_with_migrations(config: Config, catalog: Catalog) -> list[str]:
@@ -70,35 +73,67 @@ def absent_with_migrations(config: Config, catalog: Catalog) -> list[str]:
     return sorted({line.service for line in sumfile.parse(text).lines}.intersection(absent))
 
 
-def write(config: Config, catalog: Catalog) -> Path:
+def write(config: Config, catalog: Catalog, *, refuse_duplicates: bool = True) -> Path:
     """Rewrite the sum file from the files in `catalog` (absent services' lines kept as
-    recorded) and return its path; UsageError when there is no sum file."""
+    recorded) and return its path; UsageError when there is no sum file.
+
+    With `refuse_duplicates`, RefusedError (nothing written) when two migrations share a
+    version: the ledger gives each number to one migration, and `resolve` decides which
+    one moves. `renumber` writes what its moves leave (check reports what is still shared).
+    """
     path = path_of(config)
     absent = catalog.absent_services
     _refuse_unwritable(catalog.migrations)
-    workspace.replace_atomically(path, _render(catalog.migrations, _lines_of(config, absent)))
+    lines = _merged(catalog.migrations, _lines_of(config, absent))
+    if refuse_duplicates:
+        _refuse_duplicates(lines, config)
+    workspace.replace_atomically(path, sumfile.render_lines(lines))
     return path
 
 
+def _refuse_duplicates(lines: Iterable[sumfile.SumLine], config: Config) -> None:
+    by_version: dict[int, list[sumfile.SumLine]] = {}
+    for line in lines:
+        by_version.setdefault(line.version, []).append(line)
+    shared = {version: group for version, group in by_version.items() if len(group) > 1}
+    if not shared:
+        return
+    version, group = min(shared.items())
+    names = ", ".join(f"{line.service}/{line.version_text}_{line.name}" for line in group)
+    more = f" (and {len(shared) - 1} more number(s))" if len(shared) > 1 else ""
+    raise RefusedError(
+        f"version {group[0].version_text} is used by {len(group)} migrations: {names}{more}; "
+        "migcoord.sum gives each number to one migration, so it was not written",
+        hint="run `migcoord resolve` during the merge or rebase that brought them together "
+        "(before merging: `migcoord resolve --onto <ref>`, e.g. origin/main); it keeps the "
+        "other side's numbers, moves your branch's migrations and rewrites the sum",
+        path=config.sum_path, version=version)
+
+
 def _refuse_unwritable(migrations: Iterable[Migration]) -> None:
-    """A name that is not valid UTF-8 (undecodable bytes in the file name) cannot be a
-    line of migcoord.sum; check reports it as bad-filename."""
+    """A name that is not valid UTF-8 (undecodable bytes in the file name), or that holds
+    a line break, cannot be a line of migcoord.sum; check reports it as bad-filename."""
     for migration in migrations:
         try:
             migration.name.encode("utf-8")
         except UnicodeEncodeError:
-            raise RefusedError(
-                f"{migration.path}: its name is not valid UTF-8, so migcoord.sum cannot "
-                "list it", hint="rename the migration's files (`migcoord check` names "
-                "them as bad-filename)", path=migration.path) from None
+            why = "is not valid UTF-8"
+        else:
+            if "\n" not in migration.name:
+                continue
+            why = "holds a line break"
+        raise RefusedError(
+            f"{migration.path}: its name {why}, so migcoord.sum cannot list it",
+            hint="rename the migration's files (`migcoord check` names them as "
+            "bad-filename)", path=migration.path)
 
 
 def add(config: Config, catalog: Catalog, added: Iterable[Migration]) -> None:
     """Add lines for new migrations, keeping every recorded line as it was; without a
     sum file yet, write one from `catalog` (read after the new files were written).
 
-    Recorded lines are not refreshed from disk: an edit made since stays visible to
-    `check` as sum-mismatch instead of being blessed by an unrelated `create`.
+    Recorded lines are not refreshed from disk: a file renamed by hand since stays
+    visible to `check` as sum-mismatch instead of being blessed by an unrelated `create`.
     """
     path = config.sum_path
     if path is None:
@@ -108,7 +143,8 @@ def add(config: Config, catalog: Catalog, added: Iterable[Migration]) -> None:
         _refuse_unwritable(catalog.migrations)
         workspace.replace_atomically(path, sumfile.render(catalog.migrations))
         return
-    workspace.replace_atomically(path, _render(added, sumfile.parse(text).lines))
+    workspace.replace_atomically(
+        path, sumfile.render_lines(_merged(added, sumfile.parse(text).lines)))
 
 
 def _lines_of(config: Config, services: Iterable[str]) -> list[sumfile.SumLine]:
@@ -120,10 +156,7 @@ def _lines_of(config: Config, services: Iterable[str]) -> list[sumfile.SumLine]:
     return [line for line in sumfile.parse(text).lines if line.service in wanted]
 
 
-def _render(migrations: Iterable[Migration], kept: Iterable[sumfile.SumLine]) -> str:
-    """The whole file: lines for `migrations`, and the `kept` lines they do not replace."""
-    merged = {(line.version_text, line.service, line.name): line for line in kept}
-    merged.update({(line.version_text, line.service, line.name): line
-                   for line in sumfile.lines_for(migrations)})
-    lines = sorted(merged.values(), key=lambda line: (line.version, line.service, line.name))
-    return sumfile.render_lines(line.render() for line in lines)
+def _merged(migrations: Iterable[Migration],
+            kept: Iterable[sumfile.SumLine]) -> tuple[sumfile.SumLine, ...]:
+    """The lines for `migrations` and the `kept` lines, sorted."""
+    return sumfile.sort_lines([*kept, *sumfile.lines_for(migrations)])
