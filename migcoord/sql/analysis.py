@@ -22,6 +22,7 @@ from migcoord.sql.effects import (
 )
 from migcoord.sql.extract import extract
 from migcoord.sql.lints import CONCURRENTLY_IN_TRANSACTION, SQL_SYNTAX, Hazard, hazards
+from migcoord.sql.locking import ColumnNote, FileState, column_notes, lock_hazards, long_identifiers, too_long
 
 
 @attrs.frozen
@@ -50,6 +51,8 @@ class Statement:
     objects: tuple[ObjectEffect, ...] = ()
     columns: tuple[ColumnEffect, ...] = ()
     hazards: tuple[Hazard, ...] = ()
+    #: Column types it sets, renames or drops (for the history-wide rewrite decision).
+    column_notes: tuple[ColumnNote, ...] = ()
     #: Runs code whose effects cannot be seen (`DO`, `CALL`, `EXECUTE`).
     opaque: bool = False
 
@@ -83,6 +86,10 @@ class Analysis:
     @property
     def hazards(self) -> tuple[Hazard, ...]:
         return tuple(hazard for s in self.statements for hazard in s.hazards)
+
+    @property
+    def column_notes(self) -> tuple[ColumnNote, ...]:
+        return tuple(note for s in self.statements for note in s.column_notes)
 
     @property
     def opaque(self) -> bool:
@@ -122,15 +129,33 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
         problem = SqlSyntaxProblem(error.message, error.line, error.column)
         return Analysis(syntax_error=problem, default_schema=default_schema)
     scope = Scope.start(default_schema)
+    state = FileState()
     statements: list[Statement] = []
     for raw in parsed.statements:
-        statements.append(_statement(raw, scope, parsed.positions))
+        statements.append(_statement(raw, scope, state, parsed.positions))
+        state = state.after(raw.node_type, raw.body, scope)
         scope = scope.after(raw.node_type, raw.body)
-    return Analysis(statements=tuple(statements), default_schema=default_schema,
+    return Analysis(statements=_with_long_identifiers(text, statements, parsed.positions), default_schema=default_schema,
                     temporary_relations=scope.temporary)
 
 
-def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Positions) -> Statement:
+def _with_long_identifiers(text: str, statements: list[Statement],
+                           positions: _parser.Positions) -> tuple[Statement, ...]:
+    """`statements`, each with an `identifier-too-long` hazard per over-long identifier."""
+    found = list(long_identifiers(text))
+    if not found:
+        return tuple(statements)
+    result = []
+    for statement in statements:
+        extra = tuple(too_long(name, positions.of_char, offset) for offset, name in found
+                      if statement.start <= offset <= statement.end)
+        result.append(attrs.evolve(statement, hazards=statement.hazards + extra)
+                      if extra else statement)
+    return tuple(result)
+
+
+def _statement(raw: _parser.RawStatement, scope: Scope, state: FileState,
+               positions: _parser.Positions) -> Statement:
     line, column = positions.of_byte(raw.start)
 
     def locate(at: int | None) -> tuple[int, int]:
@@ -147,7 +172,9 @@ def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Posit
         tables=effects.tables,
         objects=effects.objects,
         columns=effects.columns,
-        hazards=hazards(raw.node_type, raw.body, locate),
+        hazards=(hazards(raw.node_type, raw.body, locate)
+                 + lock_hazards(raw.node_type, raw.body, scope, state, locate)),
+        column_notes=column_notes(raw.node_type, raw.body, scope, state, locate),
         opaque=effects.opaque,
     )
 
