@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migcoord import sql
+from migcoord.core.findings import CODES
 from migcoord.sql import (
     Analysis,
     ColumnAction,
@@ -24,7 +25,6 @@ from migcoord.sql import (
     TableAction,
     transactions,
 )
-from migcoord.core.findings import CODES
 from migcoord.sql.analysis import TransactionFit
 
 #: The lock hazards (tests/test_lock_lints.py), left out where a test is about other lints.

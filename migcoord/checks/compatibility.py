@@ -88,9 +88,9 @@ def _breaking(migration: Migration, code: str, change: tuple[Table, str, str], l
                 "view under the new name), write both, move every service over, then drop the "
                 f"old one; once no service uses the old name, allow it with "
                 f"`-- migcoord:allow {code}` at the top of this file")
-    return finding_at(
-        migration, code,
-        f"{migration.service}:{migration.version_text} {verb} {what}, which {services} also "
-        f"uses ({'; '.join(others[s] for s in sorted(others))}): during a rolling "
-        "deploy its running code fails as soon as this commits",
-        hint=hint, line=line)
+    message = (f"{migration.service}:{migration.version_text} {verb} {what}, which {services} "
+               f"also uses ({'; '.join(others[s] for s in sorted(others))}): during a rolling "
+               "deploy its running code fails as soon as this commits")
+    if code == BREAKING_DROP:
+        return finding_at(migration, BREAKING_DROP, message, hint=hint, line=line)
+    return finding_at(migration, BREAKING_RENAME, message, hint=hint, line=line)

@@ -135,8 +135,8 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
         statements.append(_statement(raw, scope, state, parsed.positions))
         state = state.after(raw.node_type, raw.body, scope)
         scope = scope.after(raw.node_type, raw.body)
-    return Analysis(statements=_with_long_identifiers(text, statements, parsed.positions), default_schema=default_schema,
-                    temporary_relations=scope.temporary)
+    return Analysis(statements=_with_long_identifiers(text, statements, parsed.positions),
+                    default_schema=default_schema, temporary_relations=scope.temporary)
 
 
 def _with_long_identifiers(text: str, statements: list[Statement],
