@@ -412,9 +412,10 @@ def _reindex(body: Node, c: _Context) -> Iterator[Hazard]:
         return
     kind = body.get("kind", "").removeprefix("REINDEX_OBJECT_")
     relation = body.get("relation")
-    if relation is not None and c.existing(relation) is None:
-        return
     named = c.scope.range_var(relation)
+    if relation is not None and (named is None or named in c.state.fresh
+                                 or named in c.state.fresh_indexes):
+        return
     target = c.show(named) if named is not None else body.get("name") or ""
     yield c.hazard(
         BLOCKING_MAINTENANCE,
