@@ -486,9 +486,9 @@ def _typed(table: QualifiedName, column_def: Node, locate: Locate) -> ColumnNote
 
 # -- identifiers PostgreSQL truncates -----------------------------------------------------
 
-# A run of identifier characters or a quoted identifier long enough to exceed the limit
-# even in ASCII: only a file holding one is scanned.
-_LONG_CANDIDATE = re.compile(r'[^\s"(),;.:=<>+*/\'-]{22,}|"(?:[^"]|""){22,}"')
+# A run of identifier characters or a quoted identifier that may exceed the limit (16
+# characters of 4 bytes do): only a file holding one is scanned.
+_LONG_CANDIDATE = re.compile(r'[^\s"(),;.:=<>+*/\'-]{16,}|"(?:[^"]|""){16,}"')
 
 
 def long_identifiers(text: str) -> Iterator[tuple[int, str]]:
