@@ -486,16 +486,26 @@ def _typed(table: QualifiedName, column_def: Node, locate: Locate) -> ColumnNote
 
 # -- identifiers PostgreSQL truncates -----------------------------------------------------
 
-# A run of identifier characters or a quoted identifier that may exceed the limit (16
-# characters of 4 bytes do): only a file holding one is scanned.
-_LONG_CANDIDATE = re.compile(r'[^\s"(),;.:=<>+*/\'-]{16,}|"(?:[^"]|""){16,}"')
+# A quoted identifier of 16 characters or more (16 of four bytes pass the limit), without a
+# line break.
+_LONG_QUOTED = re.compile(r'"(?:[^"\n]|""){16,}"')
+
+
+def _may_hold_long_identifier(text: str) -> bool:
+    """Whether `text` has a word (or a quoted name) long enough to pass the limit: only
+    such a file is scanned. `str.split` keeps this linear and cheap."""
+    shortest = MAX_IDENTIFIER_BYTES + 1 if text.isascii() else 16
+    if any(len(word) >= shortest and len(word.encode("utf-8")) > MAX_IDENTIFIER_BYTES
+           for word in text.split()):
+        return True
+    return '"' in text and any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES + 2
+                               for m in _LONG_QUOTED.finditer(text))
 
 
 def long_identifiers(text: str) -> Iterator[tuple[int, str]]:
     """(character offset, name) of each identifier in `text` longer than PostgreSQL keeps
     (63 bytes in UTF-8): it is silently cut, so two long names can become one."""
-    if not any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES
-               for m in _LONG_CANDIDATE.finditer(text)):
+    if not _may_hold_long_identifier(text):
         return
     for token in _scanner.scan(text).tokens:
         if token.name != "IDENT":
