@@ -18,7 +18,7 @@ from migcoord.core.model import Catalog, Config, Finding, Migration
 
 if TYPE_CHECKING:
     from migcoord.sql import Analysis
-    from migcoord.sql.locking import ColumnNote
+    from migcoord.sql.columns import ColumnNote
 
 #: Above this many migrations to parse, `analyze_catalog` spreads the work over processes.
 PARALLEL_THRESHOLD = 2000

@@ -12,6 +12,7 @@ import attrs
 
 from migcoord.core.model import Finding
 from migcoord.sql import _parser
+from migcoord.sql.columns import ColumnNote, column_notes
 from migcoord.sql.effects import (
     ColumnEffect,
     ObjectEffect,
@@ -21,8 +22,9 @@ from migcoord.sql.effects import (
     TableEffect,
 )
 from migcoord.sql.extract import extract
+from migcoord.sql.identifiers import long_identifiers, too_long
 from migcoord.sql.lints import CONCURRENTLY_IN_TRANSACTION, SQL_SYNTAX, Hazard, hazards
-from migcoord.sql.locking import ColumnNote, FileState, column_notes, lock_hazards, long_identifiers, too_long
+from migcoord.sql.locking import FileState, lock_hazards
 
 
 @attrs.frozen

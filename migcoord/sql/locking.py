@@ -11,26 +11,23 @@ given what the file did before it (`FileState`):
   file (or a `VALIDATE CONSTRAINT` of a constraint added by an earlier migration).
 
 `ALTER COLUMN ... TYPE` needs the column's old type, which an earlier migration holds:
-this module only notes the change (`ColumnNote`); migcoord/checks/hazards.py decides it
+migcoord/sql/columns.py notes each column's type, and migcoord/checks/hazards.py decides
 with migcoord/sql/rewrites.py once the whole history is read. Identifiers longer than
-PostgreSQL keeps come from the scanner (`long_identifiers`), since the parse tree holds
-them already truncated.
+PostgreSQL keeps are migcoord/sql/identifiers.py's (the scanner's: the parse tree holds
+them already cut).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 import attrs
 
-from migcoord.sql import _scanner
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, wrapped
 from migcoord.sql.effects import QualifiedName, Scope
 from migcoord.sql.lints import Hazard, Locate, option_is_true
-from migcoord.sql.rewrites import SERIAL_TYPES, TypeSpec, plain_using, volatile_calls
+from migcoord.sql.rewrites import SERIAL_TYPES, TypeSpec, volatile_calls
 
 #: The codes of the lock hazards; migcoord/core/findings.py declares them.
 BLOCKING_INDEX_BUILD = "blocking-index-build"
@@ -42,34 +39,10 @@ VOLATILE_DEFAULT = "volatile-default"
 REWRITING_TYPE_CHANGE = "rewriting-type-change"
 UNIQUE_WITHOUT_INDEX = "unique-without-index"
 BLOCKING_MAINTENANCE = "blocking-maintenance"
-IDENTIFIER_TOO_LONG = "identifier-too-long"
-
-#: PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an identifier.
-MAX_IDENTIFIER_BYTES = 63
 
 #: The safe way to run a statement that must not run in a transaction.
 _OWN_FILE = ("in a migration file of its own (migcoord runs a one-statement file outside a "
              "transaction, as golang-migrate does)")
-
-
-class ColumnNote(NamedTuple):
-    """A column's type as a statement sets it, for the history-wide rewrite decision.
-
-    `kind` "typed": CREATE TABLE / ADD COLUMN gives the column `type`; "retyped":
-    `ALTER COLUMN ... TYPE` (with `plain_using`, `fresh`: the table was created earlier in
-    the file); "renamed": the column is now `new_name`; "dropped".
-    """
-
-    kind: str
-    table: QualifiedName
-    column: str
-    #: 1-based line and column of the column's name (of the statement when unknown).
-    line: int
-    at: int
-    type: TypeSpec | None = None
-    new_name: str = ""
-    plain_using: bool = True
-    fresh: bool = False
 
 
 @attrs.frozen
@@ -433,102 +406,3 @@ _RULES: dict[str, _Rule] = {
     "RefreshMatViewStmt": _refresh,
     "ReindexStmt": _reindex,
 }
-
-
-# -- column notes for the rewrite decision ------------------------------------------------
-
-
-def column_notes(node_type: str, body: Node, scope: Scope, state: FileState,
-                 locate: Locate) -> tuple[ColumnNote, ...]:
-    """The column types one statement sets, renames or drops (see `ColumnNote`)."""
-    notes: list[ColumnNote] = []
-    if node_type == "CreateStmt":
-        table = scope.range_var(body.get("relation"))
-        if table is not None:
-            for column_def in wrapped(body.get("tableElts"), "ColumnDef"):
-                notes.append(_typed(table, column_def, locate))
-    elif node_type == "AlterTableStmt" and body.get("objtype") == "OBJECT_TABLE":
-        table = scope.range_var(body.get("relation"))
-        for command in wrapped(body.get("cmds"), "AlterTableCmd") if table else ():
-            assert table is not None
-            subtype = command.get("subtype")
-            column_def = (command.get("def") or {}).get("ColumnDef", {})
-            if subtype == "AT_AddColumn":
-                notes.append(_typed(table, column_def, locate))
-            elif subtype == "AT_AlterColumnType":
-                column = command.get("name", "")
-                spec = TypeSpec.of(column_def.get("typeName", {}))
-                notes.append(ColumnNote(
-                    "retyped", table, column, *locate(column_def.get("location")), spec,
-                    plain_using=plain_using(column_def.get("raw_default"), column, spec),
-                    fresh=table in state.fresh))
-            elif subtype == "AT_DropColumn":
-                notes.append(ColumnNote("dropped", table, command.get("name", ""), *locate(None)))
-    elif node_type == "RenameStmt" and body.get("renameType") == "OBJECT_COLUMN":
-        table = scope.range_var(body.get("relation"))
-        if table is not None:
-            notes.append(ColumnNote("renamed", table, body.get("subname", ""), *locate(None),
-                                    new_name=body.get("newname", "")))
-    return tuple(notes)
-
-
-#: The column type a serial pseudo-type stands for.
-_SERIAL_COLUMN = {"smallserial": "int2", "serial": "int4", "bigserial": "int8"}
-
-
-def _typed(table: QualifiedName, column_def: Node, locate: Locate) -> ColumnNote:
-    spec = TypeSpec.of(column_def.get("typeName", {}))
-    if spec.name in _SERIAL_COLUMN and not spec.schema:
-        spec = attrs.evolve(spec, name=_SERIAL_COLUMN[spec.name])
-    return ColumnNote("typed", table, column_def.get("colname", ""),
-                      *locate(column_def.get("location")), spec)
-
-
-# -- identifiers PostgreSQL truncates -----------------------------------------------------
-
-# A quoted identifier of 16 characters or more (16 of four bytes pass the limit), without a
-# line break.
-_LONG_QUOTED = re.compile(r'"(?:[^"\n]|""){16,}"')
-
-
-def _may_hold_long_identifier(text: str) -> bool:
-    """Whether `text` has a word (or a quoted name) long enough to pass the limit: only
-    such a file is scanned. `str.split` keeps this linear and cheap."""
-    shortest = MAX_IDENTIFIER_BYTES + 1 if text.isascii() else 16
-    if any(len(word) >= shortest and len(word.encode("utf-8")) > MAX_IDENTIFIER_BYTES
-           for word in text.split()):
-        return True
-    return '"' in text and any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES + 2
-                               for m in _LONG_QUOTED.finditer(text))
-
-
-def long_identifiers(text: str) -> Iterator[tuple[int, str]]:
-    """(character offset, name) of each identifier in `text` longer than PostgreSQL keeps
-    (63 bytes in UTF-8): it is silently cut, so two long names can become one."""
-    if not _may_hold_long_identifier(text):
-        return
-    for token in _scanner.scan(text).tokens:
-        if token.name != "IDENT":
-            continue
-        written = text[token.start:token.end]
-        if written.startswith('"'):
-            name = written[1:-1].replace('""', '"')
-        else:
-            name = written.lower() if written.isascii() else "".join(
-                ch.lower() if ch.isascii() else ch for ch in written)
-        if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-            yield token.start, name
-
-
-def too_long(name: str, locate_char: Callable[[int], tuple[int, int]], offset: int) -> Hazard:
-    """The `identifier-too-long` hazard of `name` at character `offset`."""
-    kept = name.encode("utf-8")[:MAX_IDENTIFIER_BYTES].decode("utf-8", errors="ignore")
-    line, column = locate_char(offset)
-    return Hazard(
-        code=IDENTIFIER_TOO_LONG,
-        message=f"identifier {name[:20]}... is {len(name.encode('utf-8'))} bytes long; "
-        f"PostgreSQL keeps only the first {MAX_IDENTIFIER_BYTES} bytes ({kept}), silently, "
-        "so the object gets another name than the one written (and two long names can "
-        "collide)",
-        hint=f"use a name of at most {MAX_IDENTIFIER_BYTES} bytes",
-        line=line, column=column)
