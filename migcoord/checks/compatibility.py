@@ -31,7 +31,14 @@ def breaking_changes(catalog: Catalog, config: Config, analyses: Analyses,
     another service used before it."""
     #: table -> service -> the first migration of that service that used it.
     users: dict[Table, dict[str, Migration]] = defaultdict(dict)
-    created_by = {m: name for name, made in owners.creators.items() for m in made}
+    #: (service, version) -> the tables that migration created.
+    created_by: dict[tuple[str, int], list[Table]] = defaultdict(list)
+    for name, made in owners.creators.items():
+        for creator in made:
+            created_by[(creator.service, creator.version)].append(name)
+    services_of: dict[int, list[str]] = defaultdict(list)
+    for each in catalog.migrations:
+        services_of[each.version].append(each.service)
     for migration in catalog.migrations:
         analysed = analyses.of(migration)
         if analysed is None or analysed.up is None:
@@ -65,9 +72,9 @@ def breaking_changes(catalog: Catalog, config: Config, analyses: Analyses,
         for table in up.mentioned:
             users[table].setdefault(migration.service, migration)
         for ref in migration.directives.depends:
-            for other in catalog.migrations:
-                if other.version == ref.version and other in created_by:
-                    users[created_by[other]].setdefault(migration.service, migration)
+            for service in services_of.get(ref.version, ()):
+                for table in created_by.get((service, ref.version), ()):
+                    users[table].setdefault(migration.service, migration)
 
 
 def _breaking(migration: Migration, code: str, change: tuple[Table, str, str], line: int,

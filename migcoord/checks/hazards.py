@@ -47,9 +47,9 @@ def lints(catalog: Catalog, config: Config, analyses: Analyses,
             for finding in analysed.down.findings:
                 yield placed_in(_whose(finding, analysed.down, migration, config, owners),
                                 migration, down=True)
-            # The down runs on the schema its up left: judged on a copy, not kept.
-            yield from _type_changes(migration, analysed.down, columns.copy(), config, owners,
-                                     down=True)
+            # The down runs on the schema its up left: judged on an overlay, not kept.
+            yield from _type_changes(migration, analysed.down, columns.overlay(), config,
+                                     owners, down=True)
         for finding in analysed.mismatch:
             yield placed_in(finding, migration, down=True)
         if analysed.up is not None:
@@ -77,23 +77,36 @@ def _owned_by_others(tables: tuple[Table, ...], migration: Migration, config: Co
 
 
 class _ColumnTypes:
-    """Every column's type as the migrations so far left it: (table, column) -> TypeSpec."""
+    """Every column's type as the migrations so far left it, by table. An overlay (for a
+    down file) reads through to its base and copies a table's columns before a change."""
 
-    def __init__(self, types: dict[tuple[Table, str], TypeSpec] | None = None) -> None:
-        self.types: dict[tuple[Table, str], TypeSpec] = dict(types or {})
+    def __init__(self, base: _ColumnTypes | None = None) -> None:
+        self.tables: dict[Table, dict[str, TypeSpec]] = {}
+        self.base = base
 
-    def copy(self) -> _ColumnTypes:
-        return _ColumnTypes(self.types)
+    def overlay(self) -> _ColumnTypes:
+        return _ColumnTypes(self)
+
+    def get(self, table: Table, column: str) -> TypeSpec | None:
+        columns = self.tables.get(table)
+        if columns is None and self.base is not None:
+            columns = self.base.tables.get(table)
+        return (columns or {}).get(column)
+
+    def own(self, table: Table) -> dict[str, TypeSpec]:
+        """`table`'s columns, ready to change (copied from the base the first time)."""
+        if table not in self.tables:
+            base = self.base.tables.get(table, {}) if self.base is not None else {}
+            self.tables[table] = dict(base)
+        return self.tables[table]
 
     def follow_tables(self, file_sql: FileSql) -> None:
         """Columns go with their table when it is renamed, and away when it is dropped."""
         for effect in file_sql.effects:
-            if effect.action == "dropped" or effect.new_name is not None:
-                moved = {key: value for key, value in self.types.items() if key[0] == effect.table}
-                for key, value in moved.items():
-                    del self.types[key]
-                    if effect.new_name is not None:
-                        self.types[(effect.new_name, key[1])] = value
+            if effect.action == "dropped":
+                self.tables.pop(effect.table, None)
+            elif effect.new_name is not None:
+                self.tables[effect.new_name] = self.tables.pop(effect.table, {})
 
 
 def _type_changes(migration: Migration, file_sql: FileSql, columns: _ColumnTypes,
@@ -101,17 +114,18 @@ def _type_changes(migration: Migration, file_sql: FileSql, columns: _ColumnTypes
     """`rewriting-type-change` of one file, following its column notes in order."""
     for note in file_sql.column_notes:
         table: Table = (note.table.schema, note.table.name)
-        key = (table, note.column)
         if note.kind == "dropped":
-            columns.types.pop(key, None)
+            columns.own(table).pop(note.column, None)
         elif note.kind == "renamed":
-            if key in columns.types:
-                columns.types[(table, note.new_name)] = columns.types.pop(key)
+            owned = columns.own(table)
+            old_type = owned.pop(note.column, None)
+            if old_type is not None:
+                owned[note.new_name] = old_type
         elif note.kind == "typed" and note.type is not None:
-            columns.types[key] = note.type
+            columns.own(table)[note.column] = note.type
         elif note.kind == "retyped" and note.type is not None:
-            old = columns.types.get(key)
-            columns.types[key] = note.type
+            old = columns.get(table, note.column)
+            columns.own(table)[note.column] = note.type
             if note.fresh:
                 continue
             reason = type_change_rewrites(old, note.type, plain_using=note.plain_using)
