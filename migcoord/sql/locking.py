@@ -36,7 +36,6 @@ VALIDATING_CONSTRAINT = "validating-constraint"
 SET_NOT_NULL_SCAN = "set-not-null-scan"
 NOT_NULL_WITHOUT_DEFAULT = "not-null-without-default"
 VOLATILE_DEFAULT = "volatile-default"
-REWRITING_TYPE_CHANGE = "rewriting-type-change"
 UNIQUE_WITHOUT_INDEX = "unique-without-index"
 BLOCKING_MAINTENANCE = "blocking-maintenance"
 
