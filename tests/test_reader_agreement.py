@@ -73,7 +73,7 @@ def test_up_runs_a_nested_comment_header_migration_outside_a_transaction(
     tmp_path: Path, dsn: str
 ) -> None:
     """`check` is clean and `up` builds the index CONCURRENTLY, as the directive says."""
-    root = items_tree(tmp_path, NESTED_HEADER, "DROP INDEX IF EXISTS items_id_idx;\n")
+    root = items_tree(tmp_path, NESTED_HEADER, "DROP INDEX CONCURRENTLY IF EXISTS items_id_idx;\n")
     assert [f["code"] for f in findings(root)] == []
     result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
     assert result.code == 0, result.stderr

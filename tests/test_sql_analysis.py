@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migcoord import sql
+from migcoord.core.findings import CODES
 from migcoord.sql import (
     Analysis,
     ColumnAction,
@@ -24,6 +26,10 @@ from migcoord.sql import (
     transactions,
 )
 from migcoord.sql.analysis import TransactionFit
+
+#: The lock hazards (tests/test_lock_lints.py), left out where a test is about other lints.
+LOCKS = frozenset(c.code for c in CODES if c.family == "hazards" and c.code not in (
+    "not-idempotent", "concurrently-in-transaction", "sql-syntax", "down-mismatch"))
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alerting"
 
@@ -36,7 +42,7 @@ def names(analysis: Analysis, *actions: TableAction) -> set[str]:
     return {str(name) for name in analysis.tables(*actions)}
 
 
-def codes(text: str, **kwargs: bool) -> list[str]:
+def codes(text: str, **kwargs: Any) -> list[str]:
     return [finding.code for finding in sql.lint(analyze(text), **kwargs)]
 
 
@@ -582,7 +588,7 @@ def test_alerting_example_is_clean() -> None:
 )
 def test_not_idempotent_reports_statements_that_fail_when_run_twice(statement: str) -> None:
     """Each statement that fails (or duplicates) on a second run is a not-idempotent warning."""
-    (finding,) = sql.lint(sql.analyze(statement))
+    (finding,) = sql.lint(sql.analyze(statement), allow=LOCKS)
     assert (finding.code, finding.severity, finding.line) == ("not-idempotent", "warning", 1)
     assert finding.hint is not None and finding.hint.startswith("write `")
 
@@ -609,12 +615,12 @@ def test_not_idempotent_reports_statements_that_fail_when_run_twice(statement: s
 )
 def test_not_idempotent_is_quiet_on_guarded_statements(statement: str) -> None:
     """IF [NOT] EXISTS, OR REPLACE, temp tables and plain DML are not reported."""
-    assert sql.lint(sql.analyze(statement)) == []
+    assert sql.lint(sql.analyze(statement), allow=LOCKS) == []
 
 
 def test_not_idempotent_hint_gives_the_fixed_statement() -> None:
     """The hint spells the statement with its guard, with the name as written."""
-    (finding,) = sql.lint(sql.analyze('CREATE INDEX "Idx" ON app.t (a);'))
+    (finding,) = sql.lint(sql.analyze('CREATE INDEX "Idx" ON app.t (a);'), allow=LOCKS)
     assert finding.hint == 'write `CREATE INDEX IF NOT EXISTS "Idx" ON app.t (...)`'
     (finding,) = sql.lint(sql.analyze("CREATE TYPE mood AS ENUM ('ok');"))
     assert finding.hint is not None and "EXCEPTION WHEN duplicate_object" in finding.hint
@@ -654,14 +660,14 @@ def test_statements_that_cannot_run_in_a_transaction_are_reported(statement: str
     """Among other statements, and without no-transaction, such a statement is an error
     that names it, and whose hint is the fix: the directive line, or a file of its own."""
     text = f"CREATE TABLE IF NOT EXISTS t (a int);\n{statement}\n"
-    (finding,) = sql.lint(sql.analyze(text))
+    (finding,) = sql.lint(sql.analyze(text), allow=LOCKS)
     assert (finding.code, finding.severity, finding.line) == (
         "concurrently-in-transaction", "error", 2)
     assert named in finding.message
     assert finding.hint is not None
     assert "add the line `-- migcoord:no-transaction` at the top of this file" in finding.hint
     assert "move this statement into a migration of its own" in finding.hint
-    assert sql.lint(sql.analyze(text), no_transaction=True) == []
+    assert sql.lint(sql.analyze(text), no_transaction=True, allow=LOCKS) == []
     assert transactions.transaction_fit(text) == TransactionFit(refused=(
         attrs.evolve(sql.analyze(text).hazards[0], hint=finding.hint),))
 
@@ -709,7 +715,7 @@ def test_a_file_that_does_not_parse_or_only_mentions_such_words_fits_a_transacti
 )
 def test_statements_that_may_run_in_a_transaction_are_not_reported(statement: str) -> None:
     """ANALYZE, plain REINDEX and CLUSTER of one table run fine in a transaction."""
-    assert codes(statement) == []
+    assert codes(statement, allow=LOCKS) == []
 
 
 def test_allow_set_silences_those_codes_only() -> None:

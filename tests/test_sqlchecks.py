@@ -300,8 +300,8 @@ def test_a_depends_on_an_earlier_migration_of_the_same_service_is_unnecessary(
     root = planted(tmp_path, migration(
         "aggregator", "000007", "index_notifications",
         "-- Faster lookups.\n-- migcoord:depends aggregator:000006\n"
-        "CREATE INDEX IF NOT EXISTS notifications_fp_idx ON notifications (fingerprint);\n",
-        "DROP INDEX IF EXISTS notifications_fp_idx;\n"))
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS notifications_fp_idx ON notifications (fingerprint);\n",
+        "DROP INDEX CONCURRENTLY IF EXISTS notifications_fp_idx;\n"))
     code, findings = check(root)
     assert code == 0
     [finding] = findings
@@ -365,7 +365,7 @@ def test_an_index_built_concurrently_inside_a_transaction_is_an_error(tmp_path: 
     no-transaction it is fine, and so it is alone in its file."""
     drop = "DROP INDEX CONCURRENTLY IF EXISTS notifications_fp_idx;\n"
     index = "CREATE INDEX CONCURRENTLY IF NOT EXISTS notifications_fp_idx ON notifications (fingerprint);\n"
-    down = "DROP INDEX IF EXISTS notifications_fp_idx;\n"
+    down = drop
     root = planted(tmp_path, migration("aggregator", "000007", "index_fp",
                                        "-- Index.\n" + drop + index, down))
     code, findings = check(root)

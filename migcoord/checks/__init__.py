@@ -16,6 +16,7 @@ Where a rule goes (its code is declared first in migcoord/core/findings.py, whos
 - numbering.py: the one version sequence across services and migcoord.sum (`Ledger`).
 - dependencies.py: `-- migcoord:depends`, as written and as the SQL needs it (`Graph`).
 - ownership.py: which service may change which table (`Owners`).
+- compatibility.py: drops and renames that break another service's running code.
 - hazards.py: what a file's SQL does wrong; the lint itself goes in migcoord/sql/lints.py
   (one statement) or migcoord/sql/down.py (up against down).
 - merging.py: `check --against REF`, this branch's edits to migrations REF has.
@@ -32,7 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from migcoord.checks import dependencies, files, hazards, merging, numbering, ownership
+from migcoord.checks import (
+    compatibility,
+    dependencies,
+    files,
+    hazards,
+    merging,
+    numbering,
+    ownership,
+)
 from migcoord.checks.allow import allow_problems, without_allowed
 from migcoord.checks.analysis import Analyses, Cache, analyze_catalog
 from migcoord.checks.database import database_findings
@@ -103,10 +112,11 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
 def _sql_findings(catalog: Catalog, config: Config, analyses: Analyses) -> list[Finding]:
     """Every SQL-aware finding."""
     owners = Owners.of(catalog, config, analyses)
-    findings = list(hazards.lints(catalog, config, analyses))
+    findings = list(hazards.lints(catalog, config, analyses, owners))
     findings.extend(owners.problems)
     findings.extend(ownership.ownership(catalog, config, analyses, owners))
     findings.extend(ownership.unowned_table(catalog, config, analyses, owners))
+    findings.extend(compatibility.breaking_changes(catalog, config, analyses, owners))
     graph = dependencies.Graph(catalog)
     findings.extend(dependencies.undeclared_dependency(catalog, config, analyses, owners, graph))
     findings.extend(dependencies.unnecessary_dependency(catalog, config, analyses, graph))

@@ -18,6 +18,7 @@ from migcoord.core.model import Catalog, Config, Finding, Migration
 
 if TYPE_CHECKING:
     from migcoord.sql import Analysis
+    from migcoord.sql.columns import ColumnNote
 
 #: Above this many migrations to parse, `analyze_catalog` spreads the work over processes.
 PARALLEL_THRESHOLD = 2000
@@ -59,6 +60,11 @@ class FileSql:
     #: The schema objects it creates, drops or renames are only tables and indexes (no
     #: function, type, view, sequence... that another migration could use by name).
     tables_only: bool = True
+    #: (code, line, column, tables) of each lint finding that concerns tables, so that the
+    #: rules can say whose they are.
+    subjects: tuple[tuple[str, int, int, tuple[Table, ...]], ...] = ()
+    #: Column types the file sets, changes, renames or drops, in file order.
+    column_notes: tuple[ColumnNote, ...] = ()
 
     @property
     def mentioned(self) -> frozenset[Table]:
@@ -172,7 +178,7 @@ def _encode(summary: MigrationSql) -> _Encoded:
         if file_sql is None:
             return None
         return (file_sql.findings, tuple(tuple(e) for e in file_sql.effects), file_sql.opaque,
-                file_sql.parsed, file_sql.tables_only)
+                file_sql.parsed, file_sql.tables_only, file_sql.subjects, file_sql.column_notes)
 
     return (plain(summary.up), plain(summary.down), summary.mismatch)
 
@@ -181,9 +187,10 @@ def _decode(item: _Encoded) -> MigrationSql:
     def rebuild(plain: Any) -> FileSql | None:
         if plain is None:
             return None
-        findings, effects, opaque, parsed, tables_only = plain
+        findings, effects, opaque, parsed, tables_only, subjects, notes = plain
         return FileSql(findings=findings, effects=tuple(Effect(*e) for e in effects),
-                       opaque=opaque, parsed=parsed, tables_only=tables_only)
+                       opaque=opaque, parsed=parsed, tables_only=tables_only,
+                       subjects=subjects, column_notes=notes)
 
     up, down, mismatch = item
     return MigrationSql(up=rebuild(up), down=rebuild(down), mismatch=mismatch)
@@ -226,10 +233,13 @@ def _file_sql(analysis: Analysis, findings: list[Finding]) -> FileSql:
         Effect(e.action.value, (e.table.schema, e.table.name), e.line,
                (e.new_name.schema, e.new_name.name) if e.new_name is not None else None)
         for e in analysis.table_effects)
+    subjects = tuple((h.code, h.line, h.column, tuple((t.schema, t.name) for t in h.tables))
+                     for h in analysis.hazards if h.tables)
     return FileSql(findings=tuple(findings), effects=effects, opaque=analysis.opaque,
                    parsed=analysis.syntax_error is None,
                    tables_only=all(o.kind.value in ("table", "index")
-                                   for o in analysis.object_effects))
+                                   for o in analysis.object_effects),
+                   subjects=subjects, column_notes=analysis.column_notes)
 
 
 def _key(migration: Migration) -> _Key:

@@ -30,10 +30,11 @@ Severity = Literal["error", "warning"]
 #: - hazards: what each file's SQL does wrong (PostgreSQL's parser)
 #: - retired: codes no longer reported, still accepted in `allow` so that old configs load
 #: - merging: `check --against REF`, this branch's changes to what REF already has
+#: - compatibility: schema changes that break another service's running code
 #: - database: `check --db`, the files against migcoord_history
 #: - docs: the generated tables of the `docs` file
 Family = Literal["files", "numbering", "dependencies", "ownership", "hazards", "merging",
-                 "database", "docs", "retired"]
+                 "compatibility", "database", "docs", "retired"]
 
 
 @attrs.frozen
@@ -115,6 +116,38 @@ CODES: tuple[FindingCode, ...] = (
                 "DDL without `IF [NOT] EXISTS` where PostgreSQL offers it"),
     FindingCode("down-mismatch", "warning", "hazards",
                 "the down file does not undo what the up file does"),
+    FindingCode("blocking-index-build", "warning", "hazards",
+                "`CREATE INDEX` without `CONCURRENTLY` on an existing table (blocks its writes)"),
+    FindingCode("blocking-index-drop", "warning", "hazards",
+                "`DROP INDEX` without `CONCURRENTLY` (locks its table against reads and writes)"),
+    FindingCode("validating-constraint", "warning", "hazards",
+                "a `FOREIGN KEY` or `CHECK` constraint added to an existing table without "
+                "`NOT VALID` (checks every row under a lock)"),
+    FindingCode("set-not-null-scan", "warning", "hazards",
+                "`SET NOT NULL` without a validated `CHECK (column IS NOT NULL)` first (scans "
+                "the table under an ACCESS EXCLUSIVE lock)"),
+    FindingCode("not-null-without-default", "warning", "hazards",
+                "`ADD COLUMN ... NOT NULL` without a default (fails on a table with rows)"),
+    FindingCode("volatile-default", "warning", "hazards",
+                "`ADD COLUMN` with a volatile default, serial, identity or stored generated "
+                "column (rewrites the table)"),
+    FindingCode("rewriting-type-change", "warning", "hazards",
+                "`ALTER COLUMN ... TYPE` that rewrites the table (not a binary-coercible "
+                "change)"),
+    FindingCode("unique-without-index", "warning", "hazards",
+                "a `UNIQUE`, `PRIMARY KEY` or `EXCLUDE` constraint added to an existing table "
+                "without `USING INDEX` (builds its index under an ACCESS EXCLUSIVE lock)"),
+    FindingCode("blocking-maintenance", "warning", "hazards",
+                "`VACUUM FULL`, `CLUSTER`, `REFRESH MATERIALIZED VIEW` or `REINDEX` without "
+                "`CONCURRENTLY`"),
+    FindingCode("identifier-too-long", "warning", "hazards",
+                "an identifier over 63 bytes, which PostgreSQL silently truncates"),
+    FindingCode("breaking-rename", "warning", "compatibility",
+                "renames a table or column that another service uses (its running code "
+                "breaks)"),
+    FindingCode("breaking-drop", "warning", "compatibility",
+                "drops a table or column that another service uses (its running code "
+                "breaks)"),
     FindingCode("docs-stale", "warning", "docs",
                 "the generated tables in the configured `docs` file are out of date"),
     FindingCode("docs-conflict", "error", "docs",

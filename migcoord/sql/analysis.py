@@ -12,6 +12,7 @@ import attrs
 
 from migcoord.core.model import Finding
 from migcoord.sql import _parser
+from migcoord.sql.columns import ColumnNote, column_notes
 from migcoord.sql.effects import (
     ColumnEffect,
     ObjectEffect,
@@ -21,7 +22,9 @@ from migcoord.sql.effects import (
     TableEffect,
 )
 from migcoord.sql.extract import extract
+from migcoord.sql.identifiers import long_identifiers, too_long
 from migcoord.sql.lints import CONCURRENTLY_IN_TRANSACTION, SQL_SYNTAX, Hazard, hazards
+from migcoord.sql.locking import FileState, lock_hazards
 
 
 @attrs.frozen
@@ -50,6 +53,8 @@ class Statement:
     objects: tuple[ObjectEffect, ...] = ()
     columns: tuple[ColumnEffect, ...] = ()
     hazards: tuple[Hazard, ...] = ()
+    #: Column types it sets, renames or drops (for the history-wide rewrite decision).
+    column_notes: tuple[ColumnNote, ...] = ()
     #: Runs code whose effects cannot be seen (`DO`, `CALL`, `EXECUTE`).
     opaque: bool = False
     #: A later `ROLLBACK TO SAVEPOINT` in the file undoes it: it runs, but leaves nothing.
@@ -93,6 +98,10 @@ class Analysis:
         return tuple(hazard for s in self.statements for hazard in s.hazards)
 
     @property
+    def column_notes(self) -> tuple[ColumnNote, ...]:
+        return tuple(note for s in self.statements for note in s.column_notes)
+
+    @property
     def opaque(self) -> bool:
         """Whether some statement's effects cannot be seen (`DO`, `CALL`, `EXECUTE`)."""
         return any(s.opaque for s in self.statements)
@@ -130,16 +139,18 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
         problem = SqlSyntaxProblem(error.message, error.line, error.column)
         return Analysis(syntax_error=problem, default_schema=default_schema)
     scope = Scope.start(default_schema)
+    state = FileState()
     statements: list[Statement] = []
     for raw in parsed.statements:
-        statements.append(_statement(raw, scope, parsed.positions))
+        statements.append(_statement(raw, scope, state, parsed.positions))
+        state = state.after(raw.node_type, raw.body, scope)
         scope = scope.after(raw.node_type, raw.body)
     undone = _undone_by_savepoints(parsed.statements)
     if undone:
         statements = [attrs.evolve(statement, undone=True) if index in undone else statement
                       for index, statement in enumerate(statements)]
-    return Analysis(statements=tuple(statements), default_schema=default_schema,
-                    temporary_relations=scope.temporary)
+    return Analysis(statements=_with_long_identifiers(text, statements, parsed.positions),
+                    default_schema=default_schema, temporary_relations=scope.temporary)
 
 
 def _undone_by_savepoints(raws: Sequence[_parser.RawStatement]) -> set[int]:
@@ -167,7 +178,23 @@ def _undone_by_savepoints(raws: Sequence[_parser.RawStatement]) -> set[int]:
     return undone
 
 
-def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Positions) -> Statement:
+def _with_long_identifiers(text: str, statements: list[Statement],
+                           positions: _parser.Positions) -> tuple[Statement, ...]:
+    """`statements`, each with an `identifier-too-long` hazard per over-long identifier."""
+    found = list(long_identifiers(text))
+    if not found:
+        return tuple(statements)
+    result = []
+    for statement in statements:
+        extra = tuple(too_long(name, positions.of_char, offset) for offset, name in found
+                      if statement.start <= offset <= statement.end)
+        result.append(attrs.evolve(statement, hazards=statement.hazards + extra)
+                      if extra else statement)
+    return tuple(result)
+
+
+def _statement(raw: _parser.RawStatement, scope: Scope, state: FileState,
+               positions: _parser.Positions) -> Statement:
     line, column = positions.of_byte(raw.start)
 
     def locate(at: int | None) -> tuple[int, int]:
@@ -184,7 +211,9 @@ def _statement(raw: _parser.RawStatement, scope: Scope, positions: _parser.Posit
         tables=effects.tables,
         objects=effects.objects,
         columns=effects.columns,
-        hazards=hazards(raw.node_type, raw.body, locate),
+        hazards=(hazards(raw.node_type, raw.body, locate)
+                 + lock_hazards(raw.node_type, raw.body, scope, state, locate)),
+        column_notes=column_notes(raw.node_type, raw.body, scope, state, locate),
         opaque=effects.opaque,
     )
 

@@ -27,6 +27,7 @@ import attrs
 
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, relation_parts, wrapped, written
+from migcoord.sql.effects import QualifiedName
 
 #: The codes these lints report; migcoord/core/findings.py declares their severities.
 SQL_SYNTAX = "sql-syntax"
@@ -48,6 +49,8 @@ class Hazard:
     hint: str
     line: int
     column: int
+    #: The tables it concerns, for rules that say whose they are (lock hazards).
+    tables: tuple[QualifiedName, ...] = ()
 
 
 def hazards(node_type: str, body: Node, locate: Locate) -> tuple[Hazard, ...]:
@@ -300,13 +303,13 @@ def _reindex(body: Node, locate: Locate) -> Iterator[Hazard]:
     if kind in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
         yield _needs_no_transaction(f"REINDEX {kind.removeprefix('REINDEX_OBJECT_')}", locate)
     elif any(
-        option.get("defname") == "concurrently" and _option_is_true(option)
+        option.get("defname") == "concurrently" and option_is_true(option)
         for option in wrapped(body.get("params"), "DefElem")
     ):
         yield _needs_no_transaction("REINDEX CONCURRENTLY", locate)
 
 
-def _option_is_true(option: Node) -> bool:
+def option_is_true(option: Node) -> bool:
     """Whether `(CONCURRENTLY)` / `(CONCURRENTLY true)` is on; a bare option means on."""
     argument = option.get("arg")
     if argument is None:
