@@ -153,7 +153,19 @@ def test_up_and_down_with_different_names_are_one_migration(tmp_path: Path) -> N
     assert "000001_a.up.sql and 000001_b.down.sql" in findings[0]["message"]
 
 
-@pytest.mark.parametrize("stray", ["notes.txt", "7_x.sql", "000003-x.up.sql", "000002_a.up.sql\n"])
+@pytest.mark.parametrize("other", ["atlas.sum", "notes.txt", "Makefile", "testdata/x.json"])
+def test_other_tools_files_beside_migrations_are_left_alone(tmp_path: Path, other: str) -> None:
+    """Atlas's atlas.sum, notes, a testdata folder: not meant as migrations, and not read,
+    as golang-migrate does not read them."""
+    make_tree(tmp_path, files(pair("rule-service", "000001", "a"),
+                              {f"rule-service/migrations/{other}": "x\n"}))
+    code, findings = check(tmp_path)
+    assert (code, [f for f in findings if f["code"] == "bad-filename"]) == (0, [])
+
+
+@pytest.mark.parametrize("stray", ["7_x.sql", "000003-x.up.sql", "000002_a.up.sql\n",
+                                   "000004_x.up.sql.orig", "add_index.up.sql", "schema.SQL",
+                                   "000005_x.up"])
 def test_a_stray_file_is_a_bad_filename(tmp_path: Path, stray: str) -> None:
     """A file that golang-migrate would not read is reported, with why."""
     make_tree(tmp_path, files(pair("rule-service", "000001", "a"),
@@ -174,6 +186,11 @@ def test_a_subfolder_in_a_migrations_folder_is_a_bad_filename(tmp_path: Path) ->
     assert code == 1
     assert [(f["code"], f["path"]) for f in findings] == [
         ("bad-filename", "rule-service/migrations/old")]
+    # A folder of other things (a tool's test data) is left alone.
+    (tmp_path / "rule-service/migrations/old/000002_b.up.sql").unlink()
+    (tmp_path / "rule-service/migrations/old").rename(tmp_path / "rule-service/migrations/testdata")
+    (tmp_path / "rule-service/migrations/testdata/fixture.json").write_text("{}")
+    assert check(tmp_path)[0] == 0
 
 
 def test_editor_leftovers_and_hidden_files_are_not_reported(tmp_path: Path) -> None:
@@ -481,7 +498,7 @@ def test_a_non_utf8_file_does_not_hide_the_other_findings(tmp_path: Path) -> Non
         | {"rule-service/migrations/000001_a.up.sql": b"\xff\xfeS\x00"},
         pair("rule-service", "000002", "b", up="SELECT 1;\nCOMMIT;\n"),
         {"rule-service/migrations/000003_c.up.sql": "SELECT 1;\n",
-         "rule-service/migrations/notes.txt": "x"},
+         "rule-service/migrations/7_notes.sql": "x"},
     ))
     found = codes(run(["check", "--format", "json"], cwd=tmp_path))
     assert "encoding" in found

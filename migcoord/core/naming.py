@@ -85,6 +85,17 @@ def verify_file_label(filename: str) -> str | None:
     return match.group(1) if match else None
 
 
+_LOOKS_LIKE_MIGRATION = re.compile(r"^[0-9]|\.sql$|\.(up|down)\b", re.IGNORECASE)
+
+
+def looks_like_migration(filename: str) -> bool:
+    """Whether a name that is not a migration's was meant as one (or as SQL to run): it
+    starts with a digit, ends in `.sql`, or says `.up`/`.down`. Other tools' files that
+    live beside migrations (Atlas's `atlas.sum`, notes, a `testdata` folder) are left
+    alone, as golang-migrate leaves them."""
+    return _LOOKS_LIKE_MIGRATION.search(filename) is not None
+
+
 def stray_reason(filename: str) -> str:
     """Why a file in a migrations folder is not a migration (for `bad-filename`)."""
     if filename.endswith(".sql"):

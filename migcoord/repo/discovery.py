@@ -29,7 +29,13 @@ from migcoord.core.model import (
     SqlFile,
     StrayFile,
 )
-from migcoord.core.naming import ParsedName, parse_filename, stray_reason, verify_file_label
+from migcoord.core.naming import (
+    ParsedName,
+    looks_like_migration,
+    parse_filename,
+    stray_reason,
+    verify_file_label,
+)
 from migcoord.sql import reader as sql_reader
 
 _BOM = b"\xef\xbb\xbf"
@@ -111,6 +117,16 @@ def _sql_file(path: Path, service: str, parsed: ParsedName, raw: bytes) -> SqlFi
     )
 
 
+def _holds_migrations(folder: str) -> bool:
+    """Whether a subfolder holds files named like migrations (moved there, they would
+    never run); a folder of other things, such as a tool's test data, is left alone."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(parse_filename(entry.name) is not None for entry in entries)
+    except OSError:
+        return False
+
+
 def _line_at(content: bytes, offset: int) -> int:
     """The 1-based line of byte `offset`, counting `\r\n`, `\n` and a lone `\r` as one
     line end each (as an editor does)."""
@@ -173,6 +189,9 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
         parsed = parse_filename(name)
         if parsed is None:
             label = verify_file_label(name)
+            if label is None and not looks_like_migration(name) and not (
+                    _is_dir(entry) and _holds_migrations(entry.path)):
+                continue
             if label is None:
                 strays.append(StrayFile(path=path, service=service.name, reason=(
                     "a folder inside a migrations folder is never read" if _is_dir(entry)
