@@ -55,3 +55,24 @@ def test_a_syntax_error_keeps_the_servers_own_position(tmp_path: Path, dsn: str)
     with pytest.raises(MigrationFailed) as failed:
         coord.up("a", dsn=dsn)
     assert (failed.value.line, failed.value.column, failed.value.sqlstate) == (3, 11, "42601")
+
+
+def test_down_of_a_migration_without_a_down_file_says_so_and_its_hint_works(
+        tmp_path: Path, dsn: str) -> None:
+    """Many real histories ship no down files: the folder is here, the file is not."""
+    from helpers import run
+    from test_engine_support import env
+
+    root = tmp_path
+    make_tree(root, {"a/migrations/000001_m.up.sql": "CREATE TABLE t (id int);\n"},
+              config=AB_CONFIG)
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+    refused = run(["down", "--service", "a"], cwd=root, environ=env(dsn))
+    assert refused.code == 1
+    assert "it has no down file (000001_m.down.sql does not exist)" in refused.stderr
+    assert "not in this checkout" not in refused.stderr
+    assert "`migcoord mark 000001 --pending`" in refused.stderr
+    marked = run(["mark", "000001", "--pending", "--reason", "dropped t by hand"], cwd=root,
+                 environ=env(dsn))
+    assert marked.code == 0, marked.stderr
+    assert history(dsn) == []

@@ -277,7 +277,18 @@ def _depends_of(state: Reconciled) -> set[int]:
 
 
 def _down_step(state: Reconciled, reason: str) -> Step:
-    if state.migration is None or state.migration.down is None:
+    migration = state.migration
+    if migration is not None and migration.down is None and migration.up is not None:
+        # The folder is here; the migration simply has no down file (many real histories
+        # ship none).
+        down = migration.up.path.with_name(f"{migration.label}.down.sql")
+        raise RefusedError(
+            f"cannot roll back {migration.version_text} {state.service} {state.name}: it has "
+            f"no down file ({down.name} does not exist)",
+            hint=f"write {down} to undo it, then run down again; or undo it by hand and "
+            f"record that with `migcoord mark {migration.version_text} --pending`",
+            version=state.version, service=state.service, direction="down")
+    if migration is None or migration.down is None:
         raise RefusedError(
             f"cannot roll back {_v(state.version)} {state.service} {state.name}: its down file "
             "is not in this checkout",
