@@ -70,6 +70,14 @@ SILENT = {
     "serial_and_identity_columns": (
         "CREATE TABLE tickets (id serial PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY);\n",
         "DROP TABLE tickets;\n"),
+    "temp_table_cleared_before_it_is_made": (
+        """\
+        DROP TABLE IF EXISTS rule_map;
+        CREATE TEMP TABLE rule_map (id bigint);
+        INSERT INTO rule_map SELECT id FROM rules;
+        ALTER TABLE rules ADD COLUMN mapped boolean;
+        """,
+        "ALTER TABLE rules DROP COLUMN mapped;\n"),
     "savepoint_rolled_back": (
         # What ROLLBACK TO undoes is not there for the down to drop; RELEASE keeps it.
         """\

@@ -183,6 +183,10 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for key, effect in up.dropped.items():
         if effect.kind in _NOT_FOLLOWED or down.touches(key):
             continue
+        if effect.name.name in up.temporary:
+            # `DROP TABLE IF EXISTS x; CREATE TEMP TABLE x ...`: the drop clears a leftover
+            # temporary table of that name, which the session searches first.
+            continue
         yield _finding(
             f"the up drops {effect.kind} {effect.name} (line {effect.line}) "
             "but the down does not re-create it",
