@@ -66,6 +66,7 @@ class Settings(TypedDict, total=False):
     default_schema: str
     docs: Path | None
     docs_schema: bool
+    adopted_through: int | None
     allow: frozenset[str]
     synchronous_commit: str
     lock_timeout: float

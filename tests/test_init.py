@@ -223,3 +223,49 @@ def test_owns_follows_renames_and_drops(tmp_path: Path) -> None:
     services = tomllib.loads((repo / "migcoord.toml").read_text())["services"]
     assert services["a"]["owns"] == ["audit.events", "new_name"]
     assert "owns" not in services["b"]
+
+
+def test_a_history_that_skips_numbers_is_adopted_through_its_last_version(tmp_path: Path) -> None:
+    """golang-migrate lets a project number by release (0005, 0010, 0030...): init writes
+    adopted_through, so those gaps are history; a skip after it is still a gap."""
+    repo = write_tree(tmp_path / "harbor", {
+        "db/migrations/0001_initial.up.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
+        "db/migrations/0001_initial.down.sql": "DROP TABLE IF EXISTS a;\n",
+        "db/migrations/0010_release_two.up.sql": "CREATE TABLE IF NOT EXISTS b (id int);\n",
+        "db/migrations/0010_release_two.down.sql": "DROP TABLE IF EXISTS b;\n",
+        "db/migrations/0030_release_four.up.sql": "CREATE TABLE IF NOT EXISTS c (id int);\n",
+        "db/migrations/0030_release_four.down.sql": "DROP TABLE IF EXISTS c;\n",
+    })
+    assert run(["init"], cwd=repo).code == 0
+    config = tomllib.loads((repo / "migcoord.toml").read_text())
+    assert (config["version_width"], config["adopted_through"]) == (4, "0030")
+    assert run(["check", "--strict"], cwd=repo).code == 0
+
+    created = run(["create", "next_release", "--service", config_service(config)], cwd=repo)
+    assert created.code == 0, created.stderr
+    assert "0031_next_release.up.sql" in created.stdout
+    (repo / "db/migrations/0031_next_release.up.sql").rename(
+        repo / "db/migrations/0033_next_release.up.sql")
+    (repo / "db/migrations/0031_next_release.down.sql").rename(
+        repo / "db/migrations/0033_next_release.down.sql")
+    assert run(["sum"], cwd=repo).code == 0
+    gaps = [f for f in run(["check", "--format", "json"], cwd=repo).json()["findings"]
+            if f["code"] == "gap"]
+    assert [f["message"].split(":")[0] for f in gaps] == ["version 0031-0032 is missing"]
+
+
+def config_service(config: dict[str, object]) -> str:
+    services = config["services"]
+    assert isinstance(services, dict)
+    (name,) = services
+    return str(name)
+
+
+def test_adopted_through_must_be_a_version(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "r", {"m/0001_a.up.sql": "SELECT 1;\n",
+                                       "m/0001_a.down.sql": "SELECT 1;\n"})
+    (repo / "migcoord.toml").write_text('adopted_through = "r12"\n[services.m]\n'
+                                         'migrations = "m"\n')
+    result = run(["check"], cwd=repo)
+    assert result.code == 2
+    assert "[adopted_through] expected a version number such as \"0190\", got 'r12'" in result.stderr

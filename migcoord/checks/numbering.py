@@ -18,12 +18,9 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Finding, Migration, Reservation, format_version
+from migcoord.core.naming import TIMESTAMP_WIDTH
 from migcoord.core.numbering import next_version
 from migcoord.core.resolution import MergeSides
-
-#: Versions this wide are timestamps (golang-migrate's -format): they never form a
-#: dense sequence, so `gap` does not apply.
-TIMESTAMP_WIDTH = 10
 
 
 @attrs.frozen
@@ -132,7 +129,10 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
     reserved = [s.reserved for s in config.services if s.reserved is not None]
     if not versions:
         return
+    adopted = config.adopted_through
     for first, last in _holes(versions, reserved):
+        if adopted is not None and last < adopted:
+            continue  # numbered before migcoord: a history's gaps are not ours to close
         message = (f"version {_span(first, last, config.version_width)} is missing: the "
                    "numbers form one sequence across all services, with no skips")
         next_version = versions[bisect.bisect_right(versions, last)]

@@ -115,6 +115,9 @@ class Config:
     docs: Path | None = None
     #: `docs` also writes the schema registry (`docs --schema`: needs a server).
     docs_schema: bool = False
+    #: Versions up to this one were numbered before migcoord (a history adopted from
+    #: golang-migrate): gaps among them are history, not `gap` errors.
+    adopted_through: int | None = None
     allow: frozenset[str] = frozenset()
     synchronous_commit: str = "last"
     lock_timeout: float = 60.0

@@ -17,6 +17,10 @@ import attrs
 from migcoord.core.model import Direction
 from migcoord.errors import InvalidName
 
+#: Versions this wide are timestamps (golang-migrate's -format): they never form a
+#: dense sequence, so `gap` does not apply.
+TIMESTAMP_WIDTH = 10
+
 #: golang-migrate's own regex. Used with `fullmatch`: Python's `$` would also match
 #: before a trailing newline, which Go's does not.
 FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")

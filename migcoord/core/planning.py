@@ -294,4 +294,4 @@ def _down_step(state: Reconciled, reason: str) -> Step:
             "is not in this checkout",
             hint=f"run down from a checkout that has {state.service}'s migrations folder",
             version=state.version, service=state.service, direction="down")
-    return Step(state.migration, reason=reason)
+    return Step(migration, reason=reason)

@@ -8,6 +8,7 @@ decisions here read nothing and write nothing.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import PurePosixPath
 
 import attrs
 
-from migcoord.core.naming import parse_filename
+from migcoord.core.naming import TIMESTAMP_WIDTH, parse_filename
 
 #: Folder names that say "migrations live here" rather than which service they belong
 #: to: `aggregator/db/migrations` is aggregator's.
@@ -84,6 +85,9 @@ class Proposal:
     version_width: int
     #: Version widths seen in the files, most common first (empty for a new repository).
     widths_seen: tuple[int, ...]
+    #: The highest version found, when the found history skips numbers (golang-migrate
+    #: allows it): `adopted_through`, so that `gap` judges only what comes after.
+    adopted_through: int | None = None
 
     @property
     def is_new(self) -> bool:
@@ -114,8 +118,14 @@ def propose(root_name: str, folders: Sequence[FoundFolder]) -> Proposal:
     widths = Counter(len(parsed.version_text) for folder in folders for parsed in
                      (parse_filename(name) for name in folder.filenames) if parsed is not None)
     seen = tuple(width for width, _ in widths.most_common())
-    return Proposal(services=services, version_width=seen[0] if seen else DEFAULT_WIDTH,
-                    widths_seen=seen)
+    width = seen[0] if seen else DEFAULT_WIDTH
+    versions = sorted({parsed.version for folder in folders for parsed in
+                       (parse_filename(name) for name in folder.filenames) if parsed is not None})
+    skips = any(high - low > 1 for low, high in itertools.pairwise(versions))
+    # Timestamp versions are never dense, and `gap` does not judge them anyway.
+    adopted = versions[-1] if skips and width < TIMESTAMP_WIDTH else None
+    return Proposal(services=services, version_width=width, widths_seen=seen,
+                    adopted_through=adopted)
 
 
 def service_name(text: str) -> str:
@@ -162,6 +172,12 @@ def config_text(proposal: Proposal) -> str:
         'history_schema = "public"           # where migcoord_history and migcoord_events live',
         '# docs = "docs/MIGRATIONS.md"       # where `migcoord docs` writes the generated tables',
     ]
+    if proposal.adopted_through is not None:
+        lines += [
+            "# The history found skips numbers, as golang-migrate allows; those gaps are",
+            "# history. New migrations continue the one sequence without skips after it.",
+            f'adopted_through = "{str(proposal.adopted_through).zfill(proposal.version_width)}"',
+        ]
     for service in proposal.services:
         lines += [
             "",

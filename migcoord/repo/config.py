@@ -27,6 +27,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_schema": str,
     "docs": str,
     "docs_schema": bool,
+    "adopted_through": (int, str),
     "allow": list,
     "synchronous_commit": str,
     "lock_timeout": (int, float),
@@ -211,6 +212,7 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
     docs_value = get("docs", None)
     docs = _inside(root, docs_value, "docs", problem) if docs_value is not None else None
     docs_schema = get("docs_schema", False)
+    adopted_through = _adopted_through(get("adopted_through", None), problem)
     if docs_schema and docs is None:
         problem("docs_schema", "needs `docs`, the file the schema is written to")
     allow_list = get("allow", [])
@@ -232,12 +234,31 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
         "default_schema": default_schema,
         "docs": docs,
         "docs_schema": docs_schema,
+        "adopted_through": adopted_through,
         "allow": frozenset(allow_list),
         "synchronous_commit": sync,
         "lock_timeout": float(lock_timeout),
         "ddl": ddl_settings,
         "services": get("services", {}),
     }
+
+
+def _adopted_through(value: int | str | None, problem: Problem) -> int | None:
+    """`adopted_through`: the last version numbered before migcoord (a number, or its
+    digits as a string, `"0190"`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            problem("adopted_through", f"expected a version number such as \"0190\", got "
+                    f"{value!r}")
+            return None
+        value = int(value.strip())
+    if not 0 <= value <= 9223372036854775807:
+        problem("adopted_through", f"expected a version from 0 to 9223372036854775807, got "
+                f"{value}")
+        return None
+    return value
 
 
 def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[ServiceConfig]:
