@@ -46,6 +46,17 @@ in_service aggregator migrate-create NAME="add notification channel"
 step "make check-migrations      # the new migration is still empty: a warning, no error"
 in_service aggregator check-migrations
 
+step "write its SQL; make check-migrations      # the schema registry is now out of date"
+printf '%s\n' "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS channel text NOT NULL DEFAULT 'email';" \
+    > aggregator/migrations/000007_add_notification_channel.up.sql
+printf '%s\n' "ALTER TABLE notifications DROP COLUMN IF EXISTS channel;" \
+    > aggregator/migrations/000007_add_notification_channel.down.sql
+in_service aggregator check-migrations
+step "make migrate-docs      # the schema registry, built on a throwaway database"
+in_service aggregator migrate-docs
+grep -F "| channel |" docs/MIGRATIONS.md
+in_service aggregator check-migrations
+
 step "cd rule-service && make migrate-verify      # every down undoes its up"
 in_service rule-service migrate-verify
 

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from migcoord.cli import main
+from migcoord.core import registry_render
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "alerting"
@@ -85,8 +86,18 @@ def pair(service: str, version: str, name: str, up: str = "SELECT 1;\n",
     return {f"{base}.up.sql": up, f"{base}.down.sql": down}
 
 
-def copy_example(target: Path) -> Path:
+def copy_example(target: Path, *, registry: bool = False) -> Path:
+    """examples/alerting at `target`. Without `registry`, its docs file loses the schema
+    registry: a test that adds a migration would otherwise have to build the schema
+    again on a server before `check --strict` is clean (tests of the registry keep it)."""
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".migcoord"))
+    if not registry:
+        docs = target / "docs" / "MIGRATIONS.md"
+        text = docs.read_text()
+        start, end = text.find(registry_render.BEGIN), text.find(registry_render.END)
+        if start >= 0 and end > start:
+            docs.write_text(text[:start].rstrip("\n") + "\n"
+                            + text[end + len(registry_render.END):].lstrip("\n"))
     return target
 
 

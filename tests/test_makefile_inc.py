@@ -135,6 +135,7 @@ TARGETS: Sequence[tuple[list[str], list[str]]] = [
     (["migrate-verify"], ["verify", "--service", "aggregator"]),
     (["migrate-resolve"], ["resolve"]),
     (["migrate-resolve", "ONTO=origin/main"], ["resolve", "--onto", "origin/main"]),
+    (["migrate-docs"], ["docs", "--schema"]),
 ]
 
 
@@ -245,6 +246,7 @@ def test_plain_make_lists_the_migration_targets(ws: Workspace) -> None:
         "check-migrations",
         "migrate-verify",
         "migrate-resolve",
+        "migrate-docs",
     ]
     assert run.calls == []
 

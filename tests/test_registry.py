@@ -228,3 +228,31 @@ def test_the_example_diagrams_are_valid_mermaid(tmp_path: Path, pg_server: PgSer
     assert len(blocks) == 3  # the services, rule-service's and aggregator's tables
     for block in blocks:
         assert_valid_mermaid(block)
+
+
+def test_a_registry_git_left_conflicted_becomes_stale_and_is_written_again(
+        tmp_path: Path, pg_server: PgServer) -> None:
+    """Two branches that add migrations both rewrite the registry's fingerprint: git
+    conflicts there. `migcoord docs` (and so `resolve`) writes the tables and leaves a
+    stale registry for `docs --schema`, never either side's text."""
+    root = copy_example(tmp_path / "alerting")
+    docs = root / "docs" / "MIGRATIONS.md"
+    assert run(["docs", "--schema", "--dsn", pg_server.admin_dsn], cwd=root).code == 0
+    text = docs.read_text()
+    line = next(line for line in text.splitlines() if "migcoord:schema fingerprint=" in line)
+    docs.write_text(text.replace(line, "<<<<<<< HEAD\n" + line + "\n=======\n"
+                                 + line.replace("migrations=6", "migrations=7")
+                                 + "\n>>>>>>> theirs"))
+    assert "docs-conflict" in run(["check"], cwd=root).stdout
+
+    assert run(["docs"], cwd=root).code == 0
+    written = docs.read_text()
+    assert "<<<<<<<" not in written and ">>>>>>>" not in written
+    assert "The schema registry is out of date: a merge changed the migrations" in written
+    assert "<!-- migcoord:begin generated -->" in written
+    check = run(["check", "--format", "json"], cwd=root).json()["findings"]
+    assert [(f["code"], f["hint"]) for f in check] == [
+        ("docs-stale", "run `migcoord docs --schema` and commit the file")]
+
+    assert run(["docs", "--schema", "--dsn", pg_server.admin_dsn], cwd=root).code == 0
+    assert docs.read_text() == text

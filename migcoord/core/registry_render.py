@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 
 from migcoord.core.registry import Registry, SchemaItem, Service, Table
+from migcoord.core.sumfile import is_conflict_marker
 from migcoord.errors import UsageError
 
 BEGIN = "<!-- migcoord:begin schema -->"
@@ -71,6 +72,36 @@ def recorded_fingerprint(text: str | None) -> str | None:
         return None
     match = _FINGERPRINT.search(text)
     return match.group(1) if match else ""
+
+
+#: What a schema block that git left conflicted becomes: nothing of either side (a merge
+#: changed the migrations, so neither is the schema now), and a record that `check`
+#: reports as stale until `docs --schema` writes it again.
+STALE_BLOCK = (f"{BEGIN}\n<!-- migcoord:schema fingerprint=none -->\n\n## Schema\n\n"
+               "The schema registry is out of date: a merge changed the migrations. Run "
+               "`migcoord docs --schema` to write it again.\n" + END + "\n")
+
+
+def without_conflicts(text: str) -> str:
+    """`text` (a docs file) with its schema block replaced by STALE_BLOCK when git left
+    conflict markers in it (every registry records its own fingerprint, so two branches
+    that both add migrations always conflict there)."""
+    start, stop = text.find(BEGIN), text.rfind(END)
+    if start < 0 or stop < start:
+        return text
+    inside = text[start:stop]
+    if not any(is_conflict_marker(line.removesuffix("\r")) for line in inside.split("\n")):
+        return text
+    # A conflict hunk that began or ended on a marker line leaves its other half outside.
+    before = text[:start].rstrip("\n")
+    before_lines = before.split("\n")
+    if before_lines and is_conflict_marker(before_lines[-1]):
+        before = "\n".join(before_lines[:-1])
+    after = text[stop + len(END):].lstrip("\n")
+    after_lines = after.split("\n")
+    if after_lines and is_conflict_marker(after_lines[0]):
+        after = "\n".join(after_lines[1:])
+    return (before + "\n\n" if before else "") + STALE_BLOCK + after
 
 
 def merge(existing: str, block: str) -> str:

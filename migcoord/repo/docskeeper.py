@@ -147,7 +147,10 @@ def _texts(config: Config, catalog: Catalog, owned: OwnedTables) -> tuple[str | 
         existing: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         existing = None
-    return existing, docsgen.merge(existing, block)
+    # A conflicted schema registry cannot be written again offline: it becomes a stale
+    # record (check says to run `docs --schema`), and the tables are written as always.
+    unconflicted = registry_render.without_conflicts(existing) if existing else existing
+    return existing, docsgen.merge(unconflicted, block)
 
 
 def _reason(path: Path, existing: str | None) -> str:
