@@ -10,6 +10,7 @@ that returns those tables and runs only once the checkout is known to be complet
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def refresh(config: Config, catalog: Catalog, owned: OwnedTables) -> None:
         return
     try:
         if write(config, catalog, owned).written:
-            log.info("updated %s", config.docs)
+            log.info("updated %s", _shown(config.docs))
     except MigcoordError as error:
         log.warning("%s was not refreshed: %s", config.docs, error)
 
@@ -151,6 +152,14 @@ def _texts(config: Config, catalog: Catalog, owned: OwnedTables) -> tuple[str | 
     # record (check says to run `docs --schema`), and the tables are written as always.
     unconflicted = registry_render.without_conflicts(existing) if existing else existing
     return existing, docsgen.merge(unconflicted, block)
+
+
+def _shown(path: Path) -> str:
+    """`path` as the other messages show paths: relative to the working directory."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
 
 
 def _reason(path: Path, existing: str | None) -> str:
