@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -50,9 +51,11 @@ class TerminalRun:
 
 
 def run_on_terminal(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str] | None = None,
-                    stdout_too: bool = False, timeout: float = 120) -> TerminalRun:
+                    stdout_too: bool = False, timeout: float = 120,
+                    interrupt_at: str | None = None) -> TerminalRun:
     """`python -m migcoord ARGS` with stderr (and with `stdout_too`, stdout) on a new
-    pseudo-terminal of 200 columns; TERM=xterm unless `environ` says otherwise."""
+    pseudo-terminal of 200 columns; TERM=xterm unless `environ` says otherwise. With
+    `interrupt_at`, the process gets SIGINT (Ctrl-C) once the terminal shows that text."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "TERM": "xterm"}
     if "MIGCOORD_PG_BIN" in os.environ:
         env["MIGCOORD_PG_BIN"] = os.environ["MIGCOORD_PG_BIN"]
@@ -83,6 +86,9 @@ def run_on_terminal(args: Sequence[str], *, cwd: Path, environ: Mapping[str, str
             if not chunk:
                 break
             got += chunk
+            if interrupt_at is not None and interrupt_at in got.decode(errors="replace"):
+                process.send_signal(signal.SIGINT)
+                interrupt_at = None
         process.wait(timeout=max(deadline - time.monotonic(), 1))
     finally:
         if process.poll() is None:

@@ -106,6 +106,20 @@ def test_a_failure_wipes_the_status_line_before_the_error(tmp_path: Path, dsn: s
     assert not any(line.startswith("up ") for line in run.screen)
 
 
+def test_ctrl_c_wipes_the_status_line_before_saying_what_it_left(tmp_path: Path,
+                                                                dsn: str) -> None:
+    root = make_tree(tmp_path / "repo", {
+        **pair("a", "000001", "t1", "CREATE TABLE t1 (id int);\n"),
+        **pair("a", "000002", "slow", "SELECT pg_sleep(600);\n")}, config=AB_CONFIG)
+    run = run_on_terminal(["up", "--all", "--dsn", dsn], cwd=root,
+                          interrupt_at="\rup 2/2 000002 a slow  ")
+
+    assert run.code == 130, run.raw
+    assert APPLIED_LINE.fullmatch(run.screen[0])
+    assert run.screen[1].startswith("migcoord: interrupted; each migration is applied ")
+    assert len(run.screen) == 2, run.screen
+
+
 def test_verify_on_a_terminal_shows_each_round_trip_and_colours_its_verdicts(
         tmp_path: Path, pg_server: PgServer) -> None:
     root = make_tree(tmp_path / "repo", {
