@@ -7,6 +7,7 @@
 
 from migcoord.coordinator import Coordinator, Created, Renumbered
 from migcoord.core.model import Catalog, Config, Finding, Migration, Status
+from migcoord.core.progress import StepStarted
 from migcoord.errors import (
     ConfigError,
     ConnectError,
@@ -55,6 +56,7 @@ __all__ = [
     "Status",
     "StatusReport",
     "StepResult",
+    "StepStarted",
     "UpResult",
     "UsageError",
     "VerifyReport",

@@ -27,6 +27,7 @@ from migcoord.core.model import (
     Status,
     format_version,
 )
+from migcoord.core.progress import OnStep, StepStarted, ignore
 from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
@@ -91,9 +92,10 @@ def watched(history: History) -> Iterator[LockWatch]:
 def up(config: Config, catalog: Catalog, history: History, request: planning.UpRequest, *,
        dry_run: bool, lock_timeout: float | None, sync_each: bool,
        ddl: DdlSettings | None = None,
-       wider: Callable[[], Catalog] | None = None) -> UpResult:
+       wider: Callable[[], Catalog] | None = None, on_step: OnStep = ignore) -> UpResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
-    again (others may have applied some of it meanwhile) and apply each step.
+    again (others may have applied some of it meanwhile) and apply each step, telling
+    `on_step` as each one starts.
 
     `wider` reads every folder here; it is used when another service's row holds the
     number of a file in `catalog`, so the refusal can say whether a merge renumbered it.
@@ -123,7 +125,7 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         applied: list[StepResult] = []
         try:
             with watched(history) as watch:
-                _apply_up(config, history, plan.steps, _Run(lock_pid, ddl, watch),
+                _apply_up(config, history, plan.steps, _Run(lock_pid, ddl, watch, on_step),
                           relaxed=relaxed, applied=applied)
         except MigcoordError as error:
             error.with_applied(applied)
@@ -146,6 +148,14 @@ class _Run:
     #: The command line's DDL settings, above every other layer.
     ddl: DdlSettings | None
     watch: LockWatch
+    on_step: OnStep = ignore
+
+    def starts(self, index: int, steps: Sequence[planning.Step], command: Direction) -> None:
+        """Tell on_step that `steps[index]` starts."""
+        migration = steps[index].migration
+        self.on_step(StepStarted(index=index + 1, total=len(steps), command=command,
+                                 name=migration.name, version=migration.version,
+                                 service=migration.service))
 
 
 def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], run: _Run,
@@ -158,14 +168,15 @@ def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], 
                 # The last commit waits for the WAL flush, and so makes every earlier
                 # commit of this run durable too.
                 executor.synchronous(history)
+            run.starts(index, steps, "up")
             applied.append(_run_step(config, history, step.migration, "up", run))
 
 
 def down(config: Config, catalog: Catalog, history: History, request: planning.DownRequest, *,
          dry_run: bool, lock_timeout: float | None,
-         ddl: DdlSettings | None = None) -> DownResult:
+         ddl: DdlSettings | None = None, on_step: OnStep = ignore) -> DownResult:
     """Plan; unless that is a dry run or there is nothing to do, take the lock, plan
-    again and roll back each step, newest first."""
+    again and roll back each step, newest first, telling `on_step` as each one starts."""
     plan = planning.plan_down(catalog, history.rows(), request)
     refuse_invalid_files(config, catalog, plan.steps, "down", {request.service})
     if dry_run or not plan.steps:
@@ -180,7 +191,7 @@ def down(config: Config, catalog: Catalog, history: History, request: planning.D
         rolled_back: list[StepResult] = []
         try:
             with watched(history) as watch:
-                _apply_down(config, history, plan.steps, _Run(lock_pid, ddl, watch),
+                _apply_down(config, history, plan.steps, _Run(lock_pid, ddl, watch, on_step),
                             rolled_back=rolled_back)
         except MigcoordError as error:
             error.with_applied(rolled_back)
@@ -208,11 +219,12 @@ def refuse_invalid_files(config: Config, catalog: Catalog,
 def _apply_down(config: Config, history: History, steps: Sequence[planning.Step],
                 run: _Run, *, rolled_back: list[StepResult]) -> None:
     """Roll back `steps` in order; `rolled_back` grows as each commits."""
-    for step in steps:
+    for index, step in enumerate(steps):
         migration = step.migration
         if step.reason.startswith("cascade"):
             log.warning("rolling back %s %s %s first (%s)", migration.version_text,
                         migration.service, migration.name, step.reason)
+        run.starts(index, steps, "down")
         rolled_back.append(_run_step(config, history, migration, "down", run))
 
 

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import attrs
 
-from migcoord.core import planning, reconcile
+from migcoord.core import planning, progress, reconcile
 from migcoord.core.ddl import DdlSettings, parse_duration
 from migcoord.core.model import Catalog, Config, Finding, ServiceConfig, format_version
 from migcoord.core.naming import format_filename, normalize_name
+from migcoord.core.progress import OnStep
 from migcoord.errors import UsageError
 from migcoord.repo import discovery
 from migcoord.results import (
@@ -332,7 +333,7 @@ class Coordinator:
            to: int | None = None, with_deps: bool = False, allow_out_of_order: bool = False,
            dry_run: bool = False, lock_timeout: float | None = None, sync_each: bool = False,
            ddl_lock_timeout: str | None = None, dsn: str | None = None,
-           conn: psycopg.Connection | None = None) -> UpResult:
+           conn: psycopg.Connection | None = None, on_step: OnStep | None = None) -> UpResult:
         """Apply pending migrations of `service` (or of every service with all_services).
 
         Each migration and its history row commit together. Checks for pending work
@@ -340,6 +341,7 @@ class Coordinator:
         `lock_timeout` (seconds) bounds the wait for another migcoord's migration lock;
         `ddl_lock_timeout` ("5s", "500ms", "0": none) is each migration's own PostgreSQL
         lock_timeout, above the files' and the config's (docs/operations.md).
+        `on_step` is told as each migration starts (migcoord.core.progress).
         """
         from migcoord import _engine
 
@@ -361,14 +363,15 @@ class Coordinator:
             return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
                               lock_timeout=lock_timeout, sync_each=sync_each, ddl=ddl,
                               wider=functools.partial(self.catalog, up_only=True)
-                              if narrow else None)
+                              if narrow else None, on_step=on_step or progress.ignore)
 
     def down(self, service: str, *, steps: int | None = None, to: int | None = None,
              cascade: bool = False, dry_run: bool = False, lock_timeout: float | None = None,
              ddl_lock_timeout: str | None = None, dsn: str | None = None,
-             conn: psycopg.Connection | None = None) -> DownResult:
+             conn: psycopg.Connection | None = None,
+             on_step: OnStep | None = None) -> DownResult:
         """Roll back service's newest applied migrations (default one), newest first
-        (`lock_timeout` and `ddl_lock_timeout` as for `up`)."""
+        (`lock_timeout`, `ddl_lock_timeout` and `on_step` as for `up`)."""
         from migcoord import _engine
 
         self._service(service)
@@ -377,7 +380,8 @@ class Coordinator:
         request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade)
         with self._database(dsn, conn, f"migcoord down {service}") as history:
             return _engine.down(self.config, catalog, history, request, dry_run=dry_run,
-                                lock_timeout=lock_timeout, ddl=ddl)
+                                lock_timeout=lock_timeout, ddl=ddl,
+                                on_step=on_step or progress.ignore)
 
     def status(self, *, service: str | None = None, dsn: str | None = None,
                conn: psycopg.Connection | None = None) -> StatusReport:
@@ -392,12 +396,15 @@ class Coordinator:
         return _engine.status(self.config, catalog, rows, service)
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
-               on_progress: verify_module.Progress | None = None) -> verify_module.VerifyReport:
+               on_progress: verify_module.Progress | None = None,
+               on_step: OnStep | None = None) -> verify_module.VerifyReport:
         """Round-trip every migration (or `service`'s) up, down and up again on a
         throwaway database, comparing catalog snapshots; see migcoord.verify.
 
         The database is created on the server of `dsn` (else of the env var named by
         database_url_env), or on the embedded development server when neither is set.
+        `on_progress` gets each verdict as it is reached, `on_step` each round trip as it
+        starts.
         """
         from migcoord import verify as verify_module
 
@@ -406,7 +413,8 @@ class Coordinator:
         if dsn is None:
             dsn = self.environ.get(self.config.database_url_env, "").strip() or None
         return verify_module.run(self.catalog(), self.config, service=service, dsn=dsn,
-                                 environ=self.environ, keep=keep, on_progress=on_progress)
+                                 environ=self.environ, keep=keep, on_progress=on_progress,
+                                 on_step=on_step)
 
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:

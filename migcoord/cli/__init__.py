@@ -45,13 +45,13 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from migcoord.cli import commands
+    from migcoord.cli import commands, helptext
 
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="migcoord", parents=[common],
         description="Coordinate SQL migrations for several services sharing one PostgreSQL "
-        "database.")
+        "database.", epilog=helptext.TOP_EPILOG, formatter_class=helptext.Formatter)
     # Its own dest: `renumber VERSION` and `mark VERSION` have a positional `version`.
     parser.add_argument("--version", action="store_true", dest="show_version",
                         help="print the installed version of migcoord and exit")
@@ -84,8 +84,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     if args.command is None:
         parser.print_help(err)
         return EXIT_USAGE
-    restore_logging = _configure_logging(args, err)
-    context = Context(args, env, out, err)
+    restore_logging = _configure_logging(args, err, env)
+    context = Context(args, env, out, err, parser)
     handler: Handler = args.handler
     try:
         return handler(args, context)
@@ -117,7 +117,7 @@ def _report(error: MigcoordError, context: Context) -> None:
     from migcoord.cli.render import redact, redact_json
 
     text = redact(str(error))
-    print(f"migcoord: error: {text}", file=context.stderr)
+    print(f"migcoord: {context.paint_err.error('error')}: {text}", file=context.stderr)
     if context.json:
         import json
 
@@ -149,14 +149,16 @@ def _report_interrupt(stop: KeyboardInterrupt, context: Context) -> None:
         print(json.dumps(document, indent=2), file=context.stdout)
 
 
-def _configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], None]:
+def _configure_logging(args: argparse.Namespace, stream: TextIO,
+                       environ: Mapping[str, str]) -> Callable[[], None]:
     """Send migcoord's log to `stream` for this command; returns what undoes it, so a
     program that calls main() keeps its own logging setup."""
     from migcoord.cli.render import RedactingFormatter
+    from migcoord.cli.terminal import Palette
 
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter("migcoord: %(message)s"))
+    handler.setFormatter(RedactingFormatter("migcoord: %(message)s", Palette.of(stream, environ)))
     logger = logging.getLogger("migcoord")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers[:] = [handler]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from migcoord.cli import helptext
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context, Handler
+from migcoord.cli.progress import live_progress
 from migcoord.core.ddl import duration_problem
 from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -49,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     """Add every subcommand to `sub`, each with the global options of `common`."""
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        parser = sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                                epilog=helptext.epilog(name), formatter_class=helptext.Formatter)
         parser.set_defaults(handler=handler)
         return parser
 
@@ -57,12 +60,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _register_database(add)
     _register_repair(add)
     # Commands of the SQL analysis (docs) and of the development tools (verify, dev).
-    from migcoord.cli import devcmds, initcmds, resolvecmd, sqlcmds
+    from migcoord.cli import completion, devcmds, initcmds, resolvecmd, sqlcmds
 
     resolvecmd.register(add, seconds=_seconds)
     sqlcmds.register(add)
     devcmds.register(add)
     initcmds.register(add)
+    completion.register(add)
 
 
 def _register_offline(add: AddCommand) -> None:
@@ -220,20 +224,26 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
     dsn = ctx.dsn(coordinator)
     if args.to is not None and args.all and args.with_deps:
         raise UsageError("--with-deps has no meaning with --all (everything is applied)")
-    result = coordinator.up(
-        args.service, all_services=args.all, to=args.to, with_deps=args.with_deps,
-        allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run,
-        sync_each=args.sync_each, lock_timeout=args.lock_timeout,
-        ddl_lock_timeout=args.ddl_lock_timeout, dsn=dsn)
+    with live_progress(ctx) as live:
+        result = coordinator.up(
+            args.service, all_services=args.all, to=args.to, with_deps=args.with_deps,
+            allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run,
+            sync_each=args.sync_each, lock_timeout=args.lock_timeout,
+            ddl_lock_timeout=args.ddl_lock_timeout, dsn=dsn,
+            on_step=live.on_step if live else None)
     out.up_result(ctx, result)
     return EXIT_OK
 
 
 def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
-    result = coordinator.down(args.service, steps=args.steps, to=args.to, cascade=args.cascade,
-                              dry_run=args.dry_run, lock_timeout=args.lock_timeout,
-                              ddl_lock_timeout=args.ddl_lock_timeout, dsn=ctx.dsn(coordinator))
+    dsn = ctx.dsn(coordinator)
+    with live_progress(ctx) as live:
+        result = coordinator.down(
+            args.service, steps=args.steps, to=args.to, cascade=args.cascade,
+            dry_run=args.dry_run, lock_timeout=args.lock_timeout,
+            ddl_lock_timeout=args.ddl_lock_timeout, dsn=dsn,
+            on_step=live.on_step if live else None)
     out.down_result(ctx, result)
     return EXIT_OK
 

@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from migcoord.cli.terminal import Palette
+
 if TYPE_CHECKING:
     from migcoord.coordinator import Coordinator
 
@@ -24,12 +26,18 @@ class Context:
     """What every command needs: the parsed globals, the environment and the output."""
 
     def __init__(self, args: argparse.Namespace, environ: Mapping[str, str],
-                 stdout: TextIO, stderr: TextIO) -> None:
+                 stdout: TextIO, stderr: TextIO,
+                 parser: argparse.ArgumentParser | None = None) -> None:
         self.args = args
+        #: The command line's parser, for a command that describes it (`completion`).
+        self.parser = parser
         self.environ = environ
         self.stdout = stdout
         self.stderr = stderr
         self.json = args.format == "json"
+        # Each stream is coloured only when it is a terminal (cli/terminal.py).
+        self.paint_out = Palette.of(stdout, environ)
+        self.paint_err = Palette.of(stderr, environ)
 
     def coordinator(self) -> Coordinator:
         from migcoord.coordinator import Coordinator

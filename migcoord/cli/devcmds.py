@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
+from migcoord.cli.progress import LiveStatus, live_progress
+from migcoord.cli.terminal import PLAIN, Palette
 from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRY
 
 if TYPE_CHECKING:
@@ -44,17 +46,24 @@ def register(add: AddCommand) -> None:
 def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     verdicts: list[MigrationVerdict | SequenceVerdict] = []
+    live: LiveStatus | None = None
 
     def progress(item: MigrationVerdict | SequenceVerdict) -> None:
         verdicts.append(item)
-        if not ctx.args.quiet:
-            ctx.stderr.write(f"migcoord: {_progress_line(item)}\n")
+        if ctx.args.quiet:
+            return
+        line = f"migcoord: {_progress_line(item, ctx.paint_err)}\n"
+        if live is not None:
+            live.write(line)
+        else:
+            ctx.stderr.write(line)
             ctx.stderr.flush()
 
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), live_progress(ctx) as live:
             report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
-                                        on_progress=progress)
+                                        on_progress=progress,
+                                        on_step=live.on_step if live else None)
     except KeyboardInterrupt:
         what = "kept" if args.keep else "dropped"
         message = f"verify interrupted; its throwaway database was {what}"
@@ -72,7 +81,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _progress_line(item: MigrationVerdict | SequenceVerdict) -> str:
+def _progress_line(item: MigrationVerdict | SequenceVerdict, paint: Palette = PLAIN) -> str:
     from migcoord.verify import MigrationVerdict
 
     if isinstance(item, MigrationVerdict):
@@ -80,16 +89,18 @@ def _progress_line(item: MigrationVerdict | SequenceVerdict) -> str:
                  (("up", item.up_ms), ("down", item.down_ms), ("up again", item.up_again_ms),
                   ("rebuild", item.rebuild_ms))
                  if value is not None]
-        state = {"ok": "ok", "applied": "applied (not this service's: no round trip)",
-                 "failed": "FAILED (" + ", ".join(dict.fromkeys(p.stage for p in item.problems))
-                 + ")", "skipped": "skipped (not run)"}[item.status]
+        state = {"ok": paint.ok("ok"), "applied": "applied (not this service's: no round trip)",
+                 "failed": paint.error("FAILED") + " ("
+                 + ", ".join(dict.fromkeys(p.stage for p in item.problems)) + ")",
+                 "skipped": "skipped (not run)"}[item.status]
         if item.rebuilt:
             state += "; built the throwaway database again up to here to go on"
         return f"{item.label}: {state}" + (f"  [{', '.join(times)}]" if times else "")
     if not item.ran:
         return f"whole sequence down and up again: {item.note}"
     spent = f"  [down {item.down_ms} ms, up {item.up_ms} ms]" if item.up_ms is not None else ""
-    return f"whole sequence down and up again: {'ok' if item.ok else 'FAILED'}{spent}"
+    verdict = paint.ok("ok") if item.ok else paint.error("FAILED")
+    return f"whole sequence down and up again: {verdict}{spent}"
 
 
 def _verify_report(ctx: Context, report: VerifyReport) -> None:
@@ -97,8 +108,9 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
         out.emit_json(ctx, report.as_json())
         return
     write = ctx.stdout.write
+    paint = ctx.paint_out
     for failed_one in report.failed:
-        write(f"FAILED {failed_one.label}\n")
+        write(f"{paint.error('FAILED')} {failed_one.label}\n")
         for problem in failed_one.problems:
             _problem(ctx, problem)
         if failed_one.rebuilt:
@@ -112,14 +124,15 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
               f"{skipped[0].skip_reason}\n")
     _lock_flags(ctx, report)
     if not report.sequence.ok:
-        write("FAILED whole sequence down and up again\n")
+        write(f"{paint.error('FAILED')} whole sequence down and up again\n")
         for problem in report.sequence.problems:
             _problem(ctx, problem)
     if report.kept_dsn:
         write(f"kept the throwaway database: {report.kept_dsn}\n")
     if ctx.args.quiet and report.ok:
         return
-    write(f"{'verify ok' if report.ok else 'verify failed'}: {_counts(report)}; "
+    verdict = paint.ok("verify ok") if report.ok else paint.error("verify failed")
+    write(f"{verdict}: {_counts(report)}; "
           f"{_sequence_summary(report)} ({report.elapsed_ms / 1000:.1f} s)\n")
 
 

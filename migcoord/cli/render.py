@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migcoord.cli.context import Context
+from migcoord.cli.terminal import PLAIN, Palette
 from migcoord.core.model import Finding, format_version
 from migcoord.db import dsn
 
@@ -44,8 +45,20 @@ def redact_json(value: object) -> object:
 
 
 class RedactingFormatter(logging.Formatter):
+    """migcoord's log lines, passwords hidden; with a palette, warnings in yellow and
+    errors in red."""
+
+    def __init__(self, fmt: str, paint: Palette = PLAIN) -> None:
+        super().__init__(fmt)
+        self.paint = paint
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        text = redact(super().format(record))
+        if record.levelno >= logging.ERROR:
+            return self.paint.error(text)
+        if record.levelno >= logging.WARNING:
+            return self.paint.warning(text)
+        return text
 
 
 def display(path: Path | None) -> str:
@@ -84,7 +97,8 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
             if finding.column is not None:
                 where += f":{finding.column}"
         prefix = f"{where}: " if where else ""
-        ctx.stdout.write(f"{prefix}{finding.severity}: {finding.code}: {finding.message}\n")
+        severity = ctx.paint_out.severity(str(finding.severity))
+        ctx.stdout.write(f"{prefix}{severity}: {finding.code}: {finding.message}\n")
         if finding.hint:
             ctx.stdout.write(f"    hint: {finding.hint}\n")
     errors = sum(1 for f in found if f.is_error)
@@ -92,8 +106,9 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
     if summary and not ctx.args.quiet:
         counts = (f"{errors} error{'s' if errors != 1 else ''}, "
                   f"{warnings} warning{'s' if warnings != 1 else ''}")
-        verdict = "ok" if ok else "failed"
-        ctx.stderr.write(f"check {verdict}: {counts}\n")
+        paint = ctx.paint_err
+        verdict = paint.ok("check ok") if ok else paint.error("check failed")
+        ctx.stderr.write(f"{verdict}: {counts}\n")
 
 
 # -- create / renumber ----------------------------------------------------------------------
@@ -117,8 +132,8 @@ def renumbered(ctx: Context, result: Renumbered, root: Path) -> None:
     for path in result.edited:
         ctx.stdout.write(f"updated depends in {display(path)}\n")
     for note in result.ambiguous:
-        ctx.stderr.write(f"migcoord: warning: left a bare reference unchanged (it may mean the "
-                         f"other migration with that number): {note}\n")
+        ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: left a bare reference "
+                         f"unchanged (it may mean the other migration with that number): {note}\n")
     ctx.stdout.write("updated migcoord.sum\n")
 
 
@@ -127,7 +142,7 @@ def renumbered(ctx: Context, result: Renumbered, root: Path) -> None:
 
 def _warnings(ctx: Context, warnings: tuple[str, ...]) -> None:
     for warning in warnings:
-        ctx.stderr.write(f"migcoord: warning: {warning}\n")
+        ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: {warning}\n")
 
 
 def _plan(ctx: Context, planned: tuple[PlannedStep, ...], verb: str) -> None:

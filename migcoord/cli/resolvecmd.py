@@ -56,8 +56,9 @@ def resolved(ctx: Context, result: Resolved, onto: str | None) -> None:
     for path in result.edited:
         write(f"updated depends in {out.display(path)}\n")
     for note in result.ambiguous:
-        ctx.stderr.write(f"migcoord: warning: left a bare reference unchanged (two of this "
-                         f"branch's migrations moved from that number): {note}\n")
+        ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: left a bare reference "
+                         f"unchanged (two of this branch's migrations moved from that number): "
+                         f"{note}\n")
     write("updated migcoord.sum\n")
     if not ctx.args.quiet:
         ctx.stderr.write("migcoord: next: " + _NEXT[result.state].format(ref=onto) + "\n")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from migcoord.core.model import Catalog, Config, Migration
+from migcoord.core.progress import OnStep, ignore
 from migcoord.verify import servers
 from migcoord.verify.plan import plan
 from migcoord.verify.report import (
@@ -35,8 +36,10 @@ log = logging.getLogger("migcoord")
 def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | None,
         environ: Mapping[str, str], keep: bool = False, on_progress: Progress | None = None,
         read_verify_file: Callable[[Migration], str | None] | None = None,
-        clock: Callable[[], float] = time.monotonic) -> VerifyReport:
+        clock: Callable[[], float] = time.monotonic,
+        on_step: OnStep | None = None) -> VerifyReport:
     """Round-trip the migrations on a throwaway database; see the module docstring.
+    `on_progress` gets each verdict when it is reached, `on_step` each step as it starts.
 
     `dsn`: a server to create the database on (its user needs CREATEDB); `embedded` for
     this repository's running dev server; None for the dev server when it runs, else a
@@ -56,7 +59,8 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
         return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note="nothing to verify"))
     reader = read_verify_file or discovery.read_verify_file
     with servers.admin_server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
-        trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock)
+        trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock,
+                          on_step=on_step or ignore)
         database, kept, verdicts, sequence = servers.in_throwaway_database(admin_dsn, config, keep, trip)
     from migcoord.db.dsn import describe
 

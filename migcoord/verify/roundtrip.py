@@ -32,6 +32,7 @@ import attrs
 
 from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Config, Migration
+from migcoord.core.progress import OnStep, StepStarted, ignore
 from migcoord.errors import ConnectionLost, MigrationFailed
 from migcoord.verify import data
 from migcoord.verify.plan import VerifyStep, rebuild_route
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 #: reports the message without its hint, which is advice for a real database (`migcoord
 #: up` again, `mark`), not for the throwaway one.
 StepFailed = (MigrationFailed, ConnectionLost)
+
+#: The name of the last step, after the per-migration round trips.
+SEQUENCE_STEP = "whole sequence down and up again"
 
 
 @attrs.frozen(eq=False)
@@ -95,11 +99,12 @@ class RoundTrips:
 
     def __init__(self, steps: tuple[VerifyStep, ...], config: Config,
                  read_verify_file: Callable[[Migration], str | None], progress: Progress,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_step: OnStep = ignore) -> None:
         self.steps = steps
         self.config = config
         self.read_verify_file = read_verify_file
         self.progress = progress
+        self.on_step = on_step
         self.clock = clock
 
     def run(self, session: Session, database: Database
@@ -119,8 +124,11 @@ class RoundTrips:
         broken_downs: list[Migration] = []
         empty = self.snapshot()
         current: CatalogRows | None = empty
-        for step in self.steps:
+        for index, step in enumerate(self.steps, start=1):
             migration = step.migration
+            self.on_step(StepStarted(index=index, total=len(self.steps), command="verify",
+                                     name=migration.name, version=migration.version,
+                                     service=migration.service))
             if stop_cause is not None:
                 verdict = _verdict(step, "skipped", [Problem(
                     "skipped", f"not run: {stop_cause}, so nothing after it could be applied")])
@@ -152,6 +160,8 @@ class RoundTrips:
                                                                     trip.after_up)
             verdicts.append(verdict)
             self.progress(verdict)
+        self.on_step(StepStarted(index=len(self.steps), total=len(self.steps), command="verify",
+                                 name=SEQUENCE_STEP))
         sequence = self.whole_sequence(applied, empty, current, stop_cause, broken_downs)
         self.progress(sequence)
         return tuple(verdicts), sequence
