@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from helpers import copy_example, pair, run
+from helpers import copy_example, make_tree, pair, run
 from migcoord import sql
 from migcoord.sql.rewrites import TypeSpec, type_change_rewrites
 
@@ -344,3 +344,22 @@ def test_a_type_change_is_judged_on_the_type_an_earlier_migration_gave(tmp_path:
     found = [f for f in findings(root)[1] if f["code"] == "rewriting-type-change"]
     assert [(f["path"].endswith(".up.sql"), f["line"]) for f in found] == [(True, 1)]
     assert "text -> varchar(100) applies the new length limit to every row" in found[0]["message"]
+
+
+def test_a_down_that_tears_tables_down_is_not_told_to_drop_their_indexes_concurrently(
+        tmp_path: Path) -> None:
+    """Atlas's downs drop each index, then its table; a down that only drops an index is
+    still warned."""
+    make_tree(tmp_path, {
+        **pair("rule-service", "000001", "events",
+               "CREATE TABLE IF NOT EXISTS events (id bigint);\n"
+               "CREATE INDEX IF NOT EXISTS events_id ON events (id);\n",
+               'DROP INDEX "events_id";\nDROP TABLE "events";\n'),
+        **pair("rule-service", "000002", "index",
+               "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_id2 ON events (id);\n",
+               "DROP INDEX IF EXISTS events_id2;\n"),
+    })
+    found = [(f["code"], f["version"]) for f in
+             run(["check", "--format", "json"], cwd=tmp_path).json()["findings"]
+             if f["code"] == "blocking-index-drop"]
+    assert found == [("blocking-index-drop", 2)]

@@ -44,7 +44,10 @@ def lints(catalog: Catalog, config: Config, analyses: Analyses,
                                 migration)
             yield from _type_changes(migration, analysed.up, columns, config, owners)
         if analysed.down is not None:
+            teardown = _tears_down(analysed.down)
             for finding in analysed.down.findings:
+                if teardown and finding.code == BLOCKING_INDEX_DROP:
+                    continue
                 yield placed_in(_whose(finding, analysed.down, migration, config, owners),
                                 migration, down=True)
             # The down runs on the schema its up left: judged on an overlay, not kept.
@@ -54,6 +57,16 @@ def lints(catalog: Catalog, config: Config, analyses: Analyses,
             yield placed_in(finding, migration, down=True)
         if analysed.up is not None:
             columns.follow_tables(analysed.up)
+
+
+BLOCKING_INDEX_DROP = "blocking-index-drop"
+
+
+def _tears_down(down: FileSql) -> bool:
+    """Whether a down file drops tables: then it is taking apart what its up built (tools
+    such as Atlas write each index's DROP INDEX before its table's DROP TABLE), and a
+    plain DROP INDEX there locks nothing the DROP TABLE does not."""
+    return any(effect.action == "dropped" for effect in down.effects)
 
 
 def _whose(finding: Finding, file_sql: FileSql, migration: Migration, config: Config,
