@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 import pytest
+from conftest import PgServer
 
 from helpers import REPO, run
 from migcoord.core.scaffold import FoundFolder, propose
@@ -269,3 +270,28 @@ def test_adopted_through_must_be_a_version(tmp_path: Path) -> None:
     result = run(["check"], cwd=repo)
     assert result.code == 2
     assert "[adopted_through] expected a version number such as \"0190\", got 'r12'" in result.stderr
+
+
+def test_an_adopted_history_without_down_files_is_checked_and_verified_as_it_is(
+        tmp_path: Path, pg_server: PgServer) -> None:
+    """Up-only migrations up to adopted_through: no missing-down, verify applies them
+    without a round trip and round-trips what comes after."""
+    repo = write_tree(tmp_path / "r", {
+        "db/0001_a.up.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
+        "db/0005_b.up.sql": "CREATE TABLE IF NOT EXISTS b (id int);\n",
+        "db/0006_c.up.sql": "CREATE TABLE IF NOT EXISTS c (id int);\n",
+        "db/0006_c.down.sql": "DROP TABLE IF EXISTS c;\n",
+    })
+    (repo / "migcoord.toml").write_text('version_width = 4\nadopted_through = "0005"\n'
+                                         '[services.db]\nmigrations = "db"\n')
+    assert run(["sum"], cwd=repo).code == 0
+    assert run(["check", "--strict"], cwd=repo).code == 0
+    result = run(["verify", "--dsn", pg_server.admin_dsn, "--format", "json"], cwd=repo)
+    assert result.code == 0, result.stdout
+    report = result.json()
+    assert [(m["version"], m["status"]) for m in report["migrations"]] == [
+        (1, "applied"), (5, "applied"), (6, "ok")]
+    # After adopted_through, a missing down is an error again.
+    (repo / "db/0006_c.down.sql").unlink()
+    codes = [f["code"] for f in run(["check", "--format", "json"], cwd=repo).json()["findings"]]
+    assert codes == ["missing-down"]

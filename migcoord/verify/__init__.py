@@ -50,7 +50,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     from migcoord.repo import discovery
 
     started = clock()
-    steps = plan(catalog, service)
+    steps = plan(catalog, service, adopted_through=config.adopted_through)
     # The files check reports as errors are refused before a database is made.
     runnable.refuse(catalog, config, [step.migration for step in steps], files="both",
                     services=None, command="verify")

@@ -19,22 +19,30 @@ class VerifyStep:
     round_trip: bool
 
 
-def plan(catalog: Catalog, service: str | None) -> tuple[VerifyStep, ...]:
+def plan(catalog: Catalog, service: str | None, *,
+         adopted_through: int | None = None) -> tuple[VerifyStep, ...]:
     """The migrations to apply, in global version order, and which to round-trip.
 
     Every migration is round-tripped, or with `service` only that service's, and then
     only up to its newest one; the other services' migrations numbered below it are
     applied (once) because a shared database has them, and later ones may need them.
+    A migration of an adopted history (at most `adopted_through`) without a down file is
+    only applied: there is nothing to round-trip.
     """
     migrations = list(catalog.migrations)
+
+    def trip(migration: Migration) -> bool:
+        return not (adopted_through is not None and migration.version <= adopted_through
+                    and migration.down is None)
+
     if service is None:
-        return tuple(VerifyStep(m, round_trip=True) for m in migrations)
+        return tuple(VerifyStep(m, round_trip=trip(m)) for m in migrations)
     own = [m.version for m in migrations if m.service == service]
     if not own:
         return ()
     last = max(own)
-    return tuple(VerifyStep(m, round_trip=m.service == service) for m in migrations
-                 if m.version <= last)
+    return tuple(VerifyStep(m, round_trip=m.service == service and trip(m))
+                 for m in migrations if m.version <= last)
 
 
 def split_verify_script(text: str) -> tuple[str, str] | None:

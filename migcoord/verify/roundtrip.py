@@ -356,6 +356,10 @@ class RoundTrips:
             downs = "downs" if len(broken_downs) > 1 else "down"
             return SequenceVerdict(ran=False, note=f"not run: the {downs} of {named}{more} "
                                    "failed, and rolling everything back would stop there")
+        without_down = [m for m in applied if m.down is None]
+        if without_down:
+            return SequenceVerdict(ran=False, note=f"not run: {_who(without_down[-1])} has no "
+                                   "down file (adopted history), so nothing can roll back past it")
         if full is None:
             full = self.snapshot()
         self.new_command()
