@@ -156,6 +156,26 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def replace_marked(existing: str, block: str, begin: str, end: str, command: str) -> str:
+    """`existing` with the text from `begin` to `end` (and the line break after it)
+    replaced by `block`, or `block` appended when neither marker is there. Raises
+    UsageError when the markers are unbalanced or out of order, rather than guess which
+    text is generated; `command` is what writes the block again."""
+    begins, ends = existing.count(begin), existing.count(end)
+    if begins == 0 and ends == 0:
+        separator = "" if not existing or existing.endswith("\n\n") else (
+            "\n" if existing.endswith("\n") else "\n\n")
+        return existing + separator + block
+    start, stop = existing.find(begin), existing.find(end)
+    if begins != 1 or ends != 1 or stop < start:
+        raise UsageError(
+            f"the docs file must hold exactly one `{begin}` followed by one `{end}`; it "
+            f"has {begins} begin and {ends} end marker(s)",
+            hint="fix the markers by hand (or delete both and everything between them), "
+            f"then run `{command}`")
+    return existing[:start] + block + existing[stop + len(end):].removeprefix("\n")
+
+
 def merge(existing: str | None, block: str) -> str:
     """The whole file with `block` between the markers.
 
@@ -165,22 +185,7 @@ def merge(existing: str | None, block: str) -> str:
     """
     if existing is None:
         return f"{TITLE}\n\n{block}"
-    begins, ends = existing.count(BEGIN), existing.count(END)
-    if begins == 0 and ends == 0:
-        separator = "" if not existing or existing.endswith("\n\n") else (
-            "\n" if existing.endswith("\n") else "\n\n")
-        return existing + separator + block
-    start, stop = existing.find(BEGIN), existing.find(END)
-    if begins != 1 or ends != 1 or stop < start:
-        raise UsageError(
-            f"the docs file must hold exactly one `{BEGIN}` followed by one `{END}`; it "
-            f"has {begins} begin and {ends} end marker(s)",
-            hint="fix the markers by hand (or delete both and everything between them), "
-            "then run `migcoord docs`")
-    after = existing[stop + len(END):]
-    if after.startswith("\n"):
-        after = after[1:]
-    merged = existing[:start] + block + after
+    merged = replace_marked(existing, block, BEGIN, END, "migcoord docs")
     if conflict_finding(Path(), merged) is not None:
         raise UsageError(
             "git left a merge conflict in the docs file outside the generated tables; "

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from migcoord.core.docsgen import replace_marked
 from migcoord.core.registry import Registry, SchemaItem, Service, Table
 from migcoord.core.sumfile import is_conflict_marker
-from migcoord.errors import UsageError
 
 BEGIN = "<!-- migcoord:begin schema -->"
 END = "<!-- migcoord:end schema -->"
@@ -106,19 +106,7 @@ def without_conflicts(text: str) -> str:
 
 def merge(existing: str, block: str) -> str:
     """`existing` (a docs file) with the schema block replaced, or added at the end."""
-    begins, ends = existing.count(BEGIN), existing.count(END)
-    if begins == 0 and ends == 0:
-        separator = "" if existing.endswith("\n\n") else "\n" if existing.endswith("\n") else "\n\n"
-        return existing + separator + block
-    start, stop = existing.find(BEGIN), existing.find(END)
-    if begins != 1 or ends != 1 or stop < start:
-        raise UsageError(
-            f"the docs file must hold exactly one `{BEGIN}` followed by one `{END}`; it has "
-            f"{begins} begin and {ends} end marker(s)",
-            hint="delete both markers and everything between them, then run `migcoord docs "
-            "--schema`")
-    after = existing[stop + len(END):].removeprefix("\n")
-    return existing[:start] + block + after
+    return replace_marked(existing, block, BEGIN, END, "migcoord docs --schema")
 
 
 def _service_diagram(registry: Registry) -> list[str]:
