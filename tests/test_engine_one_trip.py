@@ -174,3 +174,19 @@ INSERT INTO audit VALUES (1);
 
     assert result.code == 0, result.stderr
     assert query(dsn, "SELECT search_path FROM public.seen") == [('"$user", public',)]
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_a_name_with_quotes_and_backslashes_is_recorded_as_it_is(
+        tmp_path: Path, dsn: str, conforming: str) -> None:
+    """The history row's literals hold a name's quote and backslash exactly, whatever the
+    session's standard_conforming_strings."""
+    name = "o'brien\\n_x"
+    root = make_tree(tmp_path, pair("a", "000001", name, "CREATE TABLE quoted (id int);\n",
+                                    "DROP TABLE quoted;\n"), config=AB_CONFIG)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"SET standard_conforming_strings = {conforming}")
+        Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=conn)
+
+    assert [row["name"] for row in history(dsn)] == [name]
+    assert [e["name"] for e in events(dsn) if e["action"] == "up"] == [name]
