@@ -122,11 +122,17 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
         return UpResult(warnings=plan.warnings)
 
 
-def _nothing_left(catalog: Catalog, history: History,
-                  request: planning.UpRequest) -> Callable[[], bool]:
+def _nothing_left(catalog: Catalog, history: History, request: planning.UpRequest,
+                  plan: planning.Plan) -> Callable[[], bool]:
     """While waiting for the lock: whether the holder has applied all this run would.
-    Anything unclear (a dirty row part-way, a refusal) is left to the run under the lock."""
+    Each poll counts the planned versions applied (one cheap query: twenty replicas poll
+    at once); only when all are does it plan again on every row to be sure. Anything
+    unclear (a dirty row part-way, a refusal) is left to the run under the lock."""
+    versions = [step.migration.version for step in plan.steps]
+
     def needless() -> bool:
+        if history.applied_count(versions) < len(set(versions)):
+            return False
         try:
             return not planning.plan_up(catalog, history.rows(), request).steps
         except MigcoordError:
@@ -141,7 +147,7 @@ def _up_locked(config: Config, catalog: Catalog, history: History,
     """`up` once the plan has steps: take the lock (or learn that the holder did it all),
     plan again and apply."""
     with locked(config, history, lock_timeout,
-                needless=_nothing_left(catalog, history, request)) as lock_pid:
+                needless=_nothing_left(catalog, history, request, plan)) as lock_pid:
         history.ensure()
         # Others may have applied some of it while this process waited.
         checked = {id(step.migration) for step in plan.steps}

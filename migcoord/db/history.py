@@ -131,6 +131,15 @@ class History:
         cursor = self.conn.execute(self._sql(f"SELECT {_COLUMNS} FROM {{history}} ORDER BY version"))
         return [_row(record) for record in cursor.fetchall()]
 
+    def applied_count(self, versions: Sequence[int]) -> int:
+        """How many of `versions` have an `applied` row (0 before the table exists)."""
+        if not self.exists():
+            return 0
+        row = self.conn.execute(self._sql(
+            "SELECT count(*) FROM {history} WHERE status = 'applied' AND version = ANY(%s)"),
+            (list(versions),)).fetchone()
+        return int(row[0]) if row else 0
+
     def actor(self) -> str:
         """Who is acting: database user, client host and process id."""
         if self._actor is None:
