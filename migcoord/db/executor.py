@@ -154,14 +154,14 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
     one_trip = before_commit is None and not named and reader.ends_cleanly(text)
     try:
         opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
-        if one_trip:
-            opening += _guard(lock_pid)
         opening += lockwait.timeouts_sql(policy, local=True)
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
         closing = "\n;\n" + _restore_sql(history) + record
         if one_trip:
-            closing += ";\nCOMMIT"
+            # The guard goes last: the file's own first statement may have to be the
+            # transaction's first query (SET TRANSACTION ISOLATION LEVEL ...).
+            closing += ";\n" + _guard(lock_pid) + "COMMIT"
         try:
             answer = script.run(conn, opening + text + closing)
         except script.Failed as failed:
@@ -169,9 +169,10 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
             if lost(conn):
                 raise err from None
             _rollback(conn)
-            if one_trip and failed.done == 1:
+            sent = len(reader.statements(opening + text + closing)) if one_trip else 0
+            if one_trip and failed.done == sent - 2:
                 raise _pooled(migration, lock_pid, direction) from None
-            if one_trip and failed.done == len(reader.statements(opening + text + closing)) - 1:
+            if one_trip and failed.done == sent - 1:
                 raise _commit_failed(err, migration, text, direction) from None
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
@@ -215,7 +216,7 @@ def _guard(lock_pid: int) -> str:
     """A statement that fails unless this session is `lock_pid`, the one holding the
     migration lock (a transaction pooler may have sent the query elsewhere). Plain SQL,
     no PL/pgSQL: a text that is not a number fails its cast, and the failure is
-    recognised by its place in the query (the statement after BEGIN). The text holds the
+    recognised by its place in the query (the one before COMMIT). The text holds the
     pid so that it is not a constant, which the planner would cast (and fail) up front."""
     return (f"SELECT CASE WHEN pg_catalog.pg_backend_pid() = {int(lock_pid)} THEN 0 ELSE "
             "('migcoord: session ' || pg_catalog.pg_backend_pid() || ' does not hold the "
