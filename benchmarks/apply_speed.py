@@ -6,11 +6,15 @@ flush as in production), generates trivial migrations and prints:
 1. apply N migrations from empty: psql running the same files one transaction each in
    one session (the floor), `migcoord up --all` (default: every commit but the last
    with synchronous_commit=off) and `migcoord up --all --sync-each`;
-2. no-op `up` with N applied (the boot of every replica): the whole CLI process beside a
-   bare Python process that imports psycopg, connects and runs one query; and the
-   in-process `Coordinator.up` no-op;
+2. no-op `up` and `status` with N applied (the boot of every replica), and with N/10
+   applied: the whole CLI process beside a bare Python process that imports psycopg,
+   connects and runs one query, interleaved round by round; and the in-process
+   `Coordinator.up` no-op;
 3. P processes running `up --all` at once on N pending migrations: wall time, and how
    long the processes that found nothing left to do waited.
+
+Every CLI process, and the floors' Python, run migcoord installed from a wheel built
+from this checkout (benchmarks/trees.installed_wheel), as a user installs it.
 
     .venv/bin/python benchmarks/apply_speed.py [--migrations 1000] [--processes 20]
 """
@@ -29,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from benchmarks.trees import compile_installed, generate, scratch_server
+from benchmarks.trees import generate, installed_wheel, scratch_server
 from migcoord.local.embedded import EmbeddedServer
 
 TRIVIAL_UP = "CREATE TABLE IF NOT EXISTS t_{v} (id int);\nINSERT INTO t_{v} VALUES (1);\n"
@@ -78,7 +82,6 @@ def main() -> None:
     parser.add_argument("--apply-runs", type=int, default=3,
                         help="interleaved rounds of the apply-from-empty timings")
     args = parser.parse_args()
-    compile_installed()
     with scratch_server(fast=False) as (scratch, server, admin):
         run(args, scratch, server, admin)
 
@@ -86,8 +89,10 @@ def main() -> None:
 def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: str) -> None:
     n = args.migrations
     root = trivial_tree(scratch / "repo", n)
+    small = trivial_tree(scratch / "small", max(1, n // 10))
     psql = str(server.bin_dir / "psql")
-    migcoord = [sys.executable, "-m", "migcoord"]
+    python = str(installed_wheel(scratch))
+    migcoord = [python, "-m", "migcoord"]
     base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     with psycopg.connect(admin) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
@@ -120,17 +125,30 @@ def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: 
         ratio = "(floor)" if median == floor_median else f"({median / floor_median:.2f}x floor)"
         print(f"  {label:<52} {min(values):6.2f} s {median:6.2f} s  {ratio}")
 
-    print(f"\n2. no-op up with {n} applied (best / median of {args.runs})")
-    bare = [sys.executable, "-c",
+    print(f"\n2. no-op up and status (best / median of {args.runs} interleaved rounds)")
+    small_dsn = fresh_database(admin, "bench_small", server)
+    timed([*migcoord, "up", "--all", "-q", "--dsn", small_dsn], cwd=small, env=base_env)
+    bare = [python, "-c",
             "import sys, psycopg; c = psycopg.connect(sys.argv[1]); "
             "c.execute('SELECT 1').fetchone(); c.close()", applied_dsn]
-    floor_best, floor_median = median_of(args.runs, lambda: timed(bare, cwd=root, env=base_env))
-    print(f"  {'python: import psycopg, connect, one query':<52} {floor_best * 1000:6.0f} ms "
-          f"{floor_median * 1000:6.0f} ms  (floor)")
-    cli = [*migcoord, "up", "--all", "-q", "--dsn", applied_dsn]
-    cli_best, cli_median = median_of(args.runs, lambda: timed(cli, cwd=root, env=base_env))
-    print(f"  {'migcoord up --all (whole CLI process)':<52} {cli_best * 1000:6.0f} ms "
-          f"{cli_median * 1000:6.0f} ms  ({cli_median / floor_median:.2f}x floor)")
+    noop = {
+        "python: import psycopg, connect, one query": (bare, root),
+        f"migcoord up --all, {n} applied": (
+            [*migcoord, "up", "--all", "-q", "--dsn", applied_dsn], root),
+        f"migcoord up --all, {max(1, n // 10)} applied": (
+            [*migcoord, "up", "--all", "-q", "--dsn", small_dsn], small),
+        f"migcoord status, {n} applied": (
+            [*migcoord, "status", "-q", "--dsn", applied_dsn], root),
+    }
+    noop_times: dict[str, list[float]] = {label: [] for label in noop}
+    for _ in range(args.runs):
+        for label, (command, cwd) in noop.items():
+            noop_times[label].append(timed(command, cwd=cwd, env=base_env))
+    floor_median = statistics.median(noop_times["python: import psycopg, connect, one query"])
+    for label, values in noop_times.items():
+        median = statistics.median(values)
+        ratio = "(floor)" if median == floor_median else f"({median / floor_median:.2f}x floor)"
+        print(f"  {label:<52} {min(values) * 1000:6.0f} ms {median * 1000:6.0f} ms  {ratio}")
 
     from migcoord import Coordinator
 
@@ -149,33 +167,46 @@ def run(args: argparse.Namespace, scratch: Path, server: EmbeddedServer, admin: 
           f"{median * 1000:6.1f} ms")
 
     print(f"\n3. {args.processes} processes run `up --all` at once on {n} pending migrations")
+    one_dsn = fresh_database(admin, "bench_one", server)
+    alone = timed([*migcoord, "up", "--all", "-q", "--dsn", one_dsn, "--lock-timeout", "600"],
+                  cwd=root, env=base_env)
     dsn = fresh_database(admin, "bench_concurrent", server)
     started = time.perf_counter()
-    procs = []
-    for _ in range(args.processes):
-        procs.append((time.perf_counter(), subprocess.Popen(
-            [*migcoord, "--format", "json", "up", "--all", "--dsn", dsn, "--lock-timeout", "600"],
-            cwd=root, env=base_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True)))
-    idle_waits = []
-    applied_total = 0
-    import json
+    procs = [subprocess.Popen(
+        [*migcoord, "--format", "json", "up", "--all", "--dsn", dsn, "--lock-timeout", "600"],
+        cwd=root, env=base_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(args.processes)]
+    outputs: dict[int, str] = {}
+    finished: dict[int, float] = {}
 
-    for launched, proc in procs:
-        out, _ = proc.communicate()
-        finished = time.perf_counter()
-        if proc.returncode != 0:
-            raise SystemExit(f"a concurrent up failed with exit {proc.returncode}")
-        applied = len(json.loads(out)["applied"])
-        applied_total += applied
-        if applied == 0:
-            idle_waits.append(finished - launched)
+    def wait(index: int, proc: subprocess.Popen[str]) -> None:
+        outputs[index] = proc.communicate()[0]
+        finished[index] = time.perf_counter()
+
+    import json
+    import threading
+
+    waiters = [threading.Thread(target=wait, args=(i, p)) for i, p in enumerate(procs)]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
     wall = time.perf_counter() - started
-    print(f"  wall time {wall:.2f} s; migrations applied in total: {applied_total} (expected {n})")
-    if idle_waits:
-        print(f"  {len(idle_waits)} processes found nothing left to do; they waited "
-              f"{min(idle_waits):.2f}-{max(idle_waits):.2f} s (median "
-              f"{statistics.median(idle_waits):.2f} s)")
+    if any(proc.returncode != 0 for proc in procs):
+        raise SystemExit("a concurrent up failed")
+    applied = {i: [m["version"] for m in json.loads(out)["applied"]] for i, out in outputs.items()}
+    versions = [v for each in applied.values() for v in each]
+    workers = [i for i, each in applied.items() if each]
+    last_worker = max(finished[i] for i in workers)
+    idle_after = [finished[i] - last_worker for i, each in applied.items() if not each]
+    print(f"  one process alone: {alone:.2f} s; {args.processes} at once: wall {wall:.2f} s "
+          f"({wall / alone:.2f}x one process)")
+    print(f"  migrations applied: {len(versions)} (expected {n}), distinct: {len(set(versions))}, "
+          f"by {len(workers)} process(es)")
+    if idle_after:
+        print(f"  {len(idle_after)} found nothing left to do; they exited "
+              f"{min(idle_after):+.2f} to {max(idle_after):+.2f} s after the last applying "
+              f"process (median {statistics.median(idle_after):+.2f} s)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,40 @@ def compile_installed() -> None:
     compileall.compile_dir(Path(migcoord.__file__).parent, quiet=1)
 
 
+def installed_wheel(scratch: Path) -> Path:
+    """Build migcoord's wheel from a copy of the sources (offline) and install it into a
+    fresh virtual environment under `scratch`, as a user gets it (byte-compiled by pip, no
+    editable finder); its dependencies come from this environment's site-packages. Returns
+    that environment's python."""
+    import sysconfig
+    import venv
+
+    repo = Path(__file__).resolve().parent.parent
+    source = scratch / "wheel-src"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (repo / name).exists():
+            shutil.copy2(repo / name, source / name)
+    shutil.copytree(repo / "migcoord", source / "migcoord",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-w", str(scratch / "dist"), str(source)], check=True, cwd=scratch)
+    (wheel,) = (scratch / "dist").glob("migcoord-*.whl")
+    env = scratch / "wheel-env"
+    venv.create(env, with_pip=False)
+    python = env / "bin" / "python"
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index",
+                    str(wheel)], check=True, cwd=scratch)
+    purelib = subprocess.run([str(python), "-c",
+                              "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    # psycopg and the rest from here; a plain path entry, so this environment's editable
+    # migcoord (a .pth finder) is not seen there.
+    (Path(purelib) / "benchmark-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return python
+
+
 @contextlib.contextmanager
 def scratch_server(*, fast: bool) -> Iterator[tuple[Path, EmbeddedServer, str]]:
     """A new embedded PostgreSQL in a scratch folder: (folder, server, admin DSN).

@@ -28,10 +28,9 @@ from migcoord.core.model import (
     format_version,
 )
 from migcoord.core.progress import OnStep, StepStarted, ignore
-from migcoord.db import executor, golang
 from migcoord.db.connect import session
 from migcoord.db.history import History
-from migcoord.db.lock import advisory_lock, lock_key
+from migcoord.db.lock import NothingLeft, advisory_lock, lock_key
 from migcoord.db.lockwait import LockWatch
 from migcoord.errors import Interrupted, MigcoordError, RefusedError, UsageError
 from migcoord.local.target import resolve_dsn
@@ -67,12 +66,15 @@ def connected(config: Config, environ: Mapping[str, str], dsn: str | None,
 
 
 @contextlib.contextmanager
-def locked(config: Config, history: History, timeout: float | None) -> Iterator[int]:
+def locked(config: Config, history: History, timeout: float | None,
+           needless: Callable[[], bool] | None = None) -> Iterator[int]:
     """Hold the migration lock (waiting at most `timeout`, default the configured one);
-    yields the pid of the session that holds it."""
+    yields the pid of the session that holds it. NothingLeft when `needless` says, while
+    waiting, that the holder did the work."""
     # NaN would wait forever: every comparison with it is false.
     wait = lock_wait(config.lock_timeout if timeout is None else timeout)
-    with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait) as pid:
+    with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait,
+                       needless=needless) as pid:
         yield pid
 
 
@@ -114,7 +116,40 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
     if not plan.steps:
         log.debug("nothing to apply: %s is up to date", request.service or "the database")
         return UpResult(warnings=plan.warnings)
-    with locked(config, history, lock_timeout) as lock_pid:
+    try:
+        return _up_locked(config, catalog, history, request, plan, scope, lock_timeout,
+                          sync_each=sync_each, ddl=ddl, on_step=on_step)
+    except NothingLeft:
+        log.info("another migcoord applied everything this run would have: nothing to do")
+        return UpResult(warnings=plan.warnings)
+
+
+def _nothing_left(catalog: Catalog, history: History, request: planning.UpRequest,
+                  plan: planning.Plan) -> Callable[[], bool]:
+    """While waiting for the lock: whether the holder has applied all this run would.
+    Each poll counts the planned versions applied (one cheap query: twenty replicas poll
+    at once); only when all are does it plan again on every row to be sure. Anything
+    unclear (a dirty row part-way, a refusal) is left to the run under the lock."""
+    versions = [step.migration.version for step in plan.steps]
+
+    def needless() -> bool:
+        if history.applied_count(versions) < len(set(versions)):
+            return False
+        try:
+            return not planning.plan_up(catalog, history.rows(), request).steps
+        except MigcoordError:
+            return False
+    return needless
+
+
+def _up_locked(config: Config, catalog: Catalog, history: History,
+               request: planning.UpRequest, plan: planning.Plan, scope: set[str] | None,
+               lock_timeout: float | None, *, sync_each: bool,
+               ddl: DdlSettings | None, on_step: OnStep) -> UpResult:
+    """`up` once the plan has steps: take the lock (or learn that the holder did it all),
+    plan again and apply."""
+    with locked(config, history, lock_timeout,
+                needless=_nothing_left(catalog, history, request, plan)) as lock_pid:
         history.ensure()
         # Others may have applied some of it while this process waited.
         checked = {id(step.migration) for step in plan.steps}
@@ -162,6 +197,9 @@ def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], 
               *, relaxed: bool, applied: list[StepResult]) -> None:
     """Apply `steps` in order, each with its history row; `applied` grows as each
     commits, so on a failure it holds what committed before it."""
+    # Loaded only when there is work: a replica with nothing to apply does not pay for it.
+    from migcoord.db import executor
+
     with executor.relaxed_commits(history, enabled=relaxed and len(steps) > 1):
         for index, step in enumerate(steps):
             if relaxed and index == len(steps) - 1:
@@ -232,6 +270,8 @@ def _run_step(config: Config, history: History, migration: Migration, direction:
               run: _Run) -> StepResult:
     """Run one file and change its history row in one transaction (unless the file opts
     out), as the service's role when it has one, with its timeouts and retries."""
+    from migcoord.db import executor
+
     service = config.service(migration.service)
     role = service.role if service is not None else None
     policy = config.ddl_policy(migration, direction, run.ddl)
@@ -248,6 +288,8 @@ def _run_step(config: Config, history: History, migration: Migration, direction:
 
 def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...]:
     """What a dry run shows: each step with the SQL it would run."""
+    from migcoord.db import executor
+
     return tuple(
         PlannedStep(version=step.migration.version, service=step.migration.service,
                     name=step.migration.name, direction=direction,
@@ -354,6 +396,7 @@ def adopt(config: Config, catalog: Catalog, sum_text: str | None, history: Histo
     in one transaction with an event; refuses when a folder that holds such migrations
     (per migcoord.sum, `sum_text`) is not here."""
     from migcoord.checks.numbering import Ledger
+    from migcoord.db import golang
 
     absent = catalog.absent_services
     ledger = Ledger.of(catalog, sum_text)

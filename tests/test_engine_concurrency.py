@@ -14,9 +14,11 @@ from helpers import make_tree, pair, run, run_process
 from migcoord import Coordinator
 from test_engine_support import (
     AB_CONFIG,
+    QUICK,
     env,
     events,
     history,
+    history_versions,
     holding_lock,
     lock_holders,
     query,
@@ -165,6 +167,34 @@ def test_replica_with_nothing_pending_does_not_wait_for_the_lock(
         assert "nothing to apply" in result.stdout
         assert "waiting for the migration lock" not in result.stderr
     assert elapsed < 8, f"took {elapsed:.1f} s: it waited for the lock"
+
+
+def test_a_waiting_replica_leaves_as_soon_as_the_holder_has_done_its_work(
+    tmp_path: Path, dsn: str
+) -> None:
+    """A process queued for the lock notices, while waiting, that the holder applied all
+    it would have, and exits with nothing applied without ever taking the lock (a boot
+    storm of replicas leaves together instead of taking the lock one by one)."""
+    root = one_pending(tmp_path, dsn)
+    with holding_lock(dsn, application_name="test-gate") as gate:
+        waiter = spawn(["up", "--service", "a", "--format", "json", "--lock-timeout", "60"],
+                       cwd=root, environ=env(dsn))
+        try:
+            wait_until(lambda: migcoord_backends(dsn, "migcoord up a") == 1,
+                       what="the waiting migcoord")
+            done = Coordinator.load(root / "migcoord.toml").up("a", conn=gate)
+            assert [step.version for step in done.applied] == [2]
+            # The gate still holds the lock: the waiter must leave without it.
+            out, err = waiter.communicate(timeout=QUICK)
+            assert lock_holders(dsn) == [gate.info.backend_pid]
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.communicate()
+
+    assert waiter.returncode == 0, err
+    assert json.loads(out)["applied"] == []
+    assert history_versions(dsn) == [1, 2]
 
 
 def test_a_waiting_replica_finds_the_work_done_and_applies_nothing(

@@ -13,7 +13,6 @@ import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
 from migcoord.core.reconcile import Reconciled, reconcile
-from migcoord.core.resolution import moved_row_repair
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
 
 
@@ -134,6 +133,8 @@ def _refuse_broken(states: Iterable[Reconciled]) -> None:
                          "is deliberate and already reflected in the database, "
                          f"`migcoord mark {_v(s.version)} --applied --reason ...` records it")
         elif s.moved_to is not None:
+            from migcoord.core.resolution import moved_row_repair  # only on this error path
+
             new = s.moved_to.version_text
             lines.append(f"{label} is applied in this database under its old number: its file "
                          f"is now {s.service} {s.moved_to.label} (same checksum; a merge "
@@ -168,6 +169,8 @@ def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow
                    f"{row.name}, which is already applied in this database")
         new = moved.get(row.version)
         if new is not None:
+            from migcoord.core.resolution import moved_row_repair  # only on this error path
+
             hint = (f"{row.service}'s migration was renumbered to {new.version_text} by a "
                     "merge; record its new number without running it again: "
                     + " then ".join(moved_row_repair(migration.version_text, new.version_text)))

@@ -138,34 +138,51 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
                         before_commit: Callable[[psycopg.Connection], None] | None = None
                         ) -> None:
     """Run BEGIN, the policy's timeouts (SET LOCAL), the file, the settings it changed put
-    back, and `record` (history change + event, returning the backend pid) as one simple
-    query, then COMMIT: one transaction, three round trips with reading the settings first.
+    back, `record` (history change + event, returning the backend pid) and COMMIT as one
+    simple query: one transaction, one round trip.
 
-    Anything unexpected (an error, no pid, another session's pid) rolls back instead.
+    What must be looked at before COMMIT is checked by the server inside that query
+    (`_guard`: this session holds the migration lock). When Python must look first (an
+    index the file creates by name may be INVALID; `before_commit`; a file the scanner
+    cannot read to its end, which could swallow the record), COMMIT is sent on its own
+    after the checks instead. Anything unexpected rolls back.
     """
     conn = history.conn
     text = run.text
     path = (migration.up if direction == "up" else migration.down)
+    named = indexes.targets(text).named
+    one_trip = before_commit is None and not named and reader.ends_cleanly(text)
     try:
-        saved = settings.save(conn)
         opening = f"BEGIN {run.modes}\n;\n" if run.modes else "BEGIN;\n"
         opening += lockwait.timeouts_sql(policy, local=True)
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
-        closing = "\n;\n" + settings.restore_sql(conn, saved) + record
+        closing = "\n;\n" + _restore_sql(history) + record
+        if one_trip:
+            # The guard goes last: the file's own first statement may have to be the
+            # transaction's first query (SET TRANSACTION ISOLATION LEVEL ...).
+            closing += ";\n" + _guard(lock_pid) + "COMMIT"
         try:
-            pid = _recorded_pid(script.run(conn, opening + text + closing))
+            answer = script.run(conn, opening + text + closing)
         except script.Failed as failed:
             err = failed.error
             if lost(conn):
                 raise err from None
             _rollback(conn)
+            sent = len(reader.statements(opening + text + closing)) if one_trip else 0
+            if one_trip and failed.done == sent - 2:
+                raise _pooled(migration, lock_pid, direction) from None
+            if one_trip and failed.done == sent - 1:
+                raise _commit_failed(err, migration, text, direction) from None
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
                     f"the transaction was rolled back: {migration.label} is still applied")
             raise failures.failure(err, text, path.path if path else None, migration,
                                    note=note, direction=direction, base=-len(opening),
                                    statement=_failed_statement(text, opening, failed)) from None
+        if one_trip and answer.tag == "COMMIT":
+            return
+        pid = None if one_trip else _recorded_pid(answer)
         if pid is None:
             # The file ended inside a quote or comment that swallowed the record.
             _rollback(conn)
@@ -177,27 +194,59 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
                 service=migration.service, direction=direction)
         if pid != lock_pid:
             _rollback(conn)
-            raise PoolerDetected(
-                f"{migration.label} ran in server session {pid}, but the migration lock is "
-                f"held by session {lock_pid}; nothing was committed", hint=POOLER_HINT,
-                version=migration.version, service=migration.service, direction=direction)
-        _refuse_named_invalid_indexes(conn, migration, text, direction)
+            raise _pooled(migration, lock_pid, direction, pid)
+        _refuse_named_invalid_indexes(conn, migration, named, direction)
         if before_commit is not None:
             before_commit(conn)
         _commit(conn, migration, text, direction)
     except psycopg.Error as err:
+        history.saved_settings = None
         if not lost(conn):
             raise
         what = ("the migration's transaction was rolled back by the server" if direction == "up"
                 else "the rollback's transaction was undone by the server")
         raise failures.connection_lost(err, migration, what, direction=direction) from None
+    except BaseException:
+        # What the session holds after a failure is not known to be the run's baseline.
+        history.saved_settings = None
+        raise
 
 
-def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration, text: str,
-                                  direction: str) -> None:
-    """Before COMMIT: roll back when an index the file creates by name is INVALID (an
-    earlier failed concurrent build, which `CREATE INDEX IF NOT EXISTS` skipped)."""
-    invalid = indexes.named_invalid(conn, indexes.targets(text).named)
+def _guard(lock_pid: int) -> str:
+    """A statement that fails unless this session is `lock_pid`, the one holding the
+    migration lock (a transaction pooler may have sent the query elsewhere). Plain SQL,
+    no PL/pgSQL: a text that is not a number fails its cast, and the failure is
+    recognised by its place in the query (the one before COMMIT). The text holds the
+    pid so that it is not a constant, which the planner would cast (and fail) up front."""
+    return (f"SELECT CASE WHEN pg_catalog.pg_backend_pid() = {int(lock_pid)} THEN 0 ELSE "
+            "('migcoord: session ' || pg_catalog.pg_backend_pid() || ' does not hold the "
+            "migration lock')::int END;\n")
+
+
+def _pooled(migration: Migration, lock_pid: int, direction: str,
+            pid: int | None = None) -> PoolerDetected:
+    where = f"server session {pid}" if pid is not None else "another server session"
+    return PoolerDetected(
+        f"{migration.label} ran in {where}, but the migration lock is held by session "
+        f"{lock_pid}; nothing was committed", hint=POOLER_HINT,
+        version=migration.version, service=migration.service, direction=direction)
+
+
+def _restore_sql(history: History) -> str:
+    """The SQL that puts the session's settings back as the run found them: read once
+    per run (db/settings), as each migration leaves the session as it found it."""
+    if history.saved_settings is None:
+        saved = settings.save(history.conn)
+        history.saved_settings = (saved, settings.restore_sql(history.conn, saved))
+    return history.saved_settings[1]
+
+
+def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration,
+                                  named: Sequence[tuple[str, str]], direction: str) -> None:
+    """Before COMMIT: roll back when an index the file creates by name (`named`, as
+    indexes.targets finds them) is INVALID (an earlier failed concurrent build, which
+    `CREATE INDEX IF NOT EXISTS` skipped)."""
+    invalid = indexes.named_invalid(conn, named)
     if invalid:
         _rollback(conn)
         raise failures.invalid_index_in_transaction(migration, invalid, direction)
@@ -212,12 +261,17 @@ def _commit(conn: psycopg.Connection, migration: Migration, text: str, direction
         if lost(conn):
             raise
         _rollback(conn)
-        sql_file = migration.up if direction == "up" else migration.down
-        note = ("the COMMIT failed, so the transaction was rolled back: "
-                + ("nothing of this migration was applied" if direction == "up" else
-                   f"{migration.label} is still applied"))
-        raise failures.failure(err, text, sql_file.path if sql_file else None, migration,
-                               note=note, direction=direction, mapped=False) from None
+        raise _commit_failed(err, migration, text, direction) from None
+
+
+def _commit_failed(err: psycopg.Error, migration: Migration, text: str,
+                   direction: str) -> MigrationFailed:
+    sql_file = migration.up if direction == "up" else migration.down
+    note = ("the COMMIT failed, so the transaction was rolled back: "
+            + ("nothing of this migration was applied" if direction == "up" else
+               f"{migration.label} is still applied"))
+    return failures.failure(err, text, sql_file.path if sql_file else None, migration,
+                            note=note, direction=direction, mapped=False)
 
 
 def _recorded_pid(answer: script.Answer) -> int | None:
@@ -258,6 +312,7 @@ def relaxed_commits(history: History, *, enabled: bool) -> Iterator[None]:
         yield
         return
     history.conn.execute("SET synchronous_commit TO off")
+    history.saved_settings = None
     try:
         yield
     finally:
@@ -268,6 +323,7 @@ def relaxed_commits(history: History, *, enabled: bool) -> Iterator[None]:
 
 def synchronous(history: History) -> None:
     history.conn.execute("RESET synchronous_commit")
+    history.saved_settings = None
 
 
 def apply_down(history: History, migration: Migration, *, lock_pid: int,
@@ -294,6 +350,7 @@ def apply_down(history: History, migration: Migration, *, lock_pid: int,
 def _apply_without_transaction(history: History, migration: Migration,
                                statements: Sequence[SqlStatement], *, role: str | None,
                                policy: DdlPolicy, watch: lockwait.LockWatch) -> int:
+    history.saved_settings = None  # this path saves and puts back on its own
     saved = settings.save(history.conn)
     history.insert(_row(history, migration, "dirty", 0, statements_done=0,
                         statement_count=len(statements)))
@@ -305,6 +362,7 @@ def _rollback_without_transaction(history: History, migration: Migration,
                                   statements: Sequence[SqlStatement], *,
                                   role: str | None, policy: DdlPolicy,
                                   watch: lockwait.LockWatch) -> int:
+    history.saved_settings = None  # this path saves and puts back on its own
     saved = settings.save(history.conn)
     history.mark_dirty(migration.version, statement_count=len(statements))
     return _run_statements(history, migration, statements, saved, role=role, direction="down",

@@ -234,10 +234,15 @@ def _try_lock(conn: psycopg.Connection, key: int) -> tuple[int, bool | None]:
     return int(row[0]), row[1]
 
 
+class NothingLeft(Exception):
+    """Raised instead of taking the lock when `needless()` said the wait is pointless."""
+
+
 @contextlib.contextmanager
 def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
                   clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> Iterator[int]:
+                  sleep: Callable[[float], None] = time.sleep,
+                  needless: Callable[[], bool] | None = None) -> Iterator[int]:
     """Hold the advisory lock `key` on `conn`; yields the backend pid that holds it.
 
     Refuses a transaction-pooling proxy (PoolerDetected) before taking anything. Polls
@@ -245,6 +250,11 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
     seconds. Released on the way out, whatever the body did to the session: an open or
     aborted transaction is rolled back first, and a lock stranded in another server
     session behind a pooler is released there.
+
+    While it waits, `needless` (if given) is asked after each attempt; when it says the
+    work the lock was wanted for is done (by the holder), NothingLeft is raised without
+    taking the lock, so a crowd of replicas that booted at once leaves together instead
+    of queueing for the lock one by one.
     """
     _refuse_transaction_pooling(conn, backend_pid(conn))
     started = clock()
@@ -280,8 +290,11 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
                 waited_s=waited)
         if attempts == 1:
             log.info("waiting for the migration lock (another migcoord is running)")
+        elif needless is not None and needless():
+            raise NothingLeft
         sleep(min(delay * random.uniform(0.75, 1.25), max(timeout - waited, 0.001)))
-        delay = min(delay * 1.6, 1.0)
+        # Capped at a quarter second: a waiter notices the holder's end that soon.
+        delay = min(delay * 1.6, 0.25)
     try:
         if _release_promptly_if_lost(conn) != pid:
             raise PoolerDetected(

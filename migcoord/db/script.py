@@ -35,6 +35,8 @@ class Answer:
 
     column: str | None = None
     value: str | None = None
+    #: The last result's command tag without its row count (`COMMIT`, `INSERT`...).
+    tag: str | None = None
 
 
 def run(conn: psycopg.Connection, query: str) -> Answer:
@@ -56,9 +58,13 @@ def run(conn: psycopg.Connection, query: str) -> Answer:
                 f"the server answered {result.status.name}: COPY ... FROM STDIN and "
                 "replication commands cannot run in a migration")
     last = results[-1] if results else None
-    if last is None or last.status != pq.ExecStatus.TUPLES_OK or last.ntuples != 1:
+    if last is None:
         return Answer()
-    name, value = last.fname(0), last.get_value(0, 0)
     encoding = conn.info.encoding
+    status = last.command_status
+    tag = status.decode(encoding).split(" ")[0] if status else None
+    if last.status != pq.ExecStatus.TUPLES_OK or last.ntuples != 1:
+        return Answer(tag=tag)
+    name, value = last.fname(0), last.get_value(0, 0)
     return Answer(name.decode(encoding) if name is not None else None,
-                  value.decode(encoding) if value is not None else None)
+                  value.decode(encoding) if value is not None else None, tag)

@@ -15,9 +15,19 @@ set (`source = 'session'`) or that the migration set, and the two it does not li
 and `session_authorization`. Not covered: a custom placeholder parameter (`SET app.x`)
 that no loaded module defines, which PostgreSQL does not list anywhere; and state that is
 not a setting (temporary tables, prepared statements, `LISTEN`).
+
+Reading `pg_settings` costs the server about half a millisecond (it formats every one of
+its ~350 rows), as much as running a trivial migration. So `save` also notes the value of
+each parameter a session can change (`SET` by a user or a superuser), and the restore
+first compares those ~180 values (`current_setting`, a lookup each): only when one
+differs does it read `pg_settings` to put everything back. The executor's own `SET LOCAL`
+timeouts differ during every migration, so those are put back unconditionally instead.
+A caller saves once per run: after each migration the session is back where it was.
 """
 
 from __future__ import annotations
+
+import json
 
 import attrs
 import psycopg
@@ -27,27 +37,44 @@ from psycopg import sql
 # once it has run a query.
 _PER_TRANSACTION = ("transaction_isolation", "transaction_read_only", "transaction_deferrable")
 
+# Set by the executor with SET LOCAL before every migration (db/lockwait.timeouts_sql), so
+# they always differ while it runs: put back unconditionally, left out of the comparison.
+_ALWAYS = ("lock_timeout", "statement_timeout")
+
 _SAVE = sql.SQL(
     "SELECT pg_catalog.current_setting('role'), "
     "pg_catalog.current_setting('session_authorization'), "
     "coalesce(pg_catalog.json_object_agg(name, setting) FILTER ("
-    "WHERE source = 'session' AND name <> ALL ({per_transaction})), '{{}}')::text "
+    "WHERE source = 'session' AND name <> ALL ({per_transaction})), '{{}}')::text, "
+    "coalesce(pg_catalog.array_agg(name ORDER BY name) FILTER (WHERE {compared}), '{{}}'), "
+    "coalesce(pg_catalog.array_agg(pg_catalog.current_setting(name) ORDER BY name) "
+    "FILTER (WHERE {compared}), '{{}}') "
     "FROM pg_catalog.pg_settings"
 )
+# What a session can change itself and the restore compares.
+_COMPARED = sql.SQL(
+    "context IN ('user', 'superuser') AND name <> ALL ({per_transaction}) "
+    "AND name <> ALL ({always})")
 
 # Session authorization first (it also resets the role), then the role (whose privileges
-# a superuser-only parameter needs), then the parameters: each one the session had set
-# back to its value, each one only the migration set reset (`set_config` with NULL is
-# RESET). Each only where needed, so an unchanged session costs no SET.
+# a superuser-only parameter needs), then the executor's timeouts, then the parameters:
+# each one the session had set back to its value, each one only the migration set reset
+# (`set_config` with NULL is RESET). Each only where needed, so an unchanged session
+# costs no SET; `pg_settings` is read only when a compared value differs (the planner
+# runs the uncorrelated EXISTS once, as a one-time filter above the scan).
 _RESTORE = sql.SQL(
     "SELECT pg_catalog.set_config('session_authorization', {authorization}, {local}) "
     "WHERE pg_catalog.current_setting('session_authorization') <> {authorization};\n"
     "SELECT pg_catalog.set_config('role', {role}, {local}) "
     "WHERE pg_catalog.current_setting('role') <> {role};\n"
+    "SELECT {always};\n"
     "SELECT pg_catalog.count(pg_catalog.set_config(s.name, k.value, {local})) "
     "FROM pg_catalog.pg_settings s "
     "LEFT JOIN pg_catalog.json_each_text({values}::json) k ON k.key = s.name "
-    "WHERE s.name <> ALL ({per_transaction}) AND CASE WHEN k.key IS NULL "
+    "WHERE (SELECT EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest({names}::text[]), "
+    "pg_catalog.unnest({compared}::text[])) AS b(name, value) "
+    "WHERE pg_catalog.current_setting(b.name, true) IS DISTINCT FROM b.value)) "
+    "AND s.name <> ALL ({per_transaction}) AND CASE WHEN k.key IS NULL "
     "THEN s.source = 'session' ELSE s.setting IS DISTINCT FROM k.value END;\n"
 )
 
@@ -60,13 +87,17 @@ class Saved:
     authorization: str
     #: JSON object: each parameter the session had set itself -> its value.
     values: str
+    #: Each parameter the restore compares, and its `current_setting` then.
+    compared: tuple[tuple[str, str], ...] = ()
 
 
 def save(conn: psycopg.Connection) -> Saved:
     """The settings of `conn`'s session now (one query; no transaction is left open)."""
-    row = conn.execute(_SAVE.format(per_transaction=_names()), prepare=False).fetchone()
+    row = conn.execute(_SAVE.format(per_transaction=_names(_PER_TRANSACTION),
+                                    compared=_compared()), prepare=False).fetchone()
     assert row is not None  # an aggregate returns one row
-    return Saved(role=str(row[0]), authorization=str(row[1]), values=str(row[2]))
+    return Saved(role=str(row[0]), authorization=str(row[1]), values=str(row[2]),
+                 compared=tuple(zip(row[3], row[4], strict=True)))
 
 
 def restore_sql(conn: psycopg.Connection, saved: Saved, *, local: bool = False) -> str:
@@ -74,9 +105,19 @@ def restore_sql(conn: psycopg.Connection, saved: Saved, *, local: bool = False) 
     reset as it was. Run inside a transaction it takes effect when that commits (and not
     at all when it rolls back, as then neither does what it undoes). With `local`, only
     until the transaction it runs in ends, as `SET LOCAL` does."""
+    scope = sql.Literal(local)
+    session_values = json.loads(saved.values)
+    always = sql.SQL(", ").join(
+        sql.SQL("pg_catalog.set_config({}, {}, {})").format(
+            sql.Literal(name), sql.Literal(session_values.get(name)), scope)
+        for name in _ALWAYS)
     return _RESTORE.format(authorization=sql.Literal(saved.authorization),
                            role=sql.Literal(saved.role), values=sql.Literal(saved.values),
-                           per_transaction=_names(), local=sql.Literal(local)).as_string(conn)
+                           always=always,
+                           names=sql.Literal([name for name, _ in saved.compared]),
+                           compared=sql.Literal([value for _, value in saved.compared]),
+                           per_transaction=_names(_PER_TRANSACTION),
+                           local=scope).as_string(conn)
 
 
 def restore(conn: psycopg.Connection, saved: Saved) -> None:
@@ -84,5 +125,9 @@ def restore(conn: psycopg.Connection, saved: Saved) -> None:
     conn.execute(restore_sql(conn, saved))
 
 
-def _names() -> sql.Composable:
-    return sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(map(sql.Literal, _PER_TRANSACTION)))
+def _names(names: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, names)))
+
+
+def _compared() -> sql.Composable:
+    return _COMPARED.format(per_transaction=_names(_PER_TRANSACTION), always=_names(_ALWAYS))

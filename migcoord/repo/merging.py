@@ -8,16 +8,28 @@ git's conflict markers). git itself is read by `repo/git`; the decisions are
 
 from __future__ import annotations
 
-from migcoord.core import resolution, sumfile
+from typing import TYPE_CHECKING
+
+from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config
 from migcoord.errors import GitError, RefusedError, UsageError
-from migcoord.repo import git, sumkeeper
+from migcoord.repo import sumkeeper
+
+if TYPE_CHECKING:
+    from migcoord.core import resolution
+    from migcoord.repo import git
+
+# git and core/resolution are imported where they are used: `up` calls only
+# refuse_unresolved_merge, at the boot of every replica.
 
 
 def their_side(config: Config, onto: str | None) -> tuple[git.OtherSide,
                                                            tuple[resolution.TheirFile, ...]]:
     """The other side (`onto`, else the merge or rebase in progress) and its migration
     files; UsageError, saying what to run, when there is neither."""
+    from migcoord.core import resolution
+    from migcoord.repo import git
+
     side = git.other_side(config, onto)
     if side is None:
         raise UsageError(
@@ -34,6 +46,9 @@ def merge_sides(config: Config, catalog: Catalog,
     """What the other side of the merge has (`against`, else the merge or rebase in
     progress), asked of git only when two migrations share a version; None when git
     cannot tell (no repository, no git, no merge)."""
+    from migcoord.core import resolution
+    from migcoord.repo import git
+
     versions = [m.version for m in catalog.migrations]
     if len(set(versions)) == len(versions):
         return None

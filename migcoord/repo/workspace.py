@@ -15,8 +15,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import filelock
-
 from migcoord.errors import FileExists, LockTimeout, WorkspaceError
 
 if TYPE_CHECKING:
@@ -29,6 +27,8 @@ def repo_lock(path: Path, *, timeout: float) -> Iterator[None]:
 
     Raises LockTimeout (exit 3) after `timeout` seconds, naming the lock file.
     """
+    import filelock  # here, not at import: a service's `up` never takes this lock
+
     lock = filelock.FileLock(str(path), timeout=timeout)
     started = time.monotonic()
     try:

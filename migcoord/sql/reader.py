@@ -4,6 +4,7 @@
 
     reader.statements(text)           # what is sent, statement by statement, with positions
     reader.has_statements(text)       # False for a file of comments and `;` only
+    reader.ends_cleanly(text)         # SQL appended after it is read as its own
     reader.transaction_control(text)  # BEGIN, COMMIT... that start or end a transaction
     reader.line_comments(text, mentioning="migcoord")  # the directive header
     reader.line_col(text, offset)
@@ -52,6 +53,8 @@ _TRANSACTION_WORD = re.compile(rf"\b(?:{'|'.join(_TRANSACTION_WORDS)})\b", re.IG
 _BLOCK_COMMENT = r"/\*(?:[^*/]++|/(?!\*)|\*(?!/))*+\*/"
 _HEADER_PART = re.compile(rf"[ \t\n\r\f\v]+|(--[^\n\r]*)|{_BLOCK_COMMENT}")
 _HEADER = re.compile(rf"(?:[ \t\n\r\f\v]+|--[^\n\r]*|{_BLOCK_COMMENT})*+")
+# What may start a token that runs on past the end of a text (or COPY data after it).
+_MAY_SWALLOW = re.compile(r"['\"$\x00]|/\*|\bstdin\b", re.IGNORECASE)
 _ROUTINE_HEADS = (("CREATE", "FUNCTION"), ("CREATE", "PROCEDURE"),
                   ("CREATE", "OR", "REPLACE", "FUNCTION"), ("CREATE", "OR", "REPLACE", "PROCEDURE"))
 
@@ -125,6 +128,17 @@ def statements(text: str) -> tuple[Statement, ...]:
         builder.take(token)
     builder.finish(scanned.stopped_at)
     return tuple(builder.statements)
+
+
+def ends_cleanly(text: str) -> bool:
+    """Whether SQL appended to `text` after a newline and a `;` is read as SQL of its own:
+    the scanner reads `text` to its end (no unterminated quote or comment swallows what
+    follows) and no COPY data follows a `COPY ... FROM STDIN`. A text without a quote,
+    a `$`, a `/*`, a NUL or the word STDIN is not scanned to find out."""
+    if _MAY_SWALLOW.search(text) is None:
+        return True
+    scanned = _scanner.scan(text)
+    return scanned.stopped_at is None and not scanned.copy_data
 
 
 def has_statements(text: str) -> bool:
