@@ -316,15 +316,18 @@ class Coordinator:
 
         with self._file_lock(lock_timeout):
             side, theirs = merging.their_side(self.config, onto)
-            plan = resolution.plan_resolve(self.catalog(), self.config, theirs)
+            catalog = self.catalog()
+            written = merging.written_against(self.config, side, catalog, theirs)
+            plan = resolution.plan_resolve(catalog, self.config, theirs, written)
             if dsn is None and conn is None:
-                self._renumber_files(plan.renumber)
+                sum_updated = self._renumber_files(plan.renumber)
             else:
                 with self._database(dsn, conn, "migcoord resolve") as history:
                     _engine.refuse_resolving_applied(history, plan.renumber)
-                    self._renumber_files(plan.renumber)
+                    sum_updated = self._renumber_files(plan.renumber)
                     _engine.record_renumber(history, plan.renumber)
-        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind)
+        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind,
+                           sum_updated=sum_updated)
 
     # -- database -----------------------------------------------------------------------
 
@@ -470,16 +473,21 @@ class Coordinator:
 
         return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
 
-    def _renumber_files(self, plan: RenumberPlan) -> None:
+    def _renumber_files(self, plan: RenumberPlan) -> bool:
         """Carry out `plan`, then rewrite migcoord.sum (a conflicted one included) and
-        refresh the docs file from the files as they now are."""
+        refresh the docs file from the files as they now are; whether the sum's content
+        changed."""
         from migcoord.repo import docskeeper, sumkeeper, workspace
 
         workspace.apply_renumber(plan)
         catalog = self.catalog()
+        changed = False
         if self.config.sum_path is not None:
+            before = sumkeeper.read(self.config)
             sumkeeper.write(self.config, catalog, refuse_duplicates=False)
+            changed = sumkeeper.read(self.config) != before
         docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
+        return changed
 
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:

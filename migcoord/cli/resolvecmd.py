@@ -58,6 +58,7 @@ def resolved(ctx: Context, result: Resolved, onto: str | None) -> None:
     for note in result.ambiguous:
         ctx.stderr.write(f"migcoord: warning: left a bare reference unchanged (two of this "
                          f"branch's migrations moved from that number): {note}\n")
-    write("updated migcoord.sum\n")
+    if result.sum_updated:
+        write("updated migcoord.sum\n")
     if not ctx.args.quiet:
         ctx.stderr.write("migcoord: next: " + _NEXT[result.state].format(ref=onto) + "\n")

@@ -89,6 +89,8 @@ class RenumberPlan:
 
 
 DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULTILINE)
+#: One comma-separated item of a depends line: `service:number` or a bare number.
+DEPENDS_ITEM = re.compile(r"^\s*(?:(?P<service>[^:,\s]+)\s*:\s*)?(?P<number>\d+)\s*$")
 
 
 def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
