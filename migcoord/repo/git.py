@@ -8,7 +8,8 @@
 - `resolve` and the hints that name the migration to move: the other side
   (`other_side`), which is MERGE_HEAD during a merge, and during a rebase the commit
   the branch is replayed onto with the branch's commits replayed so far, HEAD (there
-  git's "ours" is the other side, the reverse of a merge); or REF with `--onto REF`. Its migration files (`files_at`) keep their numbers.
+  git's "ours" is the other side, the reverse of a merge); or REF with `--onto REF`.
+  Its migration files (`files_at`) keep their numbers.
 """
 
 from __future__ import annotations
