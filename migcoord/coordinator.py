@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from migcoord.core import docsgen, registry
     from migcoord.core.numbering import RenumberPlan
     from migcoord.core.resolution import BranchEdit
+    from migcoord.core.scaffold import FoundFolder
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -175,11 +176,20 @@ class Coordinator:
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses, sides=merging.merge_sides(self.config, catalog,
                                                                           against),
-                                  edits=edits)
+                                  edits=edits, unconfigured=self._unconfigured_folders())
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
         return checks.sort_findings(findings)
+
+    def _unconfigured_folders(self) -> tuple[FoundFolder, ...]:
+        """Folders of migrations near the configured ones that no service configures;
+        none for a config made in code (`for_service`), which names its one folder."""
+        from migcoord.repo import unconfigured
+
+        if self.config.path is None:
+            return ()
+        return unconfigured.near_configured(self.config)
 
     # -- the files beside the migrations --------------------------------------------------
 
