@@ -96,3 +96,19 @@ def test_a_long_tail_is_described_after_the_first_commands(tmp_path: Path) -> No
     [hint] = gap_hints(root)
     assert "then each of the 3 later migrations down by 1 the same way, lowest first" in hint
     assert len(re.findall(r"`migcoord renumber", hint)) == 4
+
+
+def test_no_move_is_named_when_a_migration_after_the_gap_is_in_an_absent_folder(
+    tmp_path: Path,
+) -> None:
+    """b's folder is not in this checkout (the sum lists its 5): the hint names no
+    renumber, since one here could not see b's migration."""
+    root = tree(tmp_path, pair("a", "000001", "one"), pair("a", "000002", "two"),
+                pair("a", "000004", "four"), pair("b", "000005", "five"))
+    for path in (root / "b/migrations").iterdir():
+        path.unlink()
+    (root / "b/migrations").rmdir()
+    (root / "b").rmdir()
+    [hint] = gap_hints(root)
+    assert "migcoord renumber" not in hint
+    assert hint.endswith("in a checkout with every service's folder")

@@ -150,15 +150,21 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
             hint=f"if another branch took {missing} (`migcoord check --against origin/main` "
             "shows it), the gap closes when you merge that branch into this one "
             f"(`git merge`, then `migcoord resolve`); if the migration at {missing} was "
-            "deleted, restore it; " + _close_hint(catalog, config, first, last),
+            "deleted, restore it; " + _close_hint(
+                catalog, config, first, last,
+                here=all(v in by_version for v in versions if v > last)),
         )
 
 
-def _close_hint(catalog: Catalog, config: Config, first: int, last: int) -> str:
-    """The renumber commands that close the gap (never ones that only move it up)."""
-    moves = close_gap(catalog, first, last)
+def _close_hint(catalog: Catalog, config: Config, first: int, last: int, *,
+                here: bool) -> str:
+    """The renumber commands that close the gap (never ones that only move it up); none
+    unless every migration after it is `here` (not in an absent folder)."""
+    moves = close_gap(catalog, first, last) if here else []
     if not moves:
-        return "otherwise renumber the migrations after it down into it"
+        return ("only if no branch has it and the migrations after it were never applied "
+                "anywhere, renumber them down into it, lowest first, in a checkout with every "
+                "service's folder")
     commands = [f"`migcoord renumber {m.version_text} --service {m.service} --to "
                 f"{format_version(to, max(config.version_width, len(m.version_text)))}`"
                 for m, to in moves]
