@@ -40,23 +40,24 @@ def written_against(config: Config, side: git.OtherSide, catalog: Catalog,
         return None
     files = resolution.their_files(git.files_at(config, side, commit), git.folders_of(config))
     numbers: dict[int, list[tuple[str, str]]] = {}
-    paths: dict[tuple[str, str], str] = {}
+    paths: dict[tuple[str, str], list[str]] = {}
     folders = {service: folder for folder, service in git.folders_of(config).items()}
     for f in files:
         parsed = parse_filename(f.name)
         if parsed is not None and parsed.direction == "up":
             key = (f.service, parsed.name)
             numbers.setdefault(f.version, []).append(key)
-            paths[key] = f"{folders[f.service]}/{f.name}"
+            paths.setdefault(key, []).append(f"{folders[f.service]}/{f.name}")
     their_names = {(f.service, f.name) for f in theirs}
     wanted = {}
     for migration in catalog.migrations:
         up = migration.up
         key = (migration.service, migration.name)
-        if up is not None and up.text is not None and key in paths \
+        # A name two files had there says nothing about which one this file was.
+        if up is not None and up.text is not None and len(paths.get(key, ())) == 1 \
                 and (migration.service, up.path.name) not in their_names \
                 and resolution.depends_lines(up.text):
-            wanted[key] = paths[key]
+            wanted[key] = paths[key][0]
     contents = git.contents_at(config, side, commit, list(wanted.values()))
     depends = {key: resolution.depends_lines(contents[path].decode("utf-8", "replace"))
                for key, path in wanted.items() if path in contents}

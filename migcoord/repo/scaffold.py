@@ -202,10 +202,10 @@ def init(root: Path, *, dry_run: bool = False) -> InitReport:
         proposal = _proposal_of(loaded, root)
         steps.append(InitStep("kept", config_path, "already there; its services are used"))
         # init never rewrites the config: it says what to add to it.
-        configured = {_resolved(s.migrations) for s in loaded.services}
+        configured = {resolved(s.migrations) for s in loaded.services}
         taken = list(loaded.service_names)
         for folder in found:
-            if _resolved(root / folder.path) not in configured:
+            if resolved(root / folder.path) not in configured:
                 name, table = scaffold.addition_for(folder, taken)
                 taken.append(name)
                 unconfigured.append((folder, table))
@@ -222,7 +222,8 @@ def init(root: Path, *, dry_run: bool = False) -> InitReport:
                       skipped=tuple(skipped), unconfigured=tuple(unconfigured))
 
 
-def _resolved(path: Path) -> Path:
+def resolved(path: Path) -> Path:
+    """`path` with links resolved, or as given when it cannot be (a loop, no permission)."""
     try:
         return path.resolve()
     except OSError:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from migcoord.core.model import Config
 from migcoord.core.naming import parse_filename
 from migcoord.core.scaffold import FoundFolder
-from migcoord.repo.scaffold import SKIPPED_FOLDERS
+from migcoord.repo.scaffold import SKIPPED_FOLDERS, resolved
 
 
 def near_configured(config: Config) -> tuple[FoundFolder, ...]:
@@ -24,7 +24,7 @@ def near_configured(config: Config) -> tuple[FoundFolder, ...]:
     named as golang-migrate names migrations (up or down) and that no service configures,
     by path relative to the config's folder."""
     root = config.root.resolve()
-    configured = {_resolved(s.migrations) for s in config.services}
+    configured = {resolved(s.migrations) for s in config.services}
     scopes: set[Path] = set()
     for folder in configured:
         for scope in (folder.parent, folder.parent.parent):
@@ -45,13 +45,6 @@ def near_configured(config: Config) -> tuple[FoundFolder, ...]:
                         path=PurePosixPath(candidate.relative_to(root).as_posix()),
                         filenames=names))
     return tuple(sorted(found, key=lambda f: f.path))
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except OSError:
-        return path
 
 
 def _subfolders(folder: Path) -> list[Path]:
