@@ -462,18 +462,19 @@ def refuse_resolving_applied(history: History, plan: RenumberPlan) -> None:
                if (item.migration.version, item.migration.service) in rows]
     if not applied:
         return
-    from migcoord.core.resolution import moved_row_repair
+    from migcoord.core.resolution import moved_rows_repair
 
     names = ", ".join(f"{item.migration.service} {item.migration.label}" for item in applied)
-    steps = [step for item in applied for step in moved_row_repair(
-        item.migration.version_text, item.new_version_text)]
+    steps = moved_rows_repair((item.migration.version_text, item.new_version_text)
+                              for item in applied)
     one = len(applied) == 1
     raise RefusedError(
         f"{names} {'is' if one else 'are'} applied in this database; moving "
         f"{'it' if one else 'them'} would make {'it' if one else 'them'} pending there, to "
         "be applied twice. Nothing was moved",
-        hint="run `migcoord resolve` without --dsn, then record the new number in that "
-        "database without running anything (with the same --dsn): " + " then ".join(steps),
+        hint=f"run `migcoord resolve` without --dsn, then record the new number{'' if one else 's'} "
+        "in that database without running anything (with the same --dsn), in this order: "
+        + " then ".join(steps),
         version=applied[0].migration.version, service=applied[0].migration.service)
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from migcoord.core import docsgen, registry
     from migcoord.core.numbering import RenumberPlan
     from migcoord.core.resolution import BranchEdit
+    from migcoord.core.scaffold import FoundFolder
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
@@ -176,11 +177,20 @@ class Coordinator:
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses, sides=merging.merge_sides(self.config, catalog,
                                                                           against),
-                                  edits=edits)
+                                  edits=edits, unconfigured=self._unconfigured_folders())
         if against is None and analyses is not None:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
         return checks.sort_findings(findings)
+
+    def _unconfigured_folders(self) -> tuple[FoundFolder, ...]:
+        """Folders of migrations near the configured ones that no service configures;
+        none for a config made in code (`for_service`), which names its one folder."""
+        from migcoord.repo import unconfigured
+
+        if self.config.path is None:
+            return ()
+        return unconfigured.near_configured(self.config)
 
     # -- the files beside the migrations --------------------------------------------------
 
@@ -317,15 +327,18 @@ class Coordinator:
 
         with self._file_lock(lock_timeout):
             side, theirs = merging.their_side(self.config, onto)
-            plan = resolution.plan_resolve(self.catalog(), self.config, theirs)
+            catalog = self.catalog()
+            written = merging.written_against(self.config, side, catalog, theirs)
+            plan = resolution.plan_resolve(catalog, self.config, theirs, written)
             if dsn is None and conn is None:
-                self._renumber_files(plan.renumber)
+                sum_updated = self._renumber_files(plan.renumber)
             else:
                 with self._database(dsn, conn, "migcoord resolve") as history:
                     _engine.refuse_resolving_applied(history, plan.renumber)
-                    self._renumber_files(plan.renumber)
+                    sum_updated = self._renumber_files(plan.renumber)
                     _engine.record_renumber(history, plan.renumber)
-        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind)
+        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind,
+                           sum_updated=sum_updated)
 
     # -- database -----------------------------------------------------------------------
 
@@ -478,16 +491,21 @@ class Coordinator:
 
         return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
 
-    def _renumber_files(self, plan: RenumberPlan) -> None:
+    def _renumber_files(self, plan: RenumberPlan) -> bool:
         """Carry out `plan`, then rewrite migcoord.sum (a conflicted one included) and
-        refresh the docs file from the files as they now are."""
+        refresh the docs file from the files as they now are; whether the sum's content
+        changed."""
         from migcoord.repo import docskeeper, sumkeeper, workspace
 
         workspace.apply_renumber(plan)
         catalog = self.catalog()
+        changed = False
         if self.config.sum_path is not None:
+            before = sumkeeper.read(self.config)
             sumkeeper.write(self.config, catalog, refuse_duplicates=False)
+            changed = sumkeeper.read(self.config) != before
         docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
+        return changed
 
     def _owned_tables(self, catalog: Catalog,
                       analyses: checks.Analyses | None = None) -> dict[str, list[str]]:

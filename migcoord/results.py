@@ -196,14 +196,15 @@ class Renumbered:
 
     @classmethod
     def of(cls, plan: RenumberPlan) -> Renumbered:
-        """The result of carrying out `plan`."""
+        """The result of carrying out `plan` (edited files named where they are after it)."""
         migration = plan.migration
+        renamed = {m.source: m.target for m in plan.moves}
         return cls(
             service=migration.service, name=migration.name, old_version=migration.version,
             new_version=plan.new_version, new_version_text=plan.new_version_text,
             moved=tuple((m.source, m.target) for m in plan.moves),
-            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous,
-            versions=tuple((item.migration.version, item.new_version)
+            edited=tuple(renamed.get(e.path, e.path) for e in plan.edits),
+            ambiguous=plan.ambiguous, versions=tuple((item.migration.version, item.new_version)
                            for item in plan.renumberings))
 
 
@@ -222,6 +223,8 @@ class Resolved:
     ambiguous: tuple[str, ...] = ()
     #: The other side's migrations that kept the numbers this branch's left.
     kept: tuple[str, ...] = ()
+    #: Whether migcoord.sum's content changed (a second resolve leaves it as it was).
+    sum_updated: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {"other_side": self.other_side, "state": self.state,
@@ -229,15 +232,18 @@ class Resolved:
                                 "new_version": int(new)} for s, n, old, new in self.versions],
                 "moved": [[str(a), str(b)] for a, b in self.moved],
                 "edited": [str(p) for p in self.edited], "ambiguous": list(self.ambiguous),
-                "kept": list(self.kept)}
+                "kept": list(self.kept), "sum_updated": self.sum_updated}
 
     @classmethod
     def of(cls, plan: RenumberPlan, kept: tuple[str, ...], other_side: str,
-           state: str) -> Resolved:
-        """The result of carrying out `plan` against `other_side`."""
+           state: str, *, sum_updated: bool) -> Resolved:
+        """The result of carrying out `plan` against `other_side`; edited files are named
+        where they are after the moves."""
+        renamed = {m.source: m.target for m in plan.moves}
         return cls(
             other_side=other_side, state=state,
             versions=tuple((r.migration.service, r.migration.name, r.migration.version_text,
                             r.new_version_text) for r in plan.renumberings),
             moved=tuple((m.source, m.target) for m in plan.moves),
-            edited=tuple(e.path for e in plan.edits), ambiguous=plan.ambiguous, kept=kept)
+            edited=tuple(renamed.get(e.path, e.path) for e in plan.edits),
+            ambiguous=plan.ambiguous, kept=kept, sum_updated=sum_updated)

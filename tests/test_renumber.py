@@ -89,7 +89,8 @@ def test_renumber_updates_qualified_references_and_leaves_the_other_services_alo
     assert (root / AGG / "000008_create_digest.up.sql").is_file()
     text = (root / AGG / "000009_fill_digest.up.sql").read_text()
     assert text.splitlines()[0] == "-- migcoord:depends aggregator:000008, rule-service:000007"
-    assert "updated depends in aggregator/migrations/000008_fill_digest.up.sql" in result.stdout
+    # The edited file is named where it is now, after its own rename.
+    assert "updated depends in aggregator/migrations/000009_fill_digest.up.sql" in result.stdout
     assert check_codes(root) == []
 
 

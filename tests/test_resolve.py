@@ -133,6 +133,7 @@ def test_running_resolve_twice_changes_nothing(tmp_path: Path) -> None:
     second = run(["resolve"], cwd=root)
     assert second.code == 0, second.stderr
     assert "nothing to move" in second.stdout
+    assert "updated" not in second.stdout
     assert tree_files(root) == after_first
 
 

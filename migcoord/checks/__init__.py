@@ -49,6 +49,7 @@ from migcoord.checks.numbering import Ledger
 from migcoord.checks.ownership import Owners, display
 from migcoord.core.model import Catalog, Config, Finding
 from migcoord.core.resolution import BranchEdit, MergeSides
+from migcoord.core.scaffold import FoundFolder
 
 __all__ = [
     "Analyses",
@@ -85,7 +86,8 @@ RULES: tuple[Rule, ...] = (
 def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
             check_sum: bool = True, sql: Analyses | None = None,
             sides: MergeSides | None = None,
-            edits: Iterable[BranchEdit] = ()) -> list[Finding]:
+            edits: Iterable[BranchEdit] = (),
+            unconfigured: Iterable[FoundFolder] = ()) -> list[Finding]:
     """Every finding for the catalog but the database's and docs-stale, sorted by
     version then path.
 
@@ -93,7 +95,8 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
     `check_sum=False` the sum file is not judged (an implicit config has none). With
     `sql` (see `analyze_catalog`) the SQL-aware rules run too. `sides` (during a merge or
     rebase, or with --against) lets `duplicate-version` name the migration to move;
-    `edits` (with --against) are this branch's changes to migrations the ref already has.
+    `edits` (with --against) are this branch's changes to migrations the ref already has;
+    `unconfigured`, folders of migrations that no service configures.
     Allowed warnings are left out.
     """
     findings: list[Finding] = []
@@ -103,6 +106,7 @@ def run_all(catalog: Catalog, config: Config, *, sum_text: str | None = None,
     if sql is not None:
         findings.extend(_sql_findings(catalog, config, sql))
     findings.extend(merging.edited_merged(edits, config))
+    findings.extend(files.unconfigured_folder(unconfigured, config))
     findings.extend(allow_problems(catalog, config))
     if check_sum:
         findings.extend(numbering.sum_mismatch(catalog, config, sum_text))

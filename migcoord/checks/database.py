@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from migcoord.core.model import Config, Finding, HistoryRow, Status, format_version
-from migcoord.core.reconcile import Reconciled
-from migcoord.core.resolution import moved_row_repair
+from migcoord.core.reconcile import Reconciled, moved_repair
 
 
 def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
@@ -20,20 +19,20 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
     for row in rows:
         highest[row.service] = max(highest.get(row.service, 0), row.version)
     findings: list[Finding] = []
+    states = list(states)
+    repair = " then ".join(moved_repair(states))
     for state in states:
         shown = f"{format_version(state.version, config.version_width)} {state.service} {state.name}"
         path = state.migration.path if state.migration is not None else None
         if not state.judged:
             continue
         if state.state == Status.MISSING and state.moved_to is not None:
-            new = state.moved_to.version_text
-            old = format_version(state.version, config.version_width)
             findings.append(Finding.of(
                 "missing-file",
                 f"{shown} is applied in the database under its old number: its file is now "
-                f"{state.moved_to.label} (same name and checksum; a merge renumbered it)",
-                hint="record the new number without running it again: "
-                + " then ".join(moved_row_repair(old, new)),
+                f"{state.moved_to.label} (same name and content; a merge renumbered it)",
+                hint="record the new numbers without running anything again, in this order: "
+                + repair,
                 path=state.moved_to.path, service=state.service, version=state.version))
         elif state.state == Status.MISSING:
             findings.append(Finding.of(

@@ -2,7 +2,8 @@
 
 `bad-filename`, `unreadable-file`, `missing-down`, `missing-up`, `name-mismatch`,
 `encoding`, `empty-migration`, `unknown-directive` (the problems core/directives found in
-the `-- migcoord:` lines), and `explicit-transaction` (decided by migcoord.sql.transactions,
+the `-- migcoord:` lines), `unconfigured-folder` (a folder of migrations no service
+configures, found by repo/unconfigured.py), and `explicit-transaction` (decided by migcoord.sql.transactions,
 which the executor asks too). Each rule is a pure function of the catalog, the config
 and the ledger (see checks/numbering.py). The errors of these rules also stop `up`,
 `down` and `verify` for the migrations they concern: see checks/runnable.py.
@@ -10,13 +11,14 @@ and the ledger (see checks/numbering.py). The errors of these rules also stop `u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
 from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
-from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile
+from migcoord.core import scaffold
+from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile, format_version
 from migcoord.core.naming import name_problem, parse_filename
 from migcoord.sql import reader, transactions
 
@@ -163,3 +165,26 @@ def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> It
                 yield finding_at(migration, "explicit-transaction", refusal.message,
                                  down=down, line=refusal.line, column=refusal.column,
                                  hint=refusal.hint)
+
+
+def unconfigured_folder(folders: Iterable[scaffold.FoundFolder], config: Config) -> Iterator[Finding]:
+    """`unconfigured-folder`: a folder of golang-migrate files (found by
+    repo/unconfigured.py near the configured ones) that no service configures."""
+    taken = list(config.service_names)
+    for folder in folders:
+        ups = folder.up_count
+        downs = len(folder.filenames) - ups
+        versions = sorted({p.version for p in map(parse_filename, folder.filenames)
+                           if p is not None})
+        shown = ", ".join(format_version(v, config.version_width) for v in versions[:3])
+        more = f" and {len(versions) - 3} more" if len(versions) > 3 else ""
+        table = scaffold.addition_for(folder, taken)[1].rstrip("\n").replace("\n", "` and `")
+        yield Finding.of(
+            "unconfigured-folder",
+            f"{folder.path} holds golang-migrate files ({ups} up, {downs} down; versions "
+            f"{shown}{more}) that no service in migcoord.toml configures: check, up and "
+            "create do not see them, so their numbers can collide unnoticed",
+            path=config.root / folder.path,
+            hint=f"if they belong to this database, add the service to migcoord.toml "
+            f"(`{table}`), then run `migcoord sum`; if not, move them away or add "
+            '"unconfigured-folder" to `allow` in migcoord.toml')

@@ -19,7 +19,7 @@ from migcoord.checks._located import finding_at
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config, Finding, Migration, Reservation, format_version
 from migcoord.core.naming import TIMESTAMP_WIDTH
-from migcoord.core.numbering import next_version
+from migcoord.core.numbering import GAP_HINT_COMMANDS, close_gap, next_version
 from migcoord.core.resolution import MergeSides
 
 
@@ -150,10 +150,34 @@ def gap(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
             hint=f"if another branch took {missing} (`migcoord check --against origin/main` "
             "shows it), the gap closes when you merge that branch into this one "
             f"(`git merge`, then `migcoord resolve`); if the migration at {missing} was "
-            "deleted, restore it; only if no branch has it and "
-            f"{after.label} was never applied anywhere, move it into the gap: `migcoord "
-            f"renumber {after.version_text} --service {after.service} --to {missing}`",
+            "deleted, restore it; " + _close_hint(
+                catalog, config, first, last,
+                here=all(v in by_version for v in versions if v > last)),
         )
+
+
+def _close_hint(catalog: Catalog, config: Config, first: int, last: int, *,
+                here: bool) -> str:
+    """The renumber commands that close the gap (never ones that only move it up); none
+    unless every migration after it is `here` (not in an absent folder)."""
+    moves = close_gap(catalog, first, last) if here else []
+    if not moves:
+        return ("only if no branch has it and the migrations after it were never applied "
+                "anywhere, renumber them down into it, lowest first, in a checkout with every "
+                "service's folder")
+    commands = [f"`migcoord renumber {m.version_text} --service {m.service} --to "
+                f"{format_version(to, max(config.version_width, len(m.version_text)))}`"
+                for m, to in moves]
+    moved = (f"{moves[0][0].service} {moves[0][0].label} was" if len(moves) == 1
+             else f"the {len(moves)} migrations it moves were")
+    if len(commands) > GAP_HINT_COMMANDS:
+        shown = " then ".join(commands[:GAP_HINT_COMMANDS])
+        rest = (f" then each of the {len(commands) - GAP_HINT_COMMANDS} later migrations "
+                f"down by {last - first + 1} the same way, lowest first")
+    else:
+        shown, rest = " then ".join(commands), ""
+    return (f"only if no branch has it and {moved} never applied anywhere, close it: "
+            f"{shown}{rest}")
 
 
 def _holes(versions: list[int], reserved: list[Reservation]) -> Iterator[tuple[int, int]]:

@@ -47,6 +47,14 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     for step in report.steps:
         note = f"  ({step.note})" if step.note else ""
         write(f"  {step.action:<12} {out.display(step.path)}{note}\n")
+    for folder, table in report.unconfigured:
+        count = f"{folder.up_count} migration{'s' if folder.up_count != 1 else ''}"
+        write(f"not configured: {folder.path} ({count}); init does not change an existing "
+              "migcoord.toml: add\n")
+        write("".join(f"    {line}\n" for line in table.splitlines()))
+        write("  to it, then run `migcoord sum`\n")
+    for skipped in report.skipped:
+        write(f"skipped: {skipped.path} ({skipped.reason})\n")
     if report.dry_run:
         write("nothing written (--dry-run); run `migcoord init` to write it\n")
         return EXIT_OK

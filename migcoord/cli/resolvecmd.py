@@ -59,6 +59,7 @@ def resolved(ctx: Context, result: Resolved, onto: str | None) -> None:
         ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: left a bare reference "
                          f"unchanged (two of this branch's migrations moved from that number): "
                          f"{note}\n")
-    write("updated migcoord.sum\n")
+    if result.sum_updated:
+        write("updated migcoord.sum\n")
     if not ctx.args.quiet:
         ctx.stderr.write("migcoord: next: " + _NEXT[result.state].format(ref=onto) + "\n")

@@ -68,6 +68,9 @@ CODES: tuple[FindingCode, ...] = (
     FindingCode("name-mismatch", "warning", "files",
                 "the up and down files of one version have different names (they are one "
                 "migration, as in golang-migrate)"),
+    FindingCode("unconfigured-folder", "warning", "files",
+                "a folder near the configured ones holds golang-migrate files that no "
+                "service configures (check, up and create do not see them)"),
     FindingCode("duplicate-version", "error", "numbering",
                 "two migrations (in any services) with the same version number"),
     FindingCode("version-width", "warning", "numbering",

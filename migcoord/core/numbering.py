@@ -89,6 +89,8 @@ class RenumberPlan:
 
 
 DEPENDS_LINE = re.compile(r"^(\s*--\s*migcoord\s*:\s*depends\s+)(.*)$", re.MULTILINE)
+#: One comma-separated item of a depends line: `service:number` or a bare number.
+DEPENDS_ITEM = re.compile(r"^\s*(?:(?P<service>[^:,\s]+)\s*:\s*)?(?P<number>\d+)\s*$")
 
 
 def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
@@ -259,3 +261,43 @@ def _rewrite_depends(text: str, mapping: dict[int, str], service: str,
         return match.group(1) + ",".join(rewrite_item(i) for i in match.group(2).split(","))
 
     return DEPENDS_LINE.sub(rewrite_line, text), skipped
+
+
+#: A hint lists at most this many `renumber` commands; a longer tail is described.
+GAP_HINT_COMMANDS = 4
+
+
+def close_gap(catalog: Catalog, first: int, last: int) -> list[tuple[Migration, int]]:
+    """The `renumber --to` moves, in the order to run them, that close the gap of
+    numbers `first`..`last` without opening another one: (migration, its new number).
+
+    The highest migrations move down into the gap when each keeps its service's order
+    and its dependencies before it: one command for a gap of one. Otherwise every
+    migration after the gap moves down by the gap's size, lowest first, which keeps
+    every order. [] when a migration concerned is not here (an absent folder) or shares
+    its number (`resolve` first).
+    """
+    size = last - first + 1
+    ordered = sorted(catalog.migrations, key=lambda m: m.version)
+    versions = [m.version for m in ordered]
+    if len(set(versions)) != len(versions):
+        return []
+    above = [m for m in ordered if m.version > last]
+    top = above[-size:]
+    if len(top) == size and top[0].version > last and _may_jump(ordered, top, first):
+        return [(m, first + i) for i, m in enumerate(top)]
+    return [(m, m.version - size) for m in above]
+
+
+def _may_jump(ordered: list[Migration], movers: list[Migration], first: int) -> bool:
+    """Whether `movers` (ascending), moved one by one to `first`, `first + 1`, ..., stay
+    after their service's other migrations and after what they depend on."""
+    moving = {id(m) for m in movers}
+    for i, mover in enumerate(movers):
+        target = first + i
+        passed = [m for m in ordered if id(m) not in moving and target < m.version < mover.version]
+        if any(m.service == mover.service for m in passed):
+            return False
+        if any(m.version in mover.depends_on for m in passed):
+            return False
+    return True

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
-from migcoord.core.reconcile import Reconciled, reconcile
+from migcoord.core.reconcile import Reconciled, moved_repair, reconcile
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
 
 
@@ -49,7 +49,7 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
     """What `up` would apply, in version order; raises RefusedError when it must not run."""
     states = reconcile(catalog, rows)
     in_scope = [s for s in states if request.service is None or s.service == request.service]
-    _refuse_broken(in_scope)
+    _refuse_broken(in_scope, states)
     warnings = _future_warnings(in_scope)
 
     pending = {s.version: s.migration for s in states
@@ -95,7 +95,7 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
                 work.append(extra.version)
             work.sort()
     involved = {step.migration.service for step in chosen.values()}
-    _refuse_broken([s for s in states if s.service in involved])
+    _refuse_broken([s for s in states if s.service in involved], states)
     # Two pending migrations with one version (a duplicate-version) both stay in the
     # plan: the file checks before anything runs refuse the pair, never skip one.
     shared = [Step(m) for m in candidates if chosen[m.version].migration is not m]
@@ -113,7 +113,10 @@ def _chain(catalog: Catalog, target: Migration, available: set[int],
             and m.version not in chosen]
 
 
-def _refuse_broken(states: Iterable[Reconciled]) -> None:
+def _refuse_broken(states: Iterable[Reconciled], everything: Sequence[Reconciled]) -> None:
+    """RefusedError naming each dirty, modified or missing migration among `states`, with
+    its repair. A migration applied under its old number is repaired together with every
+    other one in `everything` (all services): their new numbers are one another's old ones."""
     problems = [s for s in states if s.judged and s.state in
                 (Status.DIRTY, Status.MODIFIED, Status.MISSING)]
     if not problems:
@@ -133,14 +136,11 @@ def _refuse_broken(states: Iterable[Reconciled]) -> None:
                          "is deliberate and already reflected in the database, "
                          f"`migcoord mark {_v(s.version)} --applied --reason ...` records it")
         elif s.moved_to is not None:
-            from migcoord.core.resolution import moved_row_repair  # only on this error path
-
-            new = s.moved_to.version_text
             lines.append(f"{label} is applied in this database under its old number: its file "
-                         f"is now {s.service} {s.moved_to.label} (same checksum; a merge "
+                         f"is now {s.service} {s.moved_to.label} (same content; a merge "
                          "renumbered it)")
-            hints.append("record the new number without running it again: "
-                         + " then ".join(moved_row_repair(_v(s.version), new)))
+            hints.append("record the new numbers without running anything again, in this "
+                         "order: " + " then ".join(moved_repair(everything)))
         else:
             lines.append(f"{label} is applied in the database but its file is gone from "
                          f"{s.service}'s folder (deleted or renamed)")
@@ -169,11 +169,9 @@ def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow
                    f"{row.name}, which is already applied in this database")
         new = moved.get(row.version)
         if new is not None:
-            from migcoord.core.resolution import moved_row_repair  # only on this error path
-
             hint = (f"{row.service}'s migration was renumbered to {new.version_text} by a "
-                    "merge; record its new number without running it again: "
-                    + " then ".join(moved_row_repair(migration.version_text, new.version_text)))
+                    "merge; record the new numbers without running anything again, in this "
+                    "order: " + " then ".join(moved_repair(states)))
         else:
             hint = (f"if {row.service}'s {row.name} was renumbered by a merge, `migcoord status` "
                     "(in a checkout with its folder) shows its new number, and `up` there names "
@@ -224,7 +222,7 @@ def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest
         raise UsageError("give --steps or --to, not both")
     states = reconcile(catalog, rows)
     mine = [s for s in states if s.service == request.service and s.row is not None]
-    _refuse_broken(mine)
+    _refuse_broken(mine, states)
     applied = sorted(mine, key=lambda s: s.version, reverse=True)
     if request.to is not None:
         targets = [s for s in applied if s.version > request.to]
@@ -233,7 +231,7 @@ def plan_down(catalog: Catalog, rows: Sequence[HistoryRow], request: DownRequest
     reasons = {s.version: "requested" for s in targets}
     selected = _with_dependents({s.version: s for s in targets}, states, reasons,
                                 cascade=request.cascade)
-    _refuse_broken(selected.values())
+    _refuse_broken(selected.values(), states)
     return Plan(steps=tuple(_down_step(selected[version], reasons[version])
                             for version in sorted(selected, reverse=True)))
 

@@ -7,11 +7,13 @@ recorded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 
 import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
+from migcoord.core.numbering import DEPENDS_ITEM, DEPENDS_LINE
 
 
 @attrs.frozen
@@ -53,17 +55,19 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
     moved = _moved(catalog, rows)
     for row in rows:
         recorded[row.version] = row
+        if row.version in moved:
+            new = moved[row.version]
+            states.append(Reconciled(
+                version=row.version, service=row.service, name=row.name, state=Status.MISSING,
+                row=row, moved_to=new, detail=f"renumbered to {new.version_text}"))
+            continue
         candidates = by_key.get((row.version, row.service), [])
         found = next((m for m in candidates if m.name == row.name),
                      candidates[0] if candidates else None)
         if found is not None:
             matched.add(id(found))
-        state = _judge_row(row, found, row.service in present, highest_file.get(row.service, 0))
-        if state.state == Status.MISSING and row.version in moved:
-            new = moved[row.version]
-            state = attrs.evolve(state, moved_to=new,
-                                 detail=f"renumbered to {new.version_text} (same checksum)")
-        states.append(state)
+        states.append(_judge_row(row, found, row.service in present,
+                                 highest_file.get(row.service, 0)))
     moved_from = {id(m): version for version, m in moved.items()}
     for migration in catalog.migrations:
         if id(migration) in matched:
@@ -83,26 +87,65 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
 
 
 def _moved(catalog: Catalog, rows: list[HistoryRow]) -> dict[int, Migration]:
-    """Rows whose file is gone from their number, by version -> the one file of the same
-    service, name and checksum under a number no row records: the migration a merge
-    (`migcoord resolve`, `renumber`) moved after it was applied here. Both keep the name;
-    the checksum says the content is what was applied."""
-    recorded = {(row.version, row.service) for row in rows}
-    on_disk = {(m.version, m.service) for m in catalog.migrations}
-    unrecorded: dict[tuple[str, str, str], list[Migration]] = {}
+    """Rows whose migration a merge (`migcoord resolve`, `renumber`) moved after it was
+    applied here, by version -> its file under the new number.
+
+    A row is moved when its number holds no file of its service and name, and exactly
+    one file of the same service and name sits at a number no row of that name records.
+    Its content must be what was applied: the same checksum, or the same once the
+    `depends` references to the other moved migrations are put back to their old
+    numbers (resolve rewrites them, which changes the checksum). The name alone never
+    decides: another migration under an old name has other SQL.
+    """
+    in_place = {(row.version, row.service, row.name) for row in rows}
+    files: dict[tuple[str, str], list[Migration]] = {}
     for migration in catalog.migrations:
-        if (migration.version, migration.service) not in recorded and migration.up is not None \
-                and migration.up.read_error is None:
-            key = (migration.service, migration.name, migration.checksum)
-            unrecorded.setdefault(key, []).append(migration)
-    moved: dict[int, Migration] = {}
+        if migration.up is not None and migration.up.read_error is None \
+                and (migration.version, migration.service, migration.name) not in in_place:
+            files.setdefault((migration.service, migration.name), []).append(migration)
+    on_disk = {(m.version, m.service, m.name) for m in catalog.migrations}
+    candidates: dict[int, tuple[HistoryRow, Migration]] = {}
     for row in rows:
-        if row.dirty or (row.version, row.service) in on_disk:
+        if row.dirty or (row.version, row.service, row.name) in on_disk:
             continue
-        candidates = unrecorded.get((row.service, row.name, row.checksum), [])
-        if len(candidates) == 1:
-            moved[row.version] = candidates[0]
-    return moved
+        found = [m for m in files.get((row.service, row.name), []) if m.version != row.version]
+        if len(found) == 1:
+            candidates[row.version] = (row, found[0])
+    back = {m.version: (old, m.service) for old, (_, m) in candidates.items()}
+    moved: dict[int, Migration] = {}
+    for old, (row, migration) in candidates.items():
+        text = migration.up.text if migration.up is not None else None
+        if migration.checksum == row.checksum or (
+                text is not None and text_checksum(_old_references(text, back)) == row.checksum):
+            moved[old] = migration
+    # One file is one migration: two rows claiming it are not a move.
+    claimed = [id(m) for m in moved.values()]
+    return {old: m for old, m in moved.items() if claimed.count(id(m)) == 1}
+
+
+def _old_references(text: str, back: Mapping[int, tuple[int, str]]) -> str:
+    """`text` with each `depends` reference to a moved migration's new number put back to
+    its old number (`back`: new -> (old, service)), as resolve wrote it before the move;
+    the digits keep their width."""
+
+    def item(part: str) -> str:
+        match = DEPENDS_ITEM.match(part)
+        if match is None or int(match["number"]) not in back:
+            return part
+        old, service = back[int(match["number"])]
+        if match["service"] is not None and match["service"] != service:
+            return part
+        start, end = match.span("number")
+        return part[:start] + str(old).zfill(end - start) + part[end:]
+
+    return DEPENDS_LINE.sub(lambda line: line.group(1) + ",".join(
+        item(part) for part in line.group(2).split(",")), text)
+
+
+def text_checksum(text: str) -> str:
+    """The checksum recorded for an up file of this text: sha256 of the UTF-8 content with
+    line endings made `\\n` (the BOM is not part of the text)."""
+    return hashlib.sha256(text.replace("\r\n", "\n").replace("\r", "\n").encode()).hexdigest()
 
 
 def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
@@ -130,6 +173,15 @@ def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
     if migration.name != row.name:
         return attrs.evolve(base, detail=f"file renamed from {row.name}")
     return base
+
+
+def moved_repair(states: Iterable[Reconciled]) -> list[str]:
+    """The `mark` commands, in a safe order, that record every migration these states find
+    applied under an old number (`moved_to`) at its new one, without running it."""
+    from migcoord.core.resolution import moved_rows_repair
+
+    return moved_rows_repair((format_version(s.version), s.moved_to.version_text)
+                             for s in states if s.moved_to is not None)
 
 
 def database_version(rows: Iterable[HistoryRow]) -> int | None:

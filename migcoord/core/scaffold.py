@@ -232,3 +232,24 @@ def gitignore_addition(text: str | None) -> str | None:
                 return None
     prefix = "" if not text or text.endswith("\n") else "\n"
     return f"{prefix}# migcoord's local state: lock files, the development server\n{GITIGNORE_ENTRY}\n"
+
+
+@attrs.frozen
+class SkippedFolder:
+    """A folder `init` saw and did not make a service of, and why (init lists them)."""
+
+    #: Relative to the repository root, `/`-separated.
+    path: PurePosixPath
+    reason: str
+
+
+def addition_for(folder: FoundFolder, taken: Sequence[str]) -> tuple[str, str]:
+    """The service name and the `[services.NAME]` table that configure `folder`, named
+    as init would name it (its nearest non-generic folder name), made unique among
+    `taken`."""
+    home = home_of(folder.path)
+    base = service_name(home.name if str(home) != "." else folder.path.name) or "app"
+    name, index = base, 2
+    while name in taken:
+        name, index = f"{base}-{index}", index + 1
+    return name, f"[services.{toml_key(name)}]\nmigrations = {toml_string(str(folder.path))}\n"

@@ -7,8 +7,9 @@
   merges, not after.
 - `resolve` and the hints that name the migration to move: the other side
   (`other_side`), which is MERGE_HEAD during a merge, and during a rebase the commit
-  the branch is replayed onto (there git's "ours" is the other side, the reverse of a
-  merge); or REF with `--onto REF`. Its migration files (`files_at`) keep their numbers.
+  the branch is replayed onto with the branch's commits replayed so far, HEAD (there
+  git's "ours" is the other side, the reverse of a merge); or REF with `--onto REF`.
+  Its migration files (`files_at`) keep their numbers.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def branch_edits(config: Config, ref: str) -> list[BranchEdit]:
 class OtherSide:
     """The side whose migrations keep their numbers."""
 
-    #: "merge": MERGE_HEAD; "rebase": the commit the branch is replayed onto; "ref": --onto.
+    #: "merge": MERGE_HEAD; "rebase": the commit the branch is replayed onto, with the
+    #: branch's commits replayed so far (HEAD); "ref": --onto.
     kind: Literal["merge", "rebase", "ref"]
     commit: str
     #: How a person calls it: "origin/main", "main (being merged)".
@@ -169,21 +171,69 @@ def other_side(config: Config, onto: str | None) -> OtherSide | None:
     for folder in ("rebase-merge", "rebase-apply"):
         onto_file = _git_path(top, folder) / "onto"
         if onto_file.is_file():
-            commit = onto_file.read_text().strip()
-            return OtherSide("rebase", commit, f"{_name(top, commit)} (rebased onto)",
+            onto_commit = onto_file.read_text().strip()
+            # HEAD is the commit rebased onto plus this branch's commits already replayed,
+            # whose collisions earlier stops resolved: all of it keeps its numbers.
+            commit = _git(["rev-parse", "--verify", "HEAD^{commit}"], top).decode().strip()
+            return OtherSide("rebase", commit, f"{_name(top, onto_commit)} (rebased onto)",
                              "migcoord resolve", top)
     return None
 
 
-def files_at(config: Config, side: OtherSide) -> list[str]:
-    """Every file path under the services' folders in the other side's commit, POSIX and
-    relative to the config's folder (as `folders_of` spells the folders)."""
+def files_at(config: Config, side: OtherSide, commit: str | None = None) -> list[str]:
+    """Every file path under the services' folders in the other side's commit (or
+    `commit`), POSIX and relative to the config's folder (as `folders_of` spells the
+    folders)."""
     relative = [_relative(side.top, s.migrations) for s in config.services]
     prefix = _relative(side.top, config.root)
-    output = _git(["ls-tree", "-r", "-z", "--name-only", side.commit, "--",
+    output = _git(["ls-tree", "-r", "-z", "--name-only", commit or side.commit, "--",
                    *[r for r in relative if r is not None]], side.top)
     paths = output.decode("utf-8", "surrogateescape").split("\0")
     return [_strip(path, prefix) for path in paths if path]
+
+
+def this_branch_commit(side: OtherSide) -> str | None:
+    """The commit this branch's files were written in: HEAD during a merge or before one
+    (`--onto`); during a rebase, the commit being replayed (REBASE_HEAD), whose files
+    still number as the branch did before the rebase. None when git has no such commit."""
+    name = "REBASE_HEAD" if side.kind == "rebase" else "HEAD"
+    try:
+        return _git(["rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+                    side.top).decode().strip() or None
+    except GitError:
+        return None
+
+
+def contents_at(config: Config, side: OtherSide, commit: str,
+                paths: list[str]) -> dict[str, bytes]:
+    """The content in `commit` of each of `paths` (relative to the config's folder, as
+    `files_at` gives them), read with one `git cat-file --batch`; a path that commit does
+    not have is left out."""
+    if not paths:
+        return {}
+    prefix = _relative(side.top, config.root)
+    full = [path if prefix in (None, "", ".") else f"{prefix}/{path}" for path in paths]
+    request = "".join(f"{commit}:{path}\n" for path in full).encode("utf-8", "surrogateescape")
+    try:
+        result = subprocess.run(["git", "cat-file", "--batch"], cwd=side.top, input=request,
+                                capture_output=True, check=False)
+    except FileNotFoundError:
+        raise GitError("this needs git, and git is not installed") from None
+    if result.returncode != 0:
+        raise GitError("git cat-file --batch failed: "
+                       + result.stderr.decode("utf-8", "replace").strip())
+    found: dict[str, bytes] = {}
+    output, at = result.stdout, 0
+    for path in paths:
+        end = output.index(b"\n", at)
+        header = output[at:end].split()
+        at = end + 1
+        if header[-1] == b"missing":
+            continue
+        size = int(header[2])
+        found[path] = output[at:at + size]
+        at += size + 1
+    return found
 
 
 def folders_of(config: Config) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from migcoord.core import sumfile
 from migcoord.core.model import Catalog, Config
+from migcoord.core.naming import parse_filename
 from migcoord.errors import GitError, RefusedError, UsageError
 from migcoord.repo import sumkeeper
 
@@ -39,6 +40,44 @@ def their_side(config: Config, onto: str | None) -> tuple[git.OtherSide,
             "--onto origin/main`; after `git merge` or `git rebase` stops on a conflict, run "
             "`migcoord resolve`")
     return side, resolution.their_files(git.files_at(config, side), git.folders_of(config))
+
+
+def written_against(config: Config, side: git.OtherSide, catalog: Catalog,
+                    theirs: tuple[resolution.TheirFile, ...]) -> resolution.WrittenAgainst | None:
+    """The tree this branch's files were written in (`git.this_branch_commit`): what each
+    number meant there, and the depends lines there of this branch's files that have
+    any. None when git has no such commit."""
+    from migcoord.core import resolution
+    from migcoord.repo import git
+
+    commit = git.this_branch_commit(side)
+    if commit is None:
+        return None
+    files = resolution.their_files(git.files_at(config, side, commit), git.folders_of(config))
+    numbers: dict[int, list[tuple[str, str]]] = {}
+    paths: dict[tuple[str, str], list[str]] = {}
+    folders = {service: folder for folder, service in git.folders_of(config).items()}
+    for f in files:
+        parsed = parse_filename(f.name)
+        if parsed is not None and parsed.direction == "up":
+            key = (f.service, parsed.name)
+            numbers.setdefault(f.version, []).append(key)
+            paths.setdefault(key, []).append(f"{folders[f.service]}/{f.name}")
+    their_names = {(f.service, f.name) for f in theirs}
+    wanted = {}
+    for migration in catalog.migrations:
+        up = migration.up
+        key = (migration.service, migration.name)
+        # A name two files had there says nothing about which one this file was.
+        if up is not None and up.text is not None and len(paths.get(key, ())) == 1 \
+                and (migration.service, up.path.name) not in their_names \
+                and resolution.depends_lines(up.text):
+            wanted[key] = paths[key][0]
+    contents = git.contents_at(config, side, commit, list(wanted.values()))
+    depends = {key: resolution.depends_lines(contents[path].decode("utf-8", "replace"))
+               for key, path in wanted.items() if path in contents}
+    return resolution.WrittenAgainst(
+        numbers={version: tuple(keys) for version, keys in numbers.items()}, depends=depends)
 
 
 def merge_sides(config: Config, catalog: Catalog,

@@ -54,6 +54,11 @@ class InitReport:
     steps: tuple[InitStep, ...]
     next_commands: tuple[str, ...]
     dry_run: bool = False
+    #: Folders seen and passed over, and why (only down files, a symbolic link).
+    skipped: tuple[scaffold.SkippedFolder, ...] = ()
+    #: With a migcoord.toml already there: folders of up files no service configures,
+    #: each with the `[services.X]` table that would add it.
+    unconfigured: tuple[tuple[scaffold.FoundFolder, str], ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -65,6 +70,9 @@ class InitReport:
                          for s in self.proposal.services],
             "files": [step.as_json(self.root) for step in self.steps],
             "next": list(self.next_commands),
+            "skipped": [{"path": str(f.path), "reason": f.reason} for f in self.skipped],
+            "unconfigured": [{"path": str(f.path), "migrations_found": f.up_count,
+                              "add": table} for f, table in self.unconfigured],
         }
 
 
@@ -101,17 +109,51 @@ def write_makefile_inc(target: Path) -> InitStep:
 def find_migration_folders(root: Path) -> list[scaffold.FoundFolder]:
     """Every folder under `root` holding a golang-migrate up file, outermost only (a
     folder inside another found one is part of it), hidden and SKIPPED_FOLDERS left out."""
+    return survey_folders(root)[0]
+
+
+def survey_folders(root: Path) -> tuple[list[scaffold.FoundFolder],
+                                         list[scaffold.SkippedFolder]]:
+    """`find_migration_folders`, and the folders of migration files passed over, with
+    why: one holding only down files (golang-migrate runs none of them), and a symbolic
+    link to a folder of migration files (links are not followed)."""
     found: list[scaffold.FoundFolder] = []
+    skipped: list[scaffold.SkippedFolder] = []
     for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if not name.startswith(".") and (here / name).is_symlink():
+                skipped.extend(_linked(root, here / name))
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
         names = tuple(sorted(name for name in files if parse_filename(name) is not None))
+        relative = PurePosixPath(here.relative_to(root).as_posix())
+        if names and not any(name.endswith(".up.sql") for name in names):
+            skipped.append(scaffold.SkippedFolder(
+                relative, f"only down files ({len(names)}), no up file: golang-migrate would "
+                "run nothing from it; add the up files, or remove the folder"))
         if not any(name.endswith(".up.sql") for name in names):
             continue
-        relative = PurePosixPath(Path(folder).relative_to(root).as_posix())
         found.append(scaffold.FoundFolder(path=relative, filenames=names,
-                                          tables=_tables_created(Path(folder), names)))
+                                          tables=_tables_created(here, names)))
         dirs[:] = []  # a service's folder holds no other service's folder
-    return found
+    return found, skipped
+
+
+def _linked(root: Path, link: Path) -> list[scaffold.SkippedFolder]:
+    """A symbolic link to a folder that holds migration files, as a skipped folder."""
+    try:
+        names = os.listdir(link)
+        target = link.resolve()
+    except OSError:
+        return []
+    if not any(parse_filename(name) is not None for name in names):
+        return []
+    shown = (target.relative_to(root).as_posix() if target.is_relative_to(root)
+             else str(target))
+    return [scaffold.SkippedFolder(
+        PurePosixPath(link.relative_to(root).as_posix()),
+        f"a symbolic link to {shown}; links are not followed: configure the folder itself, "
+        "once")]
 
 
 def _tables_created(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -153,12 +195,22 @@ def init(root: Path, *, dry_run: bool = False) -> InitReport:
     _refuse_nested(root)
     config_path = root / config_file.CONFIG_NAME
     steps: list[InitStep] = []
+    found, skipped = survey_folders(root)
+    unconfigured: list[tuple[scaffold.FoundFolder, str]] = []
     if config_path.is_file():
         loaded = config_file.load(config_path)
         proposal = _proposal_of(loaded, root)
         steps.append(InitStep("kept", config_path, "already there; its services are used"))
+        # init never rewrites the config: it says what to add to it.
+        configured = {resolved(s.migrations) for s in loaded.services}
+        taken = list(loaded.service_names)
+        for folder in found:
+            if resolved(root / folder.path) not in configured:
+                name, table = scaffold.addition_for(folder, taken)
+                taken.append(name)
+                unconfigured.append((folder, table))
     else:
-        proposal = scaffold.propose(root.name, find_migration_folders(root))
+        proposal = scaffold.propose(root.name, found)
         steps.append(_create(config_path, scaffold.config_text(proposal), dry_run))
     steps.append(_makefile_inc_step(root / MAKEFILE_INC, dry_run))
     for service in proposal.services:
@@ -166,7 +218,16 @@ def init(root: Path, *, dry_run: bool = False) -> InitReport:
     steps.append(_gitignore_step(root / ".gitignore", dry_run))
     steps.append(_sum_step(config_path, dry_run))
     return InitReport(root=root, proposal=proposal, steps=tuple(steps),
-                      next_commands=_next_commands(proposal), dry_run=dry_run)
+                      next_commands=_next_commands(proposal), dry_run=dry_run,
+                      skipped=tuple(skipped), unconfigured=tuple(unconfigured))
+
+
+def resolved(path: Path) -> Path:
+    """`path` with links resolved, or as given when it cannot be (a loop, no permission)."""
+    try:
+        return path.resolve()
+    except OSError:
+        return path
 
 
 def _refuse_nested(root: Path) -> None:
