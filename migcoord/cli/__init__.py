@@ -28,8 +28,8 @@ from migcoord.errors import (
 
 log = logging.getLogger("migcoord")
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options() -> Parser:
+    common = Parser(add_help=False)
     group = common.add_argument_group("global options")
     # SUPPRESS keeps a value given before the command from being reset by the
     # subcommand's own copy of the option.
