@@ -52,7 +52,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
             ctx.stderr.flush()
 
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
                                         on_progress=progress)
     except KeyboardInterrupt:
@@ -164,7 +164,7 @@ def _problem(ctx: Context, problem: Problem) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so the throwaway database is dropped."""
     if threading.current_thread() is not threading.main_thread():
         yield
