@@ -2,10 +2,11 @@
 
 `bad-filename`, `unreadable-file`, `missing-down`, `missing-up`, `name-mismatch`,
 `encoding`, `empty-migration`, `unknown-directive` (the problems core/directives found in
-the `-- migcoord:` lines), and `explicit-transaction` (decided by migcoord.sql.transactions,
-which the executor asks too). Each rule is a pure function of the catalog, the config
-and the ledger (see checks/numbering.py). The errors of these rules also stop `up`,
-`down` and `verify` for the migrations they concern: see checks/runnable.py.
+the `-- migcoord:` lines), `explicit-transaction` (decided by migcoord.sql.transactions,
+which the executor asks too) and `client-copy` (migcoord.sql.copying). Each rule is a
+pure function of the catalog, the config and the ledger (see checks/numbering.py). The
+errors of these rules also stop `up`, `down` and `verify` for the migrations they
+concern: see checks/runnable.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
 from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile
 from migcoord.core.naming import name_problem, parse_filename
-from migcoord.sql import reader, transactions
+from migcoord.sql import copying, reader, transactions
 
 _RENAME_HINT = ("rename it to {version}_{name}.up.sql / .down.sql, or move it out of "
                 "the migrations folder")
@@ -159,3 +160,15 @@ def explicit_transaction(catalog: Catalog, config: Config, ledger: Ledger) -> It
                 yield finding_at(migration, "explicit-transaction", refusal.message,
                                  down=down, line=refusal.line, column=refusal.column,
                                  hint=refusal.hint)
+
+
+def client_copy(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    """`COPY ... FROM STDIN` (with its rows inline, psql style) or `TO STDOUT`: the server
+    would read the rows as SQL, so `up` and `down` refuse the file before it runs."""
+    for migration, down, sql_file in _files(catalog):
+        if sql_file.text is None:
+            continue
+        for copy in copying.client_copies(sql_file.text):
+            yield finding_at(migration, "client-copy", copy.message, down=down,
+                             line=copy.statement.line, column=copy.statement.column,
+                             hint=copy.hint)
