@@ -92,3 +92,19 @@ def test_down_refuses_copy_to_stdout_and_the_migration_stays_applied(
     assert "000001_channels.down.sql:1:1: error: client-copy" in refused.stderr
     assert table_exists(dsn, "channels")
     assert [row["version"] for row in history(dsn)] == [1]
+
+
+def test_the_script_runner_names_a_copy_the_server_started(dsn: str) -> None:
+    """Behind the file check, the one-query runner still says what the server answered
+    (a COPY reached through other means), not an AttributeError."""
+    import psycopg
+
+    from migcoord.db import script
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.ProgrammingError, match="COPY_OUT"):
+            script.run(conn, "COPY (SELECT 1) TO STDOUT; SELECT 2")
+        with pytest.raises(psycopg.ProgrammingError, match="COPY_IN"):
+            script.run(conn, "CREATE TEMP TABLE x (id int); COPY x FROM STDIN")
+        # The session is usable again.
+        assert script.run(conn, "SELECT 3 AS three") == script.Answer("three", "3")
