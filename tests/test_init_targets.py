@@ -79,3 +79,27 @@ def test_init_again_with_a_blocked_target_changes_nothing(tmp_path: Path) -> Non
     assert result.code == 1
     assert "migcoord.sum is a folder" in result.stderr
     assert (root / ".gitignore").read_text() == "bin/\n"
+
+
+def test_init_quiet_prints_only_what_needs_a_hand(tmp_path: Path) -> None:
+    """-q: the files are written, and the only output is a Makefile init did not change."""
+    root = golang_migrate_repo(tmp_path / "plain")
+    result = run(["init", "-q"], cwd=root)
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    assert (root / "migcoord.toml").is_file()
+
+    own = golang_migrate_repo(tmp_path / "own")
+    (own / "svc" / "Makefile").write_text("migrate-up:\n\tmigrate up\n")
+    result = run(["init", "-q"], cwd=own)
+    assert result.code == 0
+    [line] = result.stdout.splitlines()
+    assert line.split()[:2] == ["change", "svc/Makefile"]
+
+
+def test_dev_status_quiet_says_it_by_its_exit_code(tmp_path: Path) -> None:
+    root = golang_migrate_repo(tmp_path)
+    assert run(["init", "-q"], cwd=root).code == 0
+    loud = run(["dev", "status"], cwd=root)
+    assert loud.code == 3 and loud.stdout.startswith("not running")
+    quiet = run(["dev", "status", "-q"], cwd=root)
+    assert (quiet.code, quiet.stdout, quiet.stderr) == (3, "", "")

@@ -207,6 +207,8 @@ def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
         status = devserver.status(config, ctx.environ)
         if ctx.json:
             out.emit_json(ctx, status.as_json())
+        elif ctx.args.quiet:
+            pass  # the exit code says it
         elif status.running:
             ctx.stdout.write(f"running: {status.dsn} (data in {where})\n")
         else:

@@ -34,6 +34,12 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         out.emit_json(ctx, report.as_json())
         return EXIT_OK
+    if ctx.args.quiet:
+        # Only what asks for the user's hand: a Makefile init did not overwrite.
+        for step in report.steps:
+            if step.action == "change":
+                ctx.stdout.write(f"  {step.action:<12} {out.display(step.path)}  ({step.note})\n")
+        return EXIT_OK
     write = ctx.stdout.write
     services = ", ".join(f"{s.name} ({s.migrations}, {s.migration_count} migration"
                          f"{'s' if s.migration_count != 1 else ''})"
