@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from migcoord.errors import EXIT_USAGE, UsageError
+from migcoord.errors import UsageError
 
 
 class UsageExit(SystemExit):
@@ -60,4 +60,4 @@ def print_json(error: UsageError, stdout: TextIO) -> None:
     print(json.dumps(document, indent=2), file=stdout)
 
 
-__all__ = ["EXIT_USAGE", "Parser", "UsageExit", "print_json", "wants_json"]
+__all__ = ["Parser", "UsageExit", "print_json", "wants_json"]
