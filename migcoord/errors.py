@@ -261,10 +261,12 @@ class ConnectError(MigcoordError):
 
 class ConnectSettingsRefused(ConnectError):
     """libpq refused the DSN's own SSL, GSS or option settings against that server (SSL
-    required but not offered, a certificate that cannot be checked): exit 2, since the
+    required but not offered, a certificate that cannot be checked), or the server refused
+    a setting the DSN sends (`options=-c ...`): exit 2 whatever the SQLSTATE, since the
     same settings fail the same way every time."""
 
     exit_code = EXIT_USAGE
+    sqlstate_decides = False
 
 
 class DevServerNotRunning(ConnectError):

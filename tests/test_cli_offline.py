@@ -231,3 +231,55 @@ def test_a_working_directory_that_was_deleted_is_a_usage_error(tmp_path: Path) -
     assert done.returncode == 2, done
     assert "the working directory no longer exists" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--format", "json", "up", "--all", "--to", "abc"], "'abc' is not a version number"),
+        (["down", "--service", "aggregator", "--steps", "-1", "--format", "json"],
+         "'-1' is not a whole number"),
+        (["--format=json", "up", "--all", "--lock-timeout", "nan"], "'nan'"),
+        (["--format", "json", "up", "--service", "aggregator", "--ddl-lock-timeout", "5"],
+         "has no unit"),
+        (["--format", "json", "frobnicate"], "invalid choice: 'frobnicate'"),
+        (["--format", "json"], "no command given"),
+        (["--format", "text", "up", "--format", "json"], "--service/-s --all is required"),
+    ],
+)
+def test_a_usage_error_with_format_json_prints_the_error_document(
+    example: Path, args: list[str], words: str
+) -> None:
+    """argparse's own refusals honour --format json: one document on stdout, the usage
+    text still on stderr, exit 2."""
+    result = run_process(args, cwd=example)
+    assert result.code == 2, result
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert document["error"]["type"] == "UsageError"
+    assert document["error"]["exit_code"] == 2
+    assert words in document["error"]["message"]
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_hint_of_a_usage_error_runs(example: Path) -> None:
+    """The hint names a command that works: `migcoord up --help`."""
+    result = run_process(["--format", "json", "up", "--all", "--to", "x"], cwd=example)
+    hint = json.loads(result.stdout)["error"]["hint"]
+    assert hint == "run `migcoord up --help` for its options"
+    assert run_process(hint.split("`")[1].split()[1:], cwd=example).code == 0
+
+
+def test_a_usage_error_in_text_mode_prints_nothing_on_stdout(example: Path) -> None:
+    """Without --format json, stdout stays empty (the usage text is on stderr)."""
+    result = run_process(["up", "--all", "--to", "abc"], cwd=example)
+    assert (result.code, result.stdout) == (2, "")
+
+
+def test_version_with_format_json_is_a_document(tmp_path: Path) -> None:
+    """`migcoord --version --format json` prints {"version": ...}."""
+    import migcoord
+
+    result = run(["--version", "--format", "json"], cwd=tmp_path)
+    assert (result.code, result.json()) == (0, {"version": migcoord.__version__})
+    assert run(["--version"], cwd=tmp_path).stdout == f"migcoord {migcoord.__version__}\n"

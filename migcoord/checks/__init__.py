@@ -80,6 +80,7 @@ RULES: tuple[Rule, ...] = (
     files.encoding,
     files.empty_migration,
     files.explicit_transaction,
+    files.client_copy,
 )
 
 

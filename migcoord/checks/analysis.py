@@ -82,14 +82,17 @@ class FileSql:
 
     @property
     def created(self) -> tuple[Table, ...]:
-        """Tables that exist after the file because of it: created, or renamed to."""
-        names: dict[Table, None] = {}
+        """Tables that exist after the file because of it: created, or renamed to (a
+        table renamed and then renamed back, `t -> t2 -> t`, is not new)."""
+        # Each name the file made, with the existing table it came from (None: created).
+        origins: dict[Table, Table | None] = {}
         for effect in self.effects:
             if effect.action == "created":
-                names[effect.table] = None
+                origins[effect.table] = None
             elif effect.new_name is not None:
-                names[effect.new_name] = None
-        return tuple(names)
+                origin = origins.pop(effect.table, effect.table)
+                origins[effect.new_name] = origin
+        return tuple(name for name, origin in origins.items() if origin != name)
 
 
 @attrs.frozen

@@ -3,10 +3,11 @@
 `bad-filename`, `unreadable-file`, `missing-down`, `missing-up`, `name-mismatch`,
 `encoding`, `empty-migration`, `unknown-directive` (the problems core/directives found in
 the `-- migcoord:` lines), `unconfigured-folder` (a folder of migrations no service
-configures, found by repo/unconfigured.py), and `explicit-transaction` (decided by migcoord.sql.transactions,
-which the executor asks too). Each rule is a pure function of the catalog, the config
-and the ledger (see checks/numbering.py). The errors of these rules also stop `up`,
-`down` and `verify` for the migrations they concern: see checks/runnable.py.
+configures, found by repo/unconfigured.py), `explicit-transaction` (decided by
+migcoord.sql.transactions, which the executor asks too) and `client-copy`
+(migcoord.sql.copying). Each rule is a pure function of the catalog, the config and the
+ledger (see checks/numbering.py). The errors of these rules also stop `up`, `down` and
+`verify` for the migrations they concern: see checks/runnable.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from migcoord.checks.numbering import Ledger
 from migcoord.core import scaffold
 from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile, format_version
 from migcoord.core.naming import name_problem, parse_filename
-from migcoord.sql import reader, transactions
+from migcoord.sql import copying, reader, transactions
 
 _RENAME_HINT = ("rename it to {version}_{name}.up.sql / .down.sql, or move it out of "
                 "the migrations folder")
@@ -188,3 +189,15 @@ def unconfigured_folder(folders: Iterable[scaffold.FoundFolder], config: Config)
             hint=f"if they belong to this database, add the service to migcoord.toml "
             f"(`{table}`), then run `migcoord sum`; if not, move them away or add "
             '"unconfigured-folder" to `allow` in migcoord.toml')
+
+
+def client_copy(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
+    """`COPY ... FROM STDIN` (with its rows inline, psql style) or `TO STDOUT`: the server
+    would read the rows as SQL, so `up` and `down` refuse the file before it runs."""
+    for migration, down, sql_file in _files(catalog):
+        if sql_file.text is None:
+            continue
+        for copy in copying.client_copies(sql_file.text):
+            yield finding_at(migration, "client-copy", copy.message, down=down,
+                             line=copy.statement.line, column=copy.statement.column,
+                             hint=copy.hint)

@@ -18,6 +18,7 @@ from migcoord.checks._located import finding_at
 from migcoord.checks.analysis import Analyses, Effect, Table
 from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
 from migcoord.core.owners import owned_name
+from migcoord.core.scaffold import toml_key, toml_literal
 
 
 @attrs.frozen
@@ -188,6 +189,7 @@ def unowned_table(catalog: Catalog, config: Config, analyses: Analyses,
                 migration, "unowned-table",
                 f"{migration.service}:{migration.version_text} creates {table}, which is not "
                 f"in {migration.service}'s `owns` in migcoord.toml",
-                hint=f'add "{table}" to `owns` of [services.{migration.service}]',
+                hint=f"add {toml_literal(table)} to `owns` of "
+                f"[services.{toml_key(migration.service)}]",
                 line=lines.get(name))
 

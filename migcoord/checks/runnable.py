@@ -12,8 +12,9 @@ findings are `check`'s own, with its codes and messages:
 What counts, for the files a run reads (the up files for `up`, the down files for
 `down`, both for `verify`): names migcoord cannot run (`bad-filename`), files that
 cannot be read (`unreadable-file`), `encoding` (not UTF-8, or a NUL byte), bad directive
-lines (`unknown-directive`), transaction control (`explicit-transaction`), and for the
-whole migration `duplicate-version`; with `files="both"` also `missing-down` and
+lines (`unknown-directive`), transaction control (`explicit-transaction`), `COPY ...
+FROM STDIN` or `TO STDOUT` (`client-copy`), and for the whole migration
+`duplicate-version`; with `files="both"` also `missing-down` and
 `missing-up`. Beyond the planned migrations, every entry of the services in scope that
 cannot be read is an error too: it is never skipped without a word, whether or not it
 would run.
@@ -43,6 +44,7 @@ RULES = (
     file_rules.directive_problems,
     file_rules.encoding,
     file_rules.explicit_transaction,
+    file_rules.client_copy,
 )
 #: Codes about a whole migration rather than one of its files: they stop either direction.
 _WHOLE_MIGRATION = frozenset({"duplicate-version"})

@@ -7,6 +7,7 @@ command (`migcoord --format json status` == `migcoord status --format json`).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from migcoord.cli.context import Context, Handler
+from migcoord.cli.usage import Parser, UsageExit, print_json, wants_json
 from migcoord.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -21,12 +23,13 @@ from migcoord.errors import (
     EXIT_USAGE,
     Interrupted,
     MigcoordError,
+    UsageError,
 )
 
 log = logging.getLogger("migcoord")
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options() -> Parser:
+    common = Parser(add_help=False)
     group = common.add_argument_group("global options")
     # SUPPRESS keeps a value given before the command from being reset by the
     # subcommand's own copy of the option.
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from migcoord.cli import commands, helptext
 
     common = _common_options()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="migcoord", parents=[common],
         description="Coordinate SQL migrations for several services sharing one PostgreSQL "
         "database.", epilog=helptext.TOP_EPILOG, formatter_class=helptext.Formatter)
@@ -68,8 +71,13 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(words)
+    except UsageExit as refused:
+        if wants_json(words):
+            print_json(refused.error, out)
+        return refused.error.exit_code
     except SystemExit as exit_:
         return int(exit_.code or 0)
     for name, default in (("config", None), ("dsn", None), ("format", "text"),
@@ -79,10 +87,16 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     if getattr(args, "show_version", False):
         import migcoord
 
-        print(f"migcoord {migcoord.__version__}", file=out)
+        if args.format == "json":
+            print(json.dumps({"version": migcoord.__version__}), file=out)
+        else:
+            print(f"migcoord {migcoord.__version__}", file=out)
         return EXIT_OK
     if args.command is None:
         parser.print_help(err)
+        if args.format == "json":
+            print_json(UsageError("no command given", hint="run `migcoord --help` for the "
+                                  "commands"), out)
         return EXIT_USAGE
     restore_logging = _configure_logging(args, err, env)
     context = Context(args, env, out, err, parser)
@@ -119,8 +133,6 @@ def _report(error: MigcoordError, context: Context) -> None:
     text = redact(str(error))
     print(f"migcoord: {context.paint_err.error('error')}: {text}", file=context.stderr)
     if context.json:
-        import json
-
         document: dict[str, object] = {"ok": False, "error": redact_json(error.as_json())}
         key = _PARTIAL_KEYS.get(context.args.command)
         if key is not None:
@@ -138,8 +150,6 @@ def _report_interrupt(stop: KeyboardInterrupt, context: Context) -> None:
     on stdout, listing what `up`/`down` committed before it."""
     print(f"migcoord: {_INTERRUPTED}", file=context.stderr)
     if context.json:
-        import json
-
         document: dict[str, object] = {"ok": False, "error": {
             "type": "Interrupted", "message": _INTERRUPTED, "exit_code": EXIT_INTERRUPTED}}
         key = _PARTIAL_KEYS.get(context.args.command)

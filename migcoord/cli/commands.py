@@ -8,6 +8,7 @@ from migcoord.cli import helptext
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context, Handler
 from migcoord.cli.progress import live_progress
+from migcoord.cli.usage import Parser
 from migcoord.core.ddl import duration_problem
 from migcoord.core.naming import MAX_VERSION
 from migcoord.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -46,8 +47,8 @@ def _seconds(text: str) -> float:
 _LOCK_HELP = "how long to wait for another migcoord's migration lock (default 60)"
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[Parser],
+             common: Parser) -> None:
     """Add every subcommand to `sub`, each with the global options of `common`."""
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:

@@ -60,7 +60,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
             ctx.stderr.flush()
 
     try:
-        with _sigterm_as_interrupt(), live_progress(ctx) as live:
+        with sigterm_as_interrupt(), live_progress(ctx) as live:
             report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
                                         on_progress=progress,
                                         on_step=live.on_step if live else None)
@@ -177,7 +177,7 @@ def _problem(ctx: Context, problem: Problem) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so the throwaway database is dropped."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -220,6 +220,8 @@ def cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
         status = devserver.status(config, ctx.environ)
         if ctx.json:
             out.emit_json(ctx, status.as_json())
+        elif ctx.args.quiet:
+            pass  # the exit code says it
         elif status.running:
             ctx.stdout.write(f"running: {status.dsn} (data in {where})\n")
         else:

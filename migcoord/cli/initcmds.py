@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from migcoord.cli import render as out
@@ -20,9 +21,10 @@ def register(add: AddCommand) -> None:
 
     p = add("makefile", cmd_makefile,
             "print the path of the Makefile.inc installed with migcoord, or write a copy")
-    p.add_argument("--write", metavar="PATH", type=Path,
-                   help="write a copy to PATH (a file, or a folder to put Makefile.inc in); "
-                   "an existing different file is never overwritten")
+    p.add_argument("--write", metavar="PATH",
+                   help="write a copy to PATH (a file, or a folder to put Makefile.inc in: "
+                   "one that exists, or DIR/ to create it); an existing different file is "
+                   "never overwritten")
 
 
 def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
@@ -31,6 +33,12 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     report = scaffold.init(Path.cwd(), dry_run=args.dry_run)
     if ctx.json:
         out.emit_json(ctx, report.as_json())
+        return EXIT_OK
+    if ctx.args.quiet:
+        # Only what asks for the user's hand: a Makefile init did not overwrite.
+        for step in report.steps:
+            if step.action == "change":
+                ctx.stdout.write(f"  {step.action:<12} {out.display(step.path)}  ({step.note})\n")
         return EXIT_OK
     write = ctx.stdout.write
     services = ", ".join(f"{s.name} ({s.migrations}, {s.migration_count} migration"
@@ -71,8 +79,11 @@ def cmd_makefile(args: argparse.Namespace, ctx: Context) -> int:
         path = scaffold.packaged_makefile_inc()
         out.message(ctx, str(path), {"path": str(path)})
         return EXIT_OK
-    step = scaffold.write_makefile_inc(args.write)
-    text = (f"wrote {out.display(step.path)}" if step.action == "wrote"
-            else f"{out.display(step.path)} is already the installed Makefile.inc")
+    # The trailing `/` of `DIR/` says "a folder"; Path() would drop it. The path is shown
+    # as it was given, not relative to the working directory.
+    folder = args.write.endswith(("/", os.sep))
+    step = scaffold.write_makefile_inc(Path(args.write), folder=folder)
+    text = (f"wrote {step.path}" if step.action == "wrote"
+            else f"{step.path} is already the installed Makefile.inc")
     out.message(ctx, text, {"path": str(step.path), "action": step.action})
     return EXIT_OK

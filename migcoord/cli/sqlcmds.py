@@ -6,7 +6,7 @@ import argparse
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
-from migcoord.errors import EXIT_FAILED, EXIT_OK
+from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from migcoord.results import shown_path
 
 
@@ -26,7 +26,18 @@ def register(add: AddCommand) -> None:
 
 def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
-    update = coordinator.docs(check=args.check, schema=args.schema, dsn=args.dsn)
+    builds = not args.check and (args.schema if args.schema is not None
+                                 else coordinator.config.docs_schema)
+    if builds:
+        from migcoord.cli.devcmds import sigterm_as_interrupt
+
+        try:
+            with sigterm_as_interrupt():
+                update = coordinator.docs(schema=args.schema, dsn=args.dsn)
+        except KeyboardInterrupt:
+            return _interrupted(ctx)
+    else:
+        update = coordinator.docs(check=args.check, schema=args.schema, dsn=args.dsn)
     if args.check:
         finding = update.finding()
         found = [finding] if finding is not None else []
@@ -37,3 +48,17 @@ def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     out.message(ctx, text, {**update.as_json(),
                             "path": shown_path(update.path, coordinator.config.root)})
     return EXIT_OK
+
+
+_INTERRUPTED = ("docs --schema interrupted; its throwaway database was dropped and no other "
+                "database was touched")
+
+
+def _interrupted(ctx: Context) -> int:
+    """Ctrl-C (or SIGTERM) while the schema was built: the throwaway database is dropped
+    on the way out (verify.servers), so say that, not the advice for a real database."""
+    ctx.stderr.write(f"migcoord: {_INTERRUPTED}\n")
+    if ctx.json:
+        out.emit_json(ctx, {"ok": False, "error": {
+            "type": "Interrupted", "message": _INTERRUPTED, "exit_code": EXIT_INTERRUPTED}})
+    return EXIT_INTERRUPTED

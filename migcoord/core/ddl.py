@@ -40,6 +40,16 @@ KEYS = ("lock_timeout", "statement_timeout", "retries", "retry_delay", "retry_de
 _DURATION_KEYS = frozenset(KEYS) - {"retries"}
 
 
+def shown(value: object) -> str:
+    """A value from migcoord.toml (or a directive) as TOML spells it in a message: `true`,
+    not Python's `True`; a text quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a table"
+    return repr(value)
+
+
 def duration_problem(value: object) -> str | None:
     """Why `value` is not a duration (see the module), or None when it is one."""
     return parse_duration(value)[1]
@@ -52,7 +62,7 @@ def parse_duration(value: object) -> tuple[int, str | None]:
         return 0, None
     if not isinstance(value, str):
         return 0, (f'expected a duration with a unit such as "5s", "500ms" or "10min" '
-                   f'("0" turns it off), got {value!r}')
+                   f'("0" turns it off), got {shown(value)}')
     match = _DURATION.match(value)
     if match is None:
         return 0, (f'{value!r} is not a duration: write a number and a unit, such as "5s", '
@@ -81,7 +91,8 @@ def parse_retries(value: object) -> tuple[int, str | None]:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
-        return 0, f"expected a whole number of retries from 0 to {MAX_RETRIES}, got {value!r}"
+        return 0, (f"expected a whole number of retries from 0 to {MAX_RETRIES}, got "
+                   f"{shown(value)}")
     return value, None
 
 

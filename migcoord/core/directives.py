@@ -89,6 +89,18 @@ def parse(header: Sequence[tuple[int, str]], *, body_line: int | None = None,
     return directives, findings
 
 
+def find(header: Sequence[tuple[int, str]], key: str) -> tuple[int, str] | None:
+    """The first `-- migcoord:KEY ...` line of `header` (as `parse` takes it): its line
+    number and its text without trailing blanks; None when the file has none, so that
+    advice to set a directive can say to change the line that is there (a second one is
+    an error)."""
+    for number, comment in header:
+        match = _DIRECTIVE.match(comment)
+        if match is not None and match.group(1) == key:
+            return number, comment.rstrip()
+    return None
+
+
 def misplaced_in_down(directives: Directives) -> tuple[Finding, ...]:
     """Directives that mean nothing in a down file (the up file declares them)."""
     if not directives.depends and not directives.verify_data:

@@ -94,6 +94,9 @@ CODES: tuple[FindingCode, ...] = (
                 "whole-file `BEGIN; ... COMMIT;`, or `DISCARD ALL` / "
                 "`pg_advisory_unlock_all()`, which release the migration lock (`up` and "
                 "`down` refuse to run it)"),
+    FindingCode("client-copy", "error", "files",
+                "`COPY ... FROM STDIN` (rows inline, as psql reads them) or `COPY ... TO "
+                "STDOUT`, which need a client taking part (`up` and `down` refuse to run it)"),
     FindingCode("concurrently-in-transaction", "error", "hazards",
                 "`CREATE INDEX CONCURRENTLY` and friends among other statements, without "
                 "`-- migcoord:no-transaction`"),

@@ -127,9 +127,11 @@ def _refuse_broken(states: Iterable[Reconciled], everything: Sequence[Reconciled
         label = f"{_v(s.version)} {s.service} {s.name}"
         if s.state == Status.DIRTY:
             lines.append(f"{label} is dirty ({s.detail}): a no-transaction migration stopped "
-                         "part-way")
-            hints.append(f"finish or undo it by hand, then `migcoord mark {_v(s.version)} "
-                         "--applied` (finished) or `--pending` (undone)")
+                         "part-way" + _recorded_failure(s))
+            hints.append(f"finish or undo it by hand (an INVALID index a failed concurrent "
+                         "build left is dropped with DROP INDEX CONCURRENTLY), then "
+                         f"`migcoord mark {_v(s.version)} --applied` (finished) or `--pending` "
+                         "(undone)")
         elif s.state == Status.MODIFIED:
             lines.append(f"{label} was changed after it was applied here")
             hints.append("restore the applied content (git log -p on the file); if the edit "
@@ -152,6 +154,17 @@ def _refuse_broken(states: Iterable[Reconciled], everything: Sequence[Reconciled
     raise RefusedError("; ".join(lines), hint="; ".join(dict.fromkeys(hints)),
                        version=only.version if only else None,
                        service=only.service if only else None)
+
+
+def _recorded_failure(state: Reconciled) -> str:
+    """What the failed run recorded on the dirty row, in brief: the server's error and
+    what it left behind (an INVALID index), so the repair does not start blind."""
+    error = state.row.error if state.row is not None else None
+    if not error:
+        return ""
+    lines = [line.strip() for line in error.splitlines()]
+    kept = [lines[0], *(line for line in lines[1:] if "INVALID index" in line)]
+    return "; it recorded: " + "; ".join(kept)
 
 
 def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow],

@@ -115,9 +115,12 @@ class Table:
     constraints: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     used_by: tuple[Use, ...] = ()
+    #: "table", "partitioned table" or "foreign table", as the catalog says.
+    kind: str = "table"
 
     def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "owner": self.owner, "declared": self.declared,
+        return {"name": self.name, "kind": self.kind, "owner": self.owner,
+                "declared": self.declared,
                 "created_by": self.created_by,
                 "columns": [column.as_json() for column in self.columns],
                 "primary_key": self.primary_key, "indexes": list(self.indexes),
@@ -225,7 +228,8 @@ def build(snapshot: Snapshot, facts: Facts, config: Config, *, fingerprint: str,
     for obj in snapshot.objects:
         if obj.kind in OBJECT_KINDS and obj.parent is None:  # a serial's sequence goes with its table
             creator = facts.creators.get((_family(obj.kind), split_name(_bare(obj.name))))
-            items[creator].append(SchemaItem(obj.kind, _shown(obj.name, config), obj.summary))
+            items[creator].append(SchemaItem(obj.kind, _shown(obj.name, config),
+                                             _item_summary(obj)))
     services = tuple(Service(s.name, tuple(by_service.get(s.name, ())),
                              tuple(items.get(s.name, ()))) for s in config.services)
     return Registry(fingerprint=fingerprint, migrations=migrations, services=services,
@@ -258,15 +262,37 @@ def _table(obj: SchemaObject, parts: Iterable[SchemaObject], owner: TableOwner, 
                 keys.append(_foreign_key(label, definition, owner_of, config))
             else:
                 constraints.append(f"{label}: {definition}")
+    # Key columns first, then by name in natural order (c2 before c10): the catalog's
+    # column order is not in the snapshot, and a name order keeps a new column one line
+    # of the diff.
     column_entries = sorted(
         (Column(c.name.rsplit(".", 1)[-1].strip('"'), c.attribute("type") or "",
                 nullable=c.attribute("not null") != "yes", default=c.attribute("default"),
                 primary=c.name.rsplit(".", 1)[-1].strip('"') in primary_columns)
-         for c in columns), key=lambda c: (not c.primary, c.name))
-    return Table(name=display(name, config), owner=owner.service, declared=owner.declared,
+         for c in columns), key=lambda c: (not c.primary, natural_key(c.name)))
+    return Table(name=display(name, config), kind=obj.kind, owner=owner.service,
+                 declared=owner.declared,
                  created_by=owner.created_by, columns=tuple(column_entries),
                  primary_key=primary, indexes=tuple(indexes), constraints=tuple(constraints),
                  foreign_keys=tuple(keys), used_by=facts.uses.get(name, ()))
+
+
+def natural_key(text: str) -> tuple[tuple[int, str], ...]:
+    """Sorts names as a person reads them: `c2` before `c10`, then by the text itself."""
+    return tuple((int(part), part) if part.isdigit() else (-1, part)
+                 for part in re.split(r"(\d+)", text))
+
+
+def _item_summary(obj: SchemaObject) -> str:
+    """What a reader wants to see of an object beside its name: an enum's values, a
+    domain's base type; else the snapshot's own summary."""
+    if obj.kind == "enum":
+        return obj.attribute("values") or obj.summary
+    if obj.kind == "domain":
+        base = obj.attribute("base type") or ""
+        return (base + (" NOT NULL" if obj.attribute("not null") == "yes" else "")
+                or obj.summary)
+    return obj.summary
 
 
 def _foreign_key(label: str, definition: str, owner_of: Mapping[Name, TableOwner | None],

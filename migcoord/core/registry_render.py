@@ -176,7 +176,8 @@ def _is_foreign(table: Table, column: str) -> bool:
 
 
 def _table(table: Table) -> list[str]:
-    lines = ["", f"#### `{table.name}`", ""]
+    kind = f" ({table.kind})" if table.kind != "table" else ""
+    lines = ["", f"#### `{table.name}`{kind}", ""]
     facts = []
     if table.declared:
         facts.append("declared in `owns`")
@@ -223,7 +224,7 @@ class _Ids:
 
     def of(self, name: str) -> str:
         if name not in self.ids:
-            base = re.sub(r"[^A-Za-z0-9_]", "_", name) or "t"
+            base = re.sub(r"[^A-Za-z0-9_]", "_", name.replace('"', "")) or "t"
             base = base if base[0].isalpha() else f"t_{base}"
             candidate, n = base, 2
             while candidate in self.ids.values():
@@ -239,8 +240,9 @@ def _word(text: str) -> str:
 
 
 def _label(text: str) -> str:
-    """Text inside a Mermaid quoted label: no double quote, no line break."""
-    return text.replace('"', "'").replace("\n", " ")
+    """Text inside a Mermaid quoted label, shown as written: a double quote (which would
+    end the label) and `#` (which starts one) as Mermaid's entity codes; no line break."""
+    return text.replace("#", "#35;").replace('"', "#quot;").replace("\n", " ")
 
 
 def _cell(text: str) -> str:

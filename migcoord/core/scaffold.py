@@ -206,6 +206,19 @@ def toml_string(text: str) -> str:
     return f'"{escaped}"'
 
 
+def toml_literal(text: str) -> str:
+    """`text` as TOML that reads best: `"rules"`; a literal string where a basic one would
+    need escapes, so that a quoted SQL name stays as written (`'"MixedCase"'`); else an
+    escaped basic string."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        return toml_string(text)
+    if '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    return toml_string(text)
+
+
 def makefile_advice(text: str, service: ProposedService) -> str | None:
     """What to change in a service's existing Makefile `text` so it uses Makefile.inc,
     or None when it already includes it."""

@@ -54,10 +54,12 @@ def connect(dsn: str, *, application_name: str, connect_timeout: int = 10) -> ps
     except psycopg.OperationalError as err:
         reason = hide_password(first_line(err), dsn)
         refused = settings_refused(str(err))
-        if refused is not None:
-            raise ConnectSettingsRefused(f"could not connect to {describe(dsn)}: {reason}",
-                                         hint=f"{refused}; retrying will not help") from None
         sqlstate = err.sqlstate or connect_sqlstate(str(err))
+        if refused is not None:
+            raise ConnectSettingsRefused(
+                f"could not connect to {describe(dsn)}: {reason}"
+                + (f" (SQLSTATE {sqlstate})" if sqlstate else ""),
+                hint=f"{refused}; retrying will not help", sqlstate=sqlstate) from None
         raise ConnectError(
             f"could not connect to {describe(dsn)}: {reason}"
             + (f" (SQLSTATE {sqlstate})" if sqlstate else ""),

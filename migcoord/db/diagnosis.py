@@ -72,7 +72,11 @@ _CONNECT_SQLSTATES = (
     (re.compile(r'role "[^"]*" (does not exist|is not permitted to log in)'
                 r"|no pg_hba\.conf entry|pg_hba\.conf rejects|authentication failed for user"),
      "28000"),
-    (re.compile(r"permission denied for database"), "42501"),
+    (re.compile(r"permission denied for database|permission denied to set parameter"),
+     "42501"),
+    (re.compile(r'invalid value for parameter "'), "22023"),
+    (re.compile(r'unrecognized configuration parameter "'), "42704"),
+    (re.compile(r'parameter "[^"]*" cannot be (changed|set)'), "55P02"),
     (re.compile(r"too many clients already|remaining connection slots are reserved"),
      "53300"),
     (re.compile(r"the database system is (starting up|shutting down|in recovery mode"
@@ -101,6 +105,13 @@ _SETTINGS_REFUSED = (
      "gssencmode=prefer or disable"),
     (re.compile(r'invalid \w+ value: "'),
      "a DSN option has a value libpq does not accept: check the spelling of its value"),
+    # The server's refusal of a setting the DSN sends (`options=-c NAME=VALUE`, or
+    # PGOPTIONS): the value, the name, or a setting that cannot be changed per session.
+    (re.compile(r'invalid value for parameter "|unrecognized configuration parameter "'
+                r'|parameter "[^"]*" cannot be (changed|set)'
+                r'|permission denied to set parameter "'),
+     "the server refused a setting the DSN sends (its options=-c NAME=VALUE, or "
+     "PGOPTIONS): correct or remove it"),
 )
 
 

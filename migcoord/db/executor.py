@@ -427,7 +427,8 @@ def _run_statements(history: History, migration: Migration,
         if stopped is not None:
             failure = failures.lock_wait_exhausted(
                 failure, migration, direction, policy, stopped.blocked,
-                attempts=stopped.attempts, not_again=stopped.not_again)
+                attempts=stopped.attempts, not_again=stopped.not_again, invalid=left,
+                done=index)
         _record_failure(history, migration, failure, direction, statement=index + 1)
         raise failure from None
     settings.restore(conn, saved)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psycopg
 
+from migcoord.core import directives
 from migcoord.core.ddl import DdlPolicy, format_ms
-from migcoord.core.model import Migration
+from migcoord.core.model import Migration, SqlFile
 from migcoord.db.diagnosis import cause
 from migcoord.db.indexes import InvalidIndex, described, drops
 from migcoord.db.lockwait import Blocked
@@ -204,11 +205,13 @@ def invalid_index_after_run(migration: Migration, invalid: Sequence[InvalidIndex
 
 def lock_wait_exhausted(failure: MigrationFailed, migration: Migration, direction: str,
                         policy: DdlPolicy, blocked: Blocked | None, *, attempts: int,
-                        not_again: str | None = None) -> MigrationFailed:
+                        not_again: str | None = None, invalid: Sequence[InvalidIndex] = (),
+                        done: int = 0) -> MigrationFailed:
     """`failure`, a lock timeout on the last attempt (or on one that could not be made
     again: `not_again` says why), told as such: what it waited for, the sessions in its
     way, and what to do. A migration rolled back is MigrationLockTimeout (exit 1); one
-    left dirty stays MigrationLeftDirty."""
+    left dirty stays MigrationLeftDirty, its hint leading with the repair (`invalid`
+    indexes it left, `done` statements that completed before the one that timed out)."""
     sql_file = migration.up if direction == "up" else migration.down
     where = sql_file.path if sql_file is not None else migration.label
     timeout = format_ms(policy.lock_timeout_ms)
@@ -223,19 +226,24 @@ def lock_wait_exhausted(failure: MigrationFailed, migration: Migration, directio
                      "to watch the wait could not be opened): pg_locks and pg_stat_activity "
                      "show who holds locks on its tables")
     pids = [blocker.pid for blocker in blocked.blockers] if blocked is not None else []
+    ends = " ".join(f"`SELECT pg_terminate_backend({pid});`" for pid in pids)
     again = f"`migcoord {direction} --service {migration.service}`"
-    advice = (f"run {again} again when the sessions in its way are done; or let this file "
-              f"wait longer: `-- migcoord:lock-timeout "
-              f"{format_ms(max(30_000, policy.lock_timeout_ms * 6))}` at the top of {where} "
-              "(or `--ddl-lock-timeout`)")
-    if pids:
-        advice += "; or end the blocking session: " + " ".join(
-            f"`SELECT pg_terminate_backend({pid});`" for pid in pids)
+    longer = f"{wait_longer(sql_file, where, policy)} (or pass `--ddl-lock-timeout`)"
+    kind: type[MigrationFailed]
     if isinstance(failure, MigrationLeftDirty):
-        hint = f"{advice}. First, as it is dirty: {failure.hint}"
-        kind: type[MigrationFailed] = MigrationLeftDirty
+        # `up` refuses a dirty migration, so running it again cannot come first: the
+        # repair does, and the wait for the sessions in its way comes after it.
+        repair = dirty_repair(migration, direction, invalid, done=done)
+        ended = f" (or once you end them: {ends})" if pids else ""
+        hint = (f"it is recorded as dirty, so first {repair}; then, when the sessions in its "
+                f"way are done{ended}, run {again} again; to let this file wait longer, "
+                f"{longer}")
+        kind = MigrationLeftDirty
     else:
-        hint = f"nothing was left half-done: {advice}"
+        hint = (f"nothing was left half-done: run {again} again when the sessions in its way "
+                f"are done; or let this file wait longer: {longer}")
+        if pids:
+            hint += f"; or end the blocking session: {ends}"
         kind = MigrationLockTimeout
     error = kind(failure.message + "\n  " + "\n  ".join(lines), hint=hint,
                  sqlstate=failure.sqlstate, path=failure.path, line=failure.line,
@@ -245,3 +253,33 @@ def lock_wait_exhausted(failure: MigrationFailed, migration: Migration, directio
                        **(blocked.as_json() if blocked is not None else
                           {"locktype": None, "mode": None, "table": None, "blockers": []})}
     return error
+
+
+def wait_longer(sql_file: SqlFile | None, where: object, policy: DdlPolicy) -> str:
+    """How to give a file a longer lock_timeout: a `-- migcoord:lock-timeout` line at its
+    top, or, when it has one, that line changed (a second one is refused by `check`)."""
+    wanted = f"-- migcoord:lock-timeout {format_ms(max(30_000, policy.lock_timeout_ms * 6))}"
+    text = sql_file.text if sql_file is not None else None
+    header = reader.line_comments(text, mentioning="migcoord:").header if text else ()
+    existing = directives.find(header, "lock-timeout")
+    if existing is None:
+        return f"put `{wanted}` at the top of {where}"
+    line, comment = existing
+    return f"change the existing `{comment}` line (line {line} of {where}) to `{wanted}`"
+
+
+def dirty_repair(migration: Migration, direction: str, invalid: Sequence[InvalidIndex], *,
+                 done: int) -> str:
+    """What makes a migration a no-transaction run left dirty runnable again, in order:
+    put back what its `done` statements changed, drop the INVALID indexes it left, and
+    record it as it was before the run (pending for up, applied for down)."""
+    steps = []
+    if done:
+        undo = "undo" if direction == "up" else "redo"
+        steps.append(f"{undo} what the {done} statement{'s' if done > 1 else ''} before it "
+                     "did, where running the file again would not cope with it")
+    if invalid:
+        steps.append(f"drop {described(invalid)} with {drops(invalid)}")
+    state = "--pending" if direction == "up" else "--applied"
+    steps.append(f"`migcoord mark {migration.version_text} {state}`")
+    return ", then ".join(steps)

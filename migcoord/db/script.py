@@ -14,6 +14,8 @@ does).
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 import psycopg
 from psycopg import errors, generators, pq
@@ -39,6 +41,27 @@ class Answer:
     tag: str | None = None
 
 
+#: The states a COPY leaves the session in, which libpq answers before the statements
+#: after it run (`check` refuses such a COPY in a file: `client-copy`).
+_COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT)
+
+
+def _leave_copy(conn: psycopg.Connection, status: int) -> None:
+    """End the COPY the server started, sending no rows (a COPY FROM STDIN then fails)
+    and discarding what a COPY TO STDOUT sends, and read what the rest of the query
+    answers: the connection can be used (and rolled back) again. What the server says
+    meanwhile is dropped: the caller reports the COPY itself."""
+    pgconn = conn.pgconn
+    with contextlib.suppress(psycopg.Error):
+        if status == pq.ExecStatus.COPY_IN:
+            conn.wait(generators.copy_end(pgconn, b"a migration cannot send COPY data"))
+        else:
+            while isinstance(conn.wait(generators.copy_from(pgconn)), memoryview):
+                pass
+    with contextlib.suppress(psycopg.Error):
+        conn.wait(generators.fetch_many(pgconn))
+
+
 def run(conn: psycopg.Connection, query: str) -> Answer:
     """Run `query` (several statements) as one simple query on `conn`, in autocommit or
     inside the transaction it opens itself; returns the last result's single row.
@@ -49,14 +72,16 @@ def run(conn: psycopg.Connection, query: str) -> Answer:
     with conn.lock:
         conn.pgconn.send_query(query.encode(conn.info.encoding))
         results = conn.wait(generators.execute(conn.pgconn))
+        if results and results[-1].status in _COPY:
+            _leave_copy(conn, results[-1].status)
     for done, result in enumerate(results):
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise Failed(errors.error_from_result(result, encoding=conn.info.encoding), done)
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK,
                                  pq.ExecStatus.EMPTY_QUERY):
             raise psycopg.ProgrammingError(
-                f"the server answered {result.status.name}: COPY ... FROM STDIN and "
-                "replication commands cannot run in a migration")
+                f"the server answered {pq.ExecStatus(result.status).name}: COPY ... FROM "
+                "STDIN, TO STDOUT and replication commands cannot run in a migration")
     last = results[-1] if results else None
     if last is None:
         return Answer()

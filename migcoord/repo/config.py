@@ -117,7 +117,7 @@ def seconds_problem(value: object) -> str | None:
     """Why `value` is not a usable lock wait in seconds (above 0, at most a day, finite),
     or None when it is; the one rule for `lock_timeout`, `--lock-timeout` and the API."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"expected a number of seconds, got {value!r}"
+        return f"expected a number of seconds, got {ddl.shown(value)}"
     if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         return f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}"
     return None
@@ -188,7 +188,7 @@ def _top_level(data: Mapping[str, Any], root: Path, problem: Problem) -> dict[st
         if expected is None:
             problem(key, f"unknown key; known keys: {', '.join(sorted(_TOP_KEYS))}")
         elif not _has_type(value, expected):
-            problem(key, f"expected {_type_name(expected)}, got {_type_name(type(value))}")
+            problem(key, f"expected {_type_name(expected)}, got {_got(value)}")
 
     def get(key: str, default: Any) -> Any:
         value = data.get(key, default)
@@ -283,7 +283,7 @@ def _services(table: Mapping[str, Any], root: Path, problem: Problem) -> list[Se
                 problem(f"{key}.{sub}", f"unknown key; known keys: {', '.join(sorted(_SERVICE_KEYS))}")
             elif not isinstance(value, expected):
                 problem(f"{key}.{sub}",
-                        f"expected {_type_name(expected)}, got {_type_name(type(value))}")
+                        f"expected {_type_name(expected)}, got {_got(value)}")
             else:
                 valid[sub] = value
         if "migrations" not in body:
@@ -389,6 +389,11 @@ def _has_type(value: object, expected: type | tuple[type, ...]) -> bool:
     if isinstance(value, bool):
         return expected is bool
     return isinstance(value, expected)
+
+
+def _got(value: object) -> str:
+    """What a key of the wrong type holds: `true` as written, else the kind of value."""
+    return ddl.shown(value) if isinstance(value, bool) else _type_name(type(value))
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

@@ -86,12 +86,13 @@ def packaged_makefile_inc() -> Path:
     return path
 
 
-def write_makefile_inc(target: Path) -> InitStep:
-    """Copy the packaged Makefile.inc to `target` (a file, or a folder to put it in).
+def write_makefile_inc(target: Path, *, folder: bool = False) -> InitStep:
+    """Copy the packaged Makefile.inc to `target`: a file, or a folder to put it in (one
+    that exists, or, with `folder`, one to create, as `DIR/` asks for).
 
     An identical file there is kept; a different one is never replaced (FileExists).
     """
-    if target.is_dir():
+    if folder or target.is_dir():
         target = target / MAKEFILE_INC
     text = packaged_makefile_inc().read_text(encoding="utf-8")
     if _read_text(target) is not None:
@@ -197,20 +198,24 @@ def init(root: Path, *, dry_run: bool = False) -> InitReport:
     steps: list[InitStep] = []
     found, skipped = survey_folders(root)
     unconfigured: list[tuple[scaffold.FoundFolder, str]] = []
-    if config_path.is_file():
+    configured = config_path.is_file()
+    if configured:
         loaded = config_file.load(config_path)
         proposal = _proposal_of(loaded, root)
-        steps.append(InitStep("kept", config_path, "already there; its services are used"))
         # init never rewrites the config: it says what to add to it.
-        configured = {resolved(s.migrations) for s in loaded.services}
+        known = {resolved(s.migrations) for s in loaded.services}
         taken = list(loaded.service_names)
         for folder in found:
-            if resolved(root / folder.path) not in configured:
+            if resolved(root / folder.path) not in known:
                 name, table = scaffold.addition_for(folder, taken)
                 taken.append(name)
                 unconfigured.append((folder, table))
     else:
         proposal = scaffold.propose(root.name, found)
+    _refuse_blocked(root, proposal)
+    if configured:
+        steps.append(InitStep("kept", config_path, "already there; its services are used"))
+    else:
         steps.append(_create(config_path, scaffold.config_text(proposal), dry_run))
     steps.append(_makefile_inc_step(root / MAKEFILE_INC, dry_run))
     for service in proposal.services:
@@ -228,6 +233,34 @@ def resolved(path: Path) -> Path:
         return path.resolve()
     except OSError:
         return path
+
+
+def _refuse_blocked(root: Path, proposal: scaffold.Proposal) -> None:
+    """Before anything is written: refuse when a file init would write or read is in the
+    way as something else (a folder, a broken symlink), naming every one, so that init
+    never stops half-way with some files written."""
+    targets = [root / config_file.CONFIG_NAME, root / MAKEFILE_INC, root / ".gitignore",
+               root / "migcoord.sum"]
+    targets += [root / service.home / "Makefile" for service in proposal.services
+                if (root / service.home).is_dir()]
+    blocked = [(path, why) for path in targets if (why := _not_a_file(path)) is not None]
+    if blocked:
+        what = "; ".join(f"{_relative(path, root)} is {why}" for path, why in blocked)
+        raise WorkspaceError(
+            f"init wrote nothing: {what}, where init would write a file",
+            hint="move or rename what is in the way, then run `migcoord init` again",
+            path=blocked[0][0])
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What `path` is when something other than a regular file (or nothing) is there."""
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink() and not path.exists():
+        return "a broken symlink"
+    if path.exists() and not path.is_file():
+        return "not a regular file"
+    return None
 
 
 def _refuse_nested(root: Path) -> None:

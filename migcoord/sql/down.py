@@ -108,9 +108,24 @@ class _Footprint:
             made_here = self.created.pop(key, None)
             if made_here is not None:
                 self.created[new_key] = attrs.evolve(made_here, name=effect.new_name)
+            elif key in self.renamed_to:
+                self._rename_again(key, new_key, effect)
             else:
                 self.renamed[key] = effect
                 self.renamed_to.add(new_key)
+
+    def _rename_again(self, key: _Key, new_key: _Key, effect: ObjectEffect) -> None:
+        """`effect` renames what an earlier statement renamed: one rename from the first
+        name to the last, or none when it comes back (`t -> t2 -> t`)."""
+        assert effect.new_name is not None
+        self.renamed_to.discard(key)
+        first_key, first = next((k, e) for k, e in self.renamed.items()
+                                if e.new_name is not None
+                                and _key(e.kind, e.new_name, e.on) == key)
+        del self.renamed[first_key]
+        if first_key != new_key:
+            self.renamed[first_key] = attrs.evolve(first, new_name=effect.new_name)
+            self.renamed_to.add(new_key)
 
     def _column(self, effect: ColumnEffect) -> None:
         column = (effect.table, effect.column)

@@ -83,7 +83,7 @@ class ObjectAction(enum.StrEnum):
     #: Changed in place, keeping its name: `ALTER VIEW` / `ALTER MATERIALIZED VIEW`.
     ALTERED = "altered"
     #: `ALTER SEQUENCE ... OWNED BY`: the sequence now goes with `on`'s table (none for
-    #: `OWNED BY NONE`).
+    #: `OWNED BY NONE`); `ALTER TABLE p ATTACH PARTITION x`: table x goes with p.
     OWNED = "owned"
 
 
@@ -114,7 +114,8 @@ class ObjectEffect:
     `CREATE OR REPLACE` counts as CREATED (with `replace`). A trigger or policy is named
     in its table's schema and `on` holds that table; an index's `on` holds its table; a
     view's `on` holds the relations its query reads; a sequence's `on` holds the table
-    that owns it (`OWNED BY table.column`), which takes it along when dropped.
+    that owns it (`OWNED BY table.column`), which takes it along when dropped; a
+    partition's `on` holds its parent (`PARTITION OF`), which does the same.
     """
 
     action: ObjectAction

@@ -39,7 +39,11 @@ def extract(node_type: str, body: Node, scope: Scope, line: int) -> StatementEff
 def _create_table(body: Node, c: Collector) -> None:
     table = c.scope.range_var(body.get("relation"))
     c.table(TableAction.CREATED, table)
-    c.object(ObjectAction.CREATED, ObjectKind.TABLE, table)
+    # A partition goes with its parent: DROP TABLE of the parent drops it too.
+    parents = tuple(c.scope.range_var(parent) for parent in
+                    wrapped(body.get("inhRelations"), "RangeVar")) if body.get("partbound") else ()
+    c.object(ObjectAction.CREATED, ObjectKind.TABLE, table,
+             on=tuple(parent for parent in parents if parent is not None))
     # Foreign keys, LIKE sources, INHERITS parents and the PARTITION OF parent are read.
     c.walk(body.get("tableElts"), body.get("inhRelations"))
 
@@ -107,8 +111,10 @@ def _alter_table_command(command: Node, table: QualifiedName | None, c: Collecto
     elif subtype in ("AT_EnableRowSecurity", "AT_ForceRowSecurity"):
         c.table(TableAction.ROW_SECURITY, table)
     elif subtype in ("AT_AttachPartition", "AT_DetachPartition"):
-        partition = definition.get("PartitionCmd", {}).get("name")
-        c.table(TableAction.ALTERED, c.scope.range_var(partition))
+        partition = c.scope.range_var(definition.get("PartitionCmd", {}).get("name"))
+        c.table(TableAction.ALTERED, partition)
+        if subtype == "AT_AttachPartition" and table is not None:
+            c.object(ObjectAction.OWNED, ObjectKind.TABLE, partition, on=(table,))
 
 
 def _rename(body: Node, c: Collector) -> None:

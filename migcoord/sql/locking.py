@@ -161,8 +161,11 @@ def lock_hazards(node_type: str, body: Node, scope: Scope, state: FileState,
 
 
 def _index(body: Node, c: _Context) -> Iterator[Hazard]:
-    table = c.existing(body.get("relation"))
-    if body.get("concurrent") or table is None:
+    relation = body.get("relation") or {}
+    table = c.existing(relation)
+    # `ON ONLY` (no `inh`) is the form for a partitioned parent: it builds nothing, and
+    # CONCURRENTLY is refused there; each partition's index is built and attached apart.
+    if body.get("concurrent") or table is None or not relation.get("inh", False):
         return
     unique = "UNIQUE " if body.get("unique") else ""
     name = body.get("idxname") or "<name>"

@@ -11,10 +11,21 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from migcoord.core.model import Catalog, Config
+from migcoord.core.model import Catalog, Config, Migration
 from migcoord.core.snapshot import Snapshot
+from migcoord.errors import ConnectionLost, MigrationFailed
 
 log = logging.getLogger("migcoord")
+
+#: What applying one migration on the throwaway database can fail with.
+StepFailed = (MigrationFailed, ConnectionLost)
+
+
+def throwaway_hint(migration: Migration) -> str:
+    """What to do when `migration` failed while building the schema: nothing happened to
+    any real database, so the advice is to fix the file and build again."""
+    return (f"this ran on a throwaway database, which was dropped (no other database was "
+            f"touched): fix {migration.label}.up.sql and run `migcoord docs --schema` again")
 
 
 def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
@@ -22,7 +33,8 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
     """Apply every migration of `catalog` on a throwaway database; its schema.
 
     The files `check` reports as errors are refused first, as `up` refuses them; a
-    migration that fails raises its MigrationFailed, naming the file and line.
+    migration that fails raises its MigrationFailed, naming the file and line, with a
+    hint for this command: its own advice (`up` again, `mark`) is for a real database.
     """
     from migcoord.checks import runnable
     from migcoord.db import executor
@@ -40,7 +52,12 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
                  len(migrations), "" if len(migrations) == 1 else "s")
         for migration in migrations:
             service = config.service(migration.service)
-            executor.apply_up(session.history, migration, lock_pid=session.lock_pid,
-                              role=service.role if service is not None else None,
-                              policy=config.ddl_policy(migration, "up"), watch=LockWatch(None))
+            try:
+                executor.apply_up(session.history, migration, lock_pid=session.lock_pid,
+                                  role=service.role if service is not None else None,
+                                  policy=config.ddl_policy(migration, "up"),
+                                  watch=LockWatch(None))
+            except StepFailed as failed:
+                failed.hint = throwaway_hint(migration)
+                raise
         return session.observer.snapshot().snapshot()
