@@ -61,11 +61,12 @@ def test_each_migration_reports_the_locks_it_took_and_the_tables_it_rewrote(
     assert {"table": "public.rules", "mode": "AccessExclusiveLock", "owner": "rule-service",
             "index": None} in entry(report, 3)["locks"]
     assert entry(report, 3)["rewrites"] == ["public.rules"]
-    assert entry(report, 4)["locks"] == [
-        {"table": "public.rules", "mode": "ShareRowExclusiveLock", "owner": "rule-service",
-         "index": None},
-        {"table": "public.rules", "mode": "AccessShareLock", "owner": "rule-service",
-         "index": "public.rules_pkey"}]
+    fk_locks = entry(report, 4)["locks"]
+    assert fk_locks[0] == {"table": "public.rules", "mode": "ShareRowExclusiveLock",
+                           "owner": "rule-service", "index": None}
+    # PostgreSQL 18 also lists a lock on the referenced key's index; 15 does not.
+    assert fk_locks[1:] in ([], [{"table": "public.rules", "mode": "AccessShareLock",
+                                  "owner": "rule-service", "index": "public.rules_pkey"}])
     assert entry(report, 4)["rewrites"] == []
     assert (entry(report, 5)["locks"], entry(report, 5)["rewrites"]) == (None, [])
 
