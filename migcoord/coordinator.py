@@ -397,7 +397,8 @@ class Coordinator:
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None,
-               on_step: OnStep | None = None) -> verify_module.VerifyReport:
+               on_step: OnStep | None = None,
+               against: str | None = None) -> verify_module.VerifyReport:
         """Round-trip every migration (or `service`'s) up, down and up again on a
         throwaway database, comparing catalog snapshots; see migcoord.verify.
 
@@ -405,6 +406,11 @@ class Coordinator:
         database_url_env), or on the embedded development server when neither is set.
         `on_progress` gets each verdict as it is reached, `on_step` each round trip as it
         starts.
+
+        `against` (a git ref; the pull-request case): verify the merge with that ref, as
+        `check --against` reads it; the migrations the ref has are applied once without
+        a round trip, only the ones this branch adds are round-tripped, and the whole
+        sequence check covers only them.
         """
         from migcoord import verify as verify_module
 
@@ -412,9 +418,16 @@ class Coordinator:
             self._service(service)
         if dsn is None:
             dsn = self.environ.get(self.config.database_url_env, "").strip() or None
-        return verify_module.run(self.catalog(), self.config, service=service, dsn=dsn,
+        catalog = self.catalog()
+        base = None
+        if against is not None:
+            from migcoord.repo import git as gitref
+
+            catalog = gitref.merged_catalog(self.config, catalog, against)
+            base = gitref.migrations_on_ref(self.config, catalog, against)
+        return verify_module.run(catalog, self.config, service=service, dsn=dsn,
                                  environ=self.environ, keep=keep, on_progress=on_progress,
-                                 on_step=on_step)
+                                 on_step=on_step, against=against, base=base)
 
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
