@@ -83,8 +83,10 @@ class Coordinator:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
-        # SQL analyses by file checksums, for the same reason.
+        # SQL analyses by file checksums, for the same reason; the stored ones
+        # (.migcoord/analysis-cache) are read at the first analysis.
         self._sql: checks.Cache = {}
+        self._sql_stored: str | None = None  # the fingerprint, once the store was read
 
     # -- construction -------------------------------------------------------------------
 
@@ -171,8 +173,7 @@ class Coordinator:
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
         sum_text = sumkeeper.read(self.config) if check_sum else None
-        analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
-                    if sql else None)
+        analyses = self._analyze(catalog, parallel=parallel) if sql else None
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses, sides=merging.merge_sides(self.config, catalog,
                                                                           against),
@@ -181,6 +182,25 @@ class Coordinator:
             findings.extend(docskeeper.stale_findings(
                 self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
         return checks.sort_findings(findings)
+
+    def _analyze(self, catalog: Catalog, *, parallel: bool = False) -> checks.Analyses:
+        """The SQL analysis of `catalog`, parsing only what neither this Coordinator nor
+        the stored cache has; what was parsed is stored for the next run."""
+        from migcoord import checks
+        from migcoord.checks import plain
+        from migcoord.repo import analysiscache
+
+        if self._sql_stored is None:
+            self._sql_stored = analysiscache.fingerprint()
+            stored = plain.cache_from_plain(analysiscache.load(self.config, self._sql_stored))
+            self._sql.update({k: v for k, v in stored.items() if k not in self._sql})
+        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql,
+                                          parallel=parallel)
+        if analyses.parsed:
+            analysiscache.save(self.config, {key: plain.to_plain(self._sql[key])
+                                             for key in analyses.cache_keys},
+                               self._sql_stored)
+        return analyses
 
     # -- the files beside the migrations --------------------------------------------------
 
@@ -216,7 +236,6 @@ class Coordinator:
     def schema_registry(self, *, dsn: str | None = None) -> registry.Registry:
         """What each service owns, as the migrations really build it: applies them all on
         a throwaway database (see `docs`) and joins the catalog with the SQL analysis."""
-        from migcoord import checks
         from migcoord.checks import registry as registry_facts
         from migcoord.core import registry
         from migcoord.verify import schema as built_schema
@@ -226,7 +245,7 @@ class Coordinator:
             dsn = self.environ.get(self.config.database_url_env, "").strip() or None
         snapshot = built_schema.built_schema(catalog, self.config, dsn=dsn,
                                              environ=self.environ)
-        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql)
+        analyses = self._analyze(catalog)
         return registry.build(snapshot, registry_facts.facts(catalog, self.config, analyses),
                               self.config, fingerprint=registry.fingerprint(catalog, self.config),
                               migrations=len(catalog.migrations))
