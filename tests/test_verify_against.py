@@ -177,3 +177,20 @@ def test_outside_git_the_error_says_so(tmp_path: Path) -> None:
     result = run(["verify", "--against", "main"], cwd=root)
     assert result.code == 2
     assert "is not inside a git repository" in result.stderr
+
+
+def test_a_config_below_the_top_of_the_repository(tmp_path: Path, pg_server: PgServer) -> None:
+    """Paths in git are relative to the top of the work tree, not to the config."""
+    from helpers import copy_example
+
+    repo = tmp_path / "repo"
+    root = copy_example(repo / "db")
+    git(repo, "init", "-q", "-b", "main")
+    commit_all(repo, "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    add(root, "aggregator", "000007", "create_digests",
+        "CREATE TABLE digests (id bigint PRIMARY KEY);\n", "DROP TABLE digests;\n")
+    code, report, _ = verify(root, pg_server, "--against", "main")
+    assert code == 0, report
+    assert [m["version"] for m in report["migrations"] if m["round_trip"]] == [7]
+    assert report["counts"]["applied"] == 6
