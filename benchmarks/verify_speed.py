@@ -13,9 +13,13 @@ server: no fsync), generates N trivial migrations (benchmarks/apply_speed.py's
    migration, on a schema that grows from 0 to N tables);
 4. `migcoord verify` on the same tree with K broken downs, evenly spaced, each dropping
    the table of the migration before it as well as its own: each makes verify build the
-   throwaway database again up to it (N/2 ups on average) and go on.
+   throwaway database again up to it (N/2 ups on average) and go on;
+5. the pull request: the tree committed as branch `main` (with section 4's broken
+   downs), a branch adding A more migrations, and `verify --against main`, beside one
+   `up --all` of the N (section 2): the base is applied once, the A round-tripped.
 
     .venv/bin/python benchmarks/verify_speed.py [--migrations 1000] [--broken-downs 10]
+        [--added 10]
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from benchmarks.apply_speed import fresh_database, timed, trivial_tree
+from benchmarks.apply_speed import TRIVIAL_DOWN, TRIVIAL_UP, fresh_database, timed, trivial_tree
 from benchmarks.trees import compile_installed, scratch_server
 from migcoord.db import snapshot_sql
 from migcoord.local.embedded import EmbeddedServer
@@ -43,13 +47,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--migrations", type=int, default=1000)
     parser.add_argument("--broken-downs", type=int, default=10)
+    parser.add_argument("--added", type=int, default=10,
+                        help="migrations the branch adds in section 5 (0: skip it)")
     args = parser.parse_args()
     compile_installed()
     with scratch_server(fast=True) as (scratch, server, admin):
-        run(args.migrations, args.broken_downs, scratch, server, admin)
+        run(args.migrations, args.broken_downs, scratch, server, admin, args.added)
 
 
-def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str) -> None:
+def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str,
+        added: int = 0) -> None:
     root = trivial_tree(scratch / "repo", n)
     migcoord = [sys.executable, "-m", "migcoord"]
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -69,8 +76,10 @@ def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str) 
                                                             "--to", "0", "-q"]),
              ("migcoord up --all (again)", ["up", "--all", "-q"])]
     floor = 0.0
+    up_all = 0.0
     for label, command in steps:
         step = timed([*migcoord, *command, "--dsn", dsn], cwd=root, env=env)
+        up_all = up_all or step
         floor += step
         print(f"  {label:<52} {step:7.2f} s")
     print(f"  {'total (floor)':<52} {floor:7.2f} s  (verify is {elapsed / floor:.1f}x the floor)")
@@ -99,6 +108,40 @@ def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str) 
               f"{report['counts']['skipped']} skipped)")
         print(f"  {f'of which {len(rebuilt)} rebuilds':<52} {sum(rebuilt) / 1000:7.2f} s  "
               f"({statistics.mean(rebuilt) if rebuilt else 0:.0f} ms each on average)")
+    if added:
+        print(f"\n5. the pull request: a branch adds {added} migrations to main's {n}")
+        branch(root, n, added, env)
+        spent = timed([*migcoord, "verify", "-q", "--against", "main", "--dsn", admin],
+                      cwd=root, env=env)
+        trips = elapsed / n * added
+        print(f"  {'migcoord verify --against main':<52} {spent:7.2f} s")
+        print(f"  {'one up --all of main (section 2)':<52} {up_all:7.2f} s")
+        print(f"  {f'{added} round trips at section 1 rate':<52} {trips:7.2f} s")
+        print(f"  {'(verify --against) / (up --all + round trips)':<52} "
+              f"{spent / (up_all + trips):7.2f}x")
+
+
+def branch(root: Path, n: int, added: int, env: dict[str, str]) -> None:
+    """The tree as it is, committed as `main`; branch `feature` adds `added` migrations."""
+    identity = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, env=identity, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "main")
+    git("checkout", "-q", "-b", "feature")
+    folder = root / "service-00" / "migrations"
+    for version in range(n + 1, n + added + 1):
+        text = f"{version:06d}"
+        (folder / f"{text}_m{text}.up.sql").write_text(TRIVIAL_UP.format(v=text))
+        (folder / f"{text}_m{text}.down.sql").write_text(TRIVIAL_DOWN.format(v=text))
+    subprocess.run([sys.executable, "-m", "migcoord", "sum"], cwd=root, check=True,
+                   capture_output=True)
+    git("add", "-A")
+    git("commit", "-q", "-m", "feature")
 
 
 def break_downs(root: Path, n: int, broken: int) -> None:

@@ -84,8 +84,10 @@ class Coordinator:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
-        # SQL analyses by file checksums, for the same reason.
+        # SQL analyses by file checksums, for the same reason; the stored ones
+        # (.migcoord/analysis-cache) are read at the first analysis.
         self._sql: checks.Cache = {}
+        self._sql_stored: str | None = None  # the fingerprint, once the store was read
 
     # -- construction -------------------------------------------------------------------
 
@@ -172,8 +174,7 @@ class Coordinator:
             # The merge's sum file does not exist yet; collisions show as duplicate-version.
             check_sum = False
         sum_text = sumkeeper.read(self.config) if check_sum else None
-        analyses = (checks.analyze_catalog(catalog, self.config, cache=self._sql, parallel=parallel)
-                    if sql else None)
+        analyses = self._analyze(catalog, parallel=parallel) if sql else None
         findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
                                   sql=analyses, sides=merging.merge_sides(self.config, catalog,
                                                                           against),
@@ -191,6 +192,25 @@ class Coordinator:
         if self.config.path is None:
             return ()
         return unconfigured.near_configured(self.config)
+
+    def _analyze(self, catalog: Catalog, *, parallel: bool = False) -> checks.Analyses:
+        """The SQL analysis of `catalog`, parsing only what neither this Coordinator nor
+        the stored cache has; what was parsed is stored for the next run."""
+        from migcoord import checks
+        from migcoord.checks import plain
+        from migcoord.repo import analysiscache
+
+        if self._sql_stored is None:
+            self._sql_stored = analysiscache.fingerprint()
+            stored = plain.cache_from_plain(analysiscache.load(self.config, self._sql_stored))
+            self._sql.update({k: v for k, v in stored.items() if k not in self._sql})
+        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql,
+                                          parallel=parallel)
+        if analyses.parsed:
+            analysiscache.save(self.config, {key: plain.to_plain(self._sql[key])
+                                             for key in analyses.cache_keys},
+                               self._sql_stored)
+        return analyses
 
     # -- the files beside the migrations --------------------------------------------------
 
@@ -226,7 +246,6 @@ class Coordinator:
     def schema_registry(self, *, dsn: str | None = None) -> registry.Registry:
         """What each service owns, as the migrations really build it: applies them all on
         a throwaway database (see `docs`) and joins the catalog with the SQL analysis."""
-        from migcoord import checks
         from migcoord.checks import registry as registry_facts
         from migcoord.core import registry
         from migcoord.verify import schema as built_schema
@@ -236,7 +255,7 @@ class Coordinator:
             dsn = self.environ.get(self.config.database_url_env, "").strip() or None
         snapshot = built_schema.built_schema(catalog, self.config, dsn=dsn,
                                              environ=self.environ)
-        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql)
+        analyses = self._analyze(catalog)
         return registry.build(snapshot, registry_facts.facts(catalog, self.config, analyses),
                               self.config, fingerprint=registry.fingerprint(catalog, self.config),
                               migrations=len(catalog.migrations))
@@ -410,7 +429,8 @@ class Coordinator:
 
     def verify(self, service: str | None = None, *, dsn: str | None = None, keep: bool = False,
                on_progress: verify_module.Progress | None = None,
-               on_step: OnStep | None = None) -> verify_module.VerifyReport:
+               on_step: OnStep | None = None,
+               against: str | None = None) -> verify_module.VerifyReport:
         """Round-trip every migration (or `service`'s) up, down and up again on a
         throwaway database, comparing catalog snapshots; see migcoord.verify.
 
@@ -418,6 +438,11 @@ class Coordinator:
         database_url_env), or on the embedded development server when neither is set.
         `on_progress` gets each verdict as it is reached, `on_step` each round trip as it
         starts.
+
+        `against` (a git ref; the pull-request case): verify the merge with that ref, as
+        `check --against` reads it; the migrations the ref has are applied once without
+        a round trip, only the ones this branch adds are round-tripped, and the whole
+        sequence check covers only them.
         """
         from migcoord import verify as verify_module
 
@@ -425,9 +450,16 @@ class Coordinator:
             self._service(service)
         if dsn is None:
             dsn = self.environ.get(self.config.database_url_env, "").strip() or None
-        return verify_module.run(self.catalog(), self.config, service=service, dsn=dsn,
+        catalog = self.catalog()
+        base = None
+        if against is not None:
+            from migcoord.repo import git as gitref
+
+            catalog = gitref.merged_catalog(self.config, catalog, against)
+            base = gitref.migrations_on_ref(self.config, catalog, against)
+        return verify_module.run(catalog, self.config, service=service, dsn=dsn,
                                  environ=self.environ, keep=keep, on_progress=on_progress,
-                                 on_step=on_step)
+                                 on_step=on_step, against=against, base=base)
 
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
@@ -514,7 +546,7 @@ class Coordinator:
         from migcoord import checks
 
         if analyses is None:
-            analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql)
+            analyses = self._analyze(catalog)
         owners = checks.Owners.of(catalog, self.config, analyses)
         return {service.name: [checks.display(t, self.config)
                                for t in owners.owned_by(service.name)]

@@ -9,12 +9,13 @@ files' checksums lets a long-lived Coordinator re-parse only edited files; above
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from migcoord.core.model import Catalog, Config, Finding, Migration
+from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile
 
 if TYPE_CHECKING:
     from migcoord.sql import Analysis
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 PARALLEL_THRESHOLD = 2000
 
 _Key = tuple[str, int, str]  # (service, version, name) of one migration
-#: What an analysis depends on: the up and down checksums, the default schema, and the
-#: up and down files' no-transaction directives.
-_CacheKey = tuple[str, str, str, bool, bool]
+#: What an analysis depends on: the up and down files' texts (`text_key`), the default
+#: schema, and the up and down files' no-transaction directives.
+CacheKey = tuple[str, str, str, bool, bool]
 
 
 #: A table as PostgreSQL stores its name: (schema, name); quoted names keep their case.
@@ -110,13 +111,17 @@ class Analyses:
     """The SQL analysis of every migration of a catalog."""
 
     by_migration: Mapping[_Key, MigrationSql] = attrs.field(factory=dict)
+    #: The cache key of each migration analysed.
+    cache_keys: frozenset[CacheKey] = frozenset()
+    #: How many migrations were parsed (the others came from the cache).
+    parsed: int = 0
 
     def of(self, migration: Migration) -> MigrationSql | None:
         return self.by_migration.get(_key(migration))
 
 
 #: Analyses by what they depend on, so a long-lived Coordinator re-parses only edited files.
-Cache = MutableMapping[_CacheKey, MigrationSql]
+Cache = MutableMapping[CacheKey, MigrationSql]
 
 
 def analyze_catalog(catalog: Catalog, config: Config, *, cache: Cache | None = None,
@@ -129,12 +134,12 @@ def analyze_catalog(catalog: Catalog, config: Config, *, cache: Cache | None = N
     """
     cache = {} if cache is None else cache
     result: dict[_Key, MigrationSql] = {}
-    todo: dict[_CacheKey, tuple[str | None, str | None]] = {}
-    wanted: list[tuple[_Key, _CacheKey]] = []
+    todo: dict[CacheKey, tuple[str | None, str | None]] = {}
+    wanted: list[tuple[_Key, CacheKey]] = []
     for migration in catalog.migrations:
         cache_key = (
-            migration.up.checksum if migration.up else "",
-            migration.down.checksum if migration.down else "",
+            text_key(migration.up),
+            text_key(migration.down),
             config.default_schema,
             migration.directives.no_transaction,
             migration.down_directives.no_transaction,
@@ -146,7 +151,23 @@ def analyze_catalog(catalog: Catalog, config: Config, *, cache: Cache | None = N
         cache[cache_key] = summary
     for key, cache_key in wanted:
         result[key] = cache[cache_key]
-    return Analyses(by_migration=result)
+    return Analyses(by_migration=result, cache_keys=frozenset(k for _, k in wanted),
+                    parsed=len(todo))
+
+
+def text_key(sql_file: SqlFile | None) -> str:
+    """What names a file's text exactly, for the cache: its checksum, which is of the
+    content with the BOM removed and line ends made `\n`, so it names the text only
+    when the text holds no `\r` (else the text's own sha256, marked); `!` and the
+    checksum when the file has no text (not UTF-8, unreadable); "" when there is no file.
+    """
+    if sql_file is None:
+        return ""
+    if sql_file.text is None:
+        return "!" + sql_file.checksum
+    if "\r" in sql_file.text:
+        return "r" + hashlib.sha256(sql_file.text.encode()).hexdigest()
+    return sql_file.checksum
 
 
 def _text(migration: Migration, direction: str) -> str | None:
@@ -155,8 +176,8 @@ def _text(migration: Migration, direction: str) -> str | None:
 
 
 def _summarise_all(
-    todo: Mapping[_CacheKey, tuple[str | None, str | None]], *, parallel: bool,
-) -> dict[_CacheKey, MigrationSql]:
+    todo: Mapping[CacheKey, tuple[str | None, str | None]], *, parallel: bool,
+) -> dict[CacheKey, MigrationSql]:
     jobs = [(up, down, *key[2:]) for key, (up, down) in todo.items()]
     encoded = None
     if parallel and len(jobs) >= PARALLEL_THRESHOLD:

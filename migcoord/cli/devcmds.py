@@ -30,6 +30,9 @@ def register(add: AddCommand) -> None:
                    "them are applied once)")
     p.add_argument("--keep", action="store_true",
                    help="keep the throwaway database for inspection and print its DSN")
+    p.add_argument("--against", metavar="REF",
+                   help="verify the merge with this git ref: apply the migrations REF has "
+                   "once, round-trip only the ones this branch adds")
 
     p = add("dev", cmd_dev,
             "a local PostgreSQL for development, data in .migcoord/dev (needs migcoord[embedded])")
@@ -50,8 +53,10 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
 
     def progress(item: MigrationVerdict | SequenceVerdict) -> None:
         verdicts.append(item)
-        if ctx.args.quiet:
-            return
+        from migcoord.verify import MigrationVerdict
+
+        if ctx.args.quiet or (isinstance(item, MigrationVerdict) and item.base and item.ok):
+            return  # the base's migrations, applied once: counted in the summary
         line = f"migcoord: {_progress_line(item, ctx.paint_err)}\n"
         if live is not None:
             live.write(line)
@@ -62,7 +67,7 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with sigterm_as_interrupt(), live_progress(ctx) as live:
             report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
-                                        on_progress=progress,
+                                        on_progress=progress, against=args.against,
                                         on_step=live.on_step if live else None)
     except KeyboardInterrupt:
         what = "kept" if args.keep else "dropped"

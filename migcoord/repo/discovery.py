@@ -206,7 +206,7 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
             continue
         if up_only and parsed.direction == "down":
             continue
-        files.append(_read_entry(entry, service.name, parsed, root, cache))
+        files.append(_read_entry(entry, path, service.name, parsed, root, cache))
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
     migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))
@@ -257,9 +257,8 @@ def _entry_problem(entry: os.DirEntry[str], root: Path) -> str | None:
     return None
 
 
-def _read_entry(entry: os.DirEntry[str], service: str, parsed: ParsedName, root: Path,
-                cache: FileCache | None) -> SqlFile:
-    path = Path(entry.path)
+def _read_entry(entry: os.DirEntry[str], path: Path, service: str, parsed: ParsedName,
+                root: Path, cache: FileCache | None) -> SqlFile:
     problem = _entry_problem(entry, root)
     if problem is not None:
         return _unread_file(path, service, parsed, problem)

@@ -93,6 +93,28 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
     return Catalog.of(folders)
 
 
+def migrations_on_ref(config: Config, catalog: Catalog, ref: str
+                      ) -> frozenset[tuple[str, int]]:
+    """(service, version) of each migration `ref` has: an up file of that version in the
+    service's folder of `ref`'s tree (`verify --against`: what is already deployed from
+    there is applied, not round-tripped)."""
+    top = toplevel(config, "`verify --against`")
+    commit = commit_of(top, ref)
+    by_folder = {_relative(top, folder.config.migrations): folder.name
+                 for folder in catalog.folders}
+    folders = [relative for relative in by_folder if relative is not None]
+    if not folders:
+        return frozenset()
+    output = _git(["ls-tree", "-r", "-z", "--name-only", commit, "--", *folders], top)
+    versions: set[tuple[str, int]] = set()
+    for path in output.decode("utf-8", "surrogateescape").split("\0"):
+        folder, _, name = path.rpartition("/")
+        parsed = parse_filename(name)
+        if parsed is not None and parsed.direction == "up" and folder in by_folder:
+            versions.add((by_folder[folder], parsed.version))
+    return frozenset(versions)
+
+
 def _changed_on_ref(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:
     """(git's change letter, path) for each file of `folder` that `ref` changed since
     `base` (A added, M modified, D deleted, ...)."""

@@ -37,7 +37,8 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
         environ: Mapping[str, str], keep: bool = False, on_progress: Progress | None = None,
         read_verify_file: Callable[[Migration], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_step: OnStep | None = None) -> VerifyReport:
+        on_step: OnStep | None = None, against: str | None = None,
+        base: frozenset[tuple[str, int]] | None = None) -> VerifyReport:
     """Round-trip the migrations on a throwaway database; see the module docstring.
     `on_progress` gets each verdict when it is reached, `on_step` each step as it starts.
 
@@ -45,18 +46,26 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     this repository's running dev server; None for the dev server when it runs, else a
     temporary server started for this run (with `keep`, the dev server is started and
     left running, so that the kept database can be reached).
+
+    `base`: the (service, version) of the migrations the ref `against` has; those are
+    applied once, and only the others are round-tripped (nothing runs when none is left).
     """
     from migcoord.checks import runnable
     from migcoord.repo import discovery
 
     started = clock()
-    steps = plan(catalog, service, adopted_through=config.adopted_through)
+    steps = plan(catalog, service, adopted_through=config.adopted_through, base=base)
     # The files check reports as errors are refused before a database is made.
     runnable.refuse(catalog, config, [step.migration for step in steps], files="both",
                     services=None, command="verify")
     if not steps:
-        log.warning("nothing to verify: %s has no migrations here", service or "no service")
-        return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note="nothing to verify"))
+        if base is not None:
+            note = (f"nothing to verify: {service + ' has' if service else 'this branch adds'}"
+                    f" no migration that {against} does not have")
+        else:
+            note = f"nothing to verify: {service or 'no service'} has no migrations here"
+        log.warning("%s", note)
+        return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note=note))
     reader = read_verify_file or discovery.read_verify_file
     with servers.admin_server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
         trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock,

@@ -17,32 +17,58 @@ class VerifyStep:
 
     migration: Migration
     round_trip: bool
+    #: The base (`--against REF`) has it: applied once, as `up` would, without measuring.
+    base: bool = False
 
 
 def plan(catalog: Catalog, service: str | None, *,
-         adopted_through: int | None = None) -> tuple[VerifyStep, ...]:
+         adopted_through: int | None = None,
+         base: frozenset[tuple[str, int]] | None = None) -> tuple[VerifyStep, ...]:
     """The migrations to apply, in global version order, and which to round-trip.
 
     Every migration is round-tripped, or with `service` only that service's, and then
     only up to its newest one; the other services' migrations numbered below it are
     applied (once) because a shared database has them, and later ones may need them.
     A migration of an adopted history (at most `adopted_through`) without a down file is
-    only applied: there is nothing to round-trip.
+    only applied: there is nothing to round-trip. With `base` (the (service, version) of
+    each migration the ref of `--against` has), those are only applied, and when none is
+    left to round-trip there is nothing to do: the plan is empty.
     """
     migrations = list(catalog.migrations)
 
+    def on_base(migration: Migration) -> bool:
+        return base is not None and (migration.service, migration.version) in base
+
     def trip(migration: Migration) -> bool:
-        return not (adopted_through is not None and migration.version <= adopted_through
-                    and migration.down is None)
+        return not on_base(migration) and not (
+            adopted_through is not None and migration.version <= adopted_through
+            and migration.down is None)
 
     if service is None:
-        return tuple(VerifyStep(m, round_trip=trip(m)) for m in migrations)
-    own = [m.version for m in migrations if m.service == service]
-    if not own:
+        steps = tuple(VerifyStep(m, round_trip=trip(m), base=on_base(m)) for m in migrations)
+    else:
+        own = [m.version for m in migrations if m.service == service]
+        if not own:
+            return ()
+        last = max(own)
+        steps = tuple(VerifyStep(m, round_trip=m.service == service and trip(m),
+                                 base=on_base(m))
+                      for m in migrations if m.version <= last)
+    if base is not None and not any(step.round_trip for step in steps):
         return ()
-    last = max(own)
-    return tuple(VerifyStep(m, round_trip=m.service == service and trip(m))
-                 for m in migrations if m.version <= last)
+    return steps
+
+
+def sequence_start(steps: Sequence[VerifyStep]) -> int:
+    """How many of the first steps the whole-sequence check leaves applied: the leading
+    base migrations with `--against` (the branch's part is rolled back and applied again,
+    with any base migration numbered after its first one); 0 otherwise (everything)."""
+    count = 0
+    for step in steps:
+        if not step.base:
+            break
+        count += 1
+    return count
 
 
 def split_verify_script(text: str) -> tuple[str, str] | None:

@@ -33,7 +33,8 @@ class MigrationVerdict:
     """What verify found for one migration.
 
     `status`: `ok` (round trip passed), `failed` (see problems), `applied` (another
-    service's migration, applied because later ones need it, not round-tripped) or
+    service's migration, applied because later ones need it, or one the ref of
+    `--against` has (`base`), not round-tripped) or
     `skipped` (not run: an earlier migration's up failed, so nothing after it could be
     applied; its one problem, of stage `skipped`, says which). A skipped migration was
     not verified: it is neither ok nor failed.
@@ -57,6 +58,8 @@ class MigrationVerdict:
     rebuild_ms: int | None = None
     #: What its first up locked and rewrote (None when that up did not run or failed).
     impact: LockImpact | None = None
+    #: The ref of `--against` has it: applied once, not round-tripped, not measured.
+    base: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,7 +86,7 @@ class MigrationVerdict:
                 "ok": self.ok, "status": self.status, "round_trip": self.round_trip,
                 "problems": [p.as_json() for p in self.problems], "up_ms": self.up_ms,
                 "down_ms": self.down_ms, "up_again_ms": self.up_again_ms,
-                "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms,
+                "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms, "base": self.base,
                 "locks": (None if self.impact is None or self.impact.locks is None
                           else [lock.as_json() for lock in self.impact.locks]),
                 "rewrites": list(self.impact.rewrites) if self.impact is not None else [],
