@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -119,12 +120,10 @@ def test_a_blocked_migration_fails_after_its_retries_naming_the_blocker(
                        "WHERE table_name = 't' AND column_name = 'x'") == 0
 
 
-def test_a_blocked_migration_succeeds_on_a_retry_once_the_blocker_ends(
-        tmp_path: Path, dsn: str, blocker: psycopg.Connection) -> None:
-    """The blocker commits after the first retry is logged: a later attempt applies it."""
-    root = tree(tmp_path, "ALTER TABLE t ADD COLUMN x int;\n", retries=20)
-    blocker.execute("INSERT INTO t VALUES (1)")
-
+def up_ending_the_blocker_at_the_first_retry(root: Path, dsn: str,
+                                            blocker: psycopg.Connection) -> tuple[Any, Any]:
+    """`up`, while a thread commits `blocker` once the first retry is logged: the result
+    and the captured log."""
     with capture_migcoord_log() as log:
         def end_blocker() -> None:
             wait_until(lambda: any("retry 1 of 20" in line for line in log.at(30)),
@@ -137,6 +136,16 @@ def test_a_blocked_migration_succeeds_on_a_retry_once_the_blocker_ends(
             result = coordinator(root).up("a", dsn=dsn)
         finally:
             ender.join(QUICK)
+    return result, log
+
+
+def test_a_blocked_migration_succeeds_on_a_retry_once_the_blocker_ends(
+        tmp_path: Path, dsn: str, blocker: psycopg.Connection) -> None:
+    """The blocker commits after the first retry is logged: a later attempt applies it."""
+    root = tree(tmp_path, "ALTER TABLE t ADD COLUMN x int;\n", retries=20)
+    blocker.execute("INSERT INTO t VALUES (1)")
+
+    result, _log = up_ending_the_blocker_at_the_first_retry(root, dsn, blocker)
 
     assert [step.version for step in result.applied] == [1]
     assert [row["status"] for row in history(dsn)] == ["applied"]
@@ -205,18 +214,7 @@ def test_a_timed_out_concurrent_build_is_dropped_and_built_again(
     root = tree(tmp_path, NO_TRANSACTION_INDEX, retries=20)
     blocker.execute("INSERT INTO t VALUES (1)")
 
-    with capture_migcoord_log() as log:
-        def end_blocker() -> None:
-            wait_until(lambda: any("retry 1 of 20" in line for line in log.at(30)),
-                       what="the first retry")
-            blocker.commit()
-
-        ender = threading.Thread(target=end_blocker)
-        ender.start()
-        try:
-            result = coordinator(root).up("a", dsn=dsn)
-        finally:
-            ender.join(QUICK)
+    result, log = up_ending_the_blocker_at_the_first_retry(root, dsn, blocker)
 
     assert [step.version for step in result.applied] == [1]
     assert any("dropped the INVALID index public.t_id (on public.t)" in line
