@@ -38,11 +38,15 @@ class Context:
         # Each stream is coloured only when it is a terminal (cli/terminal.py).
         self.paint_out = Palette.of(stdout, environ)
         self.paint_err = Palette.of(stderr, environ)
+        #: How many digits versions are shown with: the loaded config's `version_width`.
+        self.version_width = 6
 
     def coordinator(self) -> Coordinator:
         from migcoord.coordinator import Coordinator
 
-        return Coordinator.load(self.args.config, environ=self.environ)
+        loaded = Coordinator.load(self.args.config, environ=self.environ)
+        self.version_width = loaded.config.version_width
+        return loaded
 
     def dsn(self, coordinator: Coordinator) -> str:
         from migcoord.local.target import resolve_dsn

@@ -145,6 +145,11 @@ def _warnings(ctx: Context, warnings: tuple[str, ...]) -> None:
         ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: {warning}\n")
 
 
+def _v(ctx: Context, version: int) -> str:
+    """A version as this project writes them (its `version_width`)."""
+    return format_version(version, ctx.version_width)
+
+
 def _plan(ctx: Context, planned: tuple[PlannedStep, ...], verb: str) -> None:
     if not planned:
         ctx.stdout.write(f"nothing to {verb}\n")
@@ -153,7 +158,7 @@ def _plan(ctx: Context, planned: tuple[PlannedStep, ...], verb: str) -> None:
     for step in planned:
         mode = " (no-transaction)" if step.no_transaction else ""
         reason = f"  [{step.reason}]" if step.reason else ""
-        ctx.stdout.write(f"\n-- {step.direction} {format_version(step.version)} {step.service}"
+        ctx.stdout.write(f"\n-- {step.direction} {_v(ctx, step.version)} {step.service}"
                          f" {step.name}{mode}{reason}\n")
         ctx.stdout.write(step.sql.rstrip() + "\n")
 
@@ -193,7 +198,7 @@ def status(ctx: Context, report: StatusReport, root: Path) -> None:
     if ctx.json:
         emit_json(ctx, report.as_json(root))
         return
-    version = "none" if report.database_version is None else format_version(report.database_version)
+    version = "none" if report.database_version is None else _v(ctx, report.database_version)
     dirty = "yes" if report.dirty else "no"
     ctx.stdout.write(f"database version: {version}   dirty: {dirty}\n")
     rows = [("VERSION", "SERVICE", "NAME", "STATE", "APPLIED AT")]
@@ -201,7 +206,7 @@ def status(ctx: Context, report: StatusReport, root: Path) -> None:
         # With its zone: the server's session time zone decides the clock shown.
         applied = m.applied_at.isoformat(sep=" ", timespec="seconds") if m.applied_at else ""
         state = str(m.state) + (f" ({m.detail})" if m.detail else "")
-        rows.append((format_version(m.version), m.service, m.name, state, applied))
+        rows.append((_v(ctx, m.version), m.service, m.name, state, applied))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         ctx.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
@@ -215,13 +220,13 @@ def status(ctx: Context, report: StatusReport, root: Path) -> None:
 
 
 def marked(ctx: Context, result: MarkResult) -> None:
-    text = (f"marked {format_version(result.version)} {result.service} {result.name} as "
+    text = (f"marked {_v(ctx, result.version)} {result.service} {result.name} as "
             f"{result.state} (was {result.previous or 'not recorded'})")
     message(ctx, text, result.as_json())
 
 
 def adopted(ctx: Context, result: AdoptResult) -> None:
-    text = (f"golang-migrate was at version {format_version(result.golang_version)}; recorded "
+    text = (f"golang-migrate was at version {_v(ctx, result.golang_version)}; recorded "
             f"{len(result.recorded)} migration{'s' if len(result.recorded) != 1 else ''} as "
             f"applied ({len(result.already)} already recorded)")
     message(ctx, text, result.as_json())
