@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migcoord.core.model import HistoryRow
+from migcoord.core.model import HistoryRow, Migration
 from migcoord.db.settings import Saved
 from migcoord.errors import MigcoordError
 
@@ -147,6 +147,16 @@ class History:
             user = row[0] if row else "?"
             self._actor = f"{user}@{socket.gethostname()} pid {os.getpid()}"
         return self._actor
+
+    def row_of(self, migration: Migration, status: str, duration: int = 0,
+               **extra: int) -> HistoryRow:
+        """The history row of `migration` in `status`, applied by this run's actor."""
+        return HistoryRow(
+            version=migration.version, service=migration.service, name=migration.name,
+            checksum=migration.checksum, status=status, depends=migration.depends_on,
+            applied_by=self.actor(), duration_ms=duration,
+            statements_done=extra.get("statements_done"),
+            statement_count=extra.get("statement_count"))
 
     def insert(self, row: HistoryRow) -> None:
         """Insert one row as it is (a dirty row before a no-transaction migration runs)."""
