@@ -33,6 +33,28 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
                            ) -> tuple[str, str | None, tuple[MigrationVerdict, ...], SequenceVerdict]:
     """Run `trip` in a database created for it on `admin_dsn`'s server, dropped afterwards
     (unless `keep`): (its name, its DSN when kept, the verdicts)."""
+    from migcoord.db.dsn import public_url
+
+    with _throwaway(admin_dsn, config, keep=keep) as database:
+        log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
+                 "" if len(trip.steps) == 1 else "s", database.name)
+        verdicts, sequence = trip.run(database.open(), database)
+    return database.name, public_url(database.dsn) if keep else None, verdicts, sequence
+
+
+@contextlib.contextmanager
+def throwaway_session(admin_dsn: str, config: Config) -> Iterator[Session]:
+    """A session (migration lock held, history tables made) in a database created on
+    `admin_dsn`'s server for the caller, and dropped afterwards whatever happens."""
+    with _throwaway(admin_dsn, config) as database:
+        yield database.open()
+
+
+@contextlib.contextmanager
+def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterator[_Throwaway]:
+    """A throwaway database created on `admin_dsn`'s server; afterwards, whatever
+    happens, its session is closed, its saved copy dropped, and it is dropped too unless
+    `keep`."""
     from migcoord.db import scratch
     from migcoord.db.dsn import public_url
 
@@ -40,10 +62,8 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
         database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
         try:
             database.create(database.name, "template0")
-            log.info("verifying %d migration%s in the throwaway database %s", len(trip.steps),
-                     "" if len(trip.steps) == 1 else "s", database.name)
             try:
-                verdicts, sequence = trip.run(database.open(), database)
+                yield database
             finally:
                 database.close()
         finally:
@@ -53,26 +73,6 @@ def in_throwaway_database(admin_dsn: str, config: Config, keep: bool, trip: Roun
                     log.info("kept the throwaway database %s", public_url(database.dsn))
                 else:
                     scratch.drop(admin_dsn, database.name, admin)
-    return database.name, public_url(database.dsn) if keep else None, verdicts, sequence
-
-
-@contextlib.contextmanager
-def throwaway_session(admin_dsn: str, config: Config) -> Iterator[Session]:
-    """A session (migration lock held, history tables made) in a database created on
-    `admin_dsn`'s server for the caller, and dropped afterwards whatever happens."""
-    from migcoord.db import scratch
-
-    with scratch.admin_session(admin_dsn) as admin:
-        database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
-        try:
-            database.create(database.name, "template0")
-            try:
-                yield database.open()
-            finally:
-                database.close()
-        finally:
-            with interrupts_deferred():
-                scratch.drop(admin_dsn, database.name, admin)
 
 
 class _Throwaway:
