@@ -251,7 +251,7 @@ def _table(obj: SchemaObject, parts: Iterable[SchemaObject], owner: TableOwner, 
         if part.kind == "column":
             columns.append(part)
         elif part.kind == "index":
-            indexes.append(f"{_constraint_name(part.name, config)}: {part.summary}")
+            indexes.append(f"{_shown(part.name, config)}: {part.summary}")
         elif part.kind == "constraint":
             definition = part.attribute("definition") or ""
             label = part.name.split(" on ", 1)[0]
@@ -343,7 +343,3 @@ def _shown(name: str, config: Config) -> str:
     bare = _bare(name)
     schema_prefix = f"{config.default_schema}."
     return name[len(schema_prefix):] if bare.startswith(schema_prefix) else name
-
-
-def _constraint_name(name: str, config: Config) -> str:
-    return _shown(name, config)
