@@ -46,8 +46,9 @@ from migcoord.checks.allow import allow_problems, without_allowed
 from migcoord.checks.analysis import Analyses, Cache, analyze_catalog
 from migcoord.checks.database import database_findings
 from migcoord.checks.numbering import Ledger
-from migcoord.checks.ownership import Owners, display
+from migcoord.checks.ownership import Owners
 from migcoord.core.model import Catalog, Config, Finding
+from migcoord.core.owners import display
 from migcoord.core.resolution import BranchEdit, MergeSides
 from migcoord.core.scaffold import FoundFolder
 

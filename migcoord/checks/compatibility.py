@@ -18,8 +18,9 @@ from collections.abc import Iterator
 
 from migcoord.checks._located import finding_at
 from migcoord.checks.analysis import Analyses, Table
-from migcoord.checks.ownership import Owners, display
+from migcoord.checks.ownership import Owners
 from migcoord.core.model import Catalog, Config, Finding, Migration
+from migcoord.core.owners import display
 
 BREAKING_RENAME = "breaking-rename"
 BREAKING_DROP = "breaking-drop"

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from migcoord.checks._located import finding_at
 from migcoord.checks.analysis import Analyses
 from migcoord.checks.numbering import Ledger
-from migcoord.checks.ownership import Owners, display
+from migcoord.checks.ownership import Owners
 from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
+from migcoord.core.owners import display
 
 
 def declared_dependencies(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:

@@ -23,8 +23,9 @@ import attrs
 
 from migcoord.checks._located import finding_at, placed_in
 from migcoord.checks.analysis import Analyses, FileSql, Table
-from migcoord.checks.ownership import Owners, display
+from migcoord.checks.ownership import Owners
 from migcoord.core.model import Catalog, Config, Finding, Migration
+from migcoord.core.owners import display
 from migcoord.sql.rewrites import TypeSpec, type_change_rewrites
 
 REWRITING_TYPE_CHANGE = "rewriting-type-change"

@@ -17,7 +17,7 @@ import attrs
 from migcoord.checks._located import finding_at
 from migcoord.checks.analysis import Analyses, Effect, Table
 from migcoord.core.model import Catalog, Config, Finding, Migration, format_version
-from migcoord.core.owners import owned_name
+from migcoord.core.owners import display, owned_name
 from migcoord.core.scaffold import toml_key, toml_literal
 
 
@@ -103,14 +103,6 @@ class Owners:
             if owner.service == service and (owner.migration is None or name in self.existing))
 
 
-def display(name: Table, config: Config) -> str:
-    """A table name as a person writes it: without the default schema."""
-    from migcoord.sql._tree import quote_ident
-
-    schema, table = name
-    if schema == config.default_schema:
-        return quote_ident(table)
-    return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
 def ownership(catalog: Catalog, config: Config, analyses: Analyses,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from migcoord.core.model import ServiceConfig
+from migcoord.core.model import Config, ServiceConfig
 
 #: A table as (schema, name), each as PostgreSQL stores it (unquoted names lower-cased).
 Table = tuple[str, str]
 
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _OWNS_PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*')
 
 
@@ -51,3 +52,19 @@ def declared_owners(services: Iterable[ServiceConfig], default_schema: str) -> d
             if name is not None:
                 owners.setdefault(name, service.name)
     return owners
+
+
+def quote_ident(name: str) -> str:
+    """`name` as it must be written in SQL: bare when lower-case and plain, else quoted."""
+    if _PLAIN_IDENTIFIER.fullmatch(name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def display(name: Table, config: Config) -> str:
+    """A table name as a person writes it: without the default schema, quoted where
+    SQL needs it."""
+    schema, table = name
+    if schema == config.default_schema:
+        return quote_ident(table)
+    return f"{quote_ident(schema)}.{quote_ident(table)}"

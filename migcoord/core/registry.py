@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from migcoord.core.model import Catalog, Config
+from migcoord.core.owners import display
 from migcoord.core.snapshot import SchemaObject, Snapshot
 
 #: A table or object name as PostgreSQL stores it: (schema, name).
@@ -197,16 +198,6 @@ def split_name(qualified: str) -> Name:
     parts = [piece[1:-1].replace('""', '"') if piece.startswith('"') else piece
              for piece in re.findall(r'"(?:[^"]|"")*"|[^.]+', qualified)]
     return (parts[0], parts[1]) if len(parts) == 2 else ("", qualified)
-
-
-def display(name: Name, config: Config) -> str:
-    """A name as a person writes it: without the default schema, quoted where needed."""
-    schema, table = (_quoted(part) for part in name)
-    return table if name[0] == config.default_schema else f"{schema}.{table}"
-
-
-def _quoted(part: str) -> str:
-    return part if re.fullmatch(r"[a-z_][a-z0-9_$]*", part) else '"' + part.replace('"', '""') + '"'
 
 
 def build(snapshot: Snapshot, facts: Facts, config: Config, *, fingerprint: str,

@@ -8,21 +8,13 @@ lists are left out, so every read here has a default.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
+from migcoord.core.owners import quote_ident
 from migcoord.sql._parser import Node
 
-_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def quote_ident(name: str) -> str:
-    """`name` as it must be written in SQL: bare when lower-case and plain, else quoted."""
-    if _PLAIN_IDENTIFIER.fullmatch(name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
+__all__ = ["quote_ident"]
 
 def written(parts: list[str]) -> str:
     """A dotted name as it is written in SQL (`app."Rules"`)."""
