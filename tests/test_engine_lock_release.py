@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 
 from helpers import make_tree, pair
 from migcoord import Coordinator, MigrationFailed
+from migcoord.db import script
 from migcoord.db.lock import advisory_lock, lock_key, release
 from test_engine_support import (
     AB_CONFIG,
@@ -25,11 +29,18 @@ from test_engine_support import (
     execute,
     history,
     lock_holders,
+    query,
     sleeping_migcoord,
     wait_until,
 )
 
 KEY = lock_key("public")
+T = TypeVar("T")
+
+
+def sleepers(dsn: str) -> list[tuple[Any, ...]]:
+    return query(dsn, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                 "AND datname = current_database()")
 
 
 def coordinator(root: Path) -> Coordinator:
@@ -136,3 +147,52 @@ def test_a_stranded_lock_in_a_busy_session_is_named_with_the_command_that_ends_i
         assert lock_holders(dsn) == [pid]
         busy.rollback()
         busy.execute("SELECT pg_advisory_unlock_all()")
+
+
+def interrupted_first(wait: Callable[..., T]) -> Callable[..., T]:
+    """`wait`, but the first call raises KeyboardInterrupt before waiting: a Ctrl-C that
+    lands after the query was sent and before psycopg's wait, which cancels the query
+    itself, has begun."""
+    calls = iter(range(1_000_000))
+
+    def waiting(*args: Any, **kwargs: Any) -> T:
+        if next(calls) == 0:
+            raise KeyboardInterrupt
+        return wait(*args, **kwargs)
+
+    return waiting
+
+
+def test_an_interrupt_before_psycopgs_wait_still_cancels_the_running_statement(
+    dsn: str
+) -> None:
+    """The statement is cancelled and its answer read: the connection is usable at once,
+    and nothing is left sleeping in the server."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.wait = interrupted_first(conn.wait)  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            script.run(conn, "SELECT 1; SELECT pg_sleep(60);")
+
+        assert time.monotonic() - started < 30
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+        assert sleepers(dsn) == []
+
+
+def test_the_lock_is_released_even_when_a_statement_still_runs_on_its_connection(
+    dsn: str
+) -> None:
+    """A statement left running (read by no one) is cancelled before the lock is released,
+    not reported as a lock that could not be released."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (KEY,))
+        pid = conn.info.backend_pid
+        conn.pgconn.send_query(b"SELECT pg_sleep(60)")
+        wait_until(lambda: sleepers(dsn), what="the statement in pg_sleep")
+
+        assert release(conn, KEY, pid) is None
+
+        assert lock_holders(dsn) == []
+        assert sleepers(dsn) == []
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -51,6 +51,7 @@ import attrs
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from migcoord.db import script
 from migcoord.db.diagnosis import lost
 from migcoord.db.dsn import first_line, hide_password
 from migcoord.errors import LockTimeout, MigcoordError, PoolerDetected
@@ -324,6 +325,7 @@ def release(conn: psycopg.Connection, key: int, pid: int, *,
     session (a pooler moved this connection) cannot release it there; the holding session
     is then ended as soon as it sits idle, so the lock cannot outlive the run.
     """
+    script.settle(conn)  # a statement an interrupt left running
     if lost(conn):
         return None  # the server ends the session, and its locks with it
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:

@@ -62,6 +62,26 @@ def _leave_copy(conn: psycopg.Connection, status: int) -> None:
         conn.wait(generators.fetch_many(pgconn))
 
 
+def settle(conn: psycopg.Connection) -> None:
+    """Make `conn` usable again when a query is still running on it: cancel the query and
+    read its answer. A session that does not answer in time is closed (the server then
+    rolls its transaction back and frees its locks), never left half-read, which would
+    make every later statement fail with "another command is already in progress"."""
+    pgconn = conn.pgconn
+    if conn.closed or pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
+        return
+    try:
+        conn.cancel()
+        results = conn.wait(generators.fetch_many(pgconn))
+        if results and results[-1].status in _COPY:
+            _leave_copy(conn, results[-1].status)
+    except BaseException:  # a second Ctrl-C, or the server gone: give the session up
+        pgconn.finish()
+        return
+    if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        pgconn.finish()
+
+
 def run(conn: psycopg.Connection, query: str) -> Answer:
     """Run `query` (several statements) as one simple query on `conn`, in autocommit or
     inside the transaction it opens itself; returns the last result's single row.
@@ -71,7 +91,12 @@ def run(conn: psycopg.Connection, query: str) -> Answer:
     """
     with conn.lock:
         conn.pgconn.send_query(query.encode(conn.info.encoding))
-        results = conn.wait(generators.execute(conn.pgconn))
+        try:
+            results = conn.wait(generators.execute(conn.pgconn))
+        except BaseException:
+            # A Ctrl-C that lands before psycopg's wait has begun is not cancelled by it.
+            settle(conn)
+            raise
         if results and results[-1].status in _COPY:
             _leave_copy(conn, results[-1].status)
     for done, result in enumerate(results):

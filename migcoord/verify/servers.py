@@ -64,8 +64,10 @@ def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterato
             database.create(database.name, "template0")
             try:
                 yield database
-            finally:
-                database.close()
+            except BaseException as error:
+                database.close(error)
+                raise
+            database.close()
         finally:
             with interrupts_deferred():
                 scratch.drop(admin_dsn, database.saved_name, admin)
@@ -125,10 +127,14 @@ class _Throwaway:
             self._open = stack.pop_all()
         return Session(history, pid, observer)
 
-    def close(self) -> None:
-        """Release the lock and close the connections (nothing to do when not open)."""
+    def close(self, error: BaseException | None = None) -> None:
+        """Release the lock and close the connections (nothing to do when not open);
+        `error` is what ends the run, which a failure to release must not replace."""
         opened, self._open = self._open, contextlib.ExitStack()
-        opened.close()
+        if error is None:
+            opened.close()
+        else:
+            opened.__exit__(type(error), error, error.__traceback__)
 
     def rebuild(self, *, from_saved: bool) -> Session:
         """Drop the database and create it again, empty or as a copy of the saved one; a
