@@ -69,7 +69,8 @@ def test_each_further_migration_costs_one_round_trip(
 
 def test_the_one_query_holds_begin_the_file_the_record_and_commit(
         tmp_path: Path, dsn: str) -> None:
-    """The migration's query starts with BEGIN and ends with COMMIT, around its file."""
+    """The migration's query starts with BEGIN and ends with COMMIT, around its file, and
+    then asks whether the file changed a setting of the session (db/settings)."""
     root = trivial_tree(tmp_path, 1)
     with psycopg.connect(dsn, autocommit=True) as conn, tracing(conn) as lines:
         Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=conn)
@@ -78,7 +79,8 @@ def test_the_one_query_holds_begin_the_file_the_record_and_commit(
     assert len(sent) == 1
     text = sent[0].split("\tQuery\t", 1)[1].strip(' "')
     assert text.startswith("BEGIN")
-    assert text.endswith("COMMIT")
+    assert text.endswith("AS migcoord_settings_changed")
+    assert text.rsplit(";", 1)[0].endswith("COMMIT")
     assert "INSERT INTO" in text and "migcoord_history" in text
 
 

@@ -39,6 +39,7 @@ from migcoord.core.ddl import DdlPolicy
 from migcoord.core.model import Migration
 from migcoord.db import failures, indexes, lockwait, outside, retries, script, settings
 from migcoord.db.diagnosis import lost
+from migcoord.db.dsn import first_line
 from migcoord.db.history import History
 from migcoord.db.lock import POOLER_HINT
 from migcoord.errors import MigrationFailed, PoolerDetected
@@ -154,22 +155,30 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
         opening += lockwait.timeouts_sql(policy, local=True)
         if role:
             opening += sql.SQL("SET LOCAL ROLE {};\n").format(sql.Identifier(role)).as_string(conn)
-        closing = "\n;\n" + _restore_sql(history) + record
+        restore = _restore(history)
         if one_trip:
             # The guard goes last: the file's own first statement may have to be the
-            # transaction's first query (SET TRANSACTION ISOLATION LEVEL ...).
-            closing += ";\n" + _guard(lock_pid) + "COMMIT"
+            # transaction's first query (SET TRANSACTION ISOLATION LEVEL ...). After the
+            # COMMIT, whether the file changed a parameter of the session (db/settings).
+            closing = ("\n;\n" + restore.session + record + ";\n" + _guard(lock_pid)
+                       + "COMMIT;\n" + restore.changed)
+        else:
+            closing = "\n;\n" + restore.whole + record
         try:
             answer = script.run(conn, opening + text + closing)
         except script.Failed as failed:
             err = failed.error
             if lost(conn):
                 raise err from None
-            _rollback(conn)
             sent = len(reader.statements(opening + text + closing)) if one_trip else 0
-            if one_trip and failed.done == sent - 2:
-                raise _pooled(migration, lock_pid, direction) from None
             if one_trip and failed.done == sent - 1:
+                # Only the comparison after the COMMIT failed: put everything back.
+                _put_back(conn, migration, restore, direction)
+                return
+            _rollback(conn)
+            if one_trip and failed.done == sent - 3:
+                raise _pooled(migration, lock_pid, direction) from None
+            if one_trip and failed.done == sent - 2:
                 raise _commit_failed(err, migration, text, direction) from None
             note = ("the transaction was rolled back: nothing of this migration was applied"
                     if direction == "up" else
@@ -177,7 +186,9 @@ def _in_one_transaction(history: History, migration: Migration, run: _Run, recor
             raise failures.failure(err, text, path.path if path else None, migration,
                                    note=note, direction=direction, base=-len(opening),
                                    statement=_failed_statement(text, opening, failed)) from None
-        if one_trip and answer.tag == "COMMIT":
+        if one_trip and answer.tag_before == "COMMIT":
+            if answer.column != settings.CHANGED or answer.value != "f":
+                _put_back(conn, migration, restore, direction)
             return
         pid = None if one_trip else _recorded_pid(answer)
         if pid is None:
@@ -229,13 +240,31 @@ def _pooled(migration: Migration, lock_pid: int, direction: str,
         version=migration.version, service=migration.service, direction=direction)
 
 
-def _restore_sql(history: History) -> str:
+def _restore(history: History) -> settings.Restore:
     """The SQL that puts the session's settings back as the run found them: read once
     per run (db/settings), as each migration leaves the session as it found it."""
     if history.saved_settings is None:
         saved = settings.save(history.conn)
-        history.saved_settings = (saved, settings.restore_sql(history.conn, saved))
+        history.saved_settings = (saved, settings.restore_parts(history.conn, saved))
     return history.saved_settings[1]
+
+
+def _put_back(conn: psycopg.Connection, migration: Migration, restore: settings.Restore,
+              direction: str) -> None:
+    """After the COMMIT of `migration`, which changed a parameter of the session: set
+    every parameter back before the next migration runs."""
+    try:
+        script.run(conn, restore.whole)
+    except script.Failed as failed:
+        done = "applied" if direction == "up" else "rolled back"
+        raise MigrationFailed(
+            f"{migration.label} was {done} and recorded, but the session settings it "
+            f"changed could not be put back: {first_line(failed.error)}; the run stopped "
+            "so that no later migration runs in a changed session",
+            hint="run the command again to go on (a new session starts from the server's "
+            "defaults); check the SET statements of that file",
+            version=migration.version, service=migration.service,
+            direction=direction) from None
 
 
 def _refuse_named_invalid_indexes(conn: psycopg.Connection, migration: Migration,

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db.settings import Saved
+from migcoord.db.settings import Restore, Saved
 from migcoord.errors import MigcoordError
 
 HISTORY = "migcoord_history"
@@ -69,7 +69,7 @@ class History:
         #: back (db/settings), kept by db/executor between migrations of one run; None
         #: when they must be read again (migcoord itself changed one, or a migration
         #: failed).
-        self.saved_settings: tuple[Saved, str] | None = None
+        self.saved_settings: tuple[Saved, Restore] | None = None
 
     def _sql(self, template: str, **values: sql.Composable) -> sql.Composed:
         return sql.SQL(template).format(schema=sql.Identifier(self.schema),

@@ -39,6 +39,8 @@ class Answer:
     value: str | None = None
     #: The last result's command tag without its row count (`COMMIT`, `INSERT`...).
     tag: str | None = None
+    #: The tag of the result before the last (None when there is one result or none).
+    tag_before: str | None = None
 
 
 #: The states a COPY leaves the session in, which libpq answers before the statements
@@ -111,10 +113,16 @@ def run(conn: psycopg.Connection, query: str) -> Answer:
     if last is None:
         return Answer()
     encoding = conn.info.encoding
-    status = last.command_status
-    tag = status.decode(encoding).split(" ")[0] if status else None
+    tag = _tag(last, encoding)
+    before = _tag(results[-2], encoding) if len(results) > 1 else None
     if last.status != pq.ExecStatus.TUPLES_OK or last.ntuples != 1:
-        return Answer(tag=tag)
+        return Answer(tag=tag, tag_before=before)
     name, value = last.fname(0), last.get_value(0, 0)
     return Answer(name.decode(encoding) if name is not None else None,
-                  value.decode(encoding) if value is not None else None, tag)
+                  value.decode(encoding) if value is not None else None, tag, before)
+
+
+def _tag(result: pq.abc.PGresult, encoding: str) -> str | None:
+    """A result's command tag without its row count."""
+    status = result.command_status
+    return status.decode(encoding).split(" ")[0] if status else None
