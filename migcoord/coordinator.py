@@ -5,28 +5,27 @@ same calls. Nothing here prints or exits: results are values, problems are excep
 under MigcoordError.
 
 Each method checks its arguments, reads what the command needs and hands over to the
-module of its concern: `_engine` for the database commands, `repo.sumkeeper` and
-`repo.docskeeper` for the files kept beside the migrations, `repo.workspace` for the
-writes, `core.templates` for what `create` writes. Those are imported where they are
-used, so that `import migcoord` in a service stays light (no psycopg, filelock, pglast).
+module of its concern: `_engine` for `up`, `down` and `status`, `_repair` for `mark`,
+`adopt` and the database side of `renumber` and `resolve`, `_upkeep` for the files kept
+beside the migrations (`create`, `write_sum`, `docs`, the moves), `_checking` and
+`_analyses` for `check` and the SQL analysis. Those are imported where they are used,
+so that `import migcoord` in a service stays light (no psycopg, filelock, pglast) and
+`up` with nothing to do loads no parser.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
-import attrs
-
 from migcoord.core import planning, progress, reconcile
-from migcoord.core.ddl import DdlSettings, parse_duration
-from migcoord.core.model import Catalog, Config, Finding, ServiceConfig, format_version
-from migcoord.core.naming import format_filename, normalize_name
+from migcoord.core.ddl import command_line_settings
+from migcoord.core.model import Catalog, Config, Finding, ServiceConfig
+from migcoord.core.naming import normalize_name
 from migcoord.core.progress import OnStep
 from migcoord.errors import UsageError
 from migcoord.repo import discovery
@@ -46,15 +45,12 @@ if TYPE_CHECKING:
 
     from migcoord import checks
     from migcoord import verify as verify_module
+    from migcoord._analyses import SqlAnalyses
+    from migcoord._upkeep import Upkeep
     from migcoord.core import docsgen, registry
-    from migcoord.core.numbering import RenumberPlan
-    from migcoord.core.resolution import BranchEdit
-    from migcoord.core.scaffold import FoundFolder
     from migcoord.db.history import History
 
 __all__ = ["Coordinator", "Created", "Renumbered", "Settings"]
-
-log = logging.getLogger("migcoord")
 
 DEFAULT_FILE_LOCK_TIMEOUT = 30.0
 
@@ -84,10 +80,8 @@ class Coordinator:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         # Files already read, so a long-lived process re-reads only what changed.
         self._files: discovery.FileCache = {}
-        # SQL analyses by file checksums, for the same reason; the stored ones
-        # (.migcoord/analysis-cache) are read at the first analysis.
-        self._sql: checks.Cache = {}
-        self._sql_stored: str | None = None  # the fingerprint, once the store was read
+        # SQL analyses, for the same reason; made at the first one (_analyses.py).
+        self._sql: SqlAnalyses | None = None
 
     # -- construction -------------------------------------------------------------------
 
@@ -120,27 +114,9 @@ class Coordinator:
         exactly as migcoord.toml's keys are (ConfigError naming each mistake); paths
         (`docs`) must lie beside the migrations folder, as a config file's lie beside it.
         """
-        from migcoord.repo import config as config_module
+        from migcoord.repo import codeconfig
 
-        allowed = {f.name for f in attrs.fields(Config)} - {"root", "services", "path"}
-        unknown = sorted(set(settings) - allowed)
-        if unknown:
-            raise UsageError(f"unknown setting(s) for Coordinator.for_service: "
-                             f"{', '.join(unknown)}", hint="known: " + ", ".join(sorted(allowed)))
-        where = "Coordinator.for_service"
-        why = config_module.service_name_problem(service)
-        if why is not None:
-            raise UsageError(f"{where}: {service!r}: {why}")
-        folder = Path(migrations).resolve()
-        # Spelt as in migcoord.toml, so the config file's own checks judge them.
-        spelt: dict[str, object] = {
-            key: (str(value) if isinstance(value, Path)
-                  else list(value) if isinstance(value, frozenset | set) else value)
-            for key, value in settings.items() if not (key == "docs" and value is None)}
-        fields = config_module.settings(spelt, root=folder.parent, where=where)
-        config = Config(root=folder.parent,
-                        services=(ServiceConfig(name=service, migrations=folder),), **fields)
-        return cls(config, environ=environ)
+        return cls(codeconfig.for_service(service, migrations, settings), environ=environ)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -160,57 +136,23 @@ class Coordinator:
         `sql=False` leaves out the SQL analysis (and with it docs-stale). `parallel` lets
         a large analysis use worker processes; only single-threaded programs should ask.
         """
-        from migcoord import checks
-        from migcoord.repo import docskeeper, merging, sumkeeper
+        from migcoord import _checking
 
-        catalog = self.catalog()
-        check_sum = self.config.sum_path is not None
-        edits: list[BranchEdit] = []
-        if against is not None:
-            from migcoord.repo import git as gitref
+        return _checking.offline_findings(self.config, self.catalog(),
+                                          self._analyses() if sql else None,
+                                          against=against, parallel=parallel)
 
-            edits = gitref.branch_edits(self.config, against)
-            catalog = gitref.merged_catalog(self.config, catalog, against)
-            # The merge's sum file does not exist yet; collisions show as duplicate-version.
-            check_sum = False
-        sum_text = sumkeeper.read(self.config) if check_sum else None
-        analyses = self._analyze(catalog, parallel=parallel) if sql else None
-        findings = checks.run_all(catalog, self.config, sum_text=sum_text, check_sum=check_sum,
-                                  sql=analyses, sides=merging.merge_sides(self.config, catalog,
-                                                                          against),
-                                  edits=edits, unconfigured=self._unconfigured_folders())
-        if against is None and analyses is not None:
-            findings.extend(docskeeper.stale_findings(
-                self.config, catalog, functools.partial(self._owned_tables, catalog, analyses)))
-        return checks.sort_findings(findings)
+    def _analyses(self) -> SqlAnalyses:
+        """This Coordinator's SQL analyses, made at the first use."""
+        if self._sql is None:
+            from migcoord._analyses import SqlAnalyses
 
-    def _unconfigured_folders(self) -> tuple[FoundFolder, ...]:
-        """Folders of migrations near the configured ones that no service configures;
-        none for a config made in code (`for_service`), which names its one folder."""
-        from migcoord.repo import unconfigured
-
-        if self.config.path is None:
-            return ()
-        return unconfigured.near_configured(self.config)
+            self._sql = SqlAnalyses(self.config)
+        return self._sql
 
     def _analyze(self, catalog: Catalog, *, parallel: bool = False) -> checks.Analyses:
-        """The SQL analysis of `catalog`, parsing only what neither this Coordinator nor
-        the stored cache has; what was parsed is stored for the next run."""
-        from migcoord import checks
-        from migcoord.checks import plain
-        from migcoord.repo import analysiscache
-
-        if self._sql_stored is None:
-            self._sql_stored = analysiscache.fingerprint()
-            stored = plain.cache_from_plain(analysiscache.load(self.config, self._sql_stored))
-            self._sql.update({k: v for k, v in stored.items() if k not in self._sql})
-        analyses = checks.analyze_catalog(catalog, self.config, cache=self._sql,
-                                          parallel=parallel)
-        if analyses.parsed:
-            analysiscache.save(self.config, {key: plain.to_plain(self._sql[key])
-                                             for key in analyses.cache_keys},
-                               self._sql_stored)
-        return analyses
+        """The SQL analysis of `catalog`, parsing only what was not parsed before."""
+        return self._analyses().analyze(catalog, parallel=parallel)
 
     # -- the files beside the migrations --------------------------------------------------
 
@@ -225,40 +167,19 @@ class Coordinator:
         of the configured env var, else the dev server or a temporary one, as for
         `verify`), and its catalog is read.
         """
-        from migcoord.repo import docskeeper
-
-        docskeeper.path_of(self.config)  # no docs file configured: say so before locking
-        if check:
-            catalog = self.catalog()
-            return docskeeper.check(self.config, catalog,
-                                    functools.partial(self._owned_tables, catalog))
         if schema is None:
             schema = self.config.docs_schema
-        if schema:
-            built = self.schema_registry(dsn=dsn)
-        with self._file_lock(lock_timeout):
-            catalog = self.catalog()
-            owned = functools.partial(self._owned_tables, catalog)
-            if schema:
-                return docskeeper.write_with_schema(self.config, catalog, owned, built)
-            return docskeeper.write(self.config, catalog, owned)
+        return self._upkeep().docs(check=check, lock_timeout=lock_timeout,
+                                   schema=functools.partial(self.schema_registry, dsn=dsn)
+                                   if schema else None)
 
     def schema_registry(self, *, dsn: str | None = None) -> registry.Registry:
         """What each service owns, as the migrations really build it: applies them all on
         a throwaway database (see `docs`) and joins the catalog with the SQL analysis."""
-        from migcoord.checks import registry as registry_facts
-        from migcoord.core import registry
-        from migcoord.verify import schema as built_schema
+        from migcoord.verify import schema
 
-        catalog = self.catalog()
-        if dsn is None:
-            dsn = self.environ.get(self.config.database_url_env, "").strip() or None
-        snapshot = built_schema.built_schema(catalog, self.config, dsn=dsn,
-                                             environ=self.environ)
-        analyses = self._analyze(catalog)
-        return registry.build(snapshot, registry_facts.facts(catalog, self.config, analyses),
-                              self.config, fingerprint=registry.fingerprint(catalog, self.config),
-                              migrations=len(catalog.migrations))
+        return schema.schema_registry(self.catalog(), self.config, dsn=self._dsn(dsn),
+                                      environ=self.environ, analyze=self._analyze)
 
     def create(self, service: str, name: str, *,
                lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Created:
@@ -266,41 +187,13 @@ class Coordinator:
 
         Never overwrites; updates migcoord.sum in the same critical section.
         """
-        from migcoord.core import numbering, templates
-        from migcoord.repo import docskeeper, sumkeeper, workspace
-
-        service_config = self._service(service)
-        clean_name = normalize_name(name)
-        width = self.config.version_width
-        with self._file_lock(lock_timeout):
-            catalog = self.catalog()
-            sumkeeper.refuse_broken(self.config)
-            version = numbering.next_version(catalog, self.config, service)
-            up = service_config.migrations / format_filename(version, clean_name, "up", width)
-            down = service_config.migrations / format_filename(version, clean_name, "down", width)
-            workspace.create_exclusive_all([
-                (up, templates.up_file(service_config, catalog, version, width)),
-                (down, templates.down_file(service_config, version, width))])
-            written = self.catalog()
-            sumkeeper.add(self.config, written, [discovery.read_pair(service, up, down)])
-            docskeeper.refresh(self.config, written,
-                               functools.partial(self._owned_tables, written))
-        log.debug("created %s and %s", up, down)
-        return Created(version=version, version_text=format_version(version, width),
-                       service=service, name=clean_name, up=up, down=down)
+        return self._upkeep().create(self._service(service), normalize_name(name),
+                                     lock_timeout=lock_timeout)
 
     def write_sum(self, *, lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT) -> Path:
         """Rewrite migcoord.sum from the files on disk (after a deliberate rename), and
         refresh the docs file. Refuses two migrations with one version (`resolve` first)."""
-        from migcoord.repo import docskeeper, sumkeeper
-
-        sumkeeper.path_of(self.config)  # no sum file without a config: say so before locking
-        with self._file_lock(lock_timeout):
-            catalog = self.catalog()
-            path = sumkeeper.write(self.config, catalog)
-            docskeeper.refresh(self.config, catalog,
-                               functools.partial(self._owned_tables, catalog))
-            return path
+        return self._upkeep().write_sum(lock_timeout=lock_timeout)
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
@@ -311,22 +204,10 @@ class Coordinator:
         there is refused (renumbering it would make it pending again) and the renumber
         is recorded in migcoord_events.
         """
-        from migcoord import _engine
-        from migcoord.core import numbering
-
         self._service(service)
-        with self._file_lock(lock_timeout):
-            plan = numbering.plan_renumber(self.catalog(), self.config, version, service, to)
-            if dsn is None and conn is None:
-                self._renumber_files(plan)
-            else:
-                with self._database(dsn, conn, f"migcoord renumber {service}") as history:
-                    _engine.refuse_renumbering_applied(history, plan)
-                    self._renumber_files(plan)
-                    _engine.record_renumber(history, plan)
-        log.debug("renumbered %s/%s from %s to %s", service, plan.migration.name,
-                  plan.migration.version_text, plan.new_version_text)
-        return Renumbered.of(plan)
+        return self._upkeep().renumber(
+            version, service, to, self._database_given(dsn, conn, f"migcoord renumber {service}"),
+            lock_timeout=lock_timeout)
 
     def resolve(self, *, onto: str | None = None,
                 lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
@@ -340,24 +221,8 @@ class Coordinator:
         (git's own state). With a database (`dsn` or `conn`), a migration to move that
         is applied there is refused, with the repair, and the moves are recorded.
         """
-        from migcoord import _engine
-        from migcoord.core import resolution
-        from migcoord.repo import merging
-
-        with self._file_lock(lock_timeout):
-            side, theirs = merging.their_side(self.config, onto)
-            catalog = self.catalog()
-            written = merging.written_against(self.config, side, catalog, theirs)
-            plan = resolution.plan_resolve(catalog, self.config, theirs, written)
-            if dsn is None and conn is None:
-                sum_updated = self._renumber_files(plan.renumber)
-            else:
-                with self._database(dsn, conn, "migcoord resolve") as history:
-                    _engine.refuse_resolving_applied(history, plan.renumber)
-                    sum_updated = self._renumber_files(plan.renumber)
-                    _engine.record_renumber(history, plan.renumber)
-        return Resolved.of(plan.renumber, plan.kept, side.label, side.kind,
-                           sum_updated=sum_updated)
+        return self._upkeep().resolve(onto, self._database_given(dsn, conn, "migcoord resolve"),
+                                      lock_timeout=lock_timeout)
 
     # -- database -----------------------------------------------------------------------
 
@@ -383,7 +248,7 @@ class Coordinator:
             self._service(service)
         from migcoord.repo import merging
 
-        ddl = _ddl_override(ddl_lock_timeout)
+        ddl = command_line_settings(ddl_lock_timeout)
         merging.refuse_unresolved_merge(self.config)
         # Dependencies are checked in the database, so one service's folder is enough
         # unless --with-deps may have to apply another service's files.
@@ -407,7 +272,7 @@ class Coordinator:
         from migcoord import _engine
 
         self._service(service)
-        ddl = _ddl_override(ddl_lock_timeout)
+        ddl = command_line_settings(ddl_lock_timeout)
         catalog = self.catalog()
         request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade)
         with self._database(dsn, conn, f"migcoord down {service}") as history:
@@ -448,18 +313,9 @@ class Coordinator:
 
         if service is not None:
             self._service(service)
-        if dsn is None:
-            dsn = self.environ.get(self.config.database_url_env, "").strip() or None
-        catalog = self.catalog()
-        base = None
-        if against is not None:
-            from migcoord.repo import git as gitref
-
-            catalog = gitref.merged_catalog(self.config, catalog, against)
-            base = gitref.migrations_on_ref(self.config, catalog, against)
-        return verify_module.run(catalog, self.config, service=service, dsn=dsn,
-                                 environ=self.environ, keep=keep, on_progress=on_progress,
-                                 on_step=on_step, against=against, base=base)
+        return verify_module.run(self.catalog(), self.config, service=service,
+                                 dsn=self._dsn(dsn), environ=self.environ, keep=keep,
+                                 on_progress=on_progress, on_step=on_step, against=against)
 
     def check_database(self, *, dsn: str | None = None,
                        conn: psycopg.Connection | None = None) -> list[Finding]:
@@ -480,24 +336,24 @@ class Coordinator:
         recorded one when the file is not here; `pending` deletes the history row.
         Both append an event with `reason`.
         """
-        from migcoord import _engine
+        from migcoord import _repair
 
-        migration = _engine.migration_numbered(self.catalog(), version)
+        migration = _repair.migration_numbered(self.catalog(), version)
         with self._database(dsn, conn, "migcoord mark") as history:
-            return _engine.mark(self.config, history, version, migration, applied=applied,
+            return _repair.mark(self.config, history, version, migration, applied=applied,
                                 reason=reason, lock_timeout=lock_timeout)
 
     def adopt(self, *, table: str = "schema_migrations", lock_timeout: float | None = None,
               dsn: str | None = None, conn: psycopg.Connection | None = None) -> AdoptResult:
         """Take over a database golang-migrate managed: record every migration at or below
         its version as applied. Leaves golang-migrate's table untouched; idempotent."""
-        from migcoord import _engine
+        from migcoord import _repair
         from migcoord.repo import sumkeeper
 
         catalog = self.catalog()
         sum_text = sumkeeper.read(self.config)
         with self._database(dsn, conn, "migcoord adopt") as history:
-            return _engine.adopt(self.config, catalog, sum_text, history, table=table,
+            return _repair.adopt(self.config, catalog, sum_text, history, table=table,
                                  lock_timeout=lock_timeout)
 
     # -- helpers --------------------------------------------------------------------------
@@ -517,48 +373,27 @@ class Coordinator:
 
         return _engine.connected(self.config, self.environ, dsn, conn, application_name)
 
-    def _file_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
-        from migcoord.repo import config as config_module
-        from migcoord.repo import workspace
+    def _dsn(self, dsn: str | None) -> str | None:
+        """`dsn`, else the configured environment variable's value (None when unset)."""
+        if dsn is None:
+            dsn = self.environ.get(self.config.database_url_env, "").strip() or None
+        return dsn
 
-        return workspace.repo_lock(self.config.lock_path, timeout=config_module.lock_wait(timeout))
+    def _database_given(self, dsn: str | None, conn: psycopg.Connection | None,
+                        application_name: str
+                        ) -> contextlib.AbstractContextManager[History] | None:
+        """The database of `dsn` or `conn`, for commands that use one only when given."""
+        if dsn is None and conn is None:
+            return None
+        return self._database(dsn, conn, application_name)
 
-    def _renumber_files(self, plan: RenumberPlan) -> bool:
-        """Carry out `plan`, then rewrite migcoord.sum (a conflicted one included) and
-        refresh the docs file from the files as they now are; whether the sum's content
-        changed."""
-        from migcoord.repo import docskeeper, sumkeeper, workspace
+    def _upkeep(self) -> Upkeep:
+        """The file commands, reading through this Coordinator's caches."""
+        from migcoord._upkeep import Upkeep
 
-        workspace.apply_renumber(plan)
-        catalog = self.catalog()
-        changed = False
-        if self.config.sum_path is not None:
-            before = sumkeeper.read(self.config)
-            sumkeeper.write(self.config, catalog, refuse_duplicates=False)
-            changed = sumkeeper.read(self.config) != before
-        docskeeper.refresh(self.config, catalog, functools.partial(self._owned_tables, catalog))
-        return changed
+        return Upkeep(self.config, self.catalog, self._owned_tables)
 
-    def _owned_tables(self, catalog: Catalog,
-                      analyses: checks.Analyses | None = None) -> dict[str, list[str]]:
-        """The tables each service owns, as the docs name them, from `analyses` or a new
-        SQL analysis."""
-        from migcoord import checks
+    def _owned_tables(self, catalog: Catalog) -> dict[str, list[str]]:
+        """The tables each service owns, as the docs name them."""
+        return self._analyses().owned_tables(catalog)
 
-        if analyses is None:
-            analyses = self._analyze(catalog)
-        owners = checks.Owners.of(catalog, self.config, analyses)
-        return {service.name: [checks.display(t, self.config)
-                               for t in owners.owned_by(service.name)]
-                for service in self.config.services}
-
-
-def _ddl_override(lock_timeout: str | None) -> DdlSettings | None:
-    """The `ddl_lock_timeout` argument as the top layer of the DDL settings, judged by the
-    rule of `[ddl] lock_timeout` in migcoord.toml (UsageError naming the argument)."""
-    if lock_timeout is None:
-        return None
-    milliseconds, why = parse_duration(lock_timeout)
-    if why is not None:
-        raise UsageError(f"ddl_lock_timeout: {why}")
-    return DdlSettings(lock_timeout_ms=milliseconds)

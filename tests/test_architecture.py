@@ -32,11 +32,20 @@ LAYERS: dict[str, frozenset[str]] = {
     "local": frozenset({"local", "db", "repo", "core", "errors"}),
     # verify refuses what `check` reports in the files it would run (checks/runnable.py).
     "verify": frozenset({"verify", "local", "db", "repo", "checks", "sql", "core", "errors"}),
-    # The facade, and `_engine`: its database commands in a module of their own.
-    "coordinator": frozenset({"coordinator", "_engine", "verify", "local", "db", "repo", "checks",
-                              "sql", "core", "results", "errors"}),
+    # The facade, and the modules it hands each command to: `_engine` (up, down, status)
+    # and `_repair` (mark, adopt, renumber's records) on the database, `_upkeep` for the
+    # files beside the migrations, `_checking` and `_analyses` for check and the SQL.
+    "coordinator": frozenset({"coordinator", "_engine", "_repair", "_upkeep", "_checking",
+                              "_analyses", "verify", "local", "db", "repo", "checks", "sql",
+                              "core", "results", "errors"}),
+    "_upkeep": frozenset({"_upkeep", "_repair", "repo", "sql", "core", "results", "errors"}),
+    "_checking": frozenset({"_checking", "_analyses", "repo", "checks", "sql", "core",
+                            "errors"}),
+    "_analyses": frozenset({"_analyses", "repo", "checks", "sql", "core", "errors"}),
     "_engine": frozenset({"_engine", "local", "db", "repo", "checks", "sql", "core", "results",
                           "errors"}),
+    "_repair": frozenset({"_repair", "_engine", "local", "db", "repo", "checks", "sql", "core",
+                          "results", "errors"}),
     "cli": frozenset({"cli", "coordinator", "verify", "local", "db", "repo", "checks", "sql",
                       "core", "results", "errors", "migcoord"}),
     "__main__": frozenset({"cli"}),

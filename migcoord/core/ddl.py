@@ -27,6 +27,8 @@ from random import Random
 
 import attrs
 
+from migcoord.errors import UsageError
+
 #: The largest value PostgreSQL accepts for lock_timeout and statement_timeout (ms).
 MAX_MS = 2_147_483_647
 #: The most retries a migration may ask for.
@@ -190,3 +192,14 @@ def settings_from(table: Mapping[str, object], problem: Callable[[str, str], Non
             continue
         values[key if key == "retries" else f"{key}_ms"] = number
     return DdlSettings(**values)
+
+
+def command_line_settings(lock_timeout: str | None) -> DdlSettings | None:
+    """The `ddl_lock_timeout` argument of `up` and `down` as the top layer, judged by the
+    rule of `[ddl] lock_timeout` in migcoord.toml (UsageError naming the argument)."""
+    if lock_timeout is None:
+        return None
+    milliseconds, why = parse_duration(lock_timeout)
+    if why is not None:
+        raise UsageError(f"ddl_lock_timeout: {why}")
+    return DdlSettings(lock_timeout_ms=milliseconds)

@@ -1,9 +1,13 @@
 """`migcoord verify`: prove that every down undoes its up, on a throwaway database.
 
 - plan.py: which migrations are applied and which round-tripped (pure);
-- roundtrip.py: up, down, up again per migration, then the whole sequence, comparing
-  catalog snapshots (through the real executor); after a broken down, the database is
-  built again up to that migration and the run goes on;
+- roundtrip.py: up, down, up again per migration, comparing catalog snapshots (through
+  the real executor); after a broken down, the database is built again up to that
+  migration and the run goes on;
+- sequence.py: then the whole sequence down and up again;
+- throwaway.py: the throwaway database's session, what a step on it can fail with, and
+  how two of its schemas differ;
+- schema.py: the schema the migrations build, for `docs --schema`;
 - data.py: the data round trip of `-- migcoord:verify-data`;
 - servers.py: where the throwaway database lives, building it again, and its clean-up;
 - report.py: the verdicts and their counts.
@@ -37,8 +41,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
         environ: Mapping[str, str], keep: bool = False, on_progress: Progress | None = None,
         read_verify_file: Callable[[Migration], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_step: OnStep | None = None, against: str | None = None,
-        base: frozenset[tuple[str, int]] | None = None) -> VerifyReport:
+        on_step: OnStep | None = None, against: str | None = None) -> VerifyReport:
     """Round-trip the migrations on a throwaway database; see the module docstring.
     `on_progress` gets each verdict when it is reached, `on_step` each step as it starts.
 
@@ -47,12 +50,19 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     temporary server started for this run (with `keep`, the dev server is started and
     left running, so that the kept database can be reached).
 
-    `base`: the (service, version) of the migrations the ref `against` has; those are
-    applied once, and only the others are round-tripped (nothing runs when none is left).
+    `against` (a git ref): `catalog` merged with that ref, as `check --against` reads it;
+    the migrations the ref has are applied once, and only the others are round-tripped
+    (nothing runs when none is left).
     """
     from migcoord.checks import runnable
     from migcoord.repo import discovery
 
+    base = None
+    if against is not None:
+        from migcoord.repo import git as gitref
+
+        catalog = gitref.merged_catalog(config, catalog, against)
+        base = gitref.migrations_on_ref(config, catalog, against)
     started = clock()
     steps = plan(catalog, service, adopted_through=config.adopted_through, base=base)
     # The files check reports as errors are refused before a database is made.

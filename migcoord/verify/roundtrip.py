@@ -5,7 +5,7 @@ For each migration, in global version order:
     snapshot A -> up -> snapshot B -> down -> must equal A -> up again -> must equal B
 
 then everything down to empty (must equal the empty start) and up again (must equal
-the full schema). With `--against REF`, the migrations REF has are applied once without
+the full schema; sequence.py). With `--against REF`, the migrations REF has are applied once without
 a round trip, and the whole sequence is the branch's part: rolled back to the schema
 REF's migrations made, and applied again. Migrations run through the real executor, with their history rows,
 so no-transaction migrations and the history bookkeeping are exercised as in
@@ -28,57 +28,23 @@ migrations before a broken down, copies spare running them all again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 
-from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Config, Migration
 from migcoord.core.progress import OnStep, StepStarted, ignore
-from migcoord.errors import ConnectionLost, MigrationFailed
 from migcoord.verify import data
 from migcoord.verify.plan import VerifyStep, rebuild_route, sequence_start
 from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
+from migcoord.verify.sequence import SEQUENCE_STEP, whole_sequence
+from migcoord.verify.throwaway import Database, Session, StepFailed, elapsed_ms, schema_changes, who
 
 if TYPE_CHECKING:
     import psycopg
 
     from migcoord.core.lockreport import LockImpact
-    from migcoord.db.history import History
-    from migcoord.db.scratch import Observer
     from migcoord.db.snapshot_sql import CatalogRows
-
-#: What a migration step can fail with and verify still report as that step's problem: the
-#: migration failed (rolled back or left dirty), or it ended its own connection. Verify
-#: reports the message without its hint, which is advice for a real database (`migcoord
-#: up` again, `mark`), not for the throwaway one.
-StepFailed = (MigrationFailed, ConnectionLost)
-
-#: The name of the last step, after the per-migration round trips.
-SEQUENCE_STEP = "whole sequence down and up again"
-
-
-@attrs.frozen(eq=False)
-class Session:
-    """The connections to the throwaway database: migrations run on `history`'s, which
-    holds the migration lock as backend `lock_pid`; snapshots are read by `observer`."""
-
-    history: History
-    lock_pid: int
-    observer: Observer
-
-
-class Database(Protocol):
-    """The throwaway database, as the round trips start it over."""
-
-    #: How long copying a database took, the last time (ms).
-    copy_ms: int
-
-    def rebuild(self, *, from_saved: bool) -> Session:
-        """Drop it and create it again, empty or as the saved copy; a session in it."""
-
-    def save(self) -> Session:
-        """Save a copy of it as it is now, to rebuild from; a session in it."""
 
 
 @attrs.frozen
@@ -147,13 +113,13 @@ class RoundTrips:
                     applied.append(migration)
                     self.costs.append(verdict.up_ms or 0)
                 else:
-                    stop_cause = f"the up of {_who(migration)} failed"
+                    stop_cause = f"the up of {who(migration)} failed"
             else:
                 before = current if current is not None else self.snapshot()
                 trip = self.round_trip(step, before)
                 verdict = trip.verdict
                 if trip.after_up is None:
-                    stop_cause = f"the up of {_who(migration)} failed"
+                    stop_cause = f"the up of {who(migration)} failed"
                 else:
                     applied.append(migration)
                     self.costs.append(verdict.up_ms or 0)
@@ -170,8 +136,8 @@ class RoundTrips:
             self.progress(verdict)
         self.on_step(StepStarted(index=len(self.steps), total=len(self.steps), command="verify",
                                  name=SEQUENCE_STEP))
-        sequence = self.whole_sequence(applied[start:], empty, current, stop_cause, broken_downs,
-                                       part=start > 0)
+        sequence = whole_sequence(self, applied[start:], empty, current, stop_cause,
+                                  broken_downs, part=start > 0)
         self.progress(sequence)
         return tuple(verdicts), sequence
 
@@ -334,15 +300,15 @@ class RoundTrips:
                 self.up(migration)
             except StepFailed as failure:
                 problems.append(Problem(
-                    "rebuild", f"building the throwaway database again up to {_who(last)} "
-                    f"stopped at the up of {_who(migration)}: {failure.message}"))
-                stop_cause = f"the throwaway database could not be built again up to {_who(last)}"
+                    "rebuild", f"building the throwaway database again up to {who(last)} "
+                    f"stopped at the up of {who(migration)}: {failure.message}"))
+                stop_cause = f"the throwaway database could not be built again up to {who(last)}"
                 break
             seed = seeds.get(migration.version)
             error = self.seed(seed) if seed is not None else None
             if error is not None:
                 problems.append(Problem(
-                    "rebuild", f"building the throwaway database again up to {_who(last)}: the "
+                    "rebuild", f"building the throwaway database again up to {who(last)}: the "
                     f"seed part of {migration.label}.verify.sql failed: {error}"))
         else:
             current = self.snapshot()
@@ -356,69 +322,10 @@ class RoundTrips:
                 self.session = self.database.save()
                 self.saved = len(applied)
         return (attrs.evolve(verdict, problems=verdict.problems + tuple(problems), rebuilt=True,
-                             rebuild_ms=_ms(self.clock() - started)), current, stop_cause)
+                             rebuild_ms=elapsed_ms(self.clock() - started)), current, stop_cause)
 
     def seed(self, text: str) -> str | None:
         return data.seed(self.session.history.conn, text)
-
-    def whole_sequence(self, applied: list[Migration], empty: CatalogRows,
-                       full: CatalogRows | None, stop_cause: str | None,
-                       broken_downs: list[Migration], *, part: bool = False) -> SequenceVerdict:
-        """Every migration of `applied` down, newest first, then every one up again; not
-        run when the run stopped or a down failed (rolling back would stop there). `part`:
-        `applied` is the branch's part, and `empty` the schema before it."""
-        if stop_cause is not None:
-            return SequenceVerdict(ran=False, note=f"not run: {stop_cause}")
-        if broken_downs:
-            named = ", ".join(_who(m) for m in broken_downs[:3])
-            more = f" and {len(broken_downs) - 3} more" if len(broken_downs) > 3 else ""
-            downs = "downs" if len(broken_downs) > 1 else "down"
-            return SequenceVerdict(ran=False, note=f"not run: the {downs} of {named}{more} "
-                                   "failed, and rolling everything back would stop there")
-        without_down = [m for m in applied if m.down is None]
-        if without_down:
-            return SequenceVerdict(ran=False, note=f"not run: {_who(without_down[-1])} has no "
-                                   "down file (adopted history), so nothing can roll back past it")
-        if full is None:
-            full = self.snapshot()
-        self.new_command()
-        started = self.clock()
-        for migration in reversed(applied):
-            try:
-                self.down(migration)
-            except StepFailed as failure:
-                return SequenceVerdict(ran=True, problems=(Problem(
-                    "sequence-down", f"rolling everything back stopped at {_who(migration)}: "
-                    f"{failure.message}"),))
-        down_ms = _ms(self.clock() - started)
-        problems: list[Problem] = []
-        changes = schema_changes(empty, self.snapshot())
-        if changes:
-            problems.append(Problem(
-                "sequence-down", "rolling everything back did not give the "
-                + ("schema the base's migrations made " if part else "empty schema ")
-                + "(+ left behind, - removed, ~ changed):", changes))
-        self.new_command()
-        started = self.clock()
-        for migration in applied:
-            try:
-                self.up(migration)
-            except StepFailed as failure:
-                problems.append(Problem(
-                    "sequence-up", f"applying everything again stopped at {_who(migration)}: "
-                    f"{failure.message}"))
-                return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms)
-        up_ms = _ms(self.clock() - started)
-        changes = schema_changes(full, self.snapshot())
-        if changes:
-            problems.append(Problem(
-                "sequence-up", "applying everything again gave another schema than the round "
-                "trips left (+ only now, - only before, ~ changed):", changes))
-        return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms, up_ms=up_ms)
-
-
-def _who(migration: Migration) -> str:
-    return f"{migration.service} {migration.label}"
 
 
 def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], *,
@@ -430,15 +337,3 @@ def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], *
                             name=m.name, status=status, round_trip=step.round_trip,
                             problems=tuple(problems), up_ms=up_ms, down_ms=down_ms,
                             up_again_ms=up_again_ms, impact=impact, base=step.base)
-
-
-def schema_changes(before: CatalogRows, after: CatalogRows) -> tuple[str, ...]:
-    """The rendered diff between two states; empty when they are the same schema."""
-    if before == after:  # the common case, decided without building any object
-        return ()
-    return tuple(snapshots.render(snapshots.diff(before.snapshot(), after.snapshot())))
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-

@@ -1,4 +1,5 @@
-"""The schema the migrations build, read from a throwaway database (`docs --schema`).
+"""The schema the migrations build, read from a throwaway database (`docs --schema`),
+and the schema registry made of it.
 
 Every migration is applied once, in version order, on a database created for the run on
 the same servers `verify` uses (`--dsn`, the dev server, or a temporary one), and the
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from migcoord.core.model import Catalog, Config, Migration
 from migcoord.core.snapshot import Snapshot
-from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.verify.throwaway import StepFailed
+
+if TYPE_CHECKING:
+    from migcoord.checks import Analyses
+    from migcoord.core.registry import Registry
 
 log = logging.getLogger("migcoord")
 
-#: What applying one migration on the throwaway database can fail with.
-StepFailed = (MigrationFailed, ConnectionLost)
 
 
 def throwaway_hint(migration: Migration) -> str:
@@ -61,3 +65,17 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
                 failed.hint = throwaway_hint(migration)
                 raise
         return session.observer.snapshot().snapshot()
+
+
+def schema_registry(catalog: Catalog, config: Config, *, dsn: str | None, environ: Mapping[str, str],
+             analyze: Callable[[Catalog], Analyses]) -> Registry:
+    """What each service owns, as the migrations really build it: `built_schema`, joined
+    with the SQL analysis `analyze` makes of `catalog`."""
+    from migcoord.checks import registry as registry_facts
+    from migcoord.core import registry
+
+    snapshot = built_schema(catalog, config, dsn=dsn, environ=environ)
+    analyses = analyze(catalog)
+    return registry.build(snapshot, registry_facts.facts(catalog, config, analyses),
+                          config, fingerprint=registry.fingerprint(catalog, config),
+                          migrations=len(catalog.migrations))

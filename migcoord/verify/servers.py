@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from migcoord.core.model import Config
 from migcoord.verify.report import MigrationVerdict, SequenceVerdict, ServerKind
-from migcoord.verify.roundtrip import RoundTrips, Session
+from migcoord.verify.roundtrip import RoundTrips
+from migcoord.verify.throwaway import Session
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,0 +1,51 @@
+"""What `check` reads and hands to the rules: the catalog (merged with a git ref for
+`--against`), migcoord.sum, the SQL analyses, the folders no service configures; and
+the docs file's staleness, which only the analyses can tell."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from migcoord import checks
+from migcoord.core.model import Catalog, Config, Finding
+from migcoord.repo import docskeeper, merging, sumkeeper
+
+if TYPE_CHECKING:
+    from migcoord._analyses import SqlAnalyses
+    from migcoord.core.resolution import BranchEdit
+    from migcoord.core.scaffold import FoundFolder
+
+
+def offline_findings(config: Config, catalog: Catalog, sql: SqlAnalyses | None, *,
+                     against: str | None, parallel: bool) -> list[Finding]:
+    """Every finding of `check` on `catalog`, sorted; `sql` None leaves out the SQL
+    analysis (and with it docs-stale), `against` validates the merge with that git ref."""
+    check_sum = config.sum_path is not None
+    edits: list[BranchEdit] = []
+    if against is not None:
+        from migcoord.repo import git as gitref
+
+        edits = gitref.branch_edits(config, against)
+        catalog = gitref.merged_catalog(config, catalog, against)
+        # The merge's sum file does not exist yet; collisions show as duplicate-version.
+        check_sum = False
+    sum_text = sumkeeper.read(config) if check_sum else None
+    analyses = sql.analyze(catalog, parallel=parallel) if sql is not None else None
+    findings = checks.run_all(catalog, config, sum_text=sum_text, check_sum=check_sum,
+                              sql=analyses, sides=merging.merge_sides(config, catalog, against),
+                              edits=edits, unconfigured=_unconfigured_folders(config))
+    if against is None and sql is not None and analyses is not None:
+        findings.extend(docskeeper.stale_findings(
+            config, catalog, functools.partial(sql.owned_tables, catalog, analyses)))
+    return checks.sort_findings(findings)
+
+
+def _unconfigured_folders(config: Config) -> tuple[FoundFolder, ...]:
+    """Folders of migrations near the configured ones that no service configures;
+    none for a config made in code (`for_service`), which names its one folder."""
+    from migcoord.repo import unconfigured
+
+    if config.path is None:
+        return ()
+    return unconfigured.near_configured(config)
