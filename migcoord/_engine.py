@@ -30,8 +30,6 @@ from migcoord.core.model import (
 from migcoord.core.progress import OnStep, StepStarted, ignore
 from migcoord.db.connect import session
 from migcoord.db.history import History
-from migcoord.db.lock import NothingLeft, advisory_lock, lock_key
-from migcoord.db.lockwait import LockWatch
 from migcoord.errors import Interrupted, MigcoordError
 from migcoord.local.target import resolve_dsn
 from migcoord.repo.config import lock_wait
@@ -46,6 +44,8 @@ from migcoord.results import (
 
 if TYPE_CHECKING:
     import psycopg
+
+    from migcoord.db.lockwait import LockWatch
 
 log = logging.getLogger("migcoord")
 
@@ -67,6 +67,10 @@ def locked(config: Config, history: History, timeout: float | None,
     """Hold the migration lock (waiting at most `timeout`, default the configured one);
     yields the pid of the session that holds it. NothingLeft when `needless` says, while
     waiting, that the holder did the work."""
+    # Loaded only when there is work, as db/lockwait: a replica with nothing to apply
+    # does not pay for them.
+    from migcoord.db.lock import advisory_lock, lock_key
+
     # NaN would wait forever: every comparison with it is false.
     wait = lock_wait(config.lock_timeout if timeout is None else timeout)
     with advisory_lock(history.conn, lock_key(config.history_schema), timeout=wait,
@@ -78,6 +82,8 @@ def locked(config: Config, history: History, timeout: float | None,
 def watched(history: History) -> Iterator[LockWatch]:
     """Who blocks the migrations of this run, watched from a second connection that is
     opened only if a migration runs long enough to be worth a look (db/lockwait)."""
+    from migcoord.db.lockwait import LockWatch
+
     watch = LockWatch.of(history.conn)
     try:
         yield watch
@@ -112,6 +118,8 @@ def up(config: Config, catalog: Catalog, history: History, request: planning.UpR
     if not plan.steps:
         log.debug("nothing to apply: %s is up to date", request.service or "the database")
         return UpResult(warnings=plan.warnings)
+    from migcoord.db.lock import NothingLeft
+
     try:
         return _up_locked(config, catalog, history, request, plan, scope, lock_timeout,
                           sync_each=sync_each, ddl=ddl, on_step=on_step)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from migcoord.db import settings
 from migcoord.db.diagnosis import (
     cause,
     connect_advice,
@@ -85,6 +84,8 @@ def session(dsn: str | None, conn: psycopg.Connection | None, *,
                 "the connection passed to migcoord is inside a transaction",
                 hint="commit or roll back first: migcoord runs each migration in its own "
                 "transaction and holds a session lock between them")
+        from migcoord.db import settings
+
         previous = conn.autocommit
         conn.autocommit = True
         saved: settings.Saved | None = None

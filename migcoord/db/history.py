@@ -11,14 +11,16 @@ import json
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from migcoord.core.model import HistoryRow, Migration
-from migcoord.db.settings import Restore, Saved
 from migcoord.errors import MigcoordError
+
+if TYPE_CHECKING:
+    from migcoord.db.settings import Restore, Saved
 
 HISTORY = "migcoord_history"
 EVENTS = "migcoord_events"
