@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import attrs
 import psycopg
 import pytest
 from conftest import PgServer
 from psycopg import sql
+from test_verify import RULES
 
+from helpers import copy_example, make_tree, pair, run
 from migcoord.db import snapshot_scope, snapshot_sql
 from migcoord.db.scratch import Observer
+from migcoord.verify import servers
 from test_engine_support import temporary_role
 
 
@@ -249,3 +254,83 @@ def test_without_superuser_rights_nothing_is_installed(pg_server: PgServer, dsn:
             row = checking.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
                                    (snapshot_sql.SCOPE_SCHEMA,)).fetchone()
             assert row == (0,)
+
+
+def without_timings(value: Any) -> Any:
+    """A verify report without what differs from run to run (times, the database's name)."""
+    if isinstance(value, dict):
+        return {key: without_timings(item) for key, item in value.items()
+                if not key.endswith("_ms") and key != "database"}
+    if isinstance(value, list):
+        return [without_timings(item) for item in value]
+    return value
+
+
+def reports_both_ways(root: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+                      ) -> tuple[Any, Any, list[str]]:
+    """verify's JSON report with scoped snapshots and with full ones, and the snapshot
+    reads the scoped run logged (-v)."""
+    found = []
+    for scoped in (True, False):
+        monkeypatch.setattr(servers, "SCOPED_SNAPSHOTS", scoped)
+        result = run(["verify", "-v", "--dsn", pg_server.admin_dsn, "--format", "json"],
+                     cwd=root)
+        assert result.code in (0, 1), result.stderr
+        reads = [line.removeprefix("migcoord: ") for line in result.stderr.splitlines()
+                 if line.startswith("migcoord: snapshot:")]
+        found.append((without_timings(result.json()), reads))
+    (scoped_report, scoped_reads), (full_report, full_reads) = found
+    assert full_reads == []
+    return scoped_report, full_report, scoped_reads
+
+
+def test_verify_reports_the_example_alike_with_and_without_the_scope(
+        tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_example(tmp_path / "repo")
+    scoped, full, reads = reports_both_ways(root, pg_server, monkeypatch)
+    assert scoped == full
+    assert scoped["ok"] and any(m["locks"] for m in scoped["migrations"])
+    # One full read to start with; every later one read only what changed.
+    assert reads[0].startswith("snapshot: full read")
+    assert len(reads) > 10 and all(r.startswith("snapshot: scoped") for r in reads[1:])
+
+
+def test_verify_reports_broken_downs_alike_with_and_without_the_scope(
+        tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken downs of several kinds: diffs, rebuilt databases (a new database, a new
+    connection: a full read first), a no-transaction migration, a rewrite, a grant."""
+    root = make_tree(tmp_path / "repo", {
+        **RULES,
+        **pair("rule-service", "000002", "down_fails", up="CREATE TABLE audit (id int);\n",
+               down="DROP TABLE no_such_table;\n"),
+        **pair("rule-service", "000003", "forgets_sequence",
+               up="CREATE SEQUENCE invoice_numbers;\n", down="SELECT 1;\n"),
+        **pair("rule-service", "000004", "index_email",
+               up="CREATE INDEX rules_email_idx ON rules (email);\n",
+               down="DROP INDEX rules_email_idx;\n"),
+        **pair("rule-service", "000005", "drops_too_much",
+               up="ALTER TABLE rules ADD COLUMN name text;\n",
+               down="ALTER TABLE rules DROP COLUMN name;\nALTER TABLE rules DROP COLUMN email;\n"),
+        **pair("rule-service", "000006", "retype",
+               up="ALTER TABLE rules ALTER COLUMN priority TYPE bigint;\n"
+                  "GRANT SELECT ON rules TO PUBLIC;\n",
+               down="ALTER TABLE rules ALTER COLUMN priority TYPE integer;\n"),
+        **pair("rule-service", "000007", "concurrently",
+               up="-- migcoord:no-transaction\n"
+                  "CREATE INDEX CONCURRENTLY rules_priority_idx ON rules (priority);\n",
+               down="-- migcoord:no-transaction\nDROP INDEX CONCURRENTLY rules_priority_idx;\n"),
+        **pair("rule-service", "000008", "renames",
+               up="ALTER TABLE rules RENAME TO policies;\n",
+               down="ALTER TABLE policies RENAME TO rules;\nCOMMENT ON TABLE rules IS 'x';\n"),
+        **pair("rule-service", "000009", "later", up="CREATE TABLE later (id int);\n",
+               down="DROP TABLE later;\n"),
+    })
+    scoped, full, reads = reports_both_ways(root, pg_server, monkeypatch)
+    assert scoped == full
+    assert [m["status"] for m in scoped["migrations"]] == [
+        "ok", "failed", "failed", "ok", "failed", "failed", "ok", "failed", "ok"]
+    assert scoped["counts"]["rebuilt"] >= 2
+    fulls = [r for r in reads if r.startswith("snapshot: full read")]
+    assert any("first read" in r for r in fulls[1:])  # a rebuilt database
+    assert any("GRANT" in r for r in fulls)
+    assert len(fulls) < len(reads) / 2

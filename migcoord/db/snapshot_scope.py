@@ -304,6 +304,7 @@ class Scope:
 
     def _full(self, conn: psycopg.Connection[Any], reason: str) -> CatalogRows:
         self.last_read, self.last_reason = "full", reason
+        log.debug("snapshot: full read (%s)", reason)
         params = {"history_schema": self.history_schema}
         with conn.transaction():
             conn.execute("SET LOCAL search_path TO pg_catalog")
@@ -379,6 +380,7 @@ class Scope:
         if not self._refresh(conn, keys):
             return self._full(conn, "owners changed that the log does not name (REASSIGN OWNED)")
         self.last_read, self.last_reason, self.last_keys = "scoped", None, len(keys)
+        log.debug("snapshot: scoped read of %d key%s", len(keys), "" if len(keys) == 1 else "s")
         return self._result()
 
     def _refresh(self, conn: psycopg.Connection[Any], keys: set[int]) -> bool:
