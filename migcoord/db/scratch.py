@@ -100,13 +100,17 @@ class Observer:
     def __init__(self, dsn: str, history_schema: str, *, scoped: bool = False) -> None:
         self.dsn = dsn
         self.history_schema = history_schema
+        self._scoped = scoped
         self.conn = self._connect()
         self.scope: snapshot_scope.Scope | None = None
         if scoped and snapshot_scope.install(self.conn):
             self.scope = snapshot_scope.Scope(history_schema)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return connect(self.dsn, application_name="migcoord verify snapshots")
+        conn = connect(self.dsn, application_name="migcoord verify snapshots")
+        if self._scoped:
+            snapshot_scope.prepare_session(conn)
+        return conn
 
     @property
     def scoped(self) -> bool:

@@ -125,38 +125,49 @@ SELECT coalesce(sum({_SHARED_HASH}), 0) FROM pg_shdepend s
  WHERE {_THIS_DATABASE} AND NOT s.objid = ANY(%(keys)s::oid[])
 """
 
+#: The observer's session (`prepare_session`): names come out schema-qualified (as
+#: snapshot_sql reads them), and the prepared queries are planned once: planning them
+#: costs more than running them on a few keys.
+_SESSION = "SET search_path TO pg_catalog; SET plan_cache_mode TO force_generic_plan"
+
 _ENTRIES = f"""
 SELECT l.id, l.tag, l.dropped, l.objid, l.parent, l.classid = 'pg_extension'::regclass
-  FROM {LOG} l WHERE l.id > %(last)s ORDER BY l.id
+  FROM {LOG} l WHERE l.id > {{last}} ORDER BY l.id
 """
 
 #: The keys of the rows that the logged (not dropped) objects, and everything that
-#: depends on them, show up in.
+#: depends on them, show up in. Planned for each read, with the log's position written
+#: in: a generic plan of it (for any position) can be a thousand times slower.
 _KEYS = f"""
 WITH RECURSIVE touched(classid, objid, objsubid) AS (
     SELECT l.classid, l.objid, l.objsubid FROM {LOG} l
-     WHERE l.id > %(last)s AND NOT l.dropped AND l.objid IS NOT NULL AND l.objid <> 0
+     WHERE l.id > {{last}} AND NOT l.dropped AND l.objid IS NOT NULL AND l.objid <> 0
     UNION
+    -- An index lookup per object, never a scan of pg_depend (OFFSET 0 keeps the planner
+    -- from turning the LATERAL into a hash join).
     SELECT d.classid, d.objid, d.objsubid
-      FROM touched t JOIN pg_depend d ON d.refclassid = t.classid AND d.refobjid = t.objid
-     WHERE t.objsubid = 0 OR d.refobjsubid = t.objsubid
+      FROM touched t CROSS JOIN LATERAL (
+           SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
+            WHERE d.refclassid = t.classid AND d.refobjid = t.objid
+              AND (t.objsubid = 0 OR d.refobjsubid = t.objsubid) OFFSET 0) d
 )
-SELECT t.objid FROM touched t
-UNION SELECT i.indrelid FROM touched t JOIN pg_index i ON i.indexrelid = t.objid
- WHERE t.classid = 'pg_class'::regclass
-UNION SELECT c.reltype FROM touched t JOIN pg_class c ON c.oid = t.objid
- WHERE t.classid = 'pg_class'::regclass AND c.relkind = 'c'
-UNION SELECT CASE WHEN k.conrelid <> 0 THEN k.conrelid ELSE k.contypid END
-  FROM touched t JOIN pg_constraint k ON k.oid = t.objid
- WHERE t.classid = 'pg_constraint'::regclass
-UNION SELECT g.tgrelid FROM touched t JOIN pg_trigger g ON g.oid = t.objid
- WHERE t.classid = 'pg_trigger'::regclass
-UNION SELECT p.polrelid FROM touched t JOIN pg_policy p ON p.oid = t.objid
- WHERE t.classid = 'pg_policy'::regclass
-UNION SELECT r.ev_class FROM touched t JOIN pg_rewrite r ON r.oid = t.objid
- WHERE t.classid = 'pg_rewrite'::regclass
-UNION SELECT a.adrelid FROM touched t JOIN pg_attrdef a ON a.oid = t.objid
- WHERE t.classid = 'pg_attrdef'::regclass
+SELECT DISTINCT m.key FROM touched t, LATERAL (
+    SELECT t.objid
+    UNION ALL SELECT i.indrelid FROM pg_index i
+     WHERE t.classid = 'pg_class'::regclass AND i.indexrelid = t.objid
+    UNION ALL SELECT c.reltype FROM pg_class c
+     WHERE t.classid = 'pg_class'::regclass AND c.oid = t.objid AND c.relkind = 'c'
+    UNION ALL SELECT CASE WHEN k.conrelid <> 0 THEN k.conrelid ELSE k.contypid END
+      FROM pg_constraint k WHERE t.classid = 'pg_constraint'::regclass AND k.oid = t.objid
+    UNION ALL SELECT g.tgrelid FROM pg_trigger g
+     WHERE t.classid = 'pg_trigger'::regclass AND g.oid = t.objid
+    UNION ALL SELECT p.polrelid FROM pg_policy p
+     WHERE t.classid = 'pg_policy'::regclass AND p.oid = t.objid
+    UNION ALL SELECT r.ev_class FROM pg_rewrite r
+     WHERE t.classid = 'pg_rewrite'::regclass AND r.oid = t.objid
+    UNION ALL SELECT a.adrelid FROM pg_attrdef a
+     WHERE t.classid = 'pg_attrdef'::regclass AND a.oid = t.objid
+) AS m(key)
 """
 
 _COMMENT_KEY = """CASE d.classoid
@@ -213,6 +224,15 @@ _FULL = tuple(_keyed(name, query, scoped=False) for name, query in QUERIES.items
 _SCOPED = tuple(_keyed(name, query, scoped=True) for name, query in QUERIES.items())
 
 
+def _run(conn: psycopg.Connection[Any], query: str,
+         params: dict[str, Any] | None = None) -> psycopg.Cursor[Any]:
+    """`query` on a cursor of its own, as a prepared statement: planning these catalog
+    queries costs several times what running them on a few keys does. (migcoord's
+    connections prepare nothing, for poolers; verify needs a session of its own anyway,
+    since it holds the migration lock for the whole run.)"""
+    return conn.cursor().execute(query, params, prepare=True)
+
+
 @attrs.frozen
 class Entry:
     """One row of the DDL log: an object a command touched (objid None: the command
@@ -234,6 +254,14 @@ def needs_full_read(entries: Iterable[Entry]) -> str | None:
         if not entry.objid and not (entry.tag.startswith(("CREATE ", "DROP "))):
             return f"{entry.tag} named no object"
     return None
+
+
+def prepare_session(conn: psycopg.Connection[Any]) -> None:
+    """Make `conn` a session that scoped reads can run on: prepared statements, planned
+    once, and pg_catalog as the only schema searched. Scoped reads run outside any
+    transaction: nothing else writes to the database while verify reads it."""
+    conn.prepare_threshold = 5
+    conn.execute(_SESSION)
 
 
 def install(conn: psycopg.Connection[Any]) -> bool:
@@ -306,32 +334,30 @@ class Scope:
         self.last_read, self.last_reason = "full", reason
         log.debug("snapshot: full read (%s)", reason)
         params = {"history_schema": self.history_schema}
-        with conn.transaction():
-            conn.execute("SET LOCAL search_path TO pg_catalog")
-            with conn.pipeline():
-                guard = conn.cursor().execute(_GUARD)
-                shared = conn.cursor().execute(_SHARED_ALL)
-                cursors = [conn.cursor().execute(query, params) for query in _FULL]
-            guard_row = guard.fetchone()
-            self._shared = {int(objid): int(total) for objid, total in shared.fetchall()}
-            self._shared_total = sum(self._shared.values())
-            self._queries = []
-            self._owned = {}
-            self._children = {}
-            for cursor in cursors:
-                names = tuple(column.name for column in cursor.description or ())[
-                    _HIDDEN_COUNT + 4:]
-                rows = _Rows(names, [], {})
-                self._queries.append(rows)
-                rows.rows.extend(self._add(rows, cursor.fetchall()))
-                rows.rows.sort(key=row_order)
-                rows.frozen = tuple(rows.rows)
-            self._guard = tuple(guard_row) if guard_row is not None else None
-            healthy = self.enabled and self._guard is not None and self._triggers_healthy(
-                self._guard[0])
-            if healthy:
-                last = conn.execute(f"SELECT coalesce(max(id), 0) FROM {LOG}").fetchone()
-                self._last = int(last[0]) if last is not None else 0
+        with conn.pipeline():
+            guard = _run(conn, _GUARD)
+            shared = _run(conn, _SHARED_ALL)
+            cursors = [_run(conn, query, params) for query in _FULL]
+        guard_row = guard.fetchone()
+        self._shared = {int(objid): int(total) for objid, total in shared.fetchall()}
+        self._shared_total = sum(self._shared.values())
+        self._queries = []
+        self._owned = {}
+        self._children = {}
+        for cursor in cursors:
+            names = tuple(column.name for column in cursor.description or ())[
+                _HIDDEN_COUNT + 4:]
+            rows = _Rows(names, [], {})
+            self._queries.append(rows)
+            rows.rows.extend(self._add(rows, cursor.fetchall()))
+            rows.rows.sort(key=row_order)
+            rows.frozen = tuple(rows.rows)
+        self._guard = tuple(guard_row) if guard_row is not None else None
+        healthy = self.enabled and self._guard is not None and self._triggers_healthy(
+            self._guard[0])
+        if healthy:
+            last = conn.execute(f"SELECT coalesce(max(id), 0) FROM {LOG}").fetchone()
+            self._last = int(last[0]) if last is not None else 0
         self._conn = conn if healthy else None
         if not healthy and self.enabled:
             self.enabled = False
@@ -349,15 +375,15 @@ class Scope:
                     triggers, TRIGGERS, strict=True)))
 
     def _scoped(self, conn: psycopg.Connection[Any]) -> CatalogRows:
-        with conn.transaction():
-            conn.execute("SET LOCAL search_path TO pg_catalog")
-            with conn.pipeline():
-                guard = conn.cursor().execute(_GUARD)
-                logged = conn.cursor().execute(_ENTRIES, {"last": self._last})
-                touched = conn.cursor().execute(_KEYS, {"last": self._last})
-            guard_row = guard.fetchone()
-            rows = logged.fetchall()
-            keys = {int(row[0]) for row in touched.fetchall() if row[0] is not None}
+        with conn.pipeline():
+            guard = _run(conn, _GUARD)
+            logged = conn.cursor().execute(_ENTRIES.format(last=int(self._last)),
+                                           prepare=False)
+            touched = conn.cursor().execute(_KEYS.format(last=int(self._last)),
+                                            prepare=False)
+        guard_row = guard.fetchone()
+        rows = logged.fetchall()
+        keys = {int(row[0]) for row in touched.fetchall() if row[0] is not None}
         entries = [Entry(tag=row[1], dropped=row[2], objid=row[3], parent=row[4],
                          extension=bool(row[5])) for row in rows]
         current = tuple(guard_row) if guard_row is not None else None
@@ -388,15 +414,13 @@ class Scope:
         (and nothing changed) when the shared dependencies of other objects changed."""
         params = {"history_schema": self.history_schema,
                   "keys": "{" + ",".join(str(key) for key in sorted(keys)) + "}"}
-        with conn.transaction():
-            conn.execute("SET LOCAL search_path TO pg_catalog")
-            with conn.pipeline():
-                others = conn.cursor().execute(_SHARED_OTHERS, params)
-                mine = conn.cursor().execute(_SHARED_OF, params)
-                cursors = [conn.cursor().execute(query, params) for query in _SCOPED] if keys else []
-            fresh = [cursor.fetchall() for cursor in cursors]
-            other_row = others.fetchone()
-            shared = {int(objid): int(total) for objid, total in mine.fetchall()}
+        with conn.pipeline():
+            others = _run(conn, _SHARED_OTHERS, params)
+            mine = _run(conn, _SHARED_OF, params)
+            cursors = [_run(conn, query, params) for query in _SCOPED] if keys else []
+        fresh = [cursor.fetchall() for cursor in cursors]
+        other_row = others.fetchone()
+        shared = {int(objid): int(total) for objid, total in mine.fetchall()}
         others_now = int(other_row[0]) if other_row is not None else None
         if others_now != self._shared_total - sum(self._shared.get(key, 0) for key in keys):
             return False
