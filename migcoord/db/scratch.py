@@ -7,6 +7,7 @@ that server cannot leak into the picture) and dropped with its connections ended
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -139,6 +140,19 @@ class Observer:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def forget_scope(dsn: str) -> None:
+    """Drop verify's event triggers and DDL log from a throwaway database that is kept,
+    so that it is the schema the migrations made and nothing more; nothing to do when
+    there are none, and a failure to drop them is only logged."""
+    try:
+        with contextlib.closing(connect(dsn, application_name="migcoord verify")) as conn:
+            snapshot_scope.uninstall(conn)
+    except psycopg.Error as err:
+        logging.getLogger("migcoord").warning(
+            "could not drop verify's event triggers (schema %s) from the kept database: %s",
+            snapshot_scope.SCOPE_SCHEMA, str(err).strip())
 
 
 def forget_temporary_objects(conn: psycopg.Connection[Any]) -> None:

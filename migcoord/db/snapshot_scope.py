@@ -41,6 +41,8 @@ import psycopg
 
 from migcoord.db.snapshot_sql import QUERIES, SCOPE_SCHEMA, CatalogRows, row_order
 
+__all__ = ["SCOPE_SCHEMA", "Scope", "install", "prepare_session", "uninstall"]
+
 log = logging.getLogger("migcoord")
 
 LOG = f"{SCOPE_SCHEMA}.ddl_log"
@@ -126,9 +128,12 @@ SELECT coalesce(sum({_SHARED_HASH}), 0) FROM pg_shdepend s
 """
 
 #: The observer's session (`prepare_session`): names come out schema-qualified (as
-#: snapshot_sql reads them), and the prepared queries are planned once: planning them
-#: costs more than running them on a few keys.
-_SESSION = "SET search_path TO pg_catalog; SET plan_cache_mode TO force_generic_plan"
+#: snapshot_sql reads them); the prepared queries are planned once (planning them costs
+#: more than running them on a few keys); and never compiled: the planner cannot know how
+#: few rows the DDL log holds past the last read, and compiling a query (JIT) that then
+#: reads one row took 190 ms.
+_SESSION = ("SET search_path TO pg_catalog; SET plan_cache_mode TO force_generic_plan; "
+            "SET jit TO off")
 
 _ENTRIES = f"""
 SELECT l.id, l.tag, l.dropped, l.objid, l.parent, l.classid = 'pg_extension'::regclass
@@ -285,6 +290,12 @@ def install(conn: psycopg.Connection[Any]) -> bool:
         # Left half-made by someone else: read in full, as without the triggers.
         return False
     return True
+
+
+def uninstall(conn: psycopg.Connection[Any]) -> None:
+    """Drop the event triggers and their log (dropping their functions' schema drops the
+    triggers with them); nothing to do when there are none."""
+    conn.execute(f"DROP SCHEMA IF EXISTS {SCOPE_SCHEMA} CASCADE")
 
 
 @attrs.define

@@ -77,6 +77,7 @@ def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterato
             with interrupts_deferred():
                 scratch.drop(admin_dsn, database.saved_name, admin)
                 if keep:
+                    scratch.forget_scope(database.dsn)
                     log.info("kept the throwaway database %s", public_url(database.dsn))
                 else:
                     scratch.drop(admin_dsn, database.name, admin)
