@@ -22,7 +22,7 @@ from psycopg import sql
 from test_verify import RULES
 
 from helpers import copy_example, make_tree, pair, run
-from migcoord.db import snapshot_scope, snapshot_sql
+from migcoord.db import ddl_log, snapshot_sql
 from migcoord.db.scratch import Observer
 from migcoord.verify import servers
 from test_engine_support import temporary_role
@@ -212,9 +212,9 @@ def test_triggers_gone_or_altered_mean_full_reads(dsn: str) -> None:
         assert scope is not None
         observer.snapshot()
         # Disabled and enabled again: what ran in between was not logged.
-        migrating.execute(f"ALTER EVENT TRIGGER {snapshot_scope.TRIGGERS[0]} DISABLE")
+        migrating.execute(f"ALTER EVENT TRIGGER {ddl_log.TRIGGERS[0]} DISABLE")
         migrating.execute("CREATE TABLE unseen (a int)")
-        migrating.execute(f"ALTER EVENT TRIGGER {snapshot_scope.TRIGGERS[0]} ENABLE ALWAYS")
+        migrating.execute(f"ALTER EVENT TRIGGER {ddl_log.TRIGGERS[0]} ENABLE ALWAYS")
         assert observer.snapshot() == snapshot_sql.read(checking, "public")
         assert scope.last_read == "full"
         migrating.execute("CREATE TABLE seen (a int)")
@@ -334,3 +334,23 @@ def test_verify_reports_broken_downs_alike_with_and_without_the_scope(
     assert any("first read" in r for r in fulls[1:])  # a rebuilt database
     assert any("GRANT" in r for r in fulls)
     assert len(fulls) < len(reads) / 2
+
+
+def test_a_kept_database_has_no_event_triggers_of_verify(tmp_path: Path,
+                                                         pg_server: PgServer) -> None:
+    root = make_tree(tmp_path / "repo", RULES)
+    result = run(["verify", "--dsn", pg_server.admin_dsn, "--keep", "--format", "json"],
+                 cwd=root)
+    assert result.code == 0, result.stderr
+    name = result.json()["database"]
+    try:
+        with psycopg.connect(pg_server.dsn_for(name)) as conn:
+            found = conn.execute(
+                "SELECT (SELECT count(*) FROM pg_event_trigger), (SELECT count(*) FROM "
+                "pg_namespace WHERE nspname = %s), to_regclass('public.rules') IS NOT NULL",
+                (snapshot_sql.SCOPE_SCHEMA,)).fetchone()
+        assert found == (0, 0, True)
+    finally:
+        with pg_server.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from migcoord.db import snapshot_scope, snapshot_sql
+from migcoord.db import ddl_log, snapshot_scope, snapshot_sql
 from migcoord.db.connect import connect
 from migcoord.db.dsn import describe
 from migcoord.db.snapshot_sql import CatalogRows
@@ -104,13 +104,13 @@ class Observer:
         self._scoped = scoped
         self.conn = self._connect()
         self.scope: snapshot_scope.Scope | None = None
-        if scoped and snapshot_scope.install(self.conn):
+        if scoped and ddl_log.install(self.conn):
             self.scope = snapshot_scope.Scope(history_schema)
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = connect(self.dsn, application_name="migcoord verify snapshots")
         if self._scoped:
-            snapshot_scope.prepare_session(conn)
+            ddl_log.prepare_session(conn)
         return conn
 
     @property
@@ -148,11 +148,11 @@ def forget_scope(dsn: str) -> None:
     there are none, and a failure to drop them is only logged."""
     try:
         with contextlib.closing(connect(dsn, application_name="migcoord verify")) as conn:
-            snapshot_scope.uninstall(conn)
+            ddl_log.uninstall(conn)
     except psycopg.Error as err:
         logging.getLogger("migcoord").warning(
             "could not drop verify's event triggers (schema %s) from the kept database: %s",
-            snapshot_scope.SCOPE_SCHEMA, str(err).strip())
+            snapshot_sql.SCOPE_SCHEMA, str(err).strip())
 
 
 def forget_temporary_objects(conn: psycopg.Connection[Any]) -> None:
