@@ -4,7 +4,10 @@ Starts its own PostgreSQL (the embedded server configured as verify's own tempor
 server: no fsync), generates N trivial migrations (benchmarks/apply_speed.py's
 `trivial_tree`: one table and one row each) and prints:
 
-1. `migcoord verify` (the whole CLI process): total and per-migration time;
+1. `migcoord verify` (the whole CLI process): total and per-migration time, with its
+   snapshots read as what changed (migcoord.db.snapshot_scope, the default) and, in the
+   same run, read in full each time as before (`--full-too`; a switch in code, not an
+   option of the command);
 2. the floor without snapshots: `up --all`, then `down` of everything, then `up --all`
    again, each a migcoord CLI process on a fresh database: the same migrations run the
    same number of times less one (verify runs each up twice and each down once per
@@ -19,7 +22,7 @@ server: no fsync), generates N trivial migrations (benchmarks/apply_speed.py's
    `up --all` of the N (section 2): the base is applied once, the A round-tripped.
 
     .venv/bin/python benchmarks/verify_speed.py [--migrations 1000] [--broken-downs 10]
-        [--added 10]
+        [--added 10] [--full-too]
 """
 
 from __future__ import annotations
@@ -49,14 +52,23 @@ def main() -> None:
     parser.add_argument("--broken-downs", type=int, default=10)
     parser.add_argument("--added", type=int, default=10,
                         help="migrations the branch adds in section 5 (0: skip it)")
+    parser.add_argument("--full-too", action="store_true",
+                        help="also time verify reading every snapshot in full (as before)")
     args = parser.parse_args()
     compile_installed()
     with scratch_server(fast=True) as (scratch, server, admin):
-        run(args.migrations, args.broken_downs, scratch, server, admin, args.added)
+        run(args.migrations, args.broken_downs, scratch, server, admin, args.added,
+            full_too=args.full_too)
+
+
+#: `python -m migcoord` with every snapshot read in full (verify/servers.SCOPED_SNAPSHOTS).
+FULL_SNAPSHOTS = [sys.executable, "-c", "import sys; from migcoord.verify import servers; "
+                  "servers.SCOPED_SNAPSHOTS = False; from migcoord.cli import main; "
+                  "sys.exit(main())"]
 
 
 def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str,
-        added: int = 0) -> None:
+        added: int = 0, *, full_too: bool = False) -> None:
     root = trivial_tree(scratch / "repo", n)
     migcoord = [sys.executable, "-m", "migcoord"]
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -68,6 +80,11 @@ def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str,
     print("\n1. verify")
     elapsed = timed([*migcoord, "verify", "-q", "--dsn", admin], cwd=root, env=env)
     print(f"  {'migcoord verify':<52} {elapsed:7.2f} s  ({elapsed / n * 1000:.1f} ms per migration)")
+    full = 0.0
+    if full_too:
+        full = timed([*FULL_SNAPSHOTS, "verify", "-q", "--dsn", admin], cwd=root, env=env)
+        print(f"  {'migcoord verify, every snapshot read in full':<52} {full:7.2f} s  "
+              f"({full / n * 1000:.1f} ms per migration)")
 
     print("\n2. the floor: the same migrations without snapshots")
     dsn = fresh_database(admin, "bench_floor", server)
@@ -82,7 +99,8 @@ def run(n: int, broken: int, scratch: Path, server: EmbeddedServer, admin: str,
         up_all = up_all or step
         floor += step
         print(f"  {label:<52} {step:7.2f} s")
-    print(f"  {'total (floor)':<52} {floor:7.2f} s  (verify is {elapsed / floor:.1f}x the floor)")
+    print(f"  {'total (floor)':<52} {floor:7.2f} s  (verify is {elapsed / floor:.1f}x the floor"
+          + (f"; read in full, {full / floor:.1f}x)" if full else ")"))
 
     print(f"\n3. one catalog snapshot with {n} tables (best / median of 20)")
     with psycopg.connect(dsn, autocommit=True) as conn:

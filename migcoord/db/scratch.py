@@ -7,6 +7,7 @@ that server cannot leak into the picture) and dropped with its connections ended
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from migcoord.db import snapshot_sql
+from migcoord.db import ddl_log, snapshot_scope, snapshot_sql
 from migcoord.db.connect import connect
 from migcoord.db.dsn import describe
 from migcoord.db.snapshot_sql import CatalogRows
@@ -91,17 +92,38 @@ class Observer:
     A migration may end the other sessions of its database (a down that clears the way
     with `pg_terminate_backend`); the observer then connects again, once per snapshot,
     and reads the snapshot it was asked for.
+
+    `scoped`: give the database the event triggers of migcoord.db.snapshot_scope (when
+    the user may) and read each snapshot after the first as what changed since the last
+    one; the rows are those of a full read either way. `scope` is None when not scoped.
     """
 
-    def __init__(self, dsn: str, history_schema: str) -> None:
+    def __init__(self, dsn: str, history_schema: str, *, scoped: bool = False) -> None:
         self.dsn = dsn
         self.history_schema = history_schema
+        self._scoped = scoped
         self.conn = self._connect()
+        self.scope: snapshot_scope.Scope | None = None
+        if scoped and ddl_log.install(self.conn):
+            self.scope = snapshot_scope.Scope(history_schema)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return connect(self.dsn, application_name="migcoord verify snapshots")
+        conn = connect(self.dsn, application_name="migcoord verify snapshots")
+        if self._scoped:
+            ddl_log.prepare_session(conn)
+        return conn
+
+    @property
+    def scoped(self) -> bool:
+        """Whether snapshots (and the relations verify's lock report reads) are limited to
+        what changed."""
+        return self.scope is not None and self.scope.enabled
 
     def snapshot(self) -> CatalogRows:
+        scope = self.scope
+        if scope is not None and scope.enabled:
+            # A new connection is a new start for the scope: its first read is a full one.
+            return self.read(scope.read)
         return self.read(lambda conn: snapshot_sql.read(conn, self.history_schema))
 
     def read(self, reader: Callable[[psycopg.Connection[Any]], T]) -> T:
@@ -118,6 +140,19 @@ class Observer:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def forget_scope(dsn: str) -> None:
+    """Drop verify's event triggers and DDL log from a throwaway database that is kept,
+    so that it is the schema the migrations made and nothing more; nothing to do when
+    there are none, and a failure to drop them is only logged."""
+    try:
+        with contextlib.closing(connect(dsn, application_name="migcoord verify")) as conn:
+            ddl_log.uninstall(conn)
+    except psycopg.Error as err:
+        logging.getLogger("migcoord").warning(
+            "could not drop verify's event triggers (schema %s) from the kept database: %s",
+            snapshot_sql.SCOPE_SCHEMA, str(err).strip())
 
 
 def forget_temporary_objects(conn: psycopg.Connection[Any]) -> None:

@@ -8,7 +8,9 @@ migrations did to the session's search_path.
 
 Left out everywhere: system schemas (pg_catalog, information_schema, pg_toast, temp
 schemas), objects that belong to an extension, and migcoord's own tables
-(migcoord_history and migcoord_events in the history schema) with all that hangs on them.
+(migcoord_history and migcoord_events in the history schema) with all that hangs on them,
+and the schema in which verify logs what each DDL command touched
+(migcoord.db.snapshot_scope).
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ import psycopg
 from migcoord.core.snapshot import SchemaObject, Snapshot
 from migcoord.db.history import EVENTS, HISTORY
 
+#: The schema of verify's DDL log (migcoord.db.snapshot_scope): never part of a snapshot.
+SCOPE_SCHEMA = "migcoord_verify_scope"
+
 
 def _user_schema(ns: str) -> str:
-    return (f"{ns}.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    return (f"{ns}.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', "
+            f"'{SCOPE_SCHEMA}') "
             f"AND {ns}.nspname NOT LIKE 'pg\\_temp\\_%%' "
             f"AND {ns}.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'")
 
@@ -262,7 +268,8 @@ SELECT 'comment', 'on ' || o.type || ' ' || o.identity, NULL,
   FROM pg_description d
   CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) AS o
  WHERE d.objoid >= 16384
-   AND (o.schema IS NULL OR o.schema NOT IN ('pg_catalog', 'information_schema', 'pg_toast'))
+   AND (o.schema IS NULL OR o.schema NOT IN ('pg_catalog', 'information_schema', 'pg_toast',
+                                             '{SCOPE_SCHEMA}'))
    AND (o.schema IS NULL OR o.schema NOT LIKE 'pg\\_temp\\_%%')
    AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classoid
                       AND e.objid = d.objoid AND e.deptype = 'e')
@@ -300,20 +307,24 @@ def read(conn: psycopg.Connection[Any], history_schema: str) -> CatalogRows:
     with conn.transaction():
         conn.execute("SET LOCAL search_path TO pg_catalog")
         with conn.pipeline():
-            cursors = [conn.cursor().execute(query, params) for query in _SORTED]
+            cursors = [conn.cursor().execute(query, params) for query in QUERIES.values()]
         return CatalogRows(tuple(
             (tuple(column.name for column in cursor.description or ())[4:],
-             tuple(cursor.fetchall()))
+             tuple(sorted(cursor.fetchall(), key=row_order)))
             for cursor in cursors))
+
+
+def row_order(row: tuple[Any, ...]) -> tuple[str, str]:
+    """Rows are sorted by name, then kind, in Python (code point order): equal schemas
+    give equal rows whatever the catalog's order, and rows read at different times (see
+    migcoord.db.snapshot_scope) fall in the same places, whatever the database's
+    collation."""
+    return (row[1], row[0])
 
 
 def take(conn: psycopg.Connection[Any], history_schema: str) -> Snapshot:
     """The schema of the database `conn` is connected to, as a Snapshot."""
     return read(conn, history_schema).snapshot()
-
-
-#: Sorted by name, then kind: equal schemas give equal rows, whatever the catalog order.
-_SORTED = tuple(f"{query.rstrip()}\n ORDER BY 2, 1" for query in QUERIES.values())
 
 
 def _object(kind: str, name: str, summary: str | None, parent: str | None,

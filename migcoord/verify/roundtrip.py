@@ -157,18 +157,10 @@ class RoundTrips:
     def measured_up(self, migration: Migration) -> tuple[int, LockImpact]:
         """The first up of `migration`, with what it locked (read before its commit) and
         which tables' storage it replaced (core/lockreport)."""
-        from migcoord.core import lockreport, owners
-        from migcoord.db import impact
+        from migcoord.verify.measured import measured_up
 
-        held: list[list[tuple[int, str]]] = []
-        before = self.session.observer.read(impact.relations)
-        ms = self.up(migration, before_commit=lambda conn: held.append(impact.held(conn)))
-        after = self.session.observer.read(impact.relations)
-        schema = self.config.history_schema
-        return ms, lockreport.measure(
-            before, after, held[-1] if held else None,
-            owners.declared_owners(self.config.services, self.config.default_schema),
-            skip=[(schema, "migcoord_history"), (schema, "migcoord_events")])
+        return measured_up(migration, lambda before_commit: self.up(migration, before_commit),
+                           self.session.observer, self.config)
 
     def down(self, migration: Migration) -> int:
         from migcoord.db import executor
