@@ -211,7 +211,7 @@ def _apply_up(config: Config, history: History, steps: Sequence[planning.Step], 
                 # commit of this run durable too.
                 executor.synchronous(history)
             run.starts(index, steps, "up")
-            applied.append(_run_step(config, history, step.migration, "up", run))
+            _run_step(config, history, step.migration, "up", run, done=applied)
 
 
 def down(config: Config, catalog: Catalog, history: History, request: planning.DownRequest, *,
@@ -267,27 +267,69 @@ def _apply_down(config: Config, history: History, steps: Sequence[planning.Step]
             log.warning("rolling back %s %s %s first (%s)", migration.version_text,
                         migration.service, migration.name, step.reason)
         run.starts(index, steps, "down")
-        rolled_back.append(_run_step(config, history, migration, "down", run))
+        _run_step(config, history, migration, "down", run, done=rolled_back)
 
 
 def _run_step(config: Config, history: History, migration: Migration, direction: Direction,
-              run: _Run) -> StepResult:
+              run: _Run, *, done: list[StepResult]) -> None:
     """Run one file and change its history row in one transaction (unless the file opts
-    out), as the service's role when it has one, with its timeouts and retries."""
+    out), as the service's role when it has one, with its timeouts and retries; add it to
+    `done` once committed, also when an interrupt comes after its COMMIT."""
     from migcoord.db import executor
 
     service = config.service(migration.service)
     role = service.role if service is not None else None
     policy = config.ddl_policy(migration, direction, run.ddl)
-    if direction == "up":
-        duration = executor.apply_up(history, migration, lock_pid=run.lock_pid, role=role,
-                                     policy=policy, watch=run.watch)
-    else:
-        duration = executor.apply_down(history, migration, lock_pid=run.lock_pid, role=role,
-                                       policy=policy, watch=run.watch)
-    log.info("%s %s %s %s (%d ms)", "applied" if direction == "up" else "rolled back",
-             migration.version_text, migration.service, migration.name, duration)
-    return StepResult(migration.version, migration.service, migration.name, duration)
+    done_word = "applied" if direction == "up" else "rolled back"
+    try:
+        if direction == "up":
+            duration = executor.apply_up(history, migration, lock_pid=run.lock_pid, role=role,
+                                         policy=policy, watch=run.watch)
+        else:
+            duration = executor.apply_down(history, migration, lock_pid=run.lock_pid,
+                                           role=role, policy=policy, watch=run.watch)
+    except KeyboardInterrupt:
+        recorded = _committed_anyway(history, migration, direction)
+        if recorded is not None:
+            log.info("%s %s %s %s (committed before the interrupt was noticed)", done_word,
+                     migration.version_text, migration.service, migration.name)
+            done.append(StepResult(migration.version, migration.service, migration.name,
+                                   recorded))
+        raise
+    log.info("%s %s %s %s (%d ms)", done_word, migration.version_text, migration.service,
+             migration.name, duration)
+    done.append(StepResult(migration.version, migration.service, migration.name, duration))
+
+
+def _committed_anyway(history: History, migration: Migration,
+                      direction: Direction) -> int | None:
+    """After an interrupt during `migration`'s step: its duration (ms, 0 when unknown) if
+    its transaction committed all the same, else None (also when that cannot be read).
+
+    psycopg notices a Ctrl-C only between waits: the server may have answered the whole
+    query, COMMIT included, before the interrupt is raised. The migration lock is still
+    held, so the history row is this run's doing.
+    """
+    import psycopg
+
+    from migcoord.db import script
+    from migcoord.db.diagnosis import lost
+
+    conn = history.conn
+    try:
+        script.settle(conn)
+        if lost(conn):
+            return None
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")  # what was left open did not commit
+        row = history.recorded(migration.version)
+    except psycopg.Error:
+        return None
+    if direction == "down":
+        return 0 if row is None else None
+    if row is None or row.status != "applied" or row.checksum != migration.checksum:
+        return None
+    return row.duration_ms or 0
 
 
 def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...]:

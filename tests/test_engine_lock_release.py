@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from helpers import make_tree, pair
-from migcoord import Coordinator, MigrationFailed
+from migcoord import Coordinator, Interrupted, MigrationFailed
 from migcoord.db import script
 from migcoord.db.lock import advisory_lock, lock_key, release
 from test_engine_support import (
@@ -196,3 +196,60 @@ def test_the_lock_is_released_even_when_a_statement_still_runs_on_its_connection
         assert lock_holders(dsn) == []
         assert sleepers(dsn) == []
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def interrupted_after_a_migration(wait: Callable[..., T]) -> Callable[..., T]:
+    """`wait`, but raising KeyboardInterrupt once the first migration's query has been
+    answered: psycopg notices a Ctrl-C only between waits, so a signal that came near
+    the end of the migration is raised after the server answered it, COMMIT included.
+    (A migration's query is the only one answered with more than five results.)"""
+    fired: list[bool] = []
+
+    def waiting(*args: Any, **kwargs: Any) -> T:
+        answer = wait(*args, **kwargs)
+        if not fired and isinstance(answer, list) and len(answer) > 5:
+            fired.append(True)
+            raise KeyboardInterrupt
+        return answer
+
+    return waiting
+
+
+def two_tables(tmp_path: Path) -> Path:
+    return make_tree(tmp_path, {
+        **pair("a", "000001", "one", "CREATE TABLE one (id int);\n", "DROP TABLE one;\n"),
+        **pair("a", "000002", "two", "CREATE TABLE two (id int);\n", "DROP TABLE two;\n"),
+    }, config=AB_CONFIG)
+
+
+def test_a_migration_that_committed_before_the_interrupt_was_noticed_is_reported_applied(
+        tmp_path: Path, dsn: str) -> None:
+    """The interrupt stops the run, and the migration whose COMMIT the server had already
+    answered is among `applied`, as the history and the schema say."""
+    root = two_tables(tmp_path)
+    with psycopg.connect(dsn) as conn:
+        conn.wait = interrupted_after_a_migration(conn.wait)  # type: ignore[method-assign]
+        with pytest.raises(Interrupted) as raised:
+            coordinator(root).up("a", conn=conn)
+
+        assert [step.version for step in raised.value.applied] == [1]
+        assert [row["version"] for row in history(dsn)] == [1]
+        assert query(dsn, "SELECT to_regclass('one') IS NOT NULL, "
+                          "to_regclass('two') IS NOT NULL") == [(True, False)]
+        assert lock_holders(dsn) == []
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_rollback_that_committed_before_the_interrupt_was_noticed_is_reported(
+        tmp_path: Path, dsn: str) -> None:
+    """The same for `down`: the migration rolled back is among `applied`."""
+    root = two_tables(tmp_path)
+    coordinator(root).up("a", dsn=dsn)
+    with psycopg.connect(dsn) as conn:
+        conn.wait = interrupted_after_a_migration(conn.wait)  # type: ignore[method-assign]
+        with pytest.raises(Interrupted) as raised:
+            coordinator(root).down("a", conn=conn, steps=2)
+
+        assert [step.version for step in raised.value.applied] == [2]
+        assert [row["version"] for row in history(dsn)] == [1]
+        assert lock_holders(dsn) == []

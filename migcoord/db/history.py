@@ -133,6 +133,12 @@ class History:
         cursor = self.conn.execute(self._sql(f"SELECT {_COLUMNS} FROM {{history}} ORDER BY version"))
         return [_row(record) for record in cursor.fetchall()]
 
+    def recorded(self, version: int) -> HistoryRow | None:
+        """The history row of `version` as committed, or None."""
+        record = self.conn.execute(self._sql(
+            f"SELECT {_COLUMNS} FROM {{history}} WHERE version = %s"), (version,)).fetchone()
+        return _row(record) if record is not None else None
+
     def applied_count(self, versions: Sequence[int]) -> int:
         """How many of `versions` have an `applied` row (0 before the table exists)."""
         if not self.exists():
