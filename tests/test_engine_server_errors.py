@@ -113,6 +113,33 @@ def test_a_statement_timeout_is_not_worth_retrying_as_it_is(tmp_path: Path, dsn:
     assert history(dsn) == []
 
 
+def test_a_cancelled_statement_is_not_reported_as_a_statement_timeout(
+        tmp_path: Path, dsn: str) -> None:
+    """57014 from pg_cancel_backend: the cause is the cancel, and the advice is not to
+    raise a timeout that was never reached."""
+    root = one_migration(tmp_path, "CREATE TABLE t (id int);\nSELECT pg_sleep(60);\n")
+
+    def cancel_when_sleeping() -> None:
+        pid = wait_until(lambda: query(
+            dsn, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                 "AND application_name LIKE 'migcoord up%%'"), what="the migration in pg_sleep")
+        execute(dsn, f"SELECT pg_cancel_backend({int(pid[0][0])})")
+
+    canceller = threading.Thread(target=cancel_when_sleeping)
+    canceller.start()
+    try:
+        result = run(["up", "--service", "a"], cwd=root, environ=env(dsn))
+    finally:
+        canceller.join(QUICK)
+
+    assert result.code == 1, result
+    assert "canceling statement due to user request (SQLSTATE 57014)" in result.stderr
+    assert "someone cancelled it (pg_cancel_backend" in result.stderr
+    assert "statement_timeout" not in result.stderr
+    assert not table_exists(dsn, "t")
+    assert history(dsn) == []
+
+
 def test_a_deadlock_is_reported_as_one_and_worth_retrying(tmp_path: Path, dsn: str) -> None:
     """40P01 from a real deadlock with another session: exit 3, rolled back, retry works."""
     execute(dsn, "CREATE TABLE first (id int); CREATE TABLE second (id int)")

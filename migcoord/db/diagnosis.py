@@ -57,9 +57,28 @@ CAUSES: dict[str, Cause] = {
 }
 
 
-def cause(sqlstate: str | None) -> Cause | None:
-    """The cause of a failure with `sqlstate`, where the server's message alone would
-    leave a reader guessing; else None."""
+#: 57014 told apart by the server's (English) words; other wordings get CAUSES' text.
+_CANCELLED_BY = (
+    ("due to statement timeout", Cause(
+        "it ran longer than statement_timeout",
+        "running it as it is will time out again: raise statement_timeout for this "
+        "migration (`-- migcoord:statement-timeout 10min` at its top) or make the "
+        "statement faster")),
+    ("due to user request", Cause(
+        "someone cancelled it (pg_cancel_backend, or a client's cancel request)",
+        "find out who cancelled it (an operator, or a tool that cancels long queries) and "
+        "run it again when it will not be")),
+)
+
+
+def cause(sqlstate: str | None, message: str | None = None) -> Cause | None:
+    """The cause of a failure with `sqlstate` (and the server's `message`, where its words
+    tell causes of one SQLSTATE apart), where the message alone would leave a reader
+    guessing; else None."""
+    if sqlstate == "57014" and message:
+        for words, known in _CANCELLED_BY:
+            if words in message:
+                return known
     return CAUSES.get(sqlstate or "")
 
 

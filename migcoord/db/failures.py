@@ -51,13 +51,13 @@ def failure(err: psycopg.Error, text: str, path: Path | None, migration: Migrati
         where += f":{line}:{column}"
     primary = diag.message_primary or str(err).splitlines()[0]
     message = f"{where}: ERROR: {primary} (SQLSTATE {err.sqlstate})"
-    known = cause(err.sqlstate)
+    known = cause(err.sqlstate, primary)
     details = [d for d in (known and f"because {known.because}", diag.message_detail,
                            diag.message_hint and f"server hint: {diag.message_hint}",
                            diag.context and f"context: {diag.context.strip()}") if d]
     if details:
         message += "\n  " + "\n  ".join(details)
-    hint = next_step(migration, direction, err.sqlstate, dirty=dirty)
+    hint = next_step(migration, direction, err.sqlstate, dirty=dirty, message=primary)
     extension = missing_extension(primary)
     if extension is not None:
         hint = (f"this server has no {extension} extension installed: run against a server "
@@ -111,10 +111,10 @@ def locate(text: str, position: str | None, statement: SqlStatement | None,
 
 
 def next_step(migration: Migration, direction: str, sqlstate: str | None = None, *,
-              dirty: bool = False) -> str:
-    """What to do after `migration` failed with `sqlstate`: run it again as it is when a
-    retry can succeed, else fix the cause first."""
-    known = cause(sqlstate)
+              dirty: bool = False, message: str | None = None) -> str:
+    """What to do after `migration` failed with `sqlstate` (the server's `message`): run
+    it again as it is when a retry can succeed, else fix the cause first."""
+    known = cause(sqlstate, message)
     advice = f"{known.advice}; " if known and known.advice else ""
     again = f"`migcoord {direction} --service {migration.service}`"
     if dirty and direction == "down":
