@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from conftest import PgServer
 
 from helpers import REPO, make_tree, pair
@@ -75,3 +76,23 @@ def test_verify_interrupted_still_prints_its_json(tmp_path: Path, pg_server: PgS
     document = json.loads(stdout)
     assert (document["ok"], document["error"]["exit_code"]) == (False, 130)
     assert [(m["version"], m["status"]) for m in document["migrations"]] == [(1, "ok")]
+
+
+def test_a_ctrl_c_while_the_command_line_is_read_ends_quietly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C that lands while the command line is parsed (the first tenth of a second
+    of every run): exit 130 and one line, no traceback."""
+    import argparse
+    import io
+
+    from migcoord.cli import main
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    out, err = io.StringIO(), io.StringIO()
+
+    assert main(["status"], environ={}, stdout=out, stderr=err) == 130
+    assert err.getvalue() == "migcoord: interrupted before the command began; nothing was done\n"
+    assert out.getvalue() == ""

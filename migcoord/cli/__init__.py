@@ -70,10 +70,13 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     env = os.environ if environ is None else environ
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     try:
+        parser = build_parser()
         args = parser.parse_args(words)
+    except KeyboardInterrupt:
+        print("migcoord: interrupted before the command began; nothing was done", file=err)
+        return EXIT_INTERRUPTED
     except UsageExit as refused:
         if wants_json(words):
             print_json(refused.error, out)
