@@ -253,3 +253,35 @@ def test_a_rollback_that_committed_before_the_interrupt_was_noticed_is_reported(
         assert [step.version for step in raised.value.applied] == [2]
         assert [row["version"] for row in history(dsn)] == [1]
         assert lock_holders(dsn) == []
+
+
+def test_a_second_interrupt_while_the_lock_is_released_keeps_the_first(
+        tmp_path: Path, dsn: str) -> None:
+    """Ctrl-C twice: the second lands while the lock is released. The caller still gets
+    `Interrupted` with the step that committed; the connection is closed, which frees
+    the lock."""
+    root = two_tables(tmp_path)
+    conn = psycopg.connect(dsn)
+    try:
+        conn.wait = interrupted_after_a_migration(conn.wait)  # type: ignore[method-assign]
+        execute_sql = conn.execute
+
+        def interrupted_unlock(query: Any, *args: Any, **kwargs: Any) -> Any:
+            if "pg_advisory_unlock" in str(query):
+                raise KeyboardInterrupt
+            return execute_sql(query, *args, **kwargs)
+
+        conn.execute = interrupted_unlock  # type: ignore[method-assign]
+        stopped: KeyboardInterrupt | None = None
+        try:
+            coordinator(root).up("a", conn=conn)
+        except KeyboardInterrupt as stop:  # a bare one would end the test session
+            stopped = stop
+
+        assert isinstance(stopped, Interrupted), repr(stopped)
+        assert [step.version for step in stopped.applied] == [1]
+        assert conn.closed
+        wait_until(lambda: lock_holders(dsn) == [], what="the lock freed with the session")
+        assert [row["version"] for row in history(dsn)] == [1]
+    finally:
+        conn.close()

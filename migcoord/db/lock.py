@@ -303,7 +303,15 @@ def advisory_lock(conn: psycopg.Connection, key: int, *, timeout: float,
                 "statement ran in another one", hint=POOLER_HINT)
         yield pid
     except BaseException as error:
-        problem = release(conn, key, pid, clock=clock, sleep=sleep)
+        try:
+            problem = release(conn, key, pid, clock=clock, sleep=sleep)
+        except KeyboardInterrupt:
+            # Interrupted again while releasing: end the session, which frees its locks,
+            # and let the first error (with what it carries, such as the steps that
+            # committed) go on rather than this second interrupt.
+            conn.close()
+            problem = ("interrupted again while releasing the migration lock: the "
+                       "connection was closed, and the server frees the lock with it")
         if problem is not None:
             log.error("%s", problem)
             if isinstance(error, MigcoordError):
