@@ -27,6 +27,7 @@ from migcoord.verify.throwaway import Session
 
 if TYPE_CHECKING:
     from migcoord.db.scratch import AdminSession
+    from migcoord.local.embedded import EmbeddedServer
 
 log = logging.getLogger("migcoord")
 
@@ -248,13 +249,33 @@ def _temporary_server(environ: Mapping[str, str]) -> Iterator[str]:
         server.init()
         log.info("started a temporary PostgreSQL server for this run")
         yield server.start()
-    finally:
-        with interrupts_deferred():
-            try:
-                if server is not None:
-                    server.stop()
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        _discard_server(folder, server, failing=True)
+        raise
+    _discard_server(folder, server, failing=False)
+
+
+def _discard_server(folder: Path, server: EmbeddedServer | None, *, failing: bool) -> None:
+    """Stop the temporary server and delete its folder once no PostgreSQL process is left
+    in it. A server that does not stop is an error, unless the run is failing (or was
+    interrupted) anyway: then it is logged, and the run's own error goes on."""
+    with interrupts_deferred():
+        try:
+            if server is not None:
+                server.stop()
+        except MigcoordError as err:
+            # An interrupt during initdb leaves its single-user backend, which pg_ctl
+            # cannot stop; once it is ended, the folder can go.
+            if server is None or server.single_user_pid() is None \
+                    or not server.end_single_user():
+                if not failing:
+                    raise
+                log.warning("%s (left %s)", err, folder)
+                return
+        if server is not None and not server.end_single_user():
+            log.warning("a PostgreSQL process still works in %s; left it", folder)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: The signals that cleaning up holds back: Ctrl-C, and a cancelled CI job's SIGTERM.
