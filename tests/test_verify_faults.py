@@ -5,6 +5,7 @@ traceback, nothing left behind, and messages that say what happened."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shlex
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -22,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from helpers import REPO, make_tree, pair, run
-from migcoord.db.scratch import PREFIX
+from migcoord.db.scratch import MADE_AT, PREFIX
 from migcoord.local.embedded import EmbeddedServer
 from test_engine_support import temporary_role
 
@@ -256,3 +258,47 @@ def test_an_interrupt_that_cannot_drop_the_database_says_which_is_left(
         assert throwaway_databases(admin_dsn) == []
     finally:
         server.stop()
+
+
+# -- what earlier runs left -------------------------------------------------------------------
+
+
+def test_verify_names_the_databases_earlier_runs_left_and_how_to_drop_them(
+        tmp_path: Path, pg_server: PgServer) -> None:
+    """A database a killed run left (made two hours ago, or by an older migcoord with no
+    comment) is named with its age and the command that drops it; a recent one, or one
+    somebody is connected to, is not; verify drops none of them itself."""
+    root = tree(tmp_path, "SELECT 1;\n")
+    suffix = uuid.uuid4().hex[:8]
+    old, unknown, recent, busy = (f"{PREFIX}{kind}{suffix}" for kind in ("old", "unk", "new", "use"))
+    now = datetime.datetime.now(datetime.UTC)
+    with pg_server.admin() as conn:
+        for name in (old, unknown, recent, busy):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        for name, made in ((old, now - datetime.timedelta(hours=2)), (recent, now),
+                           (busy, now - datetime.timedelta(hours=5))):
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(MADE_AT + made.isoformat())))
+    try:
+        with psycopg.connect(pg_server.dsn_for(busy)):
+            result = run(["verify", "--dsn", pg_server.admin_dsn], cwd=root)
+        assert result.code == 0, result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if "earlier verify" in line]
+        assert f"{old} (made 2 h ago)" in line and f"{unknown} (made at a time not known)" in line
+        assert recent not in line and busy not in line
+        assert {old, unknown, recent, busy} <= set(throwaway_databases(pg_server.admin_dsn))
+        command = shlex.split(line.split("drop them: ", 1)[1])
+        assert command[0] == "psql" and command.count("-c") >= 2
+        if shutil.which("psql"):
+            dropped = subprocess.run(command, capture_output=True, text=True, check=False)
+            assert dropped.returncode == 0, dropped.stderr
+        else:
+            with psycopg.connect(command[1], autocommit=True) as conn:
+                for statement in command[3::2]:
+                    conn.execute(statement.encode())
+        assert not {old, unknown} & set(throwaway_databases(pg_server.admin_dsn))
+    finally:
+        with pg_server.admin() as conn:
+            for name in (old, unknown, recent, busy):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))

@@ -7,6 +7,7 @@ that server cannot leak into the picture) and dropped with its connections ended
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import secrets
@@ -14,6 +15,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import psycopg
 from psycopg import sql
 
@@ -73,6 +75,29 @@ def _drop(admin: psycopg.Connection[Any], *, name: str) -> None:
     admin.execute(sql.SQL(query).format(sql.Identifier(name)))
 
 
+#: How the comment on a throwaway database starts; the time it was made follows.
+MADE_AT = "made by migcoord verify at "
+
+
+@attrs.frozen
+class ThrowawayFound:
+    """A throwaway database found on the server: name, when made (UTC; None when not
+    known), how many sessions are connected to it."""
+
+    name: str
+    made: datetime.datetime | None
+    sessions: int
+
+
+def _made_at(comment: str | None) -> datetime.datetime | None:
+    if comment is None or not comment.startswith(MADE_AT):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(comment.removeprefix(MADE_AT))
+    except ValueError:
+        return None
+
+
 def _not_the_pipeline_ending(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("error ignored terminating")
 
@@ -122,8 +147,29 @@ class AdminSession(_Reconnecting):
         self.server_version = self.conn.info.server_version
 
     def create(self, name: str, *, template: str = "template0") -> None:
-        """CREATE DATABASE `name` as a copy of `template` (see `create`)."""
+        """CREATE DATABASE `name` as a copy of `template` (see `create`), with a comment
+        saying when, which `others` reads."""
         self.read(lambda conn: create(conn, name, template=template))
+        made = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        self.read(lambda conn: conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(f"{MADE_AT}{made}"))))
+
+    def others(self, *mine: str) -> list[ThrowawayFound]:
+        """The throwaway databases on the server other than `mine`: their names, when they
+        were made (None when not known) and how many sessions are connected to each
+        (empty when they cannot be listed)."""
+        pattern = PREFIX.replace("_", "\\_") + "%"
+        try:
+            rows = self.read(lambda conn: conn.execute(
+                "SELECT d.datname, shobj_description(d.oid, 'pg_database'), "
+                "(SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid) "
+                "FROM pg_database d WHERE d.datname LIKE %s "
+                "AND NOT d.datname = ANY(%s) ORDER BY 1", (pattern, list(mine))).fetchall())
+        except psycopg.Error as err:  # only a courtesy: never a reason to stop
+            logging.getLogger("migcoord").debug("could not list throwaway databases: %s", err)
+            return []
+        return [ThrowawayFound(name, _made_at(comment), int(sessions))
+                for name, comment, sessions in rows]
 
     def drop(self, *names: str) -> None:
         """End every connection to each of `names` and drop it (nothing to do for one

@@ -74,6 +74,7 @@ def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterato
         database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
         try:
             database.create(database.name, "template0")
+            _mention_leftovers(admin, database)
             try:
                 yield database
             except BaseException as error:
@@ -93,6 +94,21 @@ def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterato
             raise left
     finally:
         admin.close()
+
+
+def _mention_leftovers(admin: AdminSession, database: _Throwaway) -> None:
+    """Warn about throwaway databases earlier runs left on the server (verify.leftovers)."""
+    import datetime
+
+    from migcoord.db import scratch
+    from migcoord.verify import leftovers
+
+    now = datetime.datetime.now(datetime.UTC)
+    left = leftovers.stale(admin.others(database.name, database.saved_name), now)
+    if left:
+        command = scratch.drop_command(admin.dsn, [one.name for one in left],
+                                       admin.server_version)
+        log.warning("%s", leftovers.note(left, now, command))
 
 
 def _saying_what_is_left(error: BaseException, left: ThrowawayLeft) -> BaseException:
