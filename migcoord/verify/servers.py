@@ -146,7 +146,6 @@ class _Throwaway:
 
     def create(self, name: str, template: str) -> None:
         """Create database `name` as a copy of `template`, timing it in `copy_ms`."""
-
         started = time.monotonic()
         self.admin.create(name, template=template)
         self.copy_ms = round((time.monotonic() - started) * 1000)
@@ -281,9 +280,9 @@ def _discard_server(folder: Path, server: EmbeddedServer | None, *, failing: boo
                 server.stop()
         except MigcoordError as err:
             # An interrupt during initdb leaves its single-user backend, which pg_ctl
-            # cannot stop; once it is ended, the folder can go.
-            if server is None or server.single_user_pid() is None \
-                    or not server.end_single_user():
+            # cannot stop (or which ended while pg_ctl looked); once it is gone, and no
+            # server runs there, the folder can go.
+            if server is None or not server.end_single_user() or server.is_running():
                 if not failing:
                     raise
                 log.warning("%s (left %s)", err, folder)
