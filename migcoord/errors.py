@@ -385,11 +385,40 @@ class ConnectionLost(MigcoordError):
     sqlstate_decides = False
 
 
+class ThrowawayConnectionLost(MigcoordError):
+    """verify (or `docs --schema`) lost its connection to the throwaway database while a
+    migration ran, not by the migration's doing (a restart, an outside
+    pg_terminate_backend, a network cut): the run stops, exit 3, run it again. Not a
+    ConnectionLost, which verify reports as the step's own failure."""
+
+    exit_code = EXIT_RETRY
+    sqlstate_decides = False
+
+
+class ThrowawayLeft(MigcoordError):
+    """verify (or `docs --schema`) could not drop its throwaway database(s), say because
+    the server went away: `databases` are left on that server, and the hint is the
+    command that drops them (exit 3 when the server could not be reached)."""
+
+    exit_code = EXIT_RETRY
+    fields = (*MigcoordError.fields, "databases")
+
+    def __init__(self, message: str, *, databases: Iterable[str] = (), hint: str | None = None,
+                 sqlstate: str | None = None) -> None:
+        super().__init__(message, hint=hint, sqlstate=sqlstate)
+        self.databases = tuple(databases)
+
+
 class Interrupted(KeyboardInterrupt):
     """`up` or `down` was interrupted (Ctrl-C): still a KeyboardInterrupt for a caller that
     stops on one, now carrying the steps that committed before it (`applied`). Each
-    migration commits together with its history row or not at all."""
+    migration commits together with its history row or not at all.
 
-    def __init__(self, applied: Iterable[CommittedStep]) -> None:
+    `left`: when a verify (or `docs --schema`) was interrupted and its throwaway database
+    could not be dropped on the way out, which and how to drop it."""
+
+    def __init__(self, applied: Iterable[CommittedStep],
+                 left: ThrowawayLeft | None = None) -> None:
         super().__init__()
         self.applied = tuple(applied)
+        self.left = left

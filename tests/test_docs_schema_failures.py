@@ -30,8 +30,8 @@ def throwaway_databases(admin_dsn: str) -> list[str]:
 
 def test_a_failing_migration_hints_at_docs_schema_not_up(
         tmp_path: Path, pg_server: PgServer) -> None:
-    """The hint says the throwaway database was dropped and names `docs --schema`, which
-    works once the file is fixed."""
+    """The hint says no other database was touched and names `docs --schema`, which works
+    once the file is fixed; the throwaway database is gone."""
     root = make_tree(tmp_path, {
         **pair("svc", "000001", "t", "CREATE TABLE t (id int);\n", "DROP TABLE t;\n"),
         **pair("svc", "000002", "x", "ALTER TABLE t ADD COLUMN x no_such_type;\n",
@@ -43,9 +43,9 @@ def test_a_failing_migration_hints_at_docs_schema_not_up(
     error = failed.json()["error"]
     assert "000002_x.up.sql" in error["path"]
     assert "`migcoord up" not in error["hint"]
-    assert error["hint"] == ("this ran on a throwaway database, which was dropped (no other "
-                             "database was touched): fix 000002_x.up.sql and run `migcoord "
-                             "docs --schema` again")
+    assert error["hint"] == ("this ran on a throwaway database (no other database was "
+                             "touched): fix 000002_x.up.sql and run `migcoord docs --schema` "
+                             "again")
     assert throwaway_databases(pg_server.admin_dsn) == before
 
     (root / "svc/migrations/000002_x.up.sql").write_text("ALTER TABLE t ADD COLUMN x int;\n")

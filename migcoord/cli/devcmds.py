@@ -14,7 +14,7 @@ from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
 from migcoord.cli.progress import LiveStatus, live_progress
 from migcoord.cli.terminal import PLAIN, Palette
-from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRY
+from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRY, Interrupted
 
 if TYPE_CHECKING:
     from migcoord.verify import MigrationVerdict, Problem, SequenceVerdict, VerifyReport
@@ -69,18 +69,19 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
             report = coordinator.verify(args.service, dsn=args.dsn, keep=args.keep,
                                         on_progress=progress, against=args.against,
                                         on_step=live.on_step if live else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        left = stop.left if isinstance(stop, Interrupted) else None
         what = "kept" if args.keep else "dropped"
-        message = f"verify interrupted; its throwaway database was {what}"
-        ctx.stderr.write(f"migcoord: {message}\n")
+        error = out.throwaway_interrupted(
+            ctx, "verify interrupted" if left is not None
+            else f"verify interrupted; its throwaway database was {what}", left)
         if ctx.json:
             from migcoord.verify import MigrationVerdict
 
             # The one document on stdout still comes: what was verified before the stop.
-            out.emit_json(ctx, {"ok": False, "error": {
-                "type": "Interrupted", "message": message, "exit_code": EXIT_INTERRUPTED},
-                "migrations": [item.as_json() for item in verdicts
-                               if isinstance(item, MigrationVerdict)]})
+            out.emit_json(ctx, {"ok": False, "error": error,
+                                "migrations": [item.as_json() for item in verdicts
+                                               if isinstance(item, MigrationVerdict)]})
         return EXIT_INTERRUPTED
     _verify_report(ctx, report)
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -12,6 +12,7 @@ from migcoord.cli.context import Context
 from migcoord.cli.terminal import PLAIN, Palette
 from migcoord.core.model import Finding, format_version
 from migcoord.db import dsn
+from migcoord.errors import EXIT_INTERRUPTED, ThrowawayLeft
 
 if TYPE_CHECKING:
     from migcoord.results import (
@@ -72,6 +73,23 @@ def display(path: Path | None) -> str:
 
 def emit_json(ctx: Context, document: object) -> None:
     ctx.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def throwaway_interrupted(ctx: Context, message: str, left: ThrowawayLeft | None
+                          ) -> dict[str, object]:
+    """Say on stderr that a command working on a throwaway database (verify, `docs
+    --schema`) was interrupted, and what is left when its database could not be dropped;
+    the JSON error document for it."""
+    if left is not None:
+        message = f"{message}; {left.message}"
+    ctx.stderr.write(f"migcoord: {redact(message)}\n")
+    if left is not None and left.hint:
+        ctx.stderr.write(f"  hint: {redact(left.hint)}\n")
+    document: dict[str, object] = {"type": "Interrupted", "message": redact(message),
+                                   "exit_code": EXIT_INTERRUPTED}
+    if left is not None:
+        document.update(hint=redact(left.hint or ""), databases=list(left.databases))
+    return document
 
 
 def message(ctx: Context, text: str, document: dict[str, object] | None = None) -> None:

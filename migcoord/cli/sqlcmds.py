@@ -6,7 +6,7 @@ import argparse
 
 from migcoord.cli import render as out
 from migcoord.cli.context import AddCommand, Context
-from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from migcoord.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupted, ThrowawayLeft
 from migcoord.results import shown_path
 
 
@@ -34,8 +34,8 @@ def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
         try:
             with sigterm_as_interrupt():
                 update = coordinator.docs(schema=args.schema, dsn=args.dsn)
-        except KeyboardInterrupt:
-            return _interrupted(ctx)
+        except KeyboardInterrupt as stop:
+            return _interrupted(ctx, stop.left if isinstance(stop, Interrupted) else None)
     else:
         update = coordinator.docs(check=args.check, schema=args.schema, dsn=args.dsn)
     if args.check:
@@ -54,11 +54,12 @@ _INTERRUPTED = ("docs --schema interrupted; its throwaway database was dropped a
                 "database was touched")
 
 
-def _interrupted(ctx: Context) -> int:
+def _interrupted(ctx: Context, left: ThrowawayLeft | None) -> int:
     """Ctrl-C (or SIGTERM) while the schema was built: the throwaway database is dropped
-    on the way out (verify.servers), so say that, not the advice for a real database."""
-    ctx.stderr.write(f"migcoord: {_INTERRUPTED}\n")
+    on the way out (verify.servers), so say that (or what is left when it could not be),
+    not the advice for a real database."""
+    error = out.throwaway_interrupted(
+        ctx, _INTERRUPTED if left is None else "docs --schema interrupted", left)
     if ctx.json:
-        out.emit_json(ctx, {"ok": False, "error": {
-            "type": "Interrupted", "message": _INTERRUPTED, "exit_code": EXIT_INTERRUPTED}})
+        out.emit_json(ctx, {"ok": False, "error": error})
     return EXIT_INTERRUPTED

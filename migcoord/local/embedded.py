@@ -16,13 +16,16 @@ superuser: it is for one developer's machine or a CI job, never for shared use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import socket
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -204,6 +207,34 @@ class EmbeddedServer:
             )
         log.debug("stopped PostgreSQL in %s", self.data_dir)
 
+    def end_single_user(self, timeout: float = 10.0) -> bool:
+        """End the single-user backend an interrupted `init` may leave working in the data
+        dir (initdb runs one; pg_ctl cannot stop it), and wait until it is gone; True
+        when no such process is left. Only for a data dir that is being thrown away."""
+        pid = self.single_user_pid()
+        if pid is None:
+            return True
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not _alive(pid):
+                    log.debug("ended the single-user PostgreSQL %d in %s", pid, self.data_dir)
+                    return True
+                time.sleep(0.02)
+        return not _alive(pid)
+
+    def single_user_pid(self) -> int | None:
+        """The single-user (or bootstrap) backend working in the data dir, as it wrote
+        itself into postmaster.pid (a negative number there, unlike a server's); None when
+        there is none."""
+        try:
+            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+        except (OSError, UnicodeError):
+            return None
+        return int(first[1:]) if first.startswith("-") and first[1:].isdigit() else None
+
     def is_running(self) -> bool:
         """True when a server is running over this data dir (asks `pg_ctl status`)."""
         if not self.is_initialized():
@@ -286,6 +317,17 @@ class EmbeddedServer:
                 if run_as
                 else None,
             ) from exc
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still exists (a zombie child counts as gone once reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _free_port() -> int:

@@ -38,13 +38,22 @@ from migcoord.verify import data
 from migcoord.verify.plan import VerifyStep, rebuild_route, sequence_start
 from migcoord.verify.report import MigrationVerdict, Problem, Progress, SequenceVerdict, VerdictStatus
 from migcoord.verify.sequence import SEQUENCE_STEP, whole_sequence
-from migcoord.verify.throwaway import Database, Session, StepFailed, elapsed_ms, schema_changes, who
+from migcoord.verify.throwaway import (
+    Database,
+    Session,
+    StepFailed,
+    elapsed_ms,
+    lost_not_failed,
+    schema_changes,
+    who,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
     from migcoord.core.lockreport import LockImpact
     from migcoord.db.snapshot_sql import CatalogRows
+    from migcoord.errors import ConnectionLost, MigrationFailed
 
 
 @attrs.frozen
@@ -149,10 +158,14 @@ class RoundTrips:
         from migcoord.db import executor
         from migcoord.db.lockwait import LockWatch
 
-        return executor.apply_up(self.session.history, migration,
-                                 lock_pid=self.session.lock_pid, role=self._role(migration),
-                                 policy=self.config.ddl_policy(migration, "up"),
-                                 watch=LockWatch(None), before_commit=before_commit)
+        try:
+            return executor.apply_up(self.session.history, migration,
+                                     lock_pid=self.session.lock_pid, role=self._role(migration),
+                                     policy=self.config.ddl_policy(migration, "up"),
+                                     watch=LockWatch(None), before_commit=before_commit)
+        except StepFailed as failure:
+            self._stop_if_lost(failure, migration, "up")
+            raise
 
     def measured_up(self, migration: Migration) -> tuple[int, LockImpact]:
         """The first up of `migration`, with what it locked (read before its commit) and
@@ -166,10 +179,24 @@ class RoundTrips:
         from migcoord.db import executor
         from migcoord.db.lockwait import LockWatch
 
-        return executor.apply_down(self.session.history, migration,
-                                   lock_pid=self.session.lock_pid, role=self._role(migration),
-                                   policy=self.config.ddl_policy(migration, "down"),
-                                   watch=LockWatch(None))
+        try:
+            return executor.apply_down(self.session.history, migration,
+                                       lock_pid=self.session.lock_pid,
+                                       role=self._role(migration),
+                                       policy=self.config.ddl_policy(migration, "down"),
+                                       watch=LockWatch(None))
+        except StepFailed as failure:
+            self._stop_if_lost(failure, migration, "down")
+            raise
+
+    def _stop_if_lost(self, failure: MigrationFailed | ConnectionLost, migration: Migration,
+                      direction: str) -> None:
+        """Stop the run when the step failed because its connection was lost, not by the
+        migration's doing (throwaway.lost_not_failed)."""
+        lost = lost_not_failed(failure, migration, direction, self.session.history.conn,
+                               command="verify")
+        if lost is not None:
+            raise lost from failure
 
     def new_command(self) -> None:
         """Forget the temporary tables and functions of the steps before: in production

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from migcoord.core.model import Catalog, Config, Migration
 from migcoord.core.snapshot import Snapshot
-from migcoord.verify.throwaway import StepFailed
+from migcoord.verify.throwaway import StepFailed, lost_not_failed
 
 if TYPE_CHECKING:
     from migcoord.checks import Analyses
@@ -27,9 +27,10 @@ log = logging.getLogger("migcoord")
 
 def throwaway_hint(migration: Migration) -> str:
     """What to do when `migration` failed while building the schema: nothing happened to
-    any real database, so the advice is to fix the file and build again."""
-    return (f"this ran on a throwaway database, which was dropped (no other database was "
-            f"touched): fix {migration.label}.up.sql and run `migcoord docs --schema` again")
+    any real database, so the advice is to fix the file and build again. (Whether the
+    throwaway database could be dropped is said after this, when it could not.)"""
+    return (f"this ran on a throwaway database (no other database was touched): fix "
+            f"{migration.label}.up.sql and run `migcoord docs --schema` again")
 
 
 def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
@@ -62,6 +63,10 @@ def built_schema(catalog: Catalog, config: Config, *, dsn: str | None,
                                   policy=config.ddl_policy(migration, "up"),
                                   watch=LockWatch(None))
             except StepFailed as failed:
+                lost = lost_not_failed(failed, migration, "up", session.history.conn,
+                                       command="docs --schema")
+                if lost is not None:
+                    raise lost from failed
                 failed.hint = throwaway_hint(migration)
                 raise
         return session.observer.snapshot().snapshot()

@@ -17,15 +17,17 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from migcoord.core.model import Config
+from migcoord.errors import Interrupted, MigcoordError, ThrowawayLeft
 from migcoord.verify.report import MigrationVerdict, SequenceVerdict, ServerKind
 from migcoord.verify.roundtrip import RoundTrips
 from migcoord.verify.throwaway import Session
 
 if TYPE_CHECKING:
-    import psycopg
+    from migcoord.db.scratch import AdminSession
+    from migcoord.local.embedded import EmbeddedServer
 
 log = logging.getLogger("migcoord")
 
@@ -60,35 +62,75 @@ def throwaway_session(admin_dsn: str, config: Config) -> Iterator[Session]:
 def _throwaway(admin_dsn: str, config: Config, *, keep: bool = False) -> Iterator[_Throwaway]:
     """A throwaway database created on `admin_dsn`'s server; afterwards, whatever
     happens, its session is closed, its saved copy dropped, and it is dropped too unless
-    `keep`."""
-    from migcoord.db import scratch
-    from migcoord.db.dsn import public_url
+    `keep`.
 
-    with scratch.admin_session(admin_dsn) as admin:
+    When a database cannot be dropped (the server is gone), ThrowawayLeft says which and
+    how to drop it; when the run was failing anyway, its own error goes on, saying so.
+    """
+    from migcoord.db import scratch
+
+    admin = scratch.AdminSession(admin_dsn)
+    try:
         database = _Throwaway(admin, admin_dsn, scratch.new_name(), config)
         try:
             database.create(database.name, "template0")
+            _mention_leftovers(admin, database)
             try:
                 yield database
             except BaseException as error:
                 database.close(error)
                 raise
             database.close()
-        finally:
+        except BaseException as error:
             with interrupts_deferred():
-                scratch.drop(admin_dsn, database.saved_name, admin)
-                if keep:
-                    scratch.forget_scope(database.dsn)
-                    log.info("kept the throwaway database %s", public_url(database.dsn))
-                else:
-                    scratch.drop(admin_dsn, database.name, admin)
+                left = database.discard(keep=keep)
+            ending = error if left is None else _saying_what_is_left(error, left)
+            if ending is error:
+                raise
+            raise ending from error
+        with interrupts_deferred():
+            left = database.discard(keep=keep)
+        if left is not None:
+            raise left
+    finally:
+        admin.close()
+
+
+def _mention_leftovers(admin: AdminSession, database: _Throwaway) -> None:
+    """Warn about throwaway databases earlier runs left on the server (verify.leftovers)."""
+    import datetime
+
+    from migcoord.db import scratch
+    from migcoord.verify import leftovers
+
+    now = datetime.datetime.now(datetime.UTC)
+    left = leftovers.stale(admin.others(database.name, database.saved_name), now)
+    if left:
+        command = scratch.drop_command(admin.dsn, [one.name for one in left],
+                                       admin.server_version)
+        log.warning("%s", leftovers.note(left, now, command))
+
+
+def _saying_what_is_left(error: BaseException, left: ThrowawayLeft) -> BaseException:
+    """What ends a run that failed with `error` and could not drop its throwaway database
+    either: the failure itself, still, now saying what is left and how to drop it."""
+    if isinstance(error, ThrowawayLeft):
+        return left  # the same databases, or more of them
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted(error.applied if isinstance(error, Interrupted) else (), left=left)
+    if isinstance(error, MigcoordError):
+        also = f"{left.message}; {left.hint}"
+        error.hint = f"{error.hint}; also, {also}" if error.hint else also
+        return error
+    log.warning("%s", left)
+    return error
 
 
 class _Throwaway:
     """The throwaway database `name`, the session that runs migrations in it, and the
     copy (`saved_name`) that it is built again from."""
 
-    def __init__(self, admin: psycopg.Connection[Any], admin_dsn: str, name: str,
+    def __init__(self, admin: AdminSession, admin_dsn: str, name: str,
                  config: Config) -> None:
         from migcoord.db.dsn import with_database
 
@@ -96,6 +138,7 @@ class _Throwaway:
         self.admin_dsn = admin_dsn
         self.name = name
         self.saved_name = f"{name}_saved"
+        self.saved = False  # whether the saved copy may exist
         self.dsn = with_database(admin_dsn, name)
         self.config = config
         self.copy_ms = 0
@@ -103,10 +146,8 @@ class _Throwaway:
 
     def create(self, name: str, template: str) -> None:
         """Create database `name` as a copy of `template`, timing it in `copy_ms`."""
-        from migcoord.db import scratch
-
         started = time.monotonic()
-        scratch.create(self.admin, name, template=template)
+        self.admin.create(name, template=template)
         self.copy_ms = round((time.monotonic() - started) * 1000)
 
     def open(self) -> Session:
@@ -147,22 +188,37 @@ class _Throwaway:
     def rebuild(self, *, from_saved: bool) -> Session:
         """Drop the database and create it again, empty or as a copy of the saved one; a
         session in it."""
-        from migcoord.db import scratch
-
         self.close()
-        scratch.drop(self.admin_dsn, self.name, self.admin)
+        self.admin.drop(self.name)
         self.create(self.name, self.saved_name if from_saved else "template0")
         return self.open()
 
     def save(self) -> Session:
         """Save a copy of the database as it is now, to be built again from; a session in
         it (a database is copied only while no one is connected to it)."""
-        from migcoord.db import scratch
-
         self.close()
-        scratch.drop(self.admin_dsn, self.saved_name, self.admin)
+        self.saved = True
+        self.admin.drop(self.saved_name)
         self.create(self.saved_name, self.name)
         return self.open()
+
+    def discard(self, *, keep: bool) -> ThrowawayLeft | None:
+        """Drop the saved copy, and the database itself unless `keep`; what could not be
+        dropped (the server is gone), or None."""
+        from migcoord.db import scratch
+        from migcoord.db.dsn import public_url
+
+        names = [self.saved_name] if self.saved else []
+        if keep:
+            scratch.forget_scope(self.dsn)
+            log.info("kept the throwaway database %s", public_url(self.dsn))
+        else:
+            names.append(self.name)
+        try:
+            self.admin.drop(*names)
+        except ThrowawayLeft as left:
+            return left
+        return None
 
 
 @contextlib.contextmanager
@@ -208,13 +264,33 @@ def _temporary_server(environ: Mapping[str, str]) -> Iterator[str]:
         server.init()
         log.info("started a temporary PostgreSQL server for this run")
         yield server.start()
-    finally:
-        with interrupts_deferred():
-            try:
-                if server is not None:
-                    server.stop()
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        _discard_server(folder, server, failing=True)
+        raise
+    _discard_server(folder, server, failing=False)
+
+
+def _discard_server(folder: Path, server: EmbeddedServer | None, *, failing: bool) -> None:
+    """Stop the temporary server and delete its folder once no PostgreSQL process is left
+    in it. A server that does not stop is an error, unless the run is failing (or was
+    interrupted) anyway: then it is logged, and the run's own error goes on."""
+    with interrupts_deferred():
+        try:
+            if server is not None:
+                server.stop()
+        except MigcoordError as err:
+            # An interrupt during initdb leaves its single-user backend, which pg_ctl
+            # cannot stop (or which ended while pg_ctl looked); once it is gone, and no
+            # server runs there, the folder can go.
+            if server is None or not server.end_single_user() or server.is_running():
+                if not failing:
+                    raise
+                log.warning("%s (left %s)", err, folder)
+                return
+        if server is not None and not server.end_single_user():
+            log.warning("a PostgreSQL process still works in %s; left it", folder)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: The signals that cleaning up holds back: Ctrl-C, and a cancelled CI job's SIGTERM.

@@ -5,15 +5,18 @@ two of its schemas are told apart.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from migcoord.core import snapshot as snapshots
 from migcoord.core.model import Migration
-from migcoord.errors import ConnectionLost, MigrationFailed
+from migcoord.errors import ConnectionLost, MigrationFailed, ThrowawayConnectionLost
 
 if TYPE_CHECKING:
+    import psycopg
+
     from migcoord.db.history import History
     from migcoord.db.scratch import Observer
     from migcoord.db.snapshot_sql import CatalogRows
@@ -23,6 +26,35 @@ if TYPE_CHECKING:
 #: reports the message without its hint, which is advice for a real database (`migcoord
 #: up` again, `mark`), not for the throwaway one.
 StepFailed = (MigrationFailed, ConnectionLost)
+
+
+#: A file that ends server sessions may end its own: then losing the connection is its
+#: doing, a problem of that step, like any other failure.
+_ENDS_SESSIONS = re.compile(r"\bpg_terminate_backend\b", re.IGNORECASE)
+
+
+def lost_not_failed(failure: MigrationFailed | ConnectionLost, migration: Migration,
+                    direction: str, conn: psycopg.Connection, *, command: str
+                    ) -> ThrowawayConnectionLost | None:
+    """When a step failed because its connection is gone, and its file ends no sessions
+    itself (a restart, an outside pg_terminate_backend, a network cut did it): the error
+    that stops the run, saying so (exit 3: run it again), instead of calling the migration
+    broken. None when the step's failure is the migration's own."""
+    if not (conn.closed or conn.broken):
+        return None
+    text = migration.up_sql if direction == "up" else migration.down_sql
+    if _ENDS_SESSIONS.search(text):
+        return None
+    reason = failure.message.split(": ", 1)[-1] if isinstance(failure, ConnectionLost) \
+        else failure.message
+    return ThrowawayConnectionLost(
+        f"lost the connection to the throwaway database while running the {direction} of "
+        f"{who(migration)}, so {command} cannot go on (this is not a fault of the "
+        f"migration): {reason}",
+        hint=f"check the server (a restart, pg_terminate_backend, idle_session_timeout, a "
+        f"network cut), then run `migcoord {command}` again; no other database was touched",
+        sqlstate=failure.sqlstate, version=migration.version, service=migration.service,
+        direction=direction)
 
 
 @attrs.frozen(eq=False)
