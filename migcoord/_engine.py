@@ -289,7 +289,7 @@ def _run_step(config: Config, history: History, migration: Migration, direction:
             duration = executor.apply_down(history, migration, lock_pid=run.lock_pid,
                                            role=role, policy=policy, watch=run.watch)
     except KeyboardInterrupt:
-        recorded = _committed_anyway(history, migration, direction)
+        recorded = executor.committed_all_the_same(history, migration, direction)
         if recorded is not None:
             log.info("%s %s %s %s (committed before the interrupt was noticed)", done_word,
                      migration.version_text, migration.service, migration.name)
@@ -299,37 +299,6 @@ def _run_step(config: Config, history: History, migration: Migration, direction:
     log.info("%s %s %s %s (%d ms)", done_word, migration.version_text, migration.service,
              migration.name, duration)
     done.append(StepResult(migration.version, migration.service, migration.name, duration))
-
-
-def _committed_anyway(history: History, migration: Migration,
-                      direction: Direction) -> int | None:
-    """After an interrupt during `migration`'s step: its duration (ms, 0 when unknown) if
-    its transaction committed all the same, else None (also when that cannot be read).
-
-    psycopg notices a Ctrl-C only between waits: the server may have answered the whole
-    query, COMMIT included, before the interrupt is raised. The migration lock is still
-    held, so the history row is this run's doing.
-    """
-    import psycopg
-
-    from migcoord.db import script
-    from migcoord.db.diagnosis import lost
-
-    conn = history.conn
-    try:
-        script.settle(conn)
-        if lost(conn):
-            return None
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")  # what was left open did not commit
-        row = history.recorded(migration.version)
-    except psycopg.Error:
-        return None
-    if direction == "down":
-        return 0 if row is None else None
-    if row is None or row.status != "applied" or row.checksum != migration.checksum:
-        return None
-    return row.duration_ms or 0
 
 
 def planned(plan: planning.Plan, direction: Direction) -> tuple[PlannedStep, ...]:

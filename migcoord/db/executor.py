@@ -90,6 +90,32 @@ def apply_up(history: History, migration: Migration, *, lock_pid: int, role: str
     return _ms(started)
 
 
+def committed_all_the_same(history: History, migration: Migration,
+                           direction: str) -> int | None:
+    """After an interrupt during `migration`'s step: its duration (ms, 0 when unknown) if
+    its transaction committed all the same, else None (also when that cannot be read).
+
+    psycopg notices a Ctrl-C only between waits: the server may have answered the whole
+    query, COMMIT included, before the interrupt is raised. The migration lock is still
+    held, so the history row is this run's doing.
+    """
+    conn = history.conn
+    try:
+        script.settle(conn)
+        if lost(conn):
+            return None
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")  # what was left open did not commit
+        row = history.recorded(migration.version)
+    except psycopg.Error:
+        return None
+    if direction == "down":
+        return 0 if row is None else None
+    if row is None or row.status != "applied" or row.checksum != migration.checksum:
+        return None
+    return row.duration_ms or 0
+
+
 def outside_transaction(migration: Migration, direction: str) -> bool:
     """Whether the file runs statement by statement outside a transaction (its
     `-- migcoord:no-transaction`, or its only statement cannot run in one)."""
