@@ -5,6 +5,7 @@ traceback, nothing left behind, and messages that say what happened."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -33,6 +35,19 @@ docs = "docs/MIGRATIONS.md"
 [services.svc]
 migrations = "svc/migrations"
 """
+
+
+@contextlib.contextmanager
+def own_server(server_tmp_dir: Path) -> Iterator[tuple[EmbeddedServer, str, int]]:
+    """A server of the test's own, which it may stop: (server, admin DSN, port)."""
+    server = EmbeddedServer.from_environ(server_tmp_dir / "data", os.environ, fast=True)
+    server.init()
+    admin_dsn = server.start()
+    assert server.port is not None
+    try:
+        yield server, admin_dsn, server.port
+    finally:
+        server.stop()
 
 
 def throwaway_databases(admin_dsn: str) -> list[str]:
@@ -118,12 +133,7 @@ def test_a_server_that_goes_away_names_the_database_left_and_the_command_that_dr
     """The server stops while a migration runs: exit 3, the connection was lost (not a
     broken migration), and the hint names the database left with a command that drops it
     once the server is back."""
-    server = EmbeddedServer.from_environ(server_tmp_dir / "data", os.environ, fast=True)
-    server.init()
-    admin_dsn = server.start()
-    port = server.port
-    assert port is not None
-    try:
+    with own_server(server_tmp_dir) as (server, admin_dsn, port):
         marker = "pg_sleep(600.875)"
         root = tree(tmp_path, f"SELECT {marker};\n")
         process = start(["verify", "--format", "json", "--dsn", admin_dsn], root)
@@ -148,8 +158,6 @@ def test_a_server_that_goes_away_names_the_database_left_and_the_command_that_dr
             with psycopg.connect(command[1], autocommit=True) as conn:
                 conn.execute(command[-1].encode())
         assert throwaway_databases(admin_dsn) == []
-    finally:
-        server.stop()
 
 
 # -- a migration's session ended from outside -------------------------------------------------
@@ -218,12 +226,7 @@ def test_an_interrupt_that_cannot_drop_the_database_says_which_is_left(
     """Ctrl-C while the server refuses new sessions (a smart shutdown waiting for ours):
     exit 130, and the message names the database left and the command that drops it,
     instead of saying it was dropped."""
-    server = EmbeddedServer.from_environ(server_tmp_dir / "data", os.environ, fast=True)
-    server.init()
-    admin_dsn = server.start()
-    port = server.port
-    assert port is not None
-    try:
+    with own_server(server_tmp_dir) as (server, admin_dsn, port):
         marker = "pg_sleep(600.96875)"
         root = tree(tmp_path, f"SELECT {marker};\n")
         process = start(["verify", "--format", "json", "--dsn", admin_dsn], root)
@@ -256,8 +259,6 @@ def test_an_interrupt_that_cannot_drop_the_database_says_which_is_left(
         with psycopg.connect(command[1], autocommit=True) as conn:
             conn.execute(command[-1].encode())
         assert throwaway_databases(admin_dsn) == []
-    finally:
-        server.stop()
 
 
 # -- what earlier runs left -------------------------------------------------------------------
