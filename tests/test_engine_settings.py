@@ -159,3 +159,23 @@ def test_a_callers_settings_survive_a_failed_migration(
         Coordinator.load(root / "migcoord.toml", environ={}).up("a", conn=caller)
 
     assert session_state(caller) == before
+
+
+def test_a_plpgsql_setting_of_one_migration_does_not_reach_the_next(
+        tmp_path: Path, dsn: str) -> None:
+    """`plpgsql.check_asserts` exists only once PL/pgSQL is loaded, which the first `DO`
+    block of a run would do after the session's settings were saved: turned off by
+    migration 1, it must not skip migration 2's ASSERT in the same `up`."""
+    root = make_tree(tmp_path, {
+        **pair("a", "000001", "off", "SET plpgsql.check_asserts = off;\n"
+               "DO $$BEGIN RAISE NOTICE 'loaded'; END$$;\nCREATE TABLE t (id int);\n",
+               "DROP TABLE t;\n"),
+        **pair("a", "000002", "asserts", "DO $$BEGIN ASSERT (SELECT count(*) FROM t) > 0, "
+               "'t must not be empty'; END$$;\nCREATE TABLE u (id int);\n", "DROP TABLE u;\n"),
+    }, config=AB_CONFIG)
+
+    with pytest.raises(MigrationFailed) as raised:
+        Coordinator.load(root / "migcoord.toml", environ={}).up("a", dsn=dsn)
+
+    assert "t must not be empty" in raised.value.message
+    assert [row["version"] for row in history(dsn)] == [1]

@@ -36,6 +36,7 @@ the COMMIT leaves the next migration where putting it back before would have.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import attrs
@@ -107,12 +108,25 @@ class Saved:
 
 
 def save(conn: psycopg.Connection) -> Saved:
-    """The settings of `conn`'s session now (one query; no transaction is left open)."""
+    """The settings of `conn`'s session now (no transaction is left open)."""
+    _load_plpgsql(conn)
     row = conn.execute(_SAVE.format(per_transaction=_names(_PER_TRANSACTION),
                                     compared=_compared()), prepare=False).fetchone()
     assert row is not None  # an aggregate returns one row
     return Saved(role=str(row[0]), authorization=str(row[1]), values=str(row[2]),
                  compared=tuple(zip(row[3], row[4], strict=True)))
+
+
+def _load_plpgsql(conn: psycopg.Connection) -> None:
+    """Load PL/pgSQL into the session, so that its parameters (`plpgsql.check_asserts`...)
+    are among those saved and compared: a module's parameters are listed only once the
+    module is loaded, and a migration's first `DO` block would load it mid-run, after the
+    save, letting a `SET plpgsql...` of one migration reach the next. (Other modules a
+    migration loads with `LOAD` stay outside the comparison.)"""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return
+    with contextlib.suppress(psycopg.Error):  # no PL/pgSQL, or no right to use it
+        conn.execute("DO $$BEGIN END$$", prepare=False)
 
 
 @attrs.frozen
