@@ -117,6 +117,25 @@ def steps(role: str) -> list[Step]:
         Step("CREATE UNIQUE INDEX CONCURRENTLY dups_a ON dups (a)", alone=True, fails=True,
              read="full"),
         Step("DELETE FROM dups; REINDEX INDEX dups_a", read="full"),
+        # Renames that reach down more than one level, and through a composite type.
+        Step("CREATE TABLE par (a int, z int CONSTRAINT zc CHECK (z > 0)); "
+             "CREATE TABLE ch () INHERITS (par); CREATE TABLE gch () INHERITS (ch); "
+             "CREATE VIEW ch_view AS SELECT a FROM ch"),
+        Step("ALTER TABLE par RENAME COLUMN a TO a2"),
+        Step("ALTER TABLE par RENAME CONSTRAINT zc TO zc2"),
+        Step("CREATE TYPE address AS (street text); CREATE TABLE addresses OF address; "
+             "CREATE VIEW address_view AS SELECT * FROM addresses"),
+        Step("ALTER TYPE address ADD ATTRIBUTE zip text CASCADE"),
+        Step("ALTER TYPE address RENAME ATTRIBUTE street TO line1 CASCADE"),
+        # What no event trigger reports: event triggers themselves, large objects' comments.
+        Step("CREATE FUNCTION audit() RETURNS event_trigger LANGUAGE plpgsql "
+             "AS 'BEGIN END'; CREATE EVENT TRIGGER audit_ddl ON ddl_command_end "
+             "EXECUTE FUNCTION audit()", read="full"),
+        Step("COMMENT ON EVENT TRIGGER audit_ddl IS 'records DDL'", read="full"),
+        Step("DROP EVENT TRIGGER audit_ddl", read="full"),
+        Step("SELECT lo_create(424242); COMMENT ON LARGE OBJECT 424242 IS 'a blob'",
+             read="full"),
+        Step("SELECT lo_unlink(424242)", read="full"),
         Step("DROP TABLE billing.purchases CASCADE"),
         Step("DROP SCHEMA billing CASCADE"),
         Step(f"DROP OWNED BY {weak}", read="full"),

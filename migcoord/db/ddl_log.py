@@ -68,7 +68,9 @@ ALTER EVENT TRIGGER {TRIGGERS[1]} ENABLE ALWAYS;
 #: What the event triggers do not see: the triggers themselves (their rows' xmin changes
 #: with any ALTER EVENT TRIGGER); the roles' names (owners, privileges and policies show
 #: them); the invalid indexes (REINDEX before PostgreSQL 17 makes one valid, a CREATE
-#: INDEX CONCURRENTLY that failed half-way leaves one behind without a completed command).
+#: INDEX CONCURRENTLY that failed half-way leaves one behind without a completed command);
+#: any event trigger and its comment (no event trigger fires for those); the comments on
+#: large objects (`lo_unlink()` drops one with a function call, not a command).
 GUARD = f"""
 SELECT (SELECT string_agg(e.evtname || ' ' || e.evtenabled::text || ' ' || e.xmin::text, ', '
                           ORDER BY e.evtname)
@@ -76,7 +78,15 @@ SELECT (SELECT string_agg(e.evtname || ' ' || e.evtenabled::text || ' ' || e.xmi
        (SELECT md5(string_agg(r.oid::text || ' ' || r.rolname, ',' ORDER BY r.oid))
           FROM pg_roles r),
        (SELECT string_agg(i.indexrelid::text, ',' ORDER BY i.indexrelid)
-          FROM pg_index i WHERE NOT i.indisvalid)
+          FROM pg_index i WHERE NOT i.indisvalid),
+       (SELECT md5(string_agg(e.oid::text || ' ' || e.evtname || ' ' || e.xmin::text
+                              || ' ' || coalesce(d.description, ''), ',' ORDER BY e.oid))
+          FROM pg_event_trigger e
+          LEFT JOIN pg_description d ON d.classoid = 'pg_event_trigger'::regclass
+               AND d.objoid = e.oid AND d.objsubid = 0),
+       (SELECT md5(string_agg(d.objoid::text || ' ' || d.description, ',' ORDER BY d.objoid))
+          FROM pg_description d
+         WHERE d.classoid IN ('pg_largeobject'::regclass, 'pg_largeobject_metadata'::regclass))
 """
 
 #: Nor do they see REASSIGN OWNED, which changes owners (and their shared dependencies).
@@ -120,12 +130,33 @@ WITH RECURSIVE touched(classid, objid, objsubid) AS (
      WHERE l.id > {{last}} AND NOT l.dropped AND l.objid IS NOT NULL AND l.objid <> 0
     UNION
     -- An index lookup per object, never a scan of pg_depend (OFFSET 0 keeps the planner
-    -- from turning the LATERAL into a hash join).
+    -- from turning the LATERAL into a hash join). Besides what depends on an object: a
+    -- relation's column, constraint or trigger stands for the whole relation, whose
+    -- inheritance children and partitions take a renamed column, constraint or trigger
+    -- along, level after level; a
+    -- composite type's relation stands for its type, which typed tables depend on.
     SELECT d.classid, d.objid, d.objsubid
       FROM touched t CROSS JOIN LATERAL (
-           SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
-            WHERE d.refclassid = t.classid AND d.refobjid = t.objid
-              AND (t.objsubid = 0 OR d.refobjsubid = t.objsubid) OFFSET 0) d
+           (SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
+             WHERE d.refclassid = t.classid AND d.refobjid = t.objid
+               AND (t.objsubid = 0 OR d.refobjsubid = t.objsubid) OFFSET 0)
+           UNION ALL
+           SELECT t.classid, t.objid, 0 WHERE t.objsubid <> 0
+              AND t.classid = 'pg_class'::regclass
+           UNION ALL
+           (SELECT 'pg_class'::regclass, k.conrelid, 0 FROM pg_constraint k
+             WHERE t.classid = 'pg_constraint'::regclass AND k.oid = t.objid
+               AND k.conrelid <> 0 OFFSET 0)
+           UNION ALL
+           (SELECT 'pg_class'::regclass, g.tgrelid, 0 FROM pg_trigger g
+             WHERE t.classid = 'pg_trigger'::regclass AND g.oid = t.objid OFFSET 0)
+           UNION ALL
+           (SELECT 'pg_class'::regclass, h.inhrelid, 0 FROM pg_inherits h
+             WHERE t.classid = 'pg_class'::regclass AND h.inhparent = t.objid OFFSET 0)
+           UNION ALL
+           (SELECT 'pg_type'::regclass, c.reltype, 0 FROM pg_class c
+             WHERE t.classid = 'pg_class'::regclass AND c.oid = t.objid AND c.relkind = 'c'
+            OFFSET 0)) d
 )
 SELECT DISTINCT m.key FROM touched t, LATERAL (
     SELECT t.objid
