@@ -84,9 +84,10 @@ SELECT (SELECT string_agg(e.evtname || ' ' || e.evtenabled::text || ' ' || e.xmi
           FROM pg_event_trigger e
           LEFT JOIN pg_description d ON d.classoid = 'pg_event_trigger'::regclass
                AND d.objoid = e.oid AND d.objsubid = 0),
-       (SELECT md5(string_agg(d.objoid::text || ' ' || d.description, ',' ORDER BY d.objoid))
-          FROM pg_description d
-         WHERE d.classoid IN ('pg_largeobject'::regclass, 'pg_largeobject_metadata'::regclass))
+       (SELECT md5(string_agg(m.oid::text || ' ' || d.description, ',' ORDER BY m.oid))
+          FROM pg_largeobject_metadata m
+          JOIN pg_description d ON d.objoid = m.oid AND d.objsubid = 0
+               AND d.classoid = 'pg_largeobject'::regclass)
 """
 
 #: Nor do they see REASSIGN OWNED, which changes owners (and their shared dependencies).
