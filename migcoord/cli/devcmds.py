@@ -71,10 +71,12 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
                                         on_step=live.on_step if live else None)
     except KeyboardInterrupt as stop:
         left = stop.left if isinstance(stop, Interrupted) else None
-        what = "kept" if args.keep else "dropped"
+        # True also when the stop came before the database was made (during initdb).
+        what = ("its throwaway database, if it was made, is kept" if args.keep
+                else "no throwaway database is left")
         error = out.throwaway_interrupted(
-            ctx, "verify interrupted" if left is not None
-            else f"verify interrupted; its throwaway database was {what}", left)
+            ctx, "verify interrupted" if left is not None else f"verify interrupted; {what}",
+            left)
         if ctx.json:
             from migcoord.verify import MigrationVerdict
 

@@ -50,7 +50,7 @@ def cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-_INTERRUPTED = ("docs --schema interrupted; its throwaway database was dropped and no other "
+_INTERRUPTED = ("docs --schema interrupted; no throwaway database is left and no other "
                 "database was touched")
 
 
