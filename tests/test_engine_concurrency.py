@@ -6,8 +6,11 @@ synchronise on what the server shows (pg_stat_activity, pg_locks), never on slee
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers import make_tree, pair, run, run_process
@@ -84,6 +87,22 @@ def test_twenty_processes_apply_fifty_migrations_exactly_once(tmp_path: Path, ds
     assert len([e for e in events(dsn) if e["action"] == "up"]) == MIGRATIONS
     assert lock_holders(dsn) == []
     assert elapsed < 60, f"20 processes took {elapsed:.0f} s"
+
+
+@contextlib.contextmanager
+def queued_up(root: Path, dsn: str, *, lock_timeout: int) -> Iterator[subprocess.Popen[str]]:
+    """`migcoord up --service a --format json` in a process of its own, once it waits for
+    the migration lock; killed afterwards if it is still running."""
+    waiter = spawn(["up", "--service", "a", "--format", "json", "--lock-timeout",
+                    str(lock_timeout)], cwd=root, environ=env(dsn))
+    try:
+        wait_until(lambda: migcoord_backends(dsn, "migcoord up a") == 1,
+                   what="the waiting migcoord")
+        yield waiter
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
 
 
 def one_pending(root: Path, dsn: str) -> Path:
@@ -176,21 +195,13 @@ def test_a_waiting_replica_leaves_as_soon_as_the_holder_has_done_its_work(
     it would have, and exits with nothing applied without ever taking the lock (a boot
     storm of replicas leaves together instead of taking the lock one by one)."""
     root = one_pending(tmp_path, dsn)
-    with holding_lock(dsn, application_name="test-gate") as gate:
-        waiter = spawn(["up", "--service", "a", "--format", "json", "--lock-timeout", "60"],
-                       cwd=root, environ=env(dsn))
-        try:
-            wait_until(lambda: migcoord_backends(dsn, "migcoord up a") == 1,
-                       what="the waiting migcoord")
-            done = Coordinator.load(root / "migcoord.toml").up("a", conn=gate)
-            assert [step.version for step in done.applied] == [2]
-            # The gate still holds the lock: the waiter must leave without it.
-            out, err = waiter.communicate(timeout=QUICK)
-            assert lock_holders(dsn) == [gate.info.backend_pid]
-        finally:
-            if waiter.poll() is None:
-                waiter.kill()
-                waiter.communicate()
+    with holding_lock(dsn, application_name="test-gate") as gate, \
+            queued_up(root, dsn, lock_timeout=60) as waiter:
+        done = Coordinator.load(root / "migcoord.toml").up("a", conn=gate)
+        assert [step.version for step in done.applied] == [2]
+        # The gate still holds the lock: the waiter must leave without it.
+        out, err = waiter.communicate(timeout=QUICK)
+        assert lock_holders(dsn) == [gate.info.backend_pid]
 
     assert waiter.returncode == 0, err
     assert json.loads(out)["applied"] == []
@@ -202,12 +213,9 @@ def test_a_waiting_replica_finds_the_work_done_and_applies_nothing(
 ) -> None:
     """A process that waited for the lock re-plans under it: no double application."""
     root = one_pending(tmp_path, dsn)
-    with holding_lock(dsn, application_name="test-gate") as gate:
-        waiter = spawn(["up", "--service", "a", "--format", "json", "--lock-timeout", "30"],
-                       cwd=root, environ=env(dsn))
+    with holding_lock(dsn, application_name="test-gate") as gate, \
+            queued_up(root, dsn, lock_timeout=30) as waiter:
         try:
-            wait_until(lambda: migcoord_backends(dsn, "migcoord up a") == 1,
-                       what="the waiting migcoord")
             # Meanwhile the lock holder applies version 2 (the lock is re-entrant).
             done = Coordinator.load(root / "migcoord.toml").up("a", conn=gate)
             assert [step.version for step in done.applied] == [2]
