@@ -217,6 +217,38 @@ def test_status_line_is_cut_to_the_terminal_width_and_wiped_for_other_lines() ->
     assert stream.getvalue().endswith("migcoord: applied 000007 a xxx (1 ms)\n")
 
 
+class _InterruptedFlush(io.StringIO):
+    """A stream whose first flush is where Ctrl-C lands, as it can on a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupt = True
+
+    def flush(self) -> None:
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+        super().flush()
+
+
+def test_a_ctrl_c_while_the_status_line_is_drawn_still_lets_it_be_wiped() -> None:
+    """The interrupt lands after the line is written and before its drawing returns; the
+    wipe on the way out must still cover it."""
+    stream = _InterruptedFlush()
+    status = LiveStatus(stream, clock=lambda: 5.0)
+    step = StepStarted(index=2, total=2, command="up", name="slow", version=2, service="a")
+    try:
+        status.on_step(step)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the stream's flush did not interrupt the drawing")
+    status.close()
+
+    drawn = status_text(step, 0, 0)
+    assert stream.getvalue() == f"\r{drawn}\r{' ' * len(drawn)}\r"
+
+
 def test_status_text_and_elapsed_times() -> None:
     step = StepStarted(index=3, total=40, command="up", name="add_index", version=7,
                        service="aggregator")

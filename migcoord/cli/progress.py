@@ -102,6 +102,10 @@ class LiveStatus:
         # the start of its last row.
         text = text[:max(_columns(self.stream) - 1, 10)]
         padding = " " * max(self.shown - len(text), 0)
+        # Counted as drawn before it is written: a Ctrl-C lands in the main thread
+        # between any two bytecodes, and a line written but not yet counted would be
+        # left on the screen by the wipe that follows the interrupt.
+        self.shown = max(self.shown, len(text))
         self.stream.write(f"\r{text}{padding}")
         self.stream.flush()
         self.shown = len(text)
