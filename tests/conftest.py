@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,14 @@ TEST_DSN_ENV = "MIGCOORD_TEST_DSN"
 # wins (`make test-pg15`).
 os.environ.setdefault(PG_BIN_ENV, WHEEL)
 DB_FIXTURES = frozenset({"pg_server", "dsn", "other_dsn", "admin_conn", "pg_major"})
+
+# The suite sends Ctrl-C to migcoord, in its own process and in the processes it starts.
+# A shell that starts the suite in the background (`make test &` in a script) has it
+# ignore SIGINT, and an ignored signal stays ignored in every child: take it back, so
+# that those tests see what a user's Ctrl-C does. A handler (unlike SIG_IGN) is reset
+# to the default in a child process, where Python installs its own again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @attrs.frozen
