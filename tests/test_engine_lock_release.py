@@ -180,6 +180,33 @@ def test_an_interrupt_before_psycopgs_wait_still_cancels_the_running_statement(
         assert sleepers(dsn) == []
 
 
+def test_a_cancel_the_server_dropped_is_sent_again(dsn: str) -> None:
+    """A cancel that reaches the server before its backend has begun the query (it was
+    only just sent) is dropped, and the query would run to its end: settling sends it
+    again until the answer comes. Here the first cancel is never sent at all."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.wait = interrupted_first(conn.wait)  # type: ignore[method-assign]
+        conn.cancel = dropping_the_first(conn.cancel)  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            script.run(conn, "SELECT pg_sleep(60);")
+
+        assert time.monotonic() - started < 30
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+        assert sleepers(dsn) == []
+
+
+def dropping_the_first(cancel: Callable[[], None]) -> Callable[[], None]:
+    """`cancel`, but its first call does nothing, as a cancel the server dropped."""
+    calls = iter(range(1_000_000))
+
+    def cancelling() -> None:
+        if next(calls) > 0:
+            cancel()
+
+    return cancelling
+
+
 def test_the_lock_is_released_even_when_a_statement_still_runs_on_its_connection(
     dsn: str
 ) -> None:

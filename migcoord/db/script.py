@@ -15,6 +15,8 @@ does).
 from __future__ import annotations
 
 import contextlib
+import select
+import time
 
 import attrs
 import psycopg
@@ -64,16 +66,25 @@ def _leave_copy(conn: psycopg.Connection, status: int) -> None:
         conn.wait(generators.fetch_many(pgconn))
 
 
+#: How long `settle` waits for a cancelled query to answer before it gives the session up,
+#: and how often it sends the cancel again meanwhile (seconds).
+SETTLE_TIMEOUT = 10.0
+CANCEL_AGAIN = 1.0
+
+
 def settle(conn: psycopg.Connection) -> None:
     """Make `conn` usable again when a query is still running on it: cancel the query and
-    read its answer. A session that does not answer in time is closed (the server then
-    rolls its transaction back and frees its locks), never left half-read, which would
-    make every later statement fail with "another command is already in progress"."""
+    read its answer. A session that does not answer within SETTLE_TIMEOUT is closed (the
+    server then rolls its transaction back and frees its locks), never left half-read,
+    which would make every later statement fail with "another command is already in
+    progress"."""
     pgconn = conn.pgconn
     if conn.closed or pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
         return
     try:
-        conn.cancel()
+        if not _answered_after_cancel(conn):
+            pgconn.finish()
+            return
         results = conn.wait(generators.fetch_many(pgconn))
         if results and results[-1].status in _COPY:
             _leave_copy(conn, results[-1].status)
@@ -82,6 +93,25 @@ def settle(conn: psycopg.Connection) -> None:
         return
     if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
         pgconn.finish()
+
+
+def _answered_after_cancel(conn: psycopg.Connection) -> bool:
+    """Cancel the running query until its whole answer has arrived; False when it has not
+    within SETTLE_TIMEOUT. The cancel is sent again every CANCEL_AGAIN seconds: one that
+    reaches the server before the backend has begun the query (the query was only just
+    sent) is dropped by the server, and the query would run to its end."""
+    pgconn = conn.pgconn
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        conn.cancel()
+        next_cancel = min(time.monotonic() + CANCEL_AGAIN, deadline)
+        while time.monotonic() < next_cancel:
+            select.select([pgconn.socket], [], [], max(next_cancel - time.monotonic(), 0))
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def run(conn: psycopg.Connection, query: str) -> Answer:
