@@ -131,7 +131,7 @@ def _verify_report(ctx: Context, report: VerifyReport) -> None:
         write(f"skipped {len(skipped)} migration{'s' if len(skipped) != 1 else ''} ({span}): "
               f"{skipped[0].skip_reason}\n")
     _lock_flags(ctx, report)
-    if not report.sequence.ok:
+    if report.sequence.status == "failed":
         write(f"{paint.error('FAILED')} whole sequence down and up again\n")
         for problem in report.sequence.problems:
             _problem(ctx, problem)
@@ -172,6 +172,8 @@ def _counts(report: VerifyReport) -> str:
 
 def _sequence_summary(report: VerifyReport) -> str:
     sequence = report.sequence
+    if sequence.status == "nothing":
+        return f"whole sequence: {sequence.note}"
     if not sequence.ran:
         return f"whole sequence {sequence.note}"
     return "whole sequence ok" if sequence.ok else "whole sequence FAILED"

@@ -75,7 +75,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
         else:
             note = f"nothing to verify: {service or 'no service'} has no migrations here"
         log.warning("%s", note)
-        return VerifyReport(migrations=(), sequence=SequenceVerdict(ran=False, note=note))
+        return VerifyReport(migrations=(), sequence=SequenceVerdict("nothing", note=note))
     reader = read_verify_file or discovery.read_verify_file
     with servers.admin_server(config, environ, dsn, keep=keep) as (admin_dsn, kind):
         trip = RoundTrips(steps, config, reader, on_progress or (lambda _: None), clock,

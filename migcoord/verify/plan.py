@@ -62,12 +62,17 @@ def plan(catalog: Catalog, service: str | None, *,
 def sequence_start(steps: Sequence[VerifyStep]) -> int:
     """How many of the first steps the whole-sequence check leaves applied: the leading
     base migrations with `--against` (the branch's part is rolled back and applied again,
-    with any base migration numbered after its first one); 0 otherwise (everything)."""
+    with any base migration numbered after its first one), and every step up to the last
+    migration without a down file (an adopted history's: nothing rolls back past it); 0
+    otherwise (everything)."""
     count = 0
     for step in steps:
         if not step.base:
             break
         count += 1
+    for index, step in enumerate(steps, start=1):
+        if step.migration.down is None:
+            count = max(count, index)
     return count
 
 

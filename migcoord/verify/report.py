@@ -93,11 +93,22 @@ class MigrationVerdict:
                 "lock_flags": list(self.lock_flags)}
 
 
+#: The whole sequence's verdict: see SequenceVerdict.
+SequenceStatus = Literal["ok", "failed", "not-run", "nothing"]
+
+
 @attrs.frozen
 class SequenceVerdict:
-    """The whole sequence down to empty and up again, after the per-migration round trips."""
+    """The whole sequence down to empty and up again, after the per-migration round trips.
 
-    ran: bool
+    `status`: `ok` (it ran and gave both schemas), `failed` (see problems), `not-run` (an
+    up failed, so the migrations after it were never applied and there is no whole
+    sequence; `note` says which) or `nothing` (nothing for it to roll back: no migration
+    to verify, or the last one has no down file; `note` says which). Only `ok` is ok: a
+    step that did not run did not pass; `nothing` does not fail the run either.
+    """
+
+    status: SequenceStatus
     problems: tuple[Problem, ...] = ()
     down_ms: int | None = None
     up_ms: int | None = None
@@ -105,11 +116,22 @@ class SequenceVerdict:
     note: str | None = None
 
     @property
+    def ran(self) -> bool:
+        return self.status in ("ok", "failed")
+
+    @property
     def ok(self) -> bool:
-        return not self.problems
+        return self.status == "ok"
+
+    @property
+    def lets_pass(self) -> bool:
+        """Whether the run can pass with it: it passed, or it had nothing to roll back. A
+        sequence not run because an up failed never lets the run pass on its own."""
+        return self.status in ("ok", "nothing")
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "ran": self.ran, "problems": [p.as_json() for p in self.problems],
+        return {"ok": self.ok, "status": self.status, "ran": self.ran,
+                "problems": [p.as_json() for p in self.problems],
                 "down_ms": self.down_ms, "up_ms": self.up_ms, "note": self.note}
 
 
@@ -128,7 +150,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return all(m.ok for m in self.migrations) and self.sequence.ok
+        return all(m.ok for m in self.migrations) and self.sequence.lets_pass
 
     @property
     def failed(self) -> tuple[MigrationVerdict, ...]:

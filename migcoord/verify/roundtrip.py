@@ -60,14 +60,13 @@ if TYPE_CHECKING:
 class TripOutcome:
     """One migration's round trip: its verdict; the schema its first up made (None when
     that up failed); whether the database is now in the state "everything up to this
-    migration applied", and then its schema; whether its down failed; the verify-data
-    seed that ran after the up."""
+    migration applied", and then its schema; the verify-data seed that ran after the
+    up."""
 
     verdict: MigrationVerdict
     after_up: CatalogRows | None
     in_place: bool = False
     schema_after: CatalogRows | None = None
-    down_failed: bool = False
     seed: str | None = None
 
 
@@ -98,11 +97,11 @@ class RoundTrips:
         self.costs: list[int] = []  # the ms of each one's first up
         seeds: dict[int, str] = {}  # verify-data seeds that ran, replayed by a rebuild
         stop_cause: str | None = None  # why the migrations from here on are not run
-        broken_downs: list[Migration] = []
         empty = self.snapshot()
         current: CatalogRows | None = empty
         # With --against, the whole sequence is the branch's part: it rolls back to the
-        # schema the base's leading migrations made, not to empty.
+        # schema the base's leading migrations made, not to empty; in an adopted history,
+        # to the schema with the last migration without a down file.
         start = sequence_start(self.steps)
         for index, step in enumerate(self.steps, start=1):
             migration = step.migration
@@ -134,8 +133,6 @@ class RoundTrips:
                     self.costs.append(verdict.up_ms or 0)
                     if trip.seed is not None:
                         seeds[migration.version] = trip.seed
-                    if trip.down_failed:
-                        broken_downs.append(migration)
                     if trip.in_place:
                         current = trip.schema_after
                     else:
@@ -145,8 +142,7 @@ class RoundTrips:
             self.progress(verdict)
         self.on_step(StepStarted(index=len(self.steps), total=len(self.steps), command="verify",
                                  name=SEQUENCE_STEP))
-        sequence = whole_sequence(self, applied[start:], empty, current, stop_cause,
-                                  broken_downs, part=start > 0)
+        sequence = whole_sequence(self, applied, start, empty, current, stop_cause)
         self.progress(sequence)
         return tuple(verdicts), sequence
 
@@ -260,8 +256,7 @@ class RoundTrips:
             problems.append(Problem("down", f"the down failed: {failure.message}"))
             in_place = self.still_applied(migration, after_up)
             return TripOutcome(verdict(), after_up, in_place=in_place,
-                               schema_after=after_up if in_place else None, down_failed=True,
-                               seed=seed)
+                               schema_after=after_up if in_place else None, seed=seed)
         changes = schema_changes(before, self.snapshot())
         if changes:
             problems.append(Problem(

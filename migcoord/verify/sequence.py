@@ -33,33 +33,45 @@ class Steps(Protocol):
     def new_command(self) -> None: ...
 
 
-def whole_sequence(steps: Steps, applied: list[Migration], empty: CatalogRows,
-                   full: CatalogRows | None, stop_cause: str | None,
-                   broken_downs: list[Migration], *, part: bool = False) -> SequenceVerdict:
-    """Every migration of `applied` down, newest first, then every one up again; not
-    run when the run stopped or a down failed (rolling back would stop there). `part`:
-    `applied` is the branch's part, and `empty` the schema before it."""
+def whole_sequence(steps: Steps, applied: list[Migration], start: int, empty: CatalogRows,
+                   full: CatalogRows | None, stop_cause: str | None) -> SequenceVerdict:
+    """Every migration of `applied[start:]` down, newest first, to `empty` (the schema
+    with the first `start` applied), then every one up again, to `full`.
+
+    Not run when the run stopped (an up failed: the later migrations were never applied);
+    nothing to run when no migration follows the first `start`. A down that failed in
+    its own round trip is run here all the same: what it needs may exist by the end of
+    the sequence (a value a later migration adds), and the database is a throwaway one.
+    The sequence fails at the down where rolling back really stops, if it does.
+    """
     if stop_cause is not None:
-        return SequenceVerdict(ran=False, note=f"not run: {stop_cause}")
-    if broken_downs:
-        named = ", ".join(who(m) for m in broken_downs[:3])
-        more = f" and {len(broken_downs) - 3} more" if len(broken_downs) > 3 else ""
-        downs = "downs" if len(broken_downs) > 1 else "down"
-        return SequenceVerdict(ran=False, note=f"not run: the {downs} of {named}{more} "
-                               "failed, and rolling everything back would stop there")
-    without_down = [m for m in applied if m.down is None]
-    if without_down:
-        return SequenceVerdict(ran=False, note=f"not run: {who(without_down[-1])} has no "
-                               "down file (adopted history), so nothing can roll back past it")
+        return SequenceVerdict("not-run", note=f"not run: {stop_cause}")
+    part = applied[start:]
+    if not part:
+        if not applied:
+            return SequenceVerdict("nothing", note="nothing to roll back: no migration was "
+                                   "applied")
+        last = applied[start - 1]
+        why = ", which has no down file (adopted history)" if last.down is None else ""
+        return SequenceVerdict("nothing", note=f"nothing to roll back after {who(last)}{why}")
+    return _down_and_up(steps, part, empty, full,
+                        before=None if start == 0 else who(applied[start - 1]))
+
+
+def _down_and_up(steps: Steps, part: list[Migration], empty: CatalogRows,
+                 full: CatalogRows | None, *, before: str | None) -> SequenceVerdict:
+    """`part` down and up again; `before`: the migration after which it starts (None: the
+    first of all)."""
+    target = "empty schema" if before is None else f"schema with {before} and those before it"
     if full is None:
         full = steps.snapshot()
     steps.new_command()
     started = steps.clock()
-    for migration in reversed(applied):
+    for migration in reversed(part):
         try:
             steps.down(migration)
         except StepFailed as failure:
-            return SequenceVerdict(ran=True, problems=(Problem(
+            return SequenceVerdict("failed", problems=(Problem(
                 "sequence-down", f"rolling everything back stopped at {who(migration)}: "
                 f"{failure.message}"),))
     down_ms = elapsed_ms(steps.clock() - started)
@@ -67,23 +79,23 @@ def whole_sequence(steps: Steps, applied: list[Migration], empty: CatalogRows,
     changes = schema_changes(empty, steps.snapshot())
     if changes:
         problems.append(Problem(
-            "sequence-down", "rolling everything back did not give the "
-            + ("schema the base's migrations made " if part else "empty schema ")
-            + "(+ left behind, - removed, ~ changed):", changes))
+            "sequence-down", f"rolling everything back did not give the {target} "
+            "(+ left behind, - removed, ~ changed):", changes))
     steps.new_command()
     started = steps.clock()
-    for migration in applied:
+    for migration in part:
         try:
             steps.up(migration)
         except StepFailed as failure:
             problems.append(Problem(
                 "sequence-up", f"applying everything again stopped at {who(migration)}: "
                 f"{failure.message}"))
-            return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms)
+            return SequenceVerdict("failed", problems=tuple(problems), down_ms=down_ms)
     up_ms = elapsed_ms(steps.clock() - started)
     changes = schema_changes(full, steps.snapshot())
     if changes:
         problems.append(Problem(
             "sequence-up", "applying everything again gave another schema than the round "
             "trips left (+ only now, - only before, ~ changed):", changes))
-    return SequenceVerdict(ran=True, problems=tuple(problems), down_ms=down_ms, up_ms=up_ms)
+    return SequenceVerdict("failed" if problems else "ok", problems=tuple(problems),
+                           down_ms=down_ms, up_ms=up_ms)
