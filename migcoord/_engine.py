@@ -331,7 +331,11 @@ def status(config: Config, catalog: Catalog, rows: Sequence[HistoryRow],
 
         problems = tuple(runnable.refusals(catalog, config, pending, files="up",
                                            services=scope))
+    warnings = planning.down_only_warnings(catalog, rows, scope)
+    for warning in warnings:
+        log.warning("%s", warning)
     return StatusReport(
+        warnings=warnings,
         problems=problems,
         database_version=reconcile.database_version(rows),
         dirty=any(row.dirty for row in rows),

@@ -137,9 +137,11 @@ def refuse_renumbering_applied(history: History, plan: RenumberPlan) -> None:
     would be pending again, and applied twice."""
     moving = {(item.migration.version, item.migration.service): item.migration
               for item in plan.renumberings}
+    # Where two of a service's migrations share the number, the row is the one of its name.
+    staying = {(m.version, m.service, m.name) for m in plan.staying}
     for row in history.rows():
         migration = moving.get((row.version, row.service))
-        if migration is not None:
+        if migration is not None and (row.version, row.service, row.name) not in staying:
             raise RefusedError(
                 f"{migration.service} {migration.label} is applied in this database; "
                 f"renumbering it would make it pending again and apply it twice",

@@ -100,13 +100,15 @@ class Upkeep:
             return docskeeper.write(self.config, catalog, tables)
 
     def renumber(self, version: int, service: str, to: int | None, database: Database, *,
-                 lock_timeout: float) -> Renumbered:
-        """Move one migration to the next free number (or `to`), with its references."""
+                 name: str | None = None, lock_timeout: float) -> Renumbered:
+        """Move one migration (the one called `name`, where two share `version`) to the
+        next free number (or `to`), with its references."""
         from migcoord import _repair
         from migcoord.core import numbering
 
         with file_lock(self.config, lock_timeout):
-            plan = numbering.plan_renumber(self.read(), self.config, version, service, to)
+            plan = numbering.plan_renumber(self.read(), self.config, version, service, to,
+                                           name=name)
             self._move(plan, database, _repair.refuse_renumbering_applied)
         log.debug("renumbered %s/%s from %s to %s", service, plan.migration.name,
                   plan.migration.version_text, plan.new_version_text)
@@ -120,8 +122,8 @@ class Upkeep:
         from migcoord.repo import merging
 
         with file_lock(self.config, lock_timeout):
-            side, theirs = merging.their_side(self.config, onto)
             catalog = self.read()
+            side, theirs = merging.their_side(self.config, onto, catalog)
             written = merging.written_against(self.config, side, catalog, theirs)
             plan = resolution.plan_resolve(catalog, self.config, theirs, written)
             sum_updated = self._move(plan.renumber, database, _repair.refuse_resolving_applied)

@@ -196,9 +196,12 @@ class Coordinator:
         return self._upkeep().write_sum(lock_timeout=lock_timeout)
 
     def renumber(self, version: int, service: str, *, to: int | None = None,
+                 name: str | None = None,
                  lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,
                  conn: psycopg.Connection | None = None) -> Renumbered:
         """Move one migration to the next free number (or `to`), with its references.
+        `name` picks one of two migrations of `service` that share `version` (a
+        duplicate-version); without it such a version is refused, naming both.
 
         Files only, unless a database is given (`dsn` or `conn`): then a migration applied
         there is refused (renumbering it would make it pending again) and the renumber
@@ -207,7 +210,7 @@ class Coordinator:
         self._service(service)
         return self._upkeep().renumber(
             version, service, to, self._database_given(dsn, conn, f"migcoord renumber {service}"),
-            lock_timeout=lock_timeout)
+            name=name, lock_timeout=lock_timeout)
 
     def resolve(self, *, onto: str | None = None,
                 lock_timeout: float = DEFAULT_FILE_LOCK_TIMEOUT, dsn: str | None = None,

@@ -104,6 +104,8 @@ class StatusReport:
     #: What `up` would refuse in the files here, as `check` reports it: errors in pending
     #: migrations' up files (duplicate-version, encoding, ...) and unreadable entries.
     problems: tuple[Finding, ...] = ()
+    #: What is here but has no state (a migration with only a down file), logged too.
+    warnings: tuple[str, ...] = ()
 
     @property
     def has_errors(self) -> bool:
@@ -114,7 +116,8 @@ class StatusReport:
         """Paths of `problems` relative to `relative_to` (the config's folder)."""
         return {"database_version": self.database_version, "dirty": self.dirty,
                 "migrations": [m.as_json() for m in self.migrations],
-                "problems": [f.as_json(relative_to) for f in self.problems]}
+                "problems": [f.as_json(relative_to) for f in self.problems],
+                "warnings": list(self.warnings)}
 
 
 @attrs.frozen

@@ -174,12 +174,15 @@ def test_two_pending_migrations_with_one_version_are_refused_naming_both(
     assert {Path(f["path"]).name for f in error["findings"]} == {
         "000001_alpha.up.sql", "000001_beta.up.sql"}
     assert "a/000001_alpha, a/000001_beta" in error["findings"][0]["message"]
-    # renumber cannot pick one of two migrations of one service: the hint says what works.
-    assert error["findings"][0]["hint"].startswith(
-        "rename both files of the one applied nowhere to the next free number, 000002 "
-        "(`git mv`), then `migcoord sum`")
     assert history(dsn) == []
     assert schema_snapshot(dsn) == []
+    # The hint's command parts them (renumber picks one of the two by its name), and
+    # then up applies both.
+    command = error["findings"][0]["hint"].split("`")[1]
+    assert command == "migcoord renumber 000001_beta --service a"
+    assert run(command.split()[1:], cwd=root).code == 0
+    assert run(["up", "--service", "a"], cwd=root, environ=env(dsn)).code == 0
+    assert [row["name"] for row in history(dsn)] == ["alpha", "beta"]
 
 
 def test_a_second_migration_of_an_applied_version_is_refused_and_listed(

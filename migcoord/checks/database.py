@@ -56,7 +56,8 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
                 "out-of-order",
                 f"{shown} is pending but {state.service} already applied "
                 f"{format_version(highest[state.service], config.version_width)}",
-                hint="`migcoord up --service S --allow-out-of-order` after checking it, or "
-                "renumber it after the applied ones",
+                hint=f"check that it does not conflict with what is applied, then `migcoord "
+                f"up --service {state.service} --allow-out-of-order`",
                 path=path, service=state.service, version=state.version))
     return findings
+

@@ -16,10 +16,10 @@ from collections.abc import Iterator, Mapping
 import attrs
 
 from migcoord.checks._located import finding_at
-from migcoord.core import sumfile
+from migcoord.core import duplicates, sumfile
 from migcoord.core.model import Catalog, Config, Finding, Migration, Reservation, format_version
 from migcoord.core.naming import TIMESTAMP_WIDTH
-from migcoord.core.numbering import GAP_HINT_COMMANDS, close_gap, next_version
+from migcoord.core.numbering import GAP_HINT_COMMANDS, close_gap
 from migcoord.core.resolution import MergeSides
 
 
@@ -94,17 +94,12 @@ def _duplicate_hint(catalog: Catalog, config: Config, sides: MergeSides | None,
                     + ", ".join(f"{m.service}/{m.label}" for m in theirs)
                     + f". `{sides.command}` moves it (and this branch's later ones) after "
                     "the other side's, with the references and migcoord.sum")
-    if sum(1 for m in group if m.service == migration.service) > 1:
-        # renumber names a migration by service and version: within one service that
-        # is ambiguous, so the files are renamed by hand.
-        free = format_version(next_version(catalog, config, migration.service),
-                              config.version_width)
-        return (f"rename both files of the one applied nowhere to the next free number, "
-                f"{free} (`git mv`), then `migcoord sum`; during the merge or rebase that "
-                "brought them together, `migcoord resolve` does it")
-    return ("keep the one already merged and move your branch's: during the merge or rebase "
-            "that brought them together run `migcoord resolve`; before merging, `migcoord "
-            "resolve --onto <ref>` (the branch you merge into, e.g. origin/main)")
+    # `up` and `status` report this rule on the folders they read, which may be only
+    # some: the command is right there too, a number it would move to might not be.
+    return (duplicates.describe([duplicates.move_for(catalog, config, group)], targets=False)
+            + "; during the merge or rebase that brought them together, `migcoord resolve` "
+            "moves your branch's (before merging: `migcoord resolve --onto <ref>`, the "
+            "branch you merge into, e.g. origin/main)")
 
 
 def version_width(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[Finding]:
@@ -226,13 +221,17 @@ def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iter
     lines of services whose folder is absent are not judged."""
     path = config.sum_path
     migrations = list(catalog.migrations)
+    # `migcoord sum` refuses while two migrations share a number: part them first.
+    shared = duplicates.moves(catalog, config)
+    parted = ("migcoord.sum gives each number to one migration, and two share one "
+              "(duplicate-version): " + duplicates.describe(shared)) if shared else None
     if sum_text is None:
         if migrations:
             yield Finding.of("sum-mismatch", "migcoord.sum does not exist", path=path,
-                             hint="run `migcoord sum` to write it, and commit it")
+                             hint=parted or "run `migcoord sum` to write it, and commit it")
         return
     recorded = sumfile.parse(sum_text)
-    hint = _CONFLICT_HINT if recorded.conflicted else _SUM_HINT
+    hint = _CONFLICT_HINT if recorded.conflicted else parted or _SUM_HINT
     for line, problem in recorded.problems:
         yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=hint)
     absent = set(catalog.absent_services)
@@ -246,7 +245,8 @@ def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iter
             and recorded.claimed_hash != recorded.body_hash):
         yield Finding.of("sum-mismatch",
                          "the first line's hash does not match the lines below it "
-                         "(the file was edited by hand)", path=path, line=1, hint=_SUM_HINT)
+                         "(the file was edited by hand)", path=path, line=1,
+                         hint=parted or _SUM_HINT)
 
 
 _SUM_HINT = ("migcoord.sum lists each migration's version, service and name; after a "

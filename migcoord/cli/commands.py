@@ -25,6 +25,14 @@ def _version(text: str) -> int:
     return int(text)
 
 
+def _version_or_label(text: str) -> tuple[int, str | None]:
+    """`000007` -> (7, None); `000007_add_index` (a migration's label) -> (7, "add_index")."""
+    number, underscore, name = text.partition("_")
+    if underscore and not name:
+        raise argparse.ArgumentTypeError(f"{text!r} has no name after the version")
+    return _version(number), (name if underscore else None)
+
+
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
@@ -88,8 +96,9 @@ def _register_offline(add: AddCommand) -> None:
     add("sum", cmd_sum, "rewrite migcoord.sum from the files (after a deliberate edit)")
 
     p = add("renumber", cmd_renumber, "move a migration to the next free number")
-    p.add_argument("version", type=_version, metavar="VERSION",
-                   help="the version to move, e.g. 000007")
+    p.add_argument("version", type=_version_or_label, metavar="VERSION",
+                   help="the version to move, e.g. 000007; or its version and name, e.g. "
+                   "000007_add_index, to pick one of two migrations with one number")
     p.add_argument("--service", "-s", required=True,
                    help="the service whose migration with that version moves")
     p.add_argument("--to", type=_version, metavar="V", help="the new number (default: next free)")
@@ -205,7 +214,8 @@ def cmd_sum(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_renumber(args: argparse.Namespace, ctx: Context) -> int:
     coordinator = ctx.coordinator()
     # Only an explicit --dsn involves the database (see Coordinator.renumber).
-    result = coordinator.renumber(args.version, args.service, to=args.to, dsn=args.dsn)
+    version, name = args.version
+    result = coordinator.renumber(version, args.service, to=args.to, name=name, dsn=args.dsn)
     out.renumbered(ctx, result, coordinator.config.root)
     return EXIT_OK
 

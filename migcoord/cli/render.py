@@ -158,11 +158,6 @@ def renumbered(ctx: Context, result: Renumbered, root: Path) -> None:
 # -- database commands ----------------------------------------------------------------------
 
 
-def _warnings(ctx: Context, warnings: tuple[str, ...]) -> None:
-    for warning in warnings:
-        ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: {warning}\n")
-
-
 def _v(ctx: Context, version: int) -> str:
     """A version as this project writes them (its `version_width`)."""
     return format_version(version, ctx.version_width)
@@ -193,8 +188,8 @@ def down_result(ctx: Context, result: DownResult) -> None:
 
 def _steps(ctx: Context, result: UpResult | DownResult, steps: tuple[StepResult, ...], *,
            verb: str, done: str, nothing: str) -> None:
-    """What `up` or `down` did (or, with --dry-run, would do)."""
-    _warnings(ctx, result.warnings)
+    """What `up` or `down` did (or, with --dry-run, would do). Its warnings are not
+    repeated: the library logged each one as the run planned (they are in the JSON)."""
     if ctx.json:
         emit_json(ctx, result.as_json())
         return

@@ -74,6 +74,9 @@ class RenumberPlan:
     edits: tuple[TextEdit, ...]
     #: Bare references elsewhere that may mean either migration of a duplicated version.
     ambiguous: tuple[str, ...] = ()
+    #: The service's other migrations with a moved one's number (a duplicate-version):
+    #: they keep it.
+    staying: tuple[Migration, ...] = ()
 
     @property
     def migration(self) -> Migration:
@@ -94,8 +97,9 @@ DEPENDS_ITEM = re.compile(r"^\s*(?:(?P<service>[^:,\s]+)\s*:\s*)?(?P<number>\d+)
 
 
 def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
-                  to: int | None = None) -> RenumberPlan:
-    """Move `service`'s migration `version`, with the references to it.
+                  to: int | None = None, *, name: str | None = None) -> RenumberPlan:
+    """Move `service`'s migration `version` (the one called `name`, when two of the
+    service's migrations share that number), with the references to it.
 
     Without `to` (after a merge collision): the migration and the same service's later
     migrations, which must stay after it, move to the numbers after every other
@@ -104,11 +108,13 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
 
     `depends` references follow: `service:old` everywhere; a bare `old` everywhere when
     the version is unique, else only in service's own files (elsewhere it is ambiguous
-    and listed, not guessed).
+    and listed, not guessed), and nowhere when two of service's own migrations share it.
     """
-    migration = _the_migration(catalog, config, version, service)
+    migration = _the_migration(catalog, config, version, service, name)
     if to is None:
-        tail = [m for m in catalog.for_service(service) if m.version >= version]
+        # The migration and its service's later ones; another of the same number stays.
+        tail = [m for m in catalog.for_service(service)
+                if m.version > version or m is migration]
         others = {m.version for m in catalog.migrations if m not in tail}
         targets = _consecutive(others, config, service, len(tail))
         if targets[0] == version:
@@ -126,22 +132,33 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
     moved = {item.migration for item in renumberings}
     _refuse_passing_dependents(catalog, config, renumberings, moved)
     edits, ambiguous = _reference_edits(catalog, renumberings, service)
+    old = {item.migration.version for item in renumberings}
+    staying = tuple(m for m in catalog.for_service(service) if m.version in old and m not in moved)
     return RenumberPlan(renumberings=renumberings, moves=file_moves(renumberings, width),
-                        edits=edits, ambiguous=ambiguous)
+                        edits=edits, ambiguous=ambiguous, staying=staying)
 
 
-def _the_migration(catalog: Catalog, config: Config, version: int, service: str) -> Migration:
+def _the_migration(catalog: Catalog, config: Config, version: int, service: str,
+                   name: str | None) -> Migration:
     mine = [m for m in catalog.for_service(service) if m.version == version]
-    if not mine:
+    number = mine[0].version_text if mine else format_version(version, config.version_width)
+    named = [m for m in mine if name is None or m.name == name]
+    if not named:
         raise UsageError(
-            f"{service} has no migration numbered {format_version(version, config.version_width)}",
-            hint=f"`migcoord status --service {service}` lists its migrations",
+            f"{service} has no migration {number}_{name}" if mine and name is not None
+            else f"{service} has no migration numbered {number}",
+            hint=(f"{service}'s migrations numbered {number}: "
+                  + ", ".join(m.label for m in mine)) if mine else
+            f"`migcoord status --service {service}` lists its migrations",
         )
-    if len(mine) > 1:
-        names = ", ".join(m.label for m in mine)
-        raise RefusedError(f"{service} has two migrations numbered {version}: {names}",
-                           hint="rename one of them by hand first")
-    return mine[0]
+    if len(named) > 1:
+        labels = [m.label for m in named]
+        raise RefusedError(
+            f"{service} has {len(named)} migrations numbered {number}: {', '.join(labels)}",
+            hint="name the one to move (the one applied nowhere) by its version and name: "
+            + " or ".join(f"`migcoord renumber {label} --service {service}`"
+                          for label in labels[::-1]))
+    return named[0]
 
 
 def file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[FileMove, ...]:
@@ -172,6 +189,9 @@ def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], se
     moved = {item.migration for item in renumberings}
     duplicated = {v for v in mapping
                   if any(m.version == v and m not in moved for m in catalog.migrations)}
+    # Shared within `service` itself: `service:number` and its own bare ones are ambiguous too.
+    own_shared = {v for v in duplicated
+                  if any(m.version == v and m not in moved for m in catalog.for_service(service))}
     edits: list[TextEdit] = []
     ambiguous: list[str] = []
     for other in catalog.migrations:
@@ -180,7 +200,8 @@ def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], se
         if not any(ref.version in mapping for ref in other.directives.depends):
             continue
         new_text_file, skipped = _rewrite_depends(other.up.text, mapping, service,
-                                                  duplicated, other.service == service)
+                                                  duplicated, other.service == service,
+                                                  own_shared)
         if skipped:
             ambiguous.append(f"{other.up.path}: {', '.join(skipped)}")
         if new_text_file != other.up.text:
@@ -226,7 +247,8 @@ def _refuse_passing_dependents(catalog: Catalog, config: Config,
 def _refuse_target(catalog: Catalog, config: Config, migration: Migration, to: int) -> None:
     taken = [m for m in catalog.migrations if m.version == to and m is not migration]
     if taken:
-        raise RefusedError(f"version {to} is already used by {taken[0].service}/{taken[0].label}",
+        raise RefusedError(f"version {format_version(to, config.version_width)} is already "
+                           f"used by {taken[0].service}/{taken[0].label}",
                            hint="choose a free number, or leave out --to")
     own = [m.version for m in catalog.for_service(migration.service) if m is not migration]
     before = [v for v in own if v < migration.version]
@@ -239,7 +261,8 @@ def _refuse_target(catalog: Catalog, config: Config, migration: Migration, to: i
 
 
 def _rewrite_depends(text: str, mapping: dict[int, str], service: str,
-                     duplicated: set[int], own_file: bool) -> tuple[str, list[str]]:
+                     duplicated: set[int], own_file: bool,
+                     own_shared: set[int]) -> tuple[str, list[str]]:
     skipped: list[str] = []
 
     def rewrite_item(item: str) -> str:
@@ -250,6 +273,9 @@ def _rewrite_depends(text: str, mapping: dict[int, str], service: str,
         if not number.isdigit() or int(number) not in mapping:
             return item
         new = mapping[int(number)]
+        if int(number) in own_shared and owner in ("", service):
+            skipped.append(stripped)
+            return item
         if owner:
             return item.replace(stripped, f"{service}:{new}") if owner == service else item
         if int(number) in duplicated and not own_file:

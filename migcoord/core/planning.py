@@ -7,12 +7,12 @@ services' folders are not in its image.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
-from migcoord.core.reconcile import Reconciled, moved_repair, reconcile
+from migcoord.core.reconcile import Reconciled, down_only, moved_repair, reconcile
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
 
 
@@ -50,7 +50,8 @@ def plan_up(catalog: Catalog, rows: Sequence[HistoryRow], request: UpRequest) ->
     states = reconcile(catalog, rows)
     in_scope = [s for s in states if request.service is None or s.service == request.service]
     _refuse_broken(in_scope, states)
-    warnings = _future_warnings(in_scope)
+    warnings = (*_future_warnings(in_scope), *down_only_warnings(
+        catalog, rows, None if request.service is None else {request.service}))
 
     pending = {s.version: s.migration for s in states
                if s.state == Status.PENDING and s.migration is not None}
@@ -219,6 +220,19 @@ def _future_warnings(states: Iterable[Reconciled]) -> tuple[str, ...]:
         "every file here: this checkout is behind the database (a rolled-back deployment?); "
         "carrying on"
         for s in states if s.state == Status.FUTURE)
+
+
+def down_only_warnings(catalog: Catalog, rows: Sequence[HistoryRow],
+                       services: Collection[str] | None) -> tuple[str, ...]:
+    """Each migration of `services` (None: all) that has only a down file: nothing to
+    apply, so `up` runs the others (DESIGN: a file error stops `up` for that migration)
+    and `status` lists no state for it, but neither passes it over in silence; `check`
+    reports it as missing-up."""
+    return tuple(
+        f"{m.service} {m.label} has a down file and no up file ({m.label}.up.sql is "
+        "missing; `migcoord check` reports it as missing-up): nothing of it is applied; "
+        "restore the up file, or delete the down file if the migration was abandoned"
+        for m in down_only(catalog, rows, services))
 
 
 @attrs.frozen

@@ -8,7 +8,7 @@ recorded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import attrs
 
@@ -37,13 +37,17 @@ class Reconciled:
 def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
     """Every migration known from files or history, in version order.
 
-    Every file is in the result: where one service has two migrations of one version (a
-    duplicate-version), the row goes to the one of its name and the other is pending,
-    so `status` lists both and `up` refuses the pair instead of skipping one.
+    Every migration with an up file is in the result: where one service has two
+    migrations of one version (a duplicate-version), the row goes to the one of its
+    name and the other is pending, so `status` lists both and `up` refuses the pair
+    instead of skipping one. A migration without an up file (`missing-up`) is none of
+    this: there is nothing to apply, so it is never pending, and a row of its version
+    is judged as if no file were here (`up` and `status` read no down files, and must
+    say what `check --db` says).
     """
     by_key: dict[tuple[int, str], list[Migration]] = {}
     highest_file: dict[str, int] = {}
-    for migration in catalog.migrations:
+    for migration in with_up(catalog.migrations):
         by_key.setdefault((migration.version, migration.service), []).append(migration)
         highest_file[migration.service] = max(highest_file.get(migration.service, 0),
                                               migration.version)
@@ -69,7 +73,7 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
         states.append(_judge_row(row, found, row.service in present,
                                  highest_file.get(row.service, 0)))
     moved_from = {id(m): version for version, m in moved.items()}
-    for migration in catalog.migrations:
+    for migration in with_up(catalog.migrations):
         if id(migration) in matched:
             continue
         detail = None
@@ -84,6 +88,22 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
                                  migration=migration, detail=detail))
     states.sort(key=lambda s: (s.version, s.service, s.name))
     return states
+
+
+def with_up(migrations: Iterable[Migration]) -> list[Migration]:
+    """The migrations that have an up file: the ones that can be applied or recorded."""
+    return [m for m in migrations if m.up is not None]
+
+
+def down_only(catalog: Catalog, rows: Iterable[HistoryRow],
+              services: Collection[str] | None = None) -> list[Migration]:
+    """The migrations (of `services`, None: all) that have only a down file and no
+    history row of their service and version: never pending, and `check` reports them
+    (missing-up); `up` names them rather than pass over them in silence."""
+    recorded = {(row.version, row.service) for row in rows}
+    return [m for m in catalog.migrations if m.up is None
+            and (services is None or m.service in services)
+            and (m.version, m.service) not in recorded]
 
 
 def _moved(catalog: Catalog, rows: list[HistoryRow]) -> dict[int, Migration]:

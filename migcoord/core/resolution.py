@@ -22,6 +22,7 @@ from pathlib import Path
 
 import attrs
 
+from migcoord.core import duplicates
 from migcoord.core.model import Catalog, Config, Direction, Migration, format_version
 from migcoord.core.naming import parse_filename
 from migcoord.core.numbering import (
@@ -153,7 +154,7 @@ def plan_resolve(catalog: Catalog, config: Config, theirs: Iterable[TheirFile],
     for migration in ours:
         counts[migration.version] = counts.get(migration.version, 0) + 1
     colliding = [m for m in ours if m.version in taken or counts[m.version] > 1]
-    _refuse_their_own_duplicates(shared, config)
+    _refuse_their_own_duplicates(catalog, shared, config)
     first = min((m.version for m in colliding), default=None)
     moving = [m for m in ours if first is not None and m.version >= first]
     used = taken | {m.version for m in ours if first is None or m.version < first}
@@ -182,18 +183,24 @@ def _is_theirs(migration: Migration, their_paths: set[tuple[str, str]]) -> bool:
                for f in (migration.up, migration.down))
 
 
-def _refuse_their_own_duplicates(shared: list[Migration], config: Config) -> None:
+def _refuse_their_own_duplicates(catalog: Catalog, shared: list[Migration],
+                                 config: Config) -> None:
+    """Refuse when two of the other side's migrations share a number, with the command
+    that parts them: run on the branch that has both (the number it moves to is that
+    branch's next free one, so it is not given here)."""
     seen: dict[int, Migration] = {}
     for migration in shared:
         other = seen.setdefault(migration.version, migration)
         if other is not migration:
+            move = duplicates.move_for(catalog, config, [other, migration])
             raise RefusedError(
                 f"{other.service}/{other.label} and {migration.service}/{migration.label} "
                 "share a number and are both on the other side of the merge; resolve moves "
                 "only this branch's migrations",
-                hint="renumber one of them on the branch that added it (`migcoord check` "
-                "names both), then run resolve again",
-                version=migration.version)
+                hint="part them on the branch that has both (a checkout of it): "
+                + duplicates.describe([move], targets=False)
+                + "; commit that, then run resolve here again",
+                version=migration.version, service=migration.service)
 
 
 def _final_numbers(catalog: Catalog, changed: tuple[Renumbering, ...]) -> dict[tuple[str, str], str]:

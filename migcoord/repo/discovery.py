@@ -149,8 +149,10 @@ def read_catalog(config: Config, *, services: Iterable[str] | None = None,
                  up_only: bool = False, cache: FileCache | None = None) -> Catalog:
     """Read the folders of all services (or only `services`); absent folders are fine.
 
-    With `up_only`, down files are skipped (every Migration.down is None): `up` and
-    `status` never need them, and a service boots faster without them.
+    With `up_only`, a down file is read only when no up file has its version and name
+    (a down-only migration must not vanish from `up` and `status`, which report it as
+    `check` does): `up` and `status` never run downs, and a service boots faster
+    without them.
     """
     wanted = set(services) if services is not None else None
     folders = [
@@ -181,12 +183,15 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
     files: list[SqlFile] = []
     strays: list[StrayFile] = []
     verify_files: list[Path] = []
+    downs: list[tuple[os.DirEntry[str], Path, ParsedName]] = []
     for entry in entries:
         name = entry.name
-        if name in _IGNORED or name.startswith(".") or (up_only and name.endswith(".down.sql")):
+        if name in _IGNORED or name.startswith("."):
             continue
         path = Path(entry.path)
         parsed = parse_filename(name)
+        if parsed is None and up_only and name.endswith(".down.sql"):
+            continue
         if parsed is None:
             label = verify_file_label(name)
             if label is None and not looks_like_migration(name) and not (
@@ -205,8 +210,13 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
                                         code="unreadable-file"))
             continue
         if up_only and parsed.direction == "down":
+            downs.append((entry, path, parsed))
             continue
         files.append(_read_entry(entry, path, service.name, parsed, root, cache))
+    # Only the downs no up file of their own name pairs with (rare): the rest are not read.
+    ups = {(f.version_text, f.name) for f in files}
+    files.extend(_read_entry(entry, path, service.name, parsed, root, cache)
+                 for entry, path, parsed in downs if (parsed.version_text, parsed.name) not in ups)
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
     migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))

@@ -24,21 +24,25 @@ if TYPE_CHECKING:
 # refuse_unresolved_merge, at the boot of every replica.
 
 
-def their_side(config: Config, onto: str | None) -> tuple[git.OtherSide,
-                                                           tuple[resolution.TheirFile, ...]]:
+def their_side(config: Config, onto: str | None, catalog: Catalog
+               ) -> tuple[git.OtherSide, tuple[resolution.TheirFile, ...]]:
     """The other side (`onto`, else the merge or rebase in progress) and its migration
-    files; UsageError, saying what to run, when there is neither."""
-    from migcoord.core import resolution
+    files; UsageError, saying what to run, when there is neither (and, when `catalog`
+    holds two migrations of one number, the command that parts them without a merge)."""
+    from migcoord.core import duplicates, resolution
     from migcoord.repo import git
 
     side = git.other_side(config, onto)
     if side is None:
+        shared = duplicates.moves(catalog, config)
         raise UsageError(
             "no merge or rebase is in progress, so resolve does not know which side's "
             "migrations keep their numbers",
             hint="before merging, name the branch you will merge into: `migcoord resolve "
             "--onto origin/main`; after `git merge` or `git rebase` stops on a conflict, run "
-            "`migcoord resolve`")
+            "`migcoord resolve`" + (
+                "; two migrations of one number on this branch, without a merge, are "
+                "parted by renumber: " + duplicates.describe(shared) if shared else ""))
     return side, resolution.their_files(git.files_at(config, side), git.folders_of(config))
 
 

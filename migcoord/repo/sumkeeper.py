@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from migcoord.core import sumfile
+from migcoord.core import duplicates, sumfile
 from migcoord.core.model import Catalog, Config, Migration
 from migcoord.errors import RefusedError, UsageError, WorkspaceError
 from migcoord.repo import workspace
@@ -86,12 +86,13 @@ def write(config: Config, catalog: Catalog, *, refuse_duplicates: bool = True) -
     _refuse_unwritable(catalog.migrations)
     lines = _merged(catalog.migrations, _lines_of(config, absent))
     if refuse_duplicates:
-        _refuse_duplicates(lines, config)
+        _refuse_duplicates(lines, config, catalog)
     workspace.replace_atomically(path, sumfile.render_lines(lines))
     return path
 
 
-def _refuse_duplicates(lines: Iterable[sumfile.SumLine], config: Config) -> None:
+def _refuse_duplicates(lines: Iterable[sumfile.SumLine], config: Config,
+                       catalog: Catalog) -> None:
     by_version: dict[int, list[sumfile.SumLine]] = {}
     for line in lines:
         by_version.setdefault(line.version, []).append(line)
@@ -101,12 +102,16 @@ def _refuse_duplicates(lines: Iterable[sumfile.SumLine], config: Config) -> None
     version, group = min(shared.items())
     names = ", ".join(f"{line.service}/{line.version_text}_{line.name}" for line in group)
     more = f" (and {len(shared) - 1} more number(s))" if len(shared) > 1 else ""
+    during = ("`migcoord resolve` during the merge or rebase that brought them together "
+              "(before merging: `migcoord resolve --onto <ref>`, e.g. origin/main) keeps the "
+              "other side's numbers, moves your branch's migrations and rewrites the sum")
+    # Where the files of both are here, renumber parts them (an absent service's line is
+    # known only from the sum, and its files are not here to move).
+    found = duplicates.moves(catalog, config)
     raise RefusedError(
         f"version {group[0].version_text} is used by {len(group)} migrations: {names}{more}; "
         "migcoord.sum gives each number to one migration, so it was not written",
-        hint="run `migcoord resolve` during the merge or rebase that brought them together "
-        "(before merging: `migcoord resolve --onto <ref>`, e.g. origin/main); it keeps the "
-        "other side's numbers, moves your branch's migrations and rewrites the sum",
+        hint=(duplicates.describe(found) + "; or " + during) if found else "run " + during,
         path=config.sum_path, version=version)
 
 
