@@ -183,15 +183,19 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
     files: list[SqlFile] = []
     strays: list[StrayFile] = []
     verify_files: list[Path] = []
-    downs: list[tuple[os.DirEntry[str], Path, ParsedName]] = []
+    downs: list[tuple[os.DirEntry[str], ParsedName]] = []
     for entry in entries:
         name = entry.name
         if name in _IGNORED or name.startswith("."):
             continue
-        path = Path(entry.path)
         parsed = parse_filename(name)
-        if parsed is None and up_only and name.endswith(".down.sql"):
+        if up_only and name.endswith(".down.sql"):
+            # Read later only when no up file pairs with it; not a Path per file meanwhile,
+            # since a service's start-up reads every folder.
+            if parsed is not None:
+                downs.append((entry, parsed))
             continue
+        path = Path(entry.path)
         if parsed is None:
             label = verify_file_label(name)
             if label is None and not looks_like_migration(name) and not (
@@ -209,14 +213,11 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
                 strays.append(StrayFile(path=path, service=service.name, reason=problem,
                                         code="unreadable-file"))
             continue
-        if up_only and parsed.direction == "down":
-            downs.append((entry, path, parsed))
-            continue
         files.append(_read_entry(entry, path, service.name, parsed, root, cache))
     # Only the downs no up file of their own name pairs with (rare): the rest are not read.
     ups = {(f.version_text, f.name) for f in files}
-    files.extend(_read_entry(entry, path, service.name, parsed, root, cache)
-                 for entry, path, parsed in downs if (parsed.version_text, parsed.name) not in ups)
+    files.extend(_read_entry(entry, Path(entry.path), service.name, parsed, root, cache)
+                 for entry, parsed in downs if (parsed.version_text, parsed.name) not in ups)
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
     migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))
