@@ -163,16 +163,34 @@ def test_resolve_keeps_crlf_line_endings_of_a_rewritten_file(tmp_path: Path) -> 
 
 
 def test_resolve_outside_a_merge_without_onto_says_to_give_onto(tmp_path: Path) -> None:
-    """No merge or rebase in progress: exit 2 naming --onto; that command then works."""
+    """No merge or rebase in progress: exit 2 naming --onto with a branch git knows (here
+    the local main: there is no remote); that command then works."""
     root = collided(tmp_path)
     result = run(["resolve"], cwd=root)
     assert result.code == 2
-    assert "migcoord resolve --onto origin/main" in result.stderr
+    assert "`migcoord resolve --onto main`" in result.stderr
     assert "Traceback" not in result.stderr
-    git(root, "branch", "-q", "-f", "origin/main", "main")  # what `git fetch` gives
-    hinted = run(["resolve", "--onto", "origin/main"], cwd=root)
+    hinted = run(["resolve", "--onto", "main"], cwd=root)
     assert hinted.code == 0, hinted.stderr
-    assert errors(root, "--against", "origin/main") == []
+    assert errors(root, "--against", "main") == []
+
+
+def test_resolves_hint_names_the_remotes_default_branch_or_none(tmp_path: Path) -> None:
+    """With a remote, the hint names its default branch, as a clone has it; with no
+    branch to name, a placeholder rather than a ref that does not exist."""
+    upstream = collided(tmp_path / "upstream")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--branch", "feature", str(upstream), str(clone))
+    git(clone, "remote", "set-head", "origin", "main")
+    result = run(["resolve"], cwd=clone)
+    assert result.code == 2
+    assert "`migcoord resolve --onto origin/main`" in result.stderr
+    assert run(["resolve", "--onto", "origin/main"], cwd=clone).code == 0
+
+    git(upstream, "branch", "-q", "-m", "main", "trunk")
+    alone = run(["resolve"], cwd=upstream)
+    assert alone.code == 2
+    assert "`migcoord resolve --onto BRANCH`" in alone.stderr
 
 
 def test_resolve_outside_git_is_a_clear_error(tmp_path: Path) -> None:

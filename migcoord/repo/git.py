@@ -202,6 +202,37 @@ def other_side(config: Config, onto: str | None) -> OtherSide | None:
     return None
 
 
+def likely_base(config: Config) -> str | None:
+    """The branch this one will most likely merge into, as a ref git knows, for a hint's
+    command: the remote's default branch (`origin/HEAD`), else this branch's upstream,
+    else a local `main` or `master` that is not this branch; None when none of them is
+    there (or git is not), so that a hint never names a ref that does not exist."""
+    try:
+        top = toplevel(config, "resolve")
+    except GitError:
+        return None
+    for args in (["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+                 ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"]):
+        try:
+            ref = _git(args, top).decode().strip()
+        except GitError:
+            continue
+        if ref:
+            return ref
+    try:
+        current = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], top).decode().strip()
+    except GitError:
+        current = ""
+    for name in ("main", "master"):
+        if name != current:
+            try:
+                _git(["rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], top)
+            except GitError:
+                continue
+            return name
+    return None
+
+
 def files_at(config: Config, side: OtherSide, commit: str | None = None) -> list[str]:
     """Every file path under the services' folders in the other side's commit (or
     `commit`), POSIX and relative to the config's folder (as `folders_of` spells the

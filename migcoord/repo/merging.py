@@ -35,11 +35,14 @@ def their_side(config: Config, onto: str | None, catalog: Catalog
     side = git.other_side(config, onto)
     if side is None:
         shared = duplicates.moves(catalog, config)
+        base = git.likely_base(config)
+        onto_example = (f"`migcoord resolve --onto {base}`" if base is not None else
+                        "`migcoord resolve --onto BRANCH`")
         raise UsageError(
             "no merge or rebase is in progress, so resolve does not know which side's "
             "migrations keep their numbers",
-            hint="before merging, name the branch you will merge into: `migcoord resolve "
-            "--onto origin/main`; after `git merge` or `git rebase` stops on a conflict, run "
+            hint=f"before merging, name the branch you will merge into: {onto_example}; "
+            "after `git merge` or `git rebase` stops on a conflict, run "
             "`migcoord resolve`" + (
                 "; two migrations of one number on this branch, without a merge, are "
                 "parted by renumber: " + duplicates.describe(shared) if shared else ""))
