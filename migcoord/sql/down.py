@@ -5,11 +5,12 @@ before, what is gone, what was renamed, which columns were added or dropped), th
 compared. The comparison is cheap and leans towards silence:
 
 - an object counts as undone when the down drops it, re-creates it (`CREATE OR REPLACE`
-  restoring an older body) or renames it, when the down drops the table an index,
-  trigger, policy, view or owned sequence hangs on, drops any column of an index's table
-  or a sequence's owning column, or drops its schema; a view the up replaced counts as
-  undone when the down alters it (`ALTER VIEW ... RESET (security_barrier)`), and the
-  other way round;
+  restoring an older body) or renames it, when the down drops the relation an index,
+  trigger, policy, view or owned sequence hangs on (a table of any kind, a view, a
+  materialized view), drops any column of an index's table or a sequence's owning
+  column, or drops its schema; a view the up replaced counts as undone when the down
+  alters it (`ALTER VIEW ... RESET (security_barrier)`), and the other way round; the
+  indexes and triggers the down re-creates on a relation the up dropped are asked for;
 - schemas and extensions are not followed: services often share them on purpose;
 - temporary objects are not followed: temporary tables, sequences and views, and
   anything created in `pg_temp` (`CREATE FUNCTION pg_temp.f()`), are gone at the end of
@@ -140,10 +141,15 @@ class _Footprint:
         """Whether this file creates, drops or renames (from or to) the object `key`."""
         return key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to
 
+    def drops_relation(self, name: QualifiedName) -> bool:
+        """Whether this file drops the table (partitioned and foreign ones too), view or
+        materialized view `name`: its indexes, triggers and policies go with it."""
+        return _table_key(name) in self.dropped or _key(ObjectKind.VIEW, name) in self.dropped
+
     def removes_holder(self, effect: ObjectEffect) -> bool:
         """Whether this file drops what `effect`'s object hangs on, taking it along."""
         for holder in effect.on:
-            if _table_key(holder) in self.dropped or _key(ObjectKind.VIEW, holder) in self.dropped:
+            if self.drops_relation(holder):
                 return True
             if effect.kind is ObjectKind.INDEX and any(t == holder for t, _ in self.dropped_columns):
                 return True
@@ -239,8 +245,10 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for key, effect in down.created.items():
         if effect.kind in _NOT_FOLLOWED or up.touches(key):
             continue
-        if any(holder in up.changed_tables for holder in effect.on):
-            continue  # e.g. re-creating an index, a view or an owned sequence of a table the up changed
+        if any(holder in up.changed_tables or up.drops_relation(holder) for holder in effect.on):
+            # e.g. re-creating an index, a view or an owned sequence of a table the up
+            # changed, or the index or trigger of a (materialized) view the up dropped
+            continue
         if effect.replace and key in up.altered:
             continue  # ALTER VIEW v SET (...), undone by CREATE OR REPLACE VIEW v AS ...
         yield _finding(

@@ -48,6 +48,11 @@ def _create_table(body: Node, c: Collector) -> None:
     c.walk(body.get("tableElts"), body.get("inhRelations"))
 
 
+def _create_foreign_table(body: Node, c: Collector) -> None:
+    # CREATE FOREIGN TABLE holds a CREATE TABLE (`base`); DROP FOREIGN TABLE is a table's.
+    _create_table(body.get("base") or {}, c)
+
+
 def _create_table_as(body: Node, c: Collector) -> None:
     name = c.scope.range_var(body.get("into", {}).get("rel"))
     reads = c.walk(body.get("query"))
@@ -323,6 +328,7 @@ def _opaque(body: Node, c: Collector) -> None:
 
 _HANDLERS: dict[str, Callable[[Node, Collector], None]] = {
     "CreateStmt": _create_table,
+    "CreateForeignTableStmt": _create_foreign_table,
     "CreateTableAsStmt": _create_table_as,
     "SelectStmt": _select,
     "InsertStmt": _write,
