@@ -51,6 +51,10 @@ class Hazard:
     column: int
     #: The tables it concerns, for rules that say whose they are (lock hazards).
     tables: tuple[QualifiedName, ...] = ()
+    #: The line of a TRUNCATE earlier in the file that emptied the table this hazard is
+    #: about (0: none). In a transaction its lock keeps the table empty, so `lint` reports
+    #: the hazard only in a file that runs outside one.
+    emptied: int = 0
 
 
 def hazards(node_type: str, body: Node, locate: Locate) -> tuple[Hazard, ...]:
