@@ -31,6 +31,7 @@ from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, wrapped
 from migcoord.sql.effects import QualifiedName, Scope, TableEffect
 from migcoord.sql.emptied import Emptied
+from migcoord.sql.index_names import constraint_name
 from migcoord.sql.lints import Hazard, Locate, option_is_true
 from migcoord.sql.rewrites import SERIAL_TYPES, TypeSpec, volatile_calls
 
@@ -290,7 +291,9 @@ def _constraint(table: QualifiedName, constraint: Node, c: _Context, *,
             hint, at, tables)
     elif kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE") and not constraint.get("indexname"):
         what = "PRIMARY KEY" if kind == "CONSTR_PRIMARY" else "UNIQUE"
-        index = name if name != "<name>" else f"{table.name}_{'pkey' if column == '' else 'key'}"
+        # Unnamed, it gets PostgreSQL's name: t_pkey, t_a_b_key.
+        chosen = constraint_name(table.name, constraint, column)
+        index = name if name != "<name>" or chosen is None else chosen.first
         yield c.hazard(
             UNIQUE_WITHOUT_INDEX,
             f"adding a {what} constraint to {t} builds its index while it holds an "
