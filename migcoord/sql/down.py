@@ -36,6 +36,7 @@ have when the down begins.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 
 import attrs
@@ -196,10 +197,15 @@ class _Footprint:
         if key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to:
             return True
         kind, name, _ = key
-        return kind is ObjectKind.INDEX and any(
-            made.server_name is not None and made.name.schema == name.schema
-            and name.name in made.server_name.candidates()
-            for made in self.created.values())
+        return kind is ObjectKind.INDEX and name in self._server_names
+
+    @functools.cached_property
+    def _server_names(self) -> frozenset[QualifiedName]:
+        """Every name PostgreSQL may have given the indexes this file made without one
+        (read once the file is reduced, so it never changes)."""
+        return frozenset(QualifiedName(made.name.schema, name)
+                         for made in self.created.values() if made.server_name is not None
+                         for name in made.server_name.candidates())
 
     def drops_relation(self, name: QualifiedName) -> bool:
         """Whether this file drops the table (partitioned and foreign ones too), view or
