@@ -109,7 +109,7 @@ def test_a_delete_without_where_is_said_to_leave_room_for_new_rows() -> None:
     assert finding.code == "not-null-without-default"
     assert finding.message.endswith(
         "; the DELETE at line 1 does not keep it empty: other sessions may insert rows "
-        "after it (`TRUNCATE licenses` would hold them off until COMMIT)")
+        "after it (in a transaction, `TRUNCATE licenses` would hold them off until COMMIT)")
     # With a WHERE, nothing is said about it.
     [kept] = sql.lint(sql.analyze(
         "DELETE FROM licenses WHERE id = 1;\n"

@@ -340,8 +340,8 @@ def _add_column(table: QualifiedName, column_def: Node, c: _Context) -> Iterator
             f"ADD COLUMN {column} ... NOT NULL without a DEFAULT fails on {t} as soon as "
             "it holds a row (the new column is NULL in every existing row)"
             + (f"; the DELETE at line {deleted} does not keep it empty: other sessions "
-               f"may insert rows after it (`TRUNCATE {t}` would hold them off until "
-               "COMMIT)" if deleted else ""),
+               f"may insert rows after it (in a transaction, `TRUNCATE {t}` would hold "
+               "them off until COMMIT)" if deleted else ""),
             f"give it a constant default (`ADD COLUMN {column} {spec} NOT NULL DEFAULT ...`: "
             "no rewrite since PostgreSQL 11), or add it nullable, fill it, and set NOT NULL "
             "after a validated CHECK",
