@@ -281,3 +281,15 @@ def test_unnamed_constraints_get_the_name_postgresql_gives_them(dsn: str) -> Non
                         if f.code == "unique-without-index"]
             assert hazard.hint is not None
             assert f"USING INDEX {made};" in hazard.hint, (statement, hazard.hint)
+
+
+def test_hints_for_an_unnamed_index_give_the_name_postgresql_gave_it() -> None:
+    """With IF NOT EXISTS and that name, the file finds the index where it already ran."""
+    found = sql.lint(sql.analyze('CREATE UNIQUE INDEX ON "Proxies" (lower(name));'))
+    assert sorted((f.code, f.hint) for f in found) == [
+        ("blocking-index-build", 'write `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS '
+         '"Proxies_lower_idx" ON "Proxies" (...);` in a migration file of its own (migcoord '
+         "runs a one-statement file outside a transaction, as golang-migrate does); a build "
+         "that fails leaves an INVALID index: drop it and run again"),
+        ("not-idempotent", 'write `CREATE UNIQUE INDEX IF NOT EXISTS "Proxies_lower_idx" ON '
+         '"Proxies" (...)`')]

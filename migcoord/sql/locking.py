@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from migcoord.sql._parser import Node
-from migcoord.sql._tree import name_parts, wrapped
+from migcoord.sql._tree import name_parts, quote_ident, wrapped
 from migcoord.sql.effects import QualifiedName, Scope, TableEffect
 from migcoord.sql.emptied import Emptied
-from migcoord.sql.index_names import constraint_name
+from migcoord.sql.index_names import constraint_name, index_statement_name
 from migcoord.sql.lints import Hazard, Locate, option_is_true
 from migcoord.sql.rewrites import SERIAL_TYPES, TypeSpec, volatile_calls
 
@@ -191,7 +191,10 @@ def _index(body: Node, c: _Context) -> Iterator[Hazard]:
         return
     c = c.on_table(table, relation)
     unique = "UNIQUE " if body.get("unique") else ""
-    name = body.get("idxname") or "<name>"
+    # Unnamed, the name PostgreSQL gives it: IF NOT EXISTS then finds it where it ran.
+    server_name = index_statement_name(table.name, body)
+    known = body.get("idxname") or (server_name.first if server_name is not None else None)
+    name = quote_ident(known) if known else "<name>"
     shown = c.show(table)
     yield c.hazard(
         BLOCKING_INDEX_BUILD,
