@@ -209,6 +209,19 @@ def test_renames_that_are_not_undone_are_told() -> None:
     assert mismatches("ALTER TRIGGER a ON logs RENAME TO b;", "SELECT 1;") == [
         "the up renames trigger public.a to public.b (line 1) but the down does not rename "
         "it back"]
+    # A column renamed (twice, its table too): the hint renames it from the name it ends with.
+    assert mismatches("ALTER TABLE logs RENAME COLUMN lvl TO level;\n"
+                      "ALTER TABLE logs RENAME COLUMN level TO severity;\n"
+                      "ALTER TABLE logs RENAME TO entries;",
+                      "ALTER TABLE entries RENAME TO logs;") == [
+        "the up renames column lvl of public.logs to severity (line 1) but the down does not "
+        "rename it back"]
+    assert hints("ALTER TABLE logs RENAME COLUMN lvl TO level;\nALTER TABLE logs RENAME TO entries;",
+                 "ALTER TABLE entries RENAME TO logs;") == [
+        "add `ALTER TABLE public.entries RENAME COLUMN level TO lvl;` to the down file"]
+    assert mismatches("ALTER TABLE logs RENAME COLUMN lvl TO level;\nALTER TABLE logs RENAME TO entries;",
+                      "ALTER TABLE entries RENAME COLUMN level TO lvl;\n"
+                      "ALTER TABLE entries RENAME TO logs;") == []
     # A column added under one name and renamed: the down drops the name it ends with.
     assert mismatches("ALTER TABLE logs ADD COLUMN lvl int;\n"
                       "ALTER TABLE logs RENAME COLUMN lvl TO level;",

@@ -18,7 +18,8 @@ compared. The comparison is cheap and leans towards silence:
   its old name, or a table renamed and given a column, is undone by a down that does
   the same backwards; an index created without a name goes by the name PostgreSQL gives
   it (migcoord/sql/index_names.py), or a numbered form of it when that name was taken,
-  and, since which one cannot be known, is never reported itself;
+  and, since which one cannot be known, is never reported itself; a rename the down
+  does not take back is reported (a column's too);
 - schemas and extensions are not followed: services often share them on purpose;
 - temporary objects are not followed: temporary tables, sequences and views, and
   anything created in `pg_temp` (`CREATE FUNCTION pg_temp.f()`), are gone at the end of
@@ -100,8 +101,10 @@ class _Footprint:
         self.opaque = analysis.opaque
         # The first name of each object the file renamed, by the key of its name now.
         self._first: dict[_Key, QualifiedName] = {}
-        # The first (table, column) of each column the file renamed, by its names now.
+        # The first (table, column) of each column the file renamed, by its names now,
+        # and the statement that first renamed it.
         self._first_column: dict[_Column, _Column] = {}
+        self._column_renames: dict[_Column, ColumnEffect] = {}
         # What a ROLLBACK TO SAVEPOINT undid leaves nothing for the down to undo.
         for statement in analysis.lasting:
             for effect in statement.objects:
@@ -188,8 +191,20 @@ class _Footprint:
                 self.added_columns[(effect.table, effect.new_name)] = added
             else:
                 self._first_column[(effect.table, effect.new_name)] = first
+                self._column_renames.setdefault(first, effect)
         elif added is None:  # dropped; one added here and dropped again leaves no trace
             self.dropped_columns[first] = effect
+
+    def renamed_columns(self) -> Iterator[tuple[_Column, _Column, ColumnEffect]]:
+        """(first names, names it ends with, first rename) of each column the file leaves
+        under another name (a table's rename alone does not count)."""
+        for now, first in self._first_column.items():
+            if now[1] != first[1]:
+                yield first, now, self._column_renames[first]
+
+    def renames_column(self, column: _Column) -> bool:
+        """Whether the file renames `column` (by its names when the file begins)."""
+        return column in self._column_renames
 
     def touches(self, key: _Key) -> bool:
         """Whether this file creates, drops or renames (from or to) the object `key`; an
@@ -299,6 +314,16 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             f"the up adds column {change.column} to {change.table} (line {change.line}) "
             "but the down does not drop it",
             f"add `ALTER TABLE {table} DROP COLUMN IF EXISTS {quote_ident(column)};` to the down file",
+        )
+    for first, (table, column), change in up.renamed_columns():
+        if (down.renames_column((table, column)) or (table, column) in down.dropped_columns
+                or _table_key(table) in down.dropped):
+            continue
+        yield _finding(
+            f"the up renames column {change.column} of {change.table} to {column} "
+            f"(line {change.line}) but the down does not rename it back",
+            f"add `ALTER TABLE {table} RENAME COLUMN {quote_ident(column)} TO "
+            f"{quote_ident(first[1])};` to the down file",
         )
     for (table, column), change in up.dropped_columns.items():
         if (table, column) in down.added_columns or _table_key(table) in down.created:
