@@ -12,7 +12,10 @@ Lock hazards (migcoord/sql/locking.py) come the same way: `blocking-index-build`
 `blocking-maintenance`, `identifier-too-long`. A lock hazard on a table another service
 owns says whose table it is. `rewriting-type-change` needs the column's type before the
 change, which an earlier migration set: this rule follows every column's type through
-the history, in version order, and asks migcoord/sql/rewrites.py.
+the history, in version order, and asks migcoord/sql/rewrites.py. Like the lock hazards,
+it is not reported on a table a TRUNCATE earlier in the same file emptied, when that
+file runs in a transaction (which keeps TRUNCATE's lock, and the table empty, until
+COMMIT).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from migcoord.checks.analysis import Analyses, FileSql, Table
 from migcoord.checks.ownership import Owners
 from migcoord.core.model import Catalog, Config, Finding, Migration
 from migcoord.core.owners import display
+from migcoord.sql.emptied import emptied_for_a_moment
 from migcoord.sql.rewrites import TypeSpec, type_change_rewrites
 
 REWRITING_TYPE_CHANGE = "rewriting-type-change"
@@ -142,6 +146,10 @@ def _type_changes(migration: Migration, file_sql: FileSql, columns: _ColumnTypes
             columns.own(table)[note.column] = note.type
             if note.fresh:
                 continue
+            no_transaction = (migration.down_directives if down
+                              else migration.directives).no_transaction
+            if note.emptied and not no_transaction:
+                continue
             reason = type_change_rewrites(old, note.type, plain_using=note.plain_using)
             if reason is None:
                 continue
@@ -151,7 +159,8 @@ def _type_changes(migration: Migration, file_sql: FileSql, columns: _ColumnTypes
                 f"ALTER COLUMN {note.column} TYPE {note.type} rewrites all of {shown} (and "
                 f"its indexes) under an ACCESS EXCLUSIVE lock, so every read and write of it "
                 f"waits: {reason}"
-                + _owned_by_others((table,), migration, config, owners),
+                + _owned_by_others((table,), migration, config, owners)
+                + (emptied_for_a_moment(note.emptied) if note.emptied else ""),
                 hint=f"add a new column of type {note.type}, fill it in batches, move readers "
                 "and writers to it, then drop the old one (a migration each step); widening a "
                 "varchar or numeric precision, or dropping a length limit, is free",

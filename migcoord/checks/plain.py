@@ -112,13 +112,14 @@ def _note(note: ColumnNote) -> Plain:
     spec = note.type
     return (note.kind, (note.table.schema, note.table.name), note.column, note.line, note.at,
             None if spec is None else (spec.name, spec.modifiers, spec.array, spec.schema),
-            note.new_name, note.plain_using, note.fresh)
+            note.new_name, note.plain_using, note.fresh, note.emptied)
 
 
 def _note_back(plain: Any) -> ColumnNote:
-    kind, (schema, name), column, line, at, spec, new_name, plain_using, fresh = plain
+    kind, (schema, name), column, line, at, spec, new_name, plain_using, fresh, emptied = plain
     return ColumnNote(kind=kind, table=QualifiedName(schema, name), column=column, line=line,
                       at=at, type=None if spec is None else TypeSpec(
                           name=spec[0], modifiers=tuple(spec[1]), array=spec[2],
                           schema=spec[3]),
-                      new_name=new_name, plain_using=plain_using, fresh=fresh)
+                      new_name=new_name, plain_using=plain_using, fresh=fresh,
+                      emptied=emptied)

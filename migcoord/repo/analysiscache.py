@@ -38,7 +38,7 @@ log = logging.getLogger("migcoord")
 
 FILE_NAME = "analysis-cache"
 #: Changed whenever what is stored changes shape.
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"migcoord analysis cache"
 
 

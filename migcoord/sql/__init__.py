@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         TableAction,
         TableEffect,
     )
+    from migcoord.sql.index_names import ServerName
     from migcoord.sql.lints import (
         CONCURRENTLY_IN_TRANSACTION,
         DOWN_MISMATCH,
@@ -57,6 +58,7 @@ _HOMES = {
     **dict.fromkeys(("CONCURRENTLY_IN_TRANSACTION", "DOWN_MISMATCH", "NOT_IDEMPOTENT",
                      "SQL_SYNTAX", "Hazard"), "lints"),
     "EXPLICIT_TRANSACTION": "transactions",
+    "ServerName": "index_names",
 }
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "ObjectEffect",
     "ObjectKind",
     "QualifiedName",
+    "ServerName",
     "SqlSyntaxProblem",
     "Statement",
     "TableAction",

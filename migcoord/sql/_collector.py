@@ -47,6 +47,15 @@ DROP_KINDS = {
     "OBJECT_TRIGGER": ObjectKind.TRIGGER,
     "OBJECT_POLICY": ObjectKind.POLICY,
 }
+#: Objects named by a (schema-qualified) name of their own, not by a relation.
+NAMED_KINDS = {
+    "OBJECT_TYPE": ObjectKind.TYPE,
+    "OBJECT_DOMAIN": ObjectKind.DOMAIN,
+    "OBJECT_FUNCTION": ObjectKind.FUNCTION,
+    "OBJECT_PROCEDURE": ObjectKind.FUNCTION,
+    "OBJECT_ROUTINE": ObjectKind.FUNCTION,
+    "OBJECT_AGGREGATE": ObjectKind.FUNCTION,
+}
 DATABASE_WIDE = frozenset({ObjectKind.SCHEMA, ObjectKind.EXTENSION})
 TABLE_ATTACHED = {ObjectKind.TRIGGER: TableAction.TRIGGER, ObjectKind.POLICY: TableAction.POLICY}
 
@@ -83,9 +92,10 @@ class Collector:
         if name is not None:
             self.objects[ObjectEffect(action, kind, name, self.line, **details)] = None
 
-    def column(self, action: ColumnAction, table: QualifiedName | None, column: str) -> None:
+    def column(self, action: ColumnAction, table: QualifiedName | None, column: str,
+               new_name: str = "") -> None:
         if table is not None and column:
-            self.columns[ColumnEffect(action, table, column, self.line)] = None
+            self.columns[ColumnEffect(action, table, column, self.line, new_name)] = None
 
     def walk(self, *trees: Any, execute: bool = True) -> tuple[QualifiedName, ...]:
         """Record the tables read and written under `trees`; return those read.

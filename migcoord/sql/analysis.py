@@ -21,6 +21,7 @@ from migcoord.sql.effects import (
     TableAction,
     TableEffect,
 )
+from migcoord.sql.emptied import emptied_for_a_moment
 from migcoord.sql.extract import extract
 from migcoord.sql.identifiers import long_identifiers, too_long
 from migcoord.sql.lints import CONCURRENTLY_IN_TRANSACTION, SQL_SYNTAX, Hazard, hazards
@@ -142,8 +143,10 @@ def analyze(text: str, *, default_schema: str = "public") -> Analysis:
     state = FileState()
     statements: list[Statement] = []
     for raw in parsed.statements:
-        statements.append(_statement(raw, scope, state, parsed.positions))
-        state = state.after(raw.node_type, raw.body, scope)
+        statement = _statement(raw, scope, state, parsed.positions)
+        statements.append(statement)
+        state = state.after(raw.node_type, raw.body, scope, statement.tables,
+                            opaque=statement.opaque, line=statement.line)
         scope = scope.after(raw.node_type, raw.body)
     undone = _undone_by_savepoints(parsed.statements)
     if undone:
@@ -232,8 +235,10 @@ def lint(
     whole-file `BEGIN; ... COMMIT;` (`transactions.explicit_transaction`): they decide where
     statements that cannot run in a transaction block are reported (`fit`). Codes in
     `allow` (the union of the file's `-- migcoord:allow` lines and the config's `allow`)
-    are not reported. Findings carry line and column; the caller fills in path, service
-    and version (`attrs.evolve`).
+    are not reported. A lock hazard on a table a TRUNCATE earlier in the file emptied
+    (`Hazard.emptied`) is reported only with `no_transaction`: in a transaction,
+    TRUNCATE's lock keeps the table empty until COMMIT. Findings carry line and column;
+    the caller fills in path, service and version (`attrs.evolve`).
     """
     findings: list[Finding] = []
     problem = analysis.syntax_error
@@ -256,6 +261,11 @@ def lint(
                 if not refused:
                     continue
                 hazard = refused.pop(0)
+            if hazard.emptied:
+                if not no_transaction:
+                    continue
+                hazard = attrs.evolve(hazard, message=hazard.message + emptied_for_a_moment(
+                    hazard.emptied))
             findings.append(
                 Finding.of(
                     hazard.code,

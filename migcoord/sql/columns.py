@@ -26,7 +26,8 @@ class ColumnNote(NamedTuple):
 
     `kind` "typed": CREATE TABLE / ADD COLUMN gives the column `type`; "retyped":
     `ALTER COLUMN ... TYPE` (with `plain_using`, `fresh`: the table was created earlier in
-    the file); "renamed": the column is now `new_name`; "dropped".
+    the file, `emptied`: the line of a TRUNCATE earlier in the file that emptied it);
+    "renamed": the column is now `new_name`; "dropped".
     """
 
     kind: str
@@ -39,6 +40,7 @@ class ColumnNote(NamedTuple):
     new_name: str = ""
     plain_using: bool = True
     fresh: bool = False
+    emptied: int = 0
 
 
 def column_notes(node_type: str, body: Node, scope: Scope, state: FileState,
@@ -64,7 +66,8 @@ def column_notes(node_type: str, body: Node, scope: Scope, state: FileState,
                 notes.append(ColumnNote(
                     "retyped", table, column, *locate(column_def.get("location")), spec,
                     plain_using=plain_using(column_def.get("raw_default"), column, spec),
-                    fresh=table in state.fresh))
+                    fresh=table in state.fresh,
+                    emptied=state.emptied.truncated_at(table, body.get("relation"))))
             elif subtype == "AT_DropColumn":
                 notes.append(ColumnNote("dropped", table, command.get("name", ""), *locate(None)))
     elif node_type == "RenameStmt" and body.get("renameType") == "OBJECT_COLUMN":

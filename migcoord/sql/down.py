@@ -5,11 +5,21 @@ before, what is gone, what was renamed, which columns were added or dropped), th
 compared. The comparison is cheap and leans towards silence:
 
 - an object counts as undone when the down drops it, re-creates it (`CREATE OR REPLACE`
-  restoring an older body) or renames it, when the down drops the table an index,
-  trigger, policy, view or owned sequence hangs on, drops any column of an index's table
-  or a sequence's owning column, or drops its schema; a view the up replaced counts as
-  undone when the down alters it (`ALTER VIEW ... RESET (security_barrier)`), and the
-  other way round;
+  restoring an older body) or renames it, when the down drops the relation an index,
+  trigger, policy, view or owned sequence hangs on (a table of any kind, a view, a
+  materialized view), drops any column of an index's table or a sequence's owning
+  column, or drops its schema; a view the up replaced counts as undone when the down
+  alters it (`ALTER VIEW ... RESET (security_barrier)`), and the other way round; the
+  indexes and triggers the down re-creates on a relation the up dropped are asked for;
+- an object is followed through its renames in either file (`ALTER TABLE / TYPE /
+  DOMAIN / FUNCTION / INDEX / VIEW / SEQUENCE ... RENAME TO` or `SET SCHEMA`, a
+  trigger's or policy's `RENAME TO`, a column's `RENAME COLUMN`): each file is compared
+  by the names PostgreSQL has between the up and the down, so an enum swapped under
+  its old name, or a table renamed and given a column, is undone by a down that does
+  the same backwards; an index created without a name goes by the name PostgreSQL gives
+  it (migcoord/sql/index_names.py), or a numbered form of it when that name was taken,
+  and, since which one cannot be known, is never reported itself; a rename the down
+  does not take back is reported (a column's too);
 - schemas and extensions are not followed: services often share them on purpose;
 - temporary objects are not followed: temporary tables, sequences and views, and
   anything created in `pg_temp` (`CREATE FUNCTION pg_temp.f()`), are gone at the end of
@@ -21,10 +31,13 @@ compared. The comparison is cheap and leans towards silence:
 
 Every finding is about the down file. What the down forgets has no line (the message
 names the up's line); what the down does unasked has the line of its statement.
+Messages name objects as the file wrote them at that line; hints, by the names they
+have when the down begins.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 
 import attrs
@@ -67,25 +80,45 @@ def _table_key(table: QualifiedName) -> _Key:
 
 
 class _Footprint:
-    """The net schema change of one file, in statement order."""
+    """The net schema change of one file, in statement order.
+
+    Objects are known by the names PostgreSQL has for them at the file's edges: what the
+    file creates or adds, by the name it ends with; what it drops or renames, by the
+    name it had when the file began (a table renamed, then given a column, then renamed
+    back is the same table). The effects kept keep the names the file wrote.
+    """
 
     def __init__(self, analysis: Analysis) -> None:
-        self.created: dict[_Key, ObjectEffect] = {}
-        self.dropped: dict[_Key, ObjectEffect] = {}
-        self.renamed: dict[_Key, ObjectEffect] = {}  # by old name
+        self.created: dict[_Key, ObjectEffect] = {}  # by the name it ends with
+        self.dropped: dict[_Key, ObjectEffect] = {}  # by its first name
+        self.renamed: dict[_Key, ObjectEffect] = {}  # by its first name: name -> new_name
         self.renamed_to: set[_Key] = set()
         self.altered: set[_Key] = set()
-        self.added_columns: dict[_Column, ColumnEffect] = {}
-        self.dropped_columns: dict[_Column, ColumnEffect] = {}
+        self.added_columns: dict[_Column, ColumnEffect] = {}  # by the names they end with
+        self.dropped_columns: dict[_Column, ColumnEffect] = {}  # by their first names
         self.changed_tables = analysis.tables_changed
         self.temporary = analysis.temporary_relations
         self.opaque = analysis.opaque
+        # The first name of each object the file renamed, by the key of its name now.
+        self._first: dict[_Key, QualifiedName] = {}
+        # The first (table, column) of each column the file renamed, by its names now,
+        # and the statement that first renamed it.
+        self._first_column: dict[_Column, _Column] = {}
+        self._column_renames: dict[_Column, ColumnEffect] = {}
         # What a ROLLBACK TO SAVEPOINT undid leaves nothing for the down to undo.
         for statement in analysis.lasting:
             for effect in statement.objects:
                 self._object(effect)
             for column in statement.columns:
                 self._column(column)
+
+    def _first_table(self, table: QualifiedName) -> QualifiedName:
+        return self._first.get(_table_key(table), table)
+
+    def final_table(self, table: QualifiedName) -> QualifiedName:
+        """The name the file leaves `table` (by its first name) with."""
+        renamed = self.renamed.get(_table_key(table))
+        return renamed.new_name if renamed is not None and renamed.new_name else table
 
     def _object(self, effect: ObjectEffect) -> None:
         if _temporary(effect.name):
@@ -101,31 +134,46 @@ class _Footprint:
                 self.created[key] = attrs.evolve(made_here, on=effect.on,
                                                  owner_column=effect.owner_column)
         elif effect.action is ObjectAction.DROPPED:
-            if self.created.pop(key, None) is None:  # made and removed by this file: no trace
-                self.dropped[key] = effect
+            if self.created.pop(key, None) is not None:  # made and removed here: no trace
+                return
+            first = self._first.pop(key, effect.name)
+            first_key = _key(effect.kind, first, tuple(map(self._first_table, effect.on)))
+            self.renamed.pop(first_key, None)  # renamed, then dropped: dropped
+            self.renamed_to.discard(key)
+            self.dropped[first_key] = effect
         elif effect.new_name is not None:
-            new_key = _key(effect.kind, effect.new_name, effect.on)
-            made_here = self.created.pop(key, None)
-            if made_here is not None:
-                self.created[new_key] = attrs.evolve(made_here, name=effect.new_name)
-            elif key in self.renamed_to:
-                self._rename_again(key, new_key, effect)
-            else:
-                self.renamed[key] = effect
-                self.renamed_to.add(new_key)
+            self._rename(key, effect, effect.new_name)
 
-    def _rename_again(self, key: _Key, new_key: _Key, effect: ObjectEffect) -> None:
-        """`effect` renames what an earlier statement renamed: one rename from the first
-        name to the last, or none when it comes back (`t -> t2 -> t`)."""
-        assert effect.new_name is not None
-        self.renamed_to.discard(key)
-        first_key, first = next((k, e) for k, e in self.renamed.items()
-                                if e.new_name is not None
-                                and _key(e.kind, e.new_name, e.on) == key)
-        del self.renamed[first_key]
-        if first_key != new_key:
-            self.renamed[first_key] = attrs.evolve(first, new_name=effect.new_name)
-            self.renamed_to.add(new_key)
+    def _rename(self, key: _Key, effect: ObjectEffect, new_name: QualifiedName) -> None:
+        new_key = _key(effect.kind, new_name, effect.on)
+        made_here = self.created.pop(key, None)
+        if made_here is not None:  # its name is now known: no longer PostgreSQL's choice
+            self.created[new_key] = attrs.evolve(made_here, name=new_name, server_name=None)
+        else:
+            first = self._first.pop(key, effect.name)
+            first_key = _key(effect.kind, first, effect.on)
+            self.renamed_to.discard(key)
+            earlier = self.renamed.pop(first_key, None)
+            if first_key != new_key:  # `t -> t2 -> t` leaves no rename
+                self._first[new_key] = first
+                self.renamed[first_key] = attrs.evolve(earlier or effect, name=first,
+                                                       new_name=new_name)
+                self.renamed_to.add(new_key)
+        if _FAMILY.get(effect.kind, effect.kind) is ObjectKind.TABLE:
+            self._table_renamed(effect.name, new_name)
+
+    def _table_renamed(self, old: QualifiedName, new: QualifiedName) -> None:
+        """What hangs on table `old` (indexes and triggers made here, columns added or
+        renamed here) now goes by `new`."""
+        for key, made in list(self.created.items()):
+            if old in made.on:
+                del self.created[key]
+                moved = attrs.evolve(made, on=tuple(new if t == old else t for t in made.on))
+                self.created[_key(moved.kind, moved.name, moved.on)] = moved
+        self.added_columns = {(new if t == old else t, c): e
+                              for (t, c), e in self.added_columns.items()}
+        self._first_column = {(new if t == old else t, c): first
+                              for (t, c), first in self._first_column.items()}
 
     def _column(self, effect: ColumnEffect) -> None:
         column = (effect.table, effect.column)
@@ -133,17 +181,56 @@ class _Footprint:
         if effect.action is ColumnAction.ADDED:
             if not new_table:  # the columns of a new table go with it
                 self.added_columns[column] = effect
-        elif self.added_columns.pop(column, None) is None and not new_table:
-            self.dropped_columns[column] = effect
+            return
+        if new_table:
+            return
+        added = self.added_columns.pop(column, None)
+        first = self._first_column.pop(column, (self._first_table(effect.table), effect.column))
+        if effect.action is ColumnAction.RENAMED:
+            if added is not None:
+                self.added_columns[(effect.table, effect.new_name)] = added
+            else:
+                self._first_column[(effect.table, effect.new_name)] = first
+                self._column_renames.setdefault(first, effect)
+        elif added is None:  # dropped; one added here and dropped again leaves no trace
+            self.dropped_columns[first] = effect
+
+    def renamed_columns(self) -> Iterator[tuple[_Column, _Column, ColumnEffect]]:
+        """(first names, names it ends with, first rename) of each column the file leaves
+        under another name (a table's rename alone does not count)."""
+        for now, first in self._first_column.items():
+            if now[1] != first[1]:
+                yield first, now, self._column_renames[first]
+
+    def renames_column(self, column: _Column) -> bool:
+        """Whether the file renames `column` (by its names when the file begins)."""
+        return column in self._column_renames
 
     def touches(self, key: _Key) -> bool:
-        """Whether this file creates, drops or renames (from or to) the object `key`."""
-        return key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to
+        """Whether this file creates, drops or renames (from or to) the object `key`; an
+        index made without a name may be any of the names PostgreSQL could give it."""
+        if key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to:
+            return True
+        kind, name, _ = key
+        return kind is ObjectKind.INDEX and name in self._server_names
+
+    @functools.cached_property
+    def _server_names(self) -> frozenset[QualifiedName]:
+        """Every name PostgreSQL may have given the indexes this file made without one
+        (read once the file is reduced, so it never changes)."""
+        return frozenset(QualifiedName(made.name.schema, name)
+                         for made in self.created.values() if made.server_name is not None
+                         for name in made.server_name.candidates())
+
+    def drops_relation(self, name: QualifiedName) -> bool:
+        """Whether this file drops the table (partitioned and foreign ones too), view or
+        materialized view `name`: its indexes, triggers and policies go with it."""
+        return _table_key(name) in self.dropped or _key(ObjectKind.VIEW, name) in self.dropped
 
     def removes_holder(self, effect: ObjectEffect) -> bool:
         """Whether this file drops what `effect`'s object hangs on, taking it along."""
         for holder in effect.on:
-            if _table_key(holder) in self.dropped or _key(ObjectKind.VIEW, holder) in self.dropped:
+            if self.drops_relation(holder):
                 return True
             if effect.kind is ObjectKind.INDEX and any(t == holder for t, _ in self.dropped_columns):
                 return True
@@ -189,6 +276,8 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for key, effect in up.created.items():
         if effect.kind in _NOT_FOLLOWED or down.touches(key) or down.removes_holder(effect):
             continue
+        if effect.server_name is not None:
+            continue  # its name may be a numbered form: nothing is claimed about it
         if effect.replace and key in down.altered:
             continue  # CREATE OR REPLACE VIEW v WITH (...), undone by ALTER VIEW v RESET (...)
         yield _finding(
@@ -217,19 +306,33 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             f"(line {effect.line}) but the down does not rename it back",
             f"rename {effect.new_name} back to {effect.name} in the down file",
         )
+    # Messages name what the up file wrote; hints, the names when the down begins.
     for (table, column), change in up.added_columns.items():
         if (table, column) in down.dropped_columns or _table_key(table) in down.dropped:
             continue
         yield _finding(
-            f"the up adds column {column} to {table} (line {change.line}) but the down does not drop it",
+            f"the up adds column {change.column} to {change.table} (line {change.line}) "
+            "but the down does not drop it",
             f"add `ALTER TABLE {table} DROP COLUMN IF EXISTS {quote_ident(column)};` to the down file",
+        )
+    for first, (table, column), change in up.renamed_columns():
+        if (down.renames_column((table, column)) or (table, column) in down.dropped_columns
+                or _table_key(table) in down.dropped):
+            continue
+        yield _finding(
+            f"the up renames column {change.column} of {change.table} to {column} "
+            f"(line {change.line}) but the down does not rename it back",
+            f"add `ALTER TABLE {table} RENAME COLUMN {quote_ident(column)} TO "
+            f"{quote_ident(first[1])};` to the down file",
         )
     for (table, column), change in up.dropped_columns.items():
         if (table, column) in down.added_columns or _table_key(table) in down.created:
             continue
         yield _finding(
-            f"the up drops column {column} of {table} (line {change.line}) but the down does not add it back",
-            f"add `ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(column)} ...;` to the down file",
+            f"the up drops column {change.column} of {change.table} (line {change.line}) "
+            "but the down does not add it back",
+            f"add `ALTER TABLE {up.final_table(table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote_ident(column)} ...;` to the down file",
         )
 
 
@@ -237,10 +340,12 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     """What the down creates or destroys that the up did not touch."""
     hint = "a down file should only undo its up file; put other changes in a migration"
     for key, effect in down.created.items():
-        if effect.kind in _NOT_FOLLOWED or up.touches(key):
+        if effect.kind in _NOT_FOLLOWED or up.touches(key) or effect.server_name is not None:
             continue
-        if any(holder in up.changed_tables for holder in effect.on):
-            continue  # e.g. re-creating an index, a view or an owned sequence of a table the up changed
+        if any(holder in up.changed_tables or up.drops_relation(holder) for holder in effect.on):
+            # e.g. re-creating an index, a view or an owned sequence of a table the up
+            # changed, or the index or trigger of a (materialized) view the up dropped
+            continue
         if effect.replace and key in up.altered:
             continue  # ALTER VIEW v SET (...), undone by CREATE OR REPLACE VIEW v AS ...
         yield _finding(
@@ -251,9 +356,8 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for (table, column), change in down.added_columns.items():
         if (table, column) in up.dropped_columns or _table_key(table) in up.dropped:
             continue
-        yield _finding(
-            f"the down adds column {column} to {table}, which the up does not drop", hint, change.line
-        )
+        yield _finding(f"the down adds column {change.column} to {change.table}, which the up "
+                       "does not drop", hint, change.line)
     for key, effect in down.dropped.items():
         if effect.kind is ObjectKind.TABLE and not up.touches(key) and not _up_temporary(up, effect):
             yield _finding(
@@ -264,11 +368,8 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for (table, column), change in down.dropped_columns.items():
         if (table, column) in up.added_columns or _table_key(table) in up.created:
             continue
-        yield _finding(
-            f"the down drops column {column} of {table}, which the up does not add",
-            hint,
-            change.line,
-        )
+        yield _finding(f"the down drops column {change.column} of {change.table}, which the up "
+                       "does not add", hint, change.line)
 
 
 def _up_temporary(up: _Footprint, dropped: ObjectEffect) -> bool:

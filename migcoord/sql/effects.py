@@ -4,8 +4,9 @@ The values: `StatementEffects` holds what one statement does (migcoord/sql/extra
 reads it from the parse tree): the tables it creates, alters, drops, renames, truncates,
 writes, indexes, gives triggers, policies, comments or row security; the tables it only
 reads (foreign keys, view and function bodies, `LIKE`, `INHERITS`, `PARTITION OF`, the
-queries of data migrations); the schema objects it creates, drops or renames; and the
-columns `ALTER TABLE` adds or drops.
+queries of data migrations); the schema objects it creates, drops or renames (an index
+created without a name under the name PostgreSQL gives it, migcoord/sql/index_names.py);
+and the columns `ALTER TABLE` adds, drops or renames.
 
 Names resolve as PostgreSQL would at that point of the file (`Scope`): unqualified
 names go to the default schema (or to the first schema of a `SET search_path` earlier in
@@ -22,6 +23,7 @@ import attrs
 
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import quote_ident, relation_parts, wrapped
+from migcoord.sql.index_names import ServerName
 
 
 @attrs.frozen(order=True)
@@ -90,6 +92,7 @@ class ObjectAction(enum.StrEnum):
 class ColumnAction(enum.StrEnum):
     ADDED = "added"
     DROPPED = "dropped"
+    RENAMED = "renamed"
 
 
 @attrs.frozen
@@ -131,16 +134,22 @@ class ObjectEffect:
     replace: bool = False
     #: SEQUENCE, CREATED or OWNED: the column of `on`'s table that owns it.
     owner_column: str = ""
+    #: INDEX, CREATED without a name: what PostgreSQL builds its name from; `name` is the
+    #: name it gets when that name is free in the schema (else a numbered form).
+    server_name: ServerName | None = None
 
 
 @attrs.frozen
 class ColumnEffect:
-    """A column that `ALTER TABLE` adds or drops (not the columns of `CREATE TABLE`)."""
+    """A column that `ALTER TABLE` adds, drops or renames (not the columns of `CREATE
+    TABLE`)."""
 
     action: ColumnAction
     table: QualifiedName
     column: str
     line: int
+    #: RENAMED: the column's new name.
+    new_name: str = ""
 
 
 @attrs.frozen

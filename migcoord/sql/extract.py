@@ -8,6 +8,7 @@ from collections.abc import Callable
 from migcoord.sql._collector import (
     DATABASE_WIDE,
     DROP_KINDS,
+    NAMED_KINDS,
     RELATION_KINDS,
     TABLE_ATTACHED,
     TABLE_TYPES,
@@ -24,6 +25,7 @@ from migcoord.sql.effects import (
     StatementEffects,
     TableAction,
 )
+from migcoord.sql.index_names import index_statement_name
 
 
 def extract(node_type: str, body: Node, scope: Scope, line: int) -> StatementEffects:
@@ -46,6 +48,11 @@ def _create_table(body: Node, c: Collector) -> None:
              on=tuple(parent for parent in parents if parent is not None))
     # Foreign keys, LIKE sources, INHERITS parents and the PARTITION OF parent are read.
     c.walk(body.get("tableElts"), body.get("inhRelations"))
+
+
+def _create_foreign_table(body: Node, c: Collector) -> None:
+    # CREATE FOREIGN TABLE holds a CREATE TABLE (`base`); DROP FOREIGN TABLE is a table's.
+    _create_table(body.get("base") or {}, c)
 
 
 def _create_table_as(body: Node, c: Collector) -> None:
@@ -119,26 +126,45 @@ def _alter_table_command(command: Node, table: QualifiedName | None, c: Collecto
 
 def _rename(body: Node, c: Collector) -> None:
     kind = body.get("renameType", "")
+    if kind in NAMED_KINDS:  # ALTER TYPE / DOMAIN / FUNCTION ... RENAME TO
+        named = c.scope.qualify(name_parts(body.get("object")))
+        if named is not None:
+            c.object(ObjectAction.RENAMED, NAMED_KINDS[kind], named,
+                     new_name=QualifiedName(named.schema, body.get("newname", "")))
+        return
     old = c.scope.range_var(body.get("relation"))
     if old is None:
-        return  # renames of functions, types, schemas, ... are not followed
+        return  # renames of schemas, ... are not followed
     new = QualifiedName(old.schema, body.get("newname", ""))
     if kind in TABLE_TYPES:
         c.table(TableAction.RENAMED, old, new_name=new)
         c.object(ObjectAction.RENAMED, ObjectKind.TABLE, old, new_name=new)
     elif kind in RELATION_KINDS:
         c.object(ObjectAction.RENAMED, RELATION_KINDS[kind], old, new_name=new)
-    elif kind in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"):
-        if body.get("relationType", "OBJECT_TABLE") in TABLE_TYPES:
+    elif kind == "OBJECT_COLUMN":
+        if body.get("relationType") in TABLE_TYPES:
             c.table(TableAction.ALTERED, old)
-    elif kind == "OBJECT_TRIGGER":
-        c.table(TableAction.TRIGGER, old)
-    elif kind == "OBJECT_POLICY":
-        c.table(TableAction.POLICY, old)
+            c.column(ColumnAction.RENAMED, old, body.get("subname", ""),
+                     new_name=body.get("newname", ""))
+    elif kind == "OBJECT_TABCONSTRAINT":
+        # Only ALTER TABLE renames a table constraint; the parse tree leaves its
+        # relationType unset.
+        c.table(TableAction.ALTERED, old)
+    elif kind in ("OBJECT_TRIGGER", "OBJECT_POLICY"):
+        attached = ObjectKind.TRIGGER if kind == "OBJECT_TRIGGER" else ObjectKind.POLICY
+        c.table(TABLE_ATTACHED[attached], old)
+        c.object(ObjectAction.RENAMED, attached, QualifiedName(old.schema, body.get("subname", "")),
+                 on=(old,), new_name=new)
 
 
 def _set_schema(body: Node, c: Collector) -> None:
     kind = body.get("objectType", "")
+    if kind in NAMED_KINDS:  # ALTER TYPE / DOMAIN / FUNCTION ... SET SCHEMA
+        named = c.scope.qualify(name_parts(body.get("object")))
+        if named is not None:
+            c.object(ObjectAction.RENAMED, NAMED_KINDS[kind], named,
+                     new_name=QualifiedName(body.get("newschema", ""), named.name))
+        return
     old = c.scope.range_var(body.get("relation"))
     if old is None:
         return
@@ -189,7 +215,15 @@ def _index(body: Node, c: Collector) -> None:
     index = QualifiedName(table.schema, name) if name else None  # indexes live with tables
     concurrently = bool(body.get("concurrent"))
     c.table(TableAction.INDEXED, table, index=index, concurrently=concurrently)
-    c.object(ObjectAction.CREATED, ObjectKind.INDEX, index, on=(table,))
+    if index is not None:
+        c.object(ObjectAction.CREATED, ObjectKind.INDEX, index, on=(table,))
+        return
+    # Without a name, PostgreSQL names it after the table and its columns.
+    server_name = index_statement_name(table.name, body)
+    if server_name is not None:
+        c.object(ObjectAction.CREATED, ObjectKind.INDEX,
+                 QualifiedName(table.schema, server_name.first), on=(table,),
+                 server_name=server_name)
 
 
 def _trigger(body: Node, c: Collector) -> None:
@@ -323,6 +357,7 @@ def _opaque(body: Node, c: Collector) -> None:
 
 _HANDLERS: dict[str, Callable[[Node, Collector], None]] = {
     "CreateStmt": _create_table,
+    "CreateForeignTableStmt": _create_foreign_table,
     "CreateTableAsStmt": _create_table_as,
     "SelectStmt": _select,
     "InsertStmt": _write,

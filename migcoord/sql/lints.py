@@ -28,6 +28,7 @@ import attrs
 from migcoord.sql._parser import Node
 from migcoord.sql._tree import name_parts, relation_parts, wrapped, written
 from migcoord.sql.effects import QualifiedName
+from migcoord.sql.index_names import index_statement_name
 
 #: The codes these lints report; migcoord/core/findings.py declares their severities.
 SQL_SYNTAX = "sql-syntax"
@@ -51,6 +52,10 @@ class Hazard:
     column: int
     #: The tables it concerns, for rules that say whose they are (lock hazards).
     tables: tuple[QualifiedName, ...] = ()
+    #: The line of a TRUNCATE earlier in the file that emptied the table this hazard is
+    #: about (0: none). In a transaction its lock keeps the table empty, so `lint` reports
+    #: the hazard only in a file that runs outside one.
+    emptied: int = 0
 
 
 def hazards(node_type: str, body: Node, locate: Locate) -> tuple[Hazard, ...]:
@@ -138,9 +143,12 @@ def _index(body: Node, locate: Locate) -> Iterator[Hazard]:
     name = body.get("idxname")
     if name is None:
         # IF NOT EXISTS needs a name; without one PostgreSQL invents a new one each time.
+        # The name it gave the first time keeps databases that ran the file as they are.
+        server_name = index_statement_name(body.get("relation", {}).get("relname", ""), body)
+        suggested = written([server_name.first]) if server_name is not None else "<name>"
         yield _rerun(
             f"CREATE INDEX on {table} without a name builds another index each time it runs",
-            f"CREATE {unique}INDEX{concurrently} IF NOT EXISTS <name> ON {table} (...)",
+            f"CREATE {unique}INDEX{concurrently} IF NOT EXISTS {suggested} ON {table} (...)",
             locate,
         )
         return

@@ -8,7 +8,11 @@ given what the file did before it (`FileState`):
 - a table created earlier in the same file is empty and nobody else holds it, so nothing
   here fires for it (nor for its indexes, or a materialized view the file created);
 - `SET NOT NULL` is fine after a validated `CHECK (column IS NOT NULL)` earlier in the
-  file (or a `VALIDATE CONSTRAINT` of a constraint added by an earlier migration).
+  file (or a `VALIDATE CONSTRAINT` of a constraint added by an earlier migration);
+- a table a `TRUNCATE` earlier in the file emptied (migcoord/sql/emptied.py) stays empty
+  while the file's transaction holds TRUNCATE's lock: its hazards carry the TRUNCATE's
+  line (`Hazard.emptied`), and `lint` reports them only in a file that runs outside a
+  transaction.
 
 `ALTER COLUMN ... TYPE` needs the column's old type, which an earlier migration holds:
 migcoord/sql/columns.py notes each column's type, and migcoord/checks/hazards.py decides
@@ -24,8 +28,10 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from migcoord.sql._parser import Node
-from migcoord.sql._tree import name_parts, wrapped
-from migcoord.sql.effects import QualifiedName, Scope
+from migcoord.sql._tree import name_parts, quote_ident, wrapped
+from migcoord.sql.effects import QualifiedName, Scope, TableEffect
+from migcoord.sql.emptied import Emptied
+from migcoord.sql.index_names import constraint_name, index_statement_name
 from migcoord.sql.lints import Hazard, Locate, option_is_true
 from migcoord.sql.rewrites import SERIAL_TYPES, TypeSpec, volatile_calls
 
@@ -58,9 +64,19 @@ class FileState:
     proven_not_null: frozenset[tuple[QualifiedName, str]] = frozenset()
     #: Tables with a `VALIDATE CONSTRAINT` of a constraint this file did not add.
     validated_elsewhere: frozenset[QualifiedName] = frozenset()
+    #: Tables emptied by a TRUNCATE (or a DELETE without WHERE) earlier in the file.
+    emptied: Emptied = attrs.field(factory=Emptied)
 
-    def after(self, node_type: str, body: Node, scope: Scope) -> FileState:
-        """The state once this statement has run."""
+    def after(self, node_type: str, body: Node, scope: Scope,
+              tables: tuple[TableEffect, ...] = (), *, opaque: bool = False,
+              line: int = 0) -> FileState:
+        """The state once this statement (whose table effects are `tables`, at `line`)
+        has run."""
+        emptied = self.emptied.after(node_type, body, scope, tables, opaque=opaque, line=line)
+        state = self if emptied is self.emptied else attrs.evolve(self, emptied=emptied)
+        return state._after_ddl(node_type, body, scope)
+
+    def _after_ddl(self, node_type: str, body: Node, scope: Scope) -> FileState:
         if node_type == "CreateStmt":
             return self._with_fresh(scope.range_var(body.get("relation")))
         if node_type == "CreateTableAsStmt":
@@ -129,12 +145,18 @@ class _Context:
     scope: Scope
     state: FileState
     locate: Locate
+    #: The line of the TRUNCATE that emptied the table the statement is about, or 0.
+    emptied: int = 0
 
     def hazard(self, code: str, message: str, hint: str, at: int | None = None,
                tables: tuple[QualifiedName, ...] = ()) -> Hazard:
         line, column = self.locate(at)
         return Hazard(code=code, message=message, hint=hint, line=line, column=column,
-                      tables=tables)
+                      tables=tables, emptied=self.emptied)
+
+    def on_table(self, table: QualifiedName, range_var: Node | None) -> _Context:
+        """This context for a statement on `table` (written as `range_var`)."""
+        return attrs.evolve(self, emptied=self.state.emptied.truncated_at(table, range_var))
 
     def show(self, name: QualifiedName) -> str:
         """`name` as a person writes it: without the file's default schema."""
@@ -167,8 +189,12 @@ def _index(body: Node, c: _Context) -> Iterator[Hazard]:
     # CONCURRENTLY is refused there; each partition's index is built and attached apart.
     if body.get("concurrent") or table is None or not relation.get("inh", False):
         return
+    c = c.on_table(table, relation)
     unique = "UNIQUE " if body.get("unique") else ""
-    name = body.get("idxname") or "<name>"
+    # Unnamed, the name PostgreSQL gives it: IF NOT EXISTS then finds it where it ran.
+    server_name = index_statement_name(table.name, body)
+    known = body.get("idxname") or (server_name.first if server_name is not None else None)
+    name = quote_ident(known) if known else "<name>"
     shown = c.show(table)
     yield c.hazard(
         BLOCKING_INDEX_BUILD,
@@ -201,6 +227,7 @@ def _alter_table(body: Node, c: _Context) -> Iterator[Hazard]:
     table = c.existing(body.get("relation"))
     if table is None:
         return
+    c = c.on_table(table, body.get("relation"))
     state = c.state
     for command in wrapped(body.get("cmds"), "AlterTableCmd"):
         yield from _alter_command(table, command, attrs.evolve(c, state=state))
@@ -267,7 +294,9 @@ def _constraint(table: QualifiedName, constraint: Node, c: _Context, *,
             hint, at, tables)
     elif kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE") and not constraint.get("indexname"):
         what = "PRIMARY KEY" if kind == "CONSTR_PRIMARY" else "UNIQUE"
-        index = name if name != "<name>" else f"{table.name}_{'pkey' if column == '' else 'key'}"
+        # Unnamed, it gets PostgreSQL's name: t_pkey, t_a_b_key.
+        chosen = constraint_name(table.name, constraint, column)
+        index = name if name != "<name>" or chosen is None else chosen.first
         yield c.hazard(
             UNIQUE_WITHOUT_INDEX,
             f"adding a {what} constraint to {t} builds its index while it holds an "
@@ -308,10 +337,14 @@ def _add_column(table: QualifiedName, column_def: Node, c: _Context) -> Iterator
             f"{column} SET DEFAULT ...`",
             at, (table,))
     elif "CONSTR_NOTNULL" in kinds and default is None and "CONSTR_PRIMARY" not in kinds:
+        deleted = c.state.emptied.deleted_at(table)
         yield c.hazard(
             NOT_NULL_WITHOUT_DEFAULT,
             f"ADD COLUMN {column} ... NOT NULL without a DEFAULT fails on {t} as soon as "
-            "it holds a row (the new column is NULL in every existing row)",
+            "it holds a row (the new column is NULL in every existing row)"
+            + (f"; the DELETE at line {deleted} does not keep it empty: other sessions "
+               f"may insert rows after it (in a transaction, `TRUNCATE {t}` would hold "
+               "them off until COMMIT)" if deleted else ""),
             f"give it a constant default (`ADD COLUMN {column} {spec} NOT NULL DEFAULT ...`: "
             "no rewrite since PostgreSQL 11), or add it nullable, fill it, and set NOT NULL "
             "after a validated CHECK",
