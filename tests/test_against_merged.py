@@ -195,3 +195,34 @@ def test_a_ref_a_shallow_clone_lacks_says_to_fetch_more(tmp_path: Path) -> None:
     assert result.code == 2, result.stderr
     assert "this clone is shallow" in result.stderr
     assert "git fetch --unshallow origin" in result.stderr
+
+
+def test_a_config_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    root = make_tree(repo / "db", MERGED, config=CONFIG)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    add(root, "000002", "CREATE TABLE b (id int);\n", CLEAN_DOWN)
+    code, document = check_json(root, "--against", "main")
+    assert (code, shown(document), document["merged_warnings"]) == (
+        0, [("not-idempotent", "000002_next.up.sql")], 2)
+
+
+def test_line_endings_changed_on_the_branch_are_no_change(tmp_path: Path) -> None:
+    """The checksum ignores them, and so does edited-merged: still main's warnings."""
+    root = history(tmp_path)
+    up = root / "app/migrations/000001_create_a.up.sql"
+    up.write_bytes(b"\xef\xbb\xbf" + up.read_bytes().replace(b"\n", b"\r\n"))
+    code, document = check_json(root, "--strict", "--against", "main")
+    assert (code, document["findings"], document["merged_warnings"]) == (0, [], 2)
+
+
+def test_what_main_gained_since_the_split_is_main_s(tmp_path: Path) -> None:
+    root = history(tmp_path)
+    git(root, "checkout", "-q", "main")
+    add(root, "000002", "CREATE TABLE b (id int);\n", CLEAN_DOWN)
+    git(root, "checkout", "-q", "feature")
+    code, document = check_json(root, "--strict", "--against", "main")
+    assert (code, document["findings"], document["merged_warnings"]) == (0, [], 3)
