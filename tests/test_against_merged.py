@@ -226,3 +226,16 @@ def test_what_main_gained_since_the_split_is_main_s(tmp_path: Path) -> None:
     git(root, "checkout", "-q", "feature")
     code, document = check_json(root, "--strict", "--against", "main")
     assert (code, document["findings"], document["merged_warnings"]) == (0, [], 3)
+
+
+def test_the_python_api_returns_both_sides(tmp_path: Path) -> None:
+    from migcoord import Coordinator
+
+    root = history(tmp_path)
+    add(root, "000002", "CREATE TABLE b (id int);\n", CLEAN_DOWN)
+    coordinator = Coordinator.load(root / "migcoord.toml")
+    scoped = coordinator.check_against("main")
+    assert [f.path.name for f in scoped.shown if f.path] == ["000002_next.up.sql"]
+    assert sorted(f.path.name for f in scoped.merged if f.path) == [
+        "000001_create_a.down.sql", "000001_create_a.up.sql"]
+    assert len(coordinator.check(against="main")) == 3  # every finding, as before
