@@ -8,6 +8,8 @@ import functools
 from typing import TYPE_CHECKING
 
 from migcoord import checks
+from migcoord.core import merged
+from migcoord.core.merged import Scoped
 from migcoord.core.model import Catalog, Config, Finding
 from migcoord.repo import docskeeper, merging, sumkeeper
 
@@ -21,6 +23,31 @@ def offline_findings(config: Config, catalog: Catalog, sql: SqlAnalyses | None, 
                      against: str | None, parallel: bool) -> list[Finding]:
     """Every finding of `check` on `catalog`, sorted; `sql` None leaves out the SQL
     analysis (and with it docs-stale), `against` validates the merge with that git ref."""
+    return _offline(config, catalog, sql, against=against, parallel=parallel)[0]
+
+
+def scoped_findings(config: Config, catalog: Catalog, sql: SqlAnalyses | None, *,
+                    against: str, parallel: bool) -> Scoped:
+    """`offline_findings` with `against`, less the warnings that REF reports too in
+    migrations it has unchanged (core/merged says which and why)."""
+    findings, judged = _offline(config, catalog, sql, against=against, parallel=parallel)
+    from migcoord.repo import reftree
+
+    ref_config = reftree.config_at(config, against)
+    ref_catalog = reftree.catalog_at(ref_config, against)
+    unchanged = merged.unchanged_files(judged, ref_catalog)
+    if not any(not f.is_error and f.path in unchanged for f in findings):
+        return merged.Scoped(shown=tuple(findings), merged=())
+    # REF's own check, as it would run on REF: its config, its files, no merge.
+    theirs = checks.run_all(ref_catalog, ref_config, check_sum=False,
+                            sql=sql.analyze(ref_catalog, parallel=parallel)
+                            if sql is not None else None)
+    return merged.leave_out_merged(findings, theirs, unchanged)
+
+
+def _offline(config: Config, catalog: Catalog, sql: SqlAnalyses | None, *,
+             against: str | None, parallel: bool) -> tuple[list[Finding], Catalog]:
+    """`offline_findings`, and the catalog they judge (merged with `against`)."""
     check_sum = config.sum_path is not None
     edits: list[BranchEdit] = []
     if against is not None:
@@ -38,7 +65,7 @@ def offline_findings(config: Config, catalog: Catalog, sql: SqlAnalyses | None, 
     if against is None and sql is not None and analyses is not None:
         findings.extend(docskeeper.stale_findings(
             config, catalog, functools.partial(sql.owned_tables, catalog, analyses)))
-    return checks.sort_findings(findings)
+    return checks.sort_findings(findings), catalog
 
 
 def _unconfigured_folders(config: Config) -> tuple[FoundFolder, ...]:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
-from migcoord.core import planning, progress, reconcile
+from migcoord.core import merged, planning, progress, reconcile
 from migcoord.core.ddl import command_line_settings
 from migcoord.core.model import Catalog, Config, Finding, ServiceConfig
 from migcoord.core.naming import normalize_name
@@ -141,6 +141,17 @@ class Coordinator:
         return _checking.offline_findings(self.config, self.catalog(),
                                           self._analyses() if sql else None,
                                           against=against, parallel=parallel)
+
+    def check_against(self, ref: str, *, sql: bool = True,
+                      parallel: bool = False) -> merged.Scoped:
+        """`check(against=ref)` as a pull request needs it: `shown`, every finding but the
+        warnings `ref` reports too in migrations it has unchanged; those are `merged`
+        (they cannot be fixed on a branch: see migcoord.core.merged)."""
+        from migcoord import _checking
+
+        return _checking.scoped_findings(self.config, self.catalog(),
+                                         self._analyses() if sql else None,
+                                         against=ref, parallel=parallel)
 
     def _analyses(self) -> SqlAnalyses:
         """This Coordinator's SQL analyses, made at the first use."""

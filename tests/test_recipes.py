@@ -91,3 +91,28 @@ def test_every_migcoord_command_in_the_ci_recipes_parses() -> None:
     for command in commands:
         words = shlex.split(command.replace("${{ github.base_ref }}", "main"))
         parser.parse_args(words[1:])
+
+
+def test_the_ci_check_commands_run_on_a_history_with_old_warnings(tmp_path: Path) -> None:
+    """docs/ci.md's check steps, in a clone as the runner has it: a pull request and the
+    push of its merge pass although main's migration carries warnings; a new warning
+    fails either."""
+    from test_against import git
+    from test_against_merged import CLEAN_DOWN, CLEAN_UP, add, history
+
+    text = (REPO / "docs" / "ci.md").read_text()
+    pull, push = (shlex.split(c.replace("${{ github.base_ref }}", "main"))[1:]
+                  for c in re.findall(r"run: (migcoord check [^\n]+)", text))
+    origin = history(tmp_path)
+    add(origin, "000002", CLEAN_UP, CLEAN_DOWN)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--branch", "feature", str(origin), str(clone))
+    assert run(["check", "--strict"], cwd=clone).code == 1  # main's old warnings
+    assert run(pull, cwd=clone).code == 0, run(pull, cwd=clone).stderr
+    git(clone, "checkout", "-q", "main")
+    git(clone, "merge", "-q", "--no-ff", "-m", "merge feature", "feature")
+    assert run(push, cwd=clone).code == 0, run(push, cwd=clone).stderr
+    add(clone, "000003", "CREATE TABLE c (id int);\n", "DROP TABLE IF EXISTS c;\n")
+    result = run(push, cwd=clone)
+    assert result.code == 1
+    assert "000003_next.up.sql:1:1: warning: not-idempotent" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,10 +104,14 @@ def message(ctx: Context, text: str, document: dict[str, object] | None = None) 
 
 
 def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
-             summary: bool = True) -> None:
-    """`check`'s report; JSON paths are relative to `root`, the config's folder."""
+             summary: bool = True, merged: tuple[str, int] | None = None) -> None:
+    """`check`'s report; JSON paths are relative to `root`, the config's folder.
+    `merged` (with --against): the ref and how many of its warnings were left out."""
     if ctx.json:
-        emit_json(ctx, {"ok": ok, "findings": [f.as_json(root) for f in found]})
+        document: dict[str, object] = {"ok": ok, "findings": [f.as_json(root) for f in found]}
+        if merged is not None:
+            document["merged_warnings"] = merged[1]
+        emit_json(ctx, document)
         return
     for finding in found:
         where = display(finding.path)
@@ -124,9 +129,19 @@ def findings(ctx: Context, root: Path, found: list[Finding], *, ok: bool,
     if summary and not ctx.args.quiet:
         counts = (f"{errors} error{'s' if errors != 1 else ''}, "
                   f"{warnings} warning{'s' if warnings != 1 else ''}")
+        if merged is not None and merged[1]:
+            ref, left_out = merged
+            counts += (f" ({left_out:,} more in migrations {ref} already has: "
+                       f"`{_plain_check(ctx)}` lists them)")
         paint = ctx.paint_err
         verdict = paint.ok("check ok") if ok else paint.error("check failed")
         ctx.stderr.write(f"{verdict}: {counts}\n")
+
+
+def _plain_check(ctx: Context) -> str:
+    """The `check` without --against that lists every warning, with this run's config."""
+    config = getattr(ctx.args, "config", None)
+    return f"migcoord check --config {shlex.quote(str(config))}" if config else "migcoord check"
 
 
 # -- create / renumber ----------------------------------------------------------------------

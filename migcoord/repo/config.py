@@ -93,6 +93,11 @@ def load(path: Path) -> Config:
         raw_bytes = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read the config: {err.strerror}", path=path) from None
+    return parse(raw_bytes, path)
+
+
+def parse(raw_bytes: bytes, path: Path) -> Config:
+    """A config file's content, validated as if it were at `path`."""
     try:
         # A byte order mark (as Windows editors write) is not TOML; it is dropped.
         data = tomllib.loads(raw_bytes.decode("utf-8").removeprefix("\ufeff"))

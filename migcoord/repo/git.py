@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -56,10 +57,33 @@ def commit_of(top: Path, ref: str) -> str:
     try:
         return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top).decode().strip()
     except GitError:
+        pass
+    if _git(["rev-parse", "--is-shallow-repository"], top).decode().strip() == "true":
         raise GitError(
-            f"git does not know the ref {ref!r}",
-            hint=f"fetch it first (`git fetch origin`), or check the spelling: `git rev-parse {ref}`",
-        ) from None
+            f"git does not know the ref {ref!r}: this clone is shallow (it has only the "
+            "newest commits)",
+            hint="fetch the history it needs: `git fetch --unshallow origin` (in GitHub "
+            "Actions, `fetch-depth: 0` on actions/checkout)") from None
+    child = re.fullmatch(r"(.+?)(?:\^[0-9]*|~[0-9]*)+", ref)
+    if child is not None and _known(top, child.group(1)):
+        # `HEAD^1` in the first commit of a repository: there is nothing before it.
+        raise GitError(
+            f"{ref!r} names a commit before {child.group(1)!r}, which has no parent (it is "
+            "the repository's first commit)",
+            hint="a first commit has nothing to compare with: run the command without "
+            "--against there") from None
+    raise GitError(
+        f"git does not know the ref {ref!r}",
+        hint=f"fetch it first (`git fetch origin`), or check the spelling: `git rev-parse {ref}`",
+    ) from None
+
+
+def _known(top: Path, ref: str) -> bool:
+    try:
+        _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
+    except GitError:
+        return False
+    return True
 
 
 def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
@@ -266,9 +290,15 @@ def contents_at(config: Config, side: OtherSide, commit: str,
         return {}
     prefix = _relative(side.top, config.root)
     full = [path if prefix in (None, "", ".") else f"{prefix}/{path}" for path in paths]
+    return _blobs(side.top, commit, paths, full)
+
+
+def _blobs(top: Path, commit: str, paths: list[str], full: list[str]) -> dict[str, bytes]:
+    """`paths[i]` -> the content in `commit` of `full[i]` (relative to `top`), read with
+    one `git cat-file --batch`; a path the commit does not have is left out."""
     request = "".join(f"{commit}:{path}\n" for path in full).encode("utf-8", "surrogateescape")
     try:
-        result = subprocess.run(["git", "cat-file", "--batch"], cwd=side.top, input=request,
+        result = subprocess.run(["git", "cat-file", "--batch"], cwd=top, input=request,
                                 capture_output=True, check=False)
     except FileNotFoundError:
         raise GitError("this needs git, and git is not installed") from None
@@ -287,6 +317,21 @@ def contents_at(config: Config, side: OtherSide, commit: str,
         found[path] = output[at:at + size]
         at += size + 1
     return found
+
+
+def tree_at(top: Path, commit: str, folders: list[str]) -> dict[str, bytes]:
+    """Every file under `folders` (POSIX, relative to `top`) in `commit`: its path
+    relative to `top` -> its content."""
+    if not folders:
+        return {}
+    output = _git(["ls-tree", "-r", "-z", "--name-only", commit, "--", *folders], top)
+    paths = [p for p in output.decode("utf-8", "surrogateescape").split("\0") if p]
+    return _blobs(top, commit, paths, paths)
+
+
+def relative_to_top(top: Path, path: Path) -> str | None:
+    """`path` relative to the work tree's top, POSIX; None when it is outside."""
+    return _relative(top, path)
 
 
 def folders_of(config: Config) -> dict[str, str]:
