@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 
 from helpers import make_tree, pair, run
 from migcoord import Coordinator, MigrationLockTimeout
+from migcoord.db import lockwait
 from migcoord.errors import MigrationLeftDirty
 from test_engine_support import (
     AB_CONFIG,
@@ -372,3 +374,30 @@ def test_a_timed_out_detach_concurrently_is_not_run_again_saying_why(
     assert error.lock_wait["attempts"] == 1
     assert "not tried again: a DETACH PARTITION ... CONCURRENTLY" in error.message
     assert "FINALIZE" in error.message
+
+
+def test_a_wait_read_as_its_holder_ended_does_not_hide_the_one_that_named_it(
+        dsn: str, blocker: psycopg.Connection) -> None:
+    """A concurrent index build waits for each older transaction in turn; a sample taken
+    just as one ends shows the wait with nobody in it. The report keeps the session seen
+    holding the migration up."""
+    blocker.execute("SELECT count(*) FROM t")
+    with psycopg.connect(dsn) as waiting, psycopg.connect(dsn, autocommit=True) as watch:
+        waiting.execute("SET lock_timeout = '30s'")  # LOCK TABLE runs in this transaction
+        pid = waiting.info.backend_pid
+        locking = threading.Thread(target=lambda: waiting.execute("LOCK TABLE t"))
+        locking.start()
+        try:
+            seen = wait_until(lambda: lockwait.sample(watch, pid), what="the LOCK to wait")
+        finally:
+            blocker.rollback()
+            locking.join(QUICK)
+            waiting.rollback()
+    assert [b.pid for b in seen.blockers] == [blocker.info.backend_pid]
+    gone = attrs.evolve(seen, blockers=())
+
+    assert lockwait.more_telling(seen, gone) is seen
+    assert lockwait.more_telling(gone, seen) is seen
+    assert lockwait.more_telling(None, gone) is gone
+    again = attrs.evolve(seen, mode="ShareLock")
+    assert lockwait.more_telling(seen, again) is again

@@ -150,6 +150,16 @@ def sample(conn: psycopg.Connection[Any], pid: int) -> Blocked | None:
                    relation=None if row[2] is None else str(row[2]), blockers=blockers)
 
 
+def more_telling(earlier: Blocked | None, later: Blocked) -> Blocked:
+    """The wait to report of two seen in one attempt: the later one, unless only the
+    earlier names a session in the way. A wait can be read just as its holder ends (a
+    concurrent index build waits for each older transaction in turn, some of them brief),
+    and "no longer visible" must not replace the session that held the migration up."""
+    if earlier is not None and earlier.blockers and not later.blockers:
+        return earlier
+    return later
+
+
 class LockWatch:
     """Watches the migrating backend from a connection of its own (see the module), and
     paces the attempts: `pause` sleeps, `rng` jitters.
@@ -248,7 +258,7 @@ class LockWatch:
             with self._cond:
                 if blocked is not None and self._target is not None \
                         and self._target[2] == attempt:
-                    self._seen = blocked
+                    self._seen = more_telling(self._seen, blocked)
 
     def _look(self, pid: int) -> Blocked | None:
         try:
