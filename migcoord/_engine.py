@@ -320,7 +320,7 @@ def status(config: Config, catalog: Catalog, rows: Sequence[HistoryRow],
            service: str | None) -> StatusReport:
     """Every migration's state (of `service`, or all), judged from files and history,
     and what `up` would refuse in the files here (see refuse_invalid_files)."""
-    states = reconcile.reconcile(catalog, rows)
+    states = reconcile.reconcile(catalog, rows, width=config.version_width)
     shown = [s for s in states if service is None or s.service == service]
     pending = [s.migration for s in shown
                if s.state == Status.PENDING and s.migration is not None]

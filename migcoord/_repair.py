@@ -27,12 +27,12 @@ log = logging.getLogger("migcoord")
 
 # -- operator repair --------------------------------------------------------------------
 
-def migration_numbered(catalog: Catalog, version: int) -> Migration | None:
+def migration_numbered(catalog: Catalog, version: int, width: int = 6) -> Migration | None:
     """The one migration here with `version` (None when its file is not here); refuses a
     version that several migrations share."""
     matches = [m for m in catalog.migrations if m.version == version]
     if len(matches) > 1:
-        raise RefusedError(f"version {format_version(version)} belongs to several "
+        raise RefusedError(f"version {format_version(version, width)} belongs to several "
                            "migrations here", hint="run `migcoord check` and renumber first")
     return matches[0] if matches else None
 
@@ -46,7 +46,7 @@ def mark(config: Config, history: History, version: int, migration: Migration | 
         row = {r.version: r for r in history.rows()}.get(version)
         previous = None if row is None else row.status
         if applied:
-            target = _applied_row(version, migration, row)
+            target = _applied_row(version, migration, row, config.version_width)
             with history.conn.transaction():
                 history.upsert_applied(target)
                 history.event("mark-applied", version=version, service=target.service,
@@ -54,20 +54,21 @@ def mark(config: Config, history: History, version: int, migration: Migration | 
             service, name = target.service, target.name
         else:
             if row is None:
-                raise UsageError(f"{format_version(version)} is not recorded in the "
-                                 "database: it is already pending")
+                raise UsageError(f"{format_version(version, config.version_width)} is not "
+                                 "recorded in the database: it is already pending")
             with history.conn.transaction():
                 history.delete(version)
                 history.event("mark-pending", version=version, service=row.service,
                               name=row.name, reason=reason, detail={"previous": previous})
             service, name = row.service, row.name
-    log.debug("marked %s %s %s as %s", format_version(version), service, name,
+    log.debug("marked %s %s %s as %s", format_version(version, config.version_width), service, name,
               "applied" if applied else "pending")
     return MarkResult(version=version, service=service, name=name, applied=applied,
                       previous=previous)
 
 
-def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None) -> HistoryRow:
+def _applied_row(version: int, migration: Migration | None, row: HistoryRow | None,
+                 width: int) -> HistoryRow:
     if migration is not None and migration.up is not None and migration.up.read_error:
         raise RefusedError(
             f"{migration.up.path}: {migration.up.read_error}; mark records the checksum of "
@@ -79,7 +80,7 @@ def _applied_row(version: int, migration: Migration | None, row: HistoryRow | No
                           depends=migration.depends_on)
     if row is not None:
         return attrs.evolve(row, status="applied")
-    raise UsageError(f"no migration numbered {format_version(version)} in this checkout or in "
+    raise UsageError(f"no migration numbered {format_version(version, width)} in this checkout or in "
                      "the database", hint="check the number with `migcoord status`")
 
 

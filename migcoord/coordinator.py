@@ -269,7 +269,8 @@ class Coordinator:
         narrow = not (with_deps or service is None)
         catalog = self.catalog([service] if narrow and service else None, up_only=True)
         request = planning.UpRequest(service=service, to=to, with_deps=with_deps,
-                                     allow_out_of_order=allow_out_of_order)
+                                     allow_out_of_order=allow_out_of_order,
+                                     width=self.config.version_width)
         with self._database(dsn, conn, f"migcoord up {service or '--all'}") as history:
             return _engine.up(self.config, catalog, history, request, dry_run=dry_run,
                               lock_timeout=lock_timeout, sync_each=sync_each, ddl=ddl,
@@ -288,7 +289,8 @@ class Coordinator:
         self._service(service)
         ddl = command_line_settings(ddl_lock_timeout)
         catalog = self.catalog()
-        request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade)
+        request = planning.DownRequest(service=service, steps=steps, to=to, cascade=cascade,
+                                       width=self.config.version_width)
         with self._database(dsn, conn, f"migcoord down {service}") as history:
             return _engine.down(self.config, catalog, history, request, dry_run=dry_run,
                                 lock_timeout=lock_timeout, ddl=ddl,
@@ -339,7 +341,9 @@ class Coordinator:
         catalog = self.catalog()
         with self._database(dsn, conn, "migcoord check --db") as history:
             rows = history.rows()
-        return checks.database_findings(reconcile.reconcile(catalog, rows), rows, self.config)
+        return checks.database_findings(
+            reconcile.reconcile(catalog, rows, width=self.config.version_width), rows,
+            self.config)
 
     def mark(self, version: int, *, applied: bool, reason: str | None = None,
              lock_timeout: float | None = None, dsn: str | None = None,
@@ -352,7 +356,8 @@ class Coordinator:
         """
         from migcoord import _repair
 
-        migration = _repair.migration_numbered(self.catalog(), version)
+        migration = _repair.migration_numbered(self.catalog(), version,
+                                               self.config.version_width)
         with self._database(dsn, conn, "migcoord mark") as history:
             return _repair.mark(self.config, history, version, migration, applied=applied,
                                 reason=reason, lock_timeout=lock_timeout)

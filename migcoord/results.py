@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from migcoord.core.model import Finding, Status
+from migcoord.core.numbering import LeftReferences
 
 if TYPE_CHECKING:
     from migcoord.core.numbering import RenumberPlan
@@ -183,7 +184,8 @@ class Renumbered:
     new_version_text: str
     moved: tuple[tuple[Path, Path], ...]
     edited: tuple[Path, ...]
-    ambiguous: tuple[str, ...] = ()
+    #: Bare references left unchanged, in the files as they are after the moves.
+    ambiguous: tuple[LeftReferences, ...] = ()
     #: (old, new) for every migration moved: the requested one and its service's later ones.
     versions: tuple[tuple[int, int], ...] = ()
 
@@ -195,7 +197,8 @@ class Renumbered:
                           for a, b in self.moved],
                 "versions": [list(pair) for pair in self.versions],
                 "edited": [shown_path(p, relative_to) for p in self.edited],
-                "ambiguous": list(self.ambiguous)}
+                "ambiguous": [left.describe(shown_path(left.path, relative_to))
+                              for left in self.ambiguous]}
 
     @classmethod
     def of(cls, plan: RenumberPlan) -> Renumbered:
@@ -207,7 +210,8 @@ class Renumbered:
             new_version=plan.new_version, new_version_text=plan.new_version_text,
             moved=tuple((m.source, m.target) for m in plan.moves),
             edited=tuple(renamed.get(e.path, e.path) for e in plan.edits),
-            ambiguous=plan.ambiguous, versions=tuple((item.migration.version, item.new_version)
+            ambiguous=_renamed(plan.ambiguous, renamed),
+            versions=tuple((item.migration.version, item.new_version)
                            for item in plan.renumberings))
 
 
@@ -223,7 +227,8 @@ class Resolved:
     versions: tuple[tuple[str, str, str, str], ...] = ()
     moved: tuple[tuple[Path, Path], ...] = ()
     edited: tuple[Path, ...] = ()
-    ambiguous: tuple[str, ...] = ()
+    #: Bare references left unchanged, in the files as they are after the moves.
+    ambiguous: tuple[LeftReferences, ...] = ()
     #: The other side's migrations that kept the numbers this branch's left.
     kept: tuple[str, ...] = ()
     #: Whether migcoord.sum's content changed (a second resolve leaves it as it was).
@@ -234,7 +239,8 @@ class Resolved:
                 "migrations": [{"service": s, "name": n, "old_version": int(old),
                                 "new_version": int(new)} for s, n, old, new in self.versions],
                 "moved": [[str(a), str(b)] for a, b in self.moved],
-                "edited": [str(p) for p in self.edited], "ambiguous": list(self.ambiguous),
+                "edited": [str(p) for p in self.edited],
+                "ambiguous": [left.describe(str(left.path)) for left in self.ambiguous],
                 "kept": list(self.kept), "sum_updated": self.sum_updated}
 
     @classmethod
@@ -249,4 +255,10 @@ class Resolved:
                             r.new_version_text) for r in plan.renumberings),
             moved=tuple((m.source, m.target) for m in plan.moves),
             edited=tuple(renamed.get(e.path, e.path) for e in plan.edits),
-            ambiguous=plan.ambiguous, kept=kept, sum_updated=sum_updated)
+            ambiguous=_renamed(plan.ambiguous, renamed), kept=kept, sum_updated=sum_updated)
+
+
+def _renamed(left: tuple[LeftReferences, ...], renamed: dict[Path, Path],
+             ) -> tuple[LeftReferences, ...]:
+    """`left` with each file named where the moves put it."""
+    return tuple(attrs.evolve(item, path=renamed.get(item.path, item.path)) for item in left)

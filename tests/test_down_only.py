@@ -85,7 +85,8 @@ def test_a_recorded_version_whose_up_file_is_gone_is_missing_for_check_as_for_st
     assert sorted(db_codes(root, dsn)) == ["missing-file", "missing-up"]
     refused = run(["up", "--all"], cwd=root, environ=env(dsn))
     assert refused.code == 1
-    assert "0002 app tags is applied in the database but its file is gone" in refused.stderr
+    assert "0002 app tags is applied in the database but its up file (0002_tags.up.sql) is gone" \
+        in refused.stderr
 
 
 def test_the_out_of_order_hint_names_the_service_and_works(tmp_path: Path, dsn: str) -> None:

@@ -258,3 +258,41 @@ def test_renumber_keeps_each_name_of_an_up_and_down_named_differently(tmp_path: 
     lines = (root / "migcoord.sum").read_text().splitlines()
     assert "000009 aggregator add_x" in lines
     assert check_codes(root) == []
+
+
+def test_a_bare_reference_to_a_pair_that_moves_with_an_earlier_migration_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """Renumbering app's 0001 moves both of its 0005s (to two numbers): billing's bare
+    `depends 0005` may mean either, so it stays as written and is reported, with the
+    file named relative to the config, in text and JSON."""
+    config = ('version_width = 4\n[services.app]\nmigrations = "app/migrations"\n'
+              '[services.billing]\nmigrations = "billing/migrations"\n')
+    files = {**pair("app", "0001", "users"), **pair("app", "0002", "idx"),
+             **pair("billing", "0003", "inv"), **pair("billing", "0004", "amt"),
+             **pair("app", "0005", "a"), **pair("app", "0005", "b"),
+             **pair("billing", "0006", "dep", up="-- migcoord:depends 0005\nSELECT 1;\n")}
+    root = make_tree(tmp_path, files, config=config)
+    dependent = root / "billing/migrations/0006_dep.up.sql"
+    result = run(["renumber", "0001_users", "--service", "app"], cwd=root)
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in (root / "app/migrations").glob("*.up.sql")) == [
+        "0007_users.up.sql", "0008_idx.up.sql", "0009_a.up.sql", "0010_b.up.sql"]
+    assert dependent.read_text() == "-- migcoord:depends 0005\nSELECT 1;\n"
+    assert "updated depends" not in result.stdout
+    assert "left a bare reference unchanged" in result.stderr
+    assert "billing/migrations/0006_dep.up.sql: 0005" in result.stderr
+    assert str(root) not in result.stderr
+
+
+def test_renumber_json_names_a_reference_left_alone_relative_to_the_config(
+    tmp_path: Path,
+) -> None:
+    """`ambiguous` in JSON names the file as `moved` and `edited` do, from the config's
+    folder, even when the command runs in a subfolder."""
+    root = merged(tmp_path, pair("sender", "000008", "use",
+                                 up="-- migcoord:depends 000007\nSELECT 1;\n"))
+    result = run(["renumber", "000007", "--service", "aggregator", "--format", "json"],
+                 cwd=root / AGG)
+    assert result.code == 0, result.stderr
+    assert result.json()["ambiguous"] == ["sender/migrations/000008_use.up.sql: 000007"]

@@ -20,7 +20,7 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
         highest[row.service] = max(highest.get(row.service, 0), row.version)
     findings: list[Finding] = []
     states = list(states)
-    repair = " then ".join(moved_repair(states))
+    repair = " then ".join(moved_repair(states, config.version_width))
     for state in states:
         shown = f"{format_version(state.version, config.version_width)} {state.service} {state.name}"
         path = state.migration.path if state.migration is not None else None
@@ -34,6 +34,17 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
                 hint="record the new numbers without running anything again, in this order: "
                 + repair,
                 path=state.moved_to.path, service=state.service, version=state.version))
+        elif state.state == Status.MISSING and state.down_only is not None:
+            up_name = f"{state.down_only.label}.up.sql"
+            findings.append(Finding.of(
+                "missing-file",
+                f"{shown} is applied in the database but its up file ({up_name}) is gone; "
+                "its down file is still here",
+                hint=f"restore {up_name} from git history; if the migration is abandoned, undo "
+                "it by hand (its down file says how), `migcoord mark "
+                f"{format_version(state.version, config.version_width)} --pending`, and "
+                "delete the down file",
+                path=state.down_only.path, service=state.service, version=state.version))
         elif state.state == Status.MISSING:
             findings.append(Finding.of(
                 "missing-file",

@@ -89,6 +89,14 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+#: How a migration applied without a round trip is shown, by why (verify.plan.NoRoundTrip).
+_APPLIED = {
+    "other-service": "applied (not this service's: no round trip)",
+    "base": "applied (the ref of --against has it: no round trip)",
+    "adopted": "adopted: no down file, applied without a round trip",
+}
+
+
 def _progress_line(item: MigrationVerdict | SequenceVerdict, paint: Palette = PLAIN) -> str:
     from migcoord.verify import MigrationVerdict
 
@@ -97,7 +105,7 @@ def _progress_line(item: MigrationVerdict | SequenceVerdict, paint: Palette = PL
                  (("up", item.up_ms), ("down", item.down_ms), ("up again", item.up_again_ms),
                   ("rebuild", item.rebuild_ms))
                  if value is not None]
-        state = {"ok": paint.ok("ok"), "applied": "applied (not this service's: no round trip)",
+        state = {"ok": paint.ok("ok"), "applied": _APPLIED[item.no_round_trip or "other-service"],
                  "failed": paint.error("FAILED") + " ("
                  + ", ".join(dict.fromkeys(p.stage for p in item.problems)) + ")",
                  "skipped": "skipped (not run)"}[item.status]

@@ -164,9 +164,10 @@ def renumbered(ctx: Context, result: Renumbered, root: Path) -> None:
         ctx.stdout.write(f"renamed {display(source)} -> {display(target)}\n")
     for path in result.edited:
         ctx.stdout.write(f"updated depends in {display(path)}\n")
-    for note in result.ambiguous:
+    for left in result.ambiguous:
         ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: left a bare reference "
-                         f"unchanged (it may mean the other migration with that number): {note}\n")
+                         "unchanged (two migrations had that number, so it may mean either): "
+                         f"{left.describe(display(left.path))}\n")
     ctx.stdout.write("updated migcoord.sum\n")
 
 

@@ -55,10 +55,10 @@ def resolved(ctx: Context, result: Resolved, onto: str | None) -> None:
         write(f"  renamed {out.display(source)} -> {out.display(target)}\n")
     for path in result.edited:
         write(f"updated depends in {out.display(path)}\n")
-    for note in result.ambiguous:
+    for left in result.ambiguous:
         ctx.stderr.write(f"migcoord: {ctx.paint_err.warning('warning')}: left a bare reference "
                          f"unchanged (two of this branch's migrations moved from that number): "
-                         f"{note}\n")
+                         f"{left.describe(out.display(left.path))}\n")
     if result.sum_updated:
         write("updated migcoord.sum\n")
     if not ctx.args.quiet:

@@ -58,6 +58,19 @@ class TextEdit:
 
 
 @attrs.frozen
+class LeftReferences:
+    """The bare `depends` references of one file that a move left unchanged: each may
+    mean either migration of a number two migrations had."""
+
+    path: Path
+    references: tuple[str, ...]
+
+    def describe(self, shown_path: str) -> str:
+        """`path: 0005, 0007`, with the path written as the caller shows paths."""
+        return f"{shown_path}: {', '.join(self.references)}"
+
+
+@attrs.frozen
 class Renumbering:
     """One migration's move."""
 
@@ -73,7 +86,7 @@ class RenumberPlan:
     moves: tuple[FileMove, ...]
     edits: tuple[TextEdit, ...]
     #: Bare references elsewhere that may mean either migration of a duplicated version.
-    ambiguous: tuple[str, ...] = ()
+    ambiguous: tuple[LeftReferences, ...] = ()
     #: The service's other migrations with a moved one's number (a duplicate-version):
     #: they keep it.
     staying: tuple[Migration, ...] = ()
@@ -183,17 +196,17 @@ def file_moves(renumberings: tuple[Renumbering, ...], width: int) -> tuple[FileM
 
 
 def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], service: str,
-                     ) -> tuple[tuple[TextEdit, ...], tuple[str, ...]]:
+                     ) -> tuple[tuple[TextEdit, ...], tuple[LeftReferences, ...]]:
     """The `depends` lines to rewrite, and the references left alone as ambiguous."""
     mapping = {item.migration.version: item.new_version_text for item in renumberings}
-    moved = {item.migration for item in renumberings}
-    duplicated = {v for v in mapping
-                  if any(m.version == v and m not in moved for m in catalog.migrations)}
+    # A number that two migrations had is ambiguous whether one of them stays or both
+    # move (then to two different numbers): a bare reference to it is never guessed.
+    duplicated = {v for v in mapping if sum(m.version == v for m in catalog.migrations) > 1}
     # Shared within `service` itself: `service:number` and its own bare ones are ambiguous too.
     own_shared = {v for v in duplicated
-                  if any(m.version == v and m not in moved for m in catalog.for_service(service))}
+                  if sum(m.version == v for m in catalog.for_service(service)) > 1}
     edits: list[TextEdit] = []
-    ambiguous: list[str] = []
+    ambiguous: list[LeftReferences] = []
     for other in catalog.migrations:
         if other.up is None or other.up.text is None:
             continue
@@ -203,7 +216,7 @@ def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], se
                                                   duplicated, other.service == service,
                                                   own_shared)
         if skipped:
-            ambiguous.append(f"{other.up.path}: {', '.join(skipped)}")
+            ambiguous.append(LeftReferences(other.up.path, tuple(skipped)))
         if new_text_file != other.up.text:
             edits.append(TextEdit(other.up.path, other.up.text, new_text_file))
     return tuple(edits), tuple(ambiguous)

@@ -32,10 +32,15 @@ class Reconciled:
     #: For a row whose file is gone: the file of the same service with the same checksum
     #: under another number, which no row records (a merge renumbered it).
     moved_to: Migration | None = None
+    #: For a row whose up file is gone while its down file is still here: that down-only
+    #: migration (the row is `missing`, not `future`: the folder still holds its number).
+    down_only: Migration | None = None
 
 
-def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
-    """Every migration known from files or history, in version order.
+def reconcile(catalog: Catalog, rows: Iterable[HistoryRow], *, width: int = 6,
+              ) -> list[Reconciled]:
+    """Every migration known from files or history, in version order (`width`: how
+    the details write versions, the project's `version_width`).
 
     Every migration with an up file is in the result: where one service has two
     migrations of one version (a duplicate-version), the row goes to the one of its
@@ -52,6 +57,7 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
         highest_file[migration.service] = max(highest_file.get(migration.service, 0),
                                               migration.version)
     present = {folder.name for folder in catalog.folders if folder.present}
+    only_down = {(m.version, m.service): m for m in catalog.migrations if m.up is None}
     states: list[Reconciled] = []
     matched: set[int] = set()
     recorded: dict[int, HistoryRow] = {}
@@ -71,7 +77,8 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
         if found is not None:
             matched.add(id(found))
         states.append(_judge_row(row, found, row.service in present,
-                                 highest_file.get(row.service, 0)))
+                                 highest_file.get(row.service, 0),
+                                 only_down.get((row.version, row.service))))
     moved_from = {id(m): version for version, m in moved.items()}
     for migration in with_up(catalog.migrations):
         if id(migration) in matched:
@@ -79,7 +86,7 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow]) -> list[Reconciled]:
         detail = None
         other = recorded.get(migration.version)
         if id(migration) in moved_from:
-            detail = f"applied here as {format_version(moved_from[id(migration)])} (renumbered)"
+            detail = f"applied here as {format_version(moved_from[id(migration)], width)} (renumbered)"
         elif other is not None:
             detail = ("its number is recorded for another service" if other.service !=
                       migration.service else f"its number is recorded for {other.name}")
@@ -169,7 +176,7 @@ def text_checksum(text: str) -> str:
 
 
 def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
-               highest_file: int) -> Reconciled:
+               highest_file: int, down_only: Migration | None) -> Reconciled:
     base = Reconciled(version=row.version, service=row.service, name=row.name,
                       state=Status.APPLIED, migration=migration, row=row)
     if row.dirty:
@@ -181,6 +188,9 @@ def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
     if migration is None:
         if not folder_here:
             return attrs.evolve(base, judged=False)
+        if down_only is not None:
+            return attrs.evolve(base, state=Status.MISSING, down_only=down_only,
+                                detail="up file deleted; its down file is here")
         if row.version > highest_file:
             return attrs.evolve(base, state=Status.FUTURE,
                                 detail="newer than every file here")
@@ -195,12 +205,12 @@ def _judge_row(row: HistoryRow, migration: Migration | None, folder_here: bool,
     return base
 
 
-def moved_repair(states: Iterable[Reconciled]) -> list[str]:
+def moved_repair(states: Iterable[Reconciled], width: int = 6) -> list[str]:
     """The `mark` commands, in a safe order, that record every migration these states find
     applied under an old number (`moved_to`) at its new one, without running it."""
     from migcoord.core.resolution import moved_rows_repair
 
-    return moved_rows_repair((format_version(s.version), s.moved_to.version_text)
+    return moved_rows_repair((format_version(s.version, width), s.moved_to.version_text)
                              for s in states if s.moved_to is not None)
 
 

@@ -28,6 +28,7 @@ from migcoord.core.naming import parse_filename
 from migcoord.core.numbering import (
     DEPENDS_ITEM,
     DEPENDS_LINE,
+    LeftReferences,
     Renumbering,
     RenumberPlan,
     TextEdit,
@@ -216,7 +217,7 @@ def _final_numbers(catalog: Catalog, changed: tuple[Renumbering, ...]) -> dict[t
 
 def _depends_edits(ours: list[Migration], changed: tuple[Renumbering, ...],
                    final: Mapping[tuple[str, str], str], written: WrittenAgainst | None,
-                   ) -> tuple[tuple[TextEdit, ...], tuple[str, ...]]:
+                   ) -> tuple[tuple[TextEdit, ...], tuple[LeftReferences, ...]]:
     """The `depends` lines of this branch's files that name a moved migration.
 
     Only this branch's files change: the other side's were written without knowing this
@@ -233,7 +234,7 @@ def _depends_edits(ours: list[Migration], changed: tuple[Renumbering, ...],
     for r in changed:
         bare.setdefault(r.migration.version, []).append(r.new_version_text)
     edits: list[TextEdit] = []
-    ambiguous: list[str] = []
+    ambiguous: list[LeftReferences] = []
     for migration in ours:
         up = migration.up
         if up is None or up.text is None:
@@ -268,7 +269,7 @@ def _depends_edits(ours: list[Migration], changed: tuple[Renumbering, ...],
 
         new_text = DEPENDS_LINE.sub(rewrite_line, up.text)
         if skipped:
-            ambiguous.append(f"{up.path}: {', '.join(skipped)}")
+            ambiguous.append(LeftReferences(up.path, tuple(skipped)))
         if new_text != up.text:
             edits.append(TextEdit(up.path, up.text, new_text))
     return tuple(edits), tuple(ambiguous)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import attrs
 
 from migcoord.core.model import Catalog, Migration
 
 CHECK_SEPARATOR = "-- migcoord:check"
+
+#: Why a migration is applied without a round trip: another service's (below the one
+#: verified), one the ref of `--against` has, or one of an adopted history without a
+#: down file.
+NoRoundTrip = Literal["other-service", "base", "adopted"]
 
 
 @attrs.frozen
@@ -19,6 +25,8 @@ class VerifyStep:
     round_trip: bool
     #: The base (`--against REF`) has it: applied once, as `up` would, without measuring.
     base: bool = False
+    #: Why it is not round-tripped; None when it is.
+    no_round_trip: NoRoundTrip | None = None
 
 
 def plan(catalog: Catalog, service: str | None, *,
@@ -39,21 +47,29 @@ def plan(catalog: Catalog, service: str | None, *,
     def on_base(migration: Migration) -> bool:
         return base is not None and (migration.service, migration.version) in base
 
-    def trip(migration: Migration) -> bool:
-        return not on_base(migration) and not (
-            adopted_through is not None and migration.version <= adopted_through
-            and migration.down is None)
+    def why_not(migration: Migration) -> NoRoundTrip | None:
+        if on_base(migration):
+            return "base"
+        if service is not None and migration.service != service:
+            return "other-service"
+        if (adopted_through is not None and migration.version <= adopted_through
+                and migration.down is None):
+            return "adopted"
+        return None
+
+    def step(migration: Migration) -> VerifyStep:
+        why = why_not(migration)
+        return VerifyStep(migration, round_trip=why is None, base=on_base(migration),
+                          no_round_trip=why)
 
     if service is None:
-        steps = tuple(VerifyStep(m, round_trip=trip(m), base=on_base(m)) for m in migrations)
+        steps = tuple(step(m) for m in migrations)
     else:
         own = [m.version for m in migrations if m.service == service]
         if not own:
             return ()
         last = max(own)
-        steps = tuple(VerifyStep(m, round_trip=m.service == service and trip(m),
-                                 base=on_base(m))
-                      for m in migrations if m.version <= last)
+        steps = tuple(step(m) for m in migrations if m.version <= last)
     if base is not None and not any(step.round_trip for step in steps):
         return ()
     return steps

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from migcoord.core.lockreport import LockImpact
+from migcoord.verify.plan import NoRoundTrip
 
 #: Where the throwaway database lives: a server the user gave, this repository's dev
 #: server, or a server started for this run only.
@@ -32,9 +33,10 @@ class Problem:
 class MigrationVerdict:
     """What verify found for one migration.
 
-    `status`: `ok` (round trip passed), `failed` (see problems), `applied` (another
-    service's migration, applied because later ones need it, or one the ref of
-    `--against` has (`base`), not round-tripped) or
+    `status`: `ok` (round trip passed), `failed` (see problems), `applied` (applied
+    once without a round trip, for the reason `no_round_trip` gives: another service's
+    migration that later ones need, one the ref of `--against` has (`base`), or one of
+    an adopted history without a down file) or
     `skipped` (not run: an earlier migration's up failed, so nothing after it could be
     applied; its one problem, of stage `skipped`, says which). A skipped migration was
     not verified: it is neither ok nor failed.
@@ -60,6 +62,8 @@ class MigrationVerdict:
     impact: LockImpact | None = None
     #: The ref of `--against` has it: applied once, not round-tripped, not measured.
     base: bool = False
+    #: Why it is not round-tripped (see verify.plan.NoRoundTrip); None when it is.
+    no_round_trip: NoRoundTrip | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,7 @@ class MigrationVerdict:
                 "problems": [p.as_json() for p in self.problems], "up_ms": self.up_ms,
                 "down_ms": self.down_ms, "up_again_ms": self.up_again_ms,
                 "rebuilt": self.rebuilt, "rebuild_ms": self.rebuild_ms, "base": self.base,
+                "no_round_trip": self.no_round_trip,
                 "locks": (None if self.impact is None or self.impact.locks is None
                           else [lock.as_json() for lock in self.impact.locks]),
                 "rewrites": list(self.impact.rewrites) if self.impact is not None else [],

@@ -350,4 +350,5 @@ def _verdict(step: VerifyStep, status: VerdictStatus, problems: list[Problem], *
     return MigrationVerdict(version=m.version, version_text=m.version_text, service=m.service,
                             name=m.name, status=status, round_trip=step.round_trip,
                             problems=tuple(problems), up_ms=up_ms, down_ms=down_ms,
-                            up_again_ms=up_again_ms, impact=impact, base=step.base)
+                            up_again_ms=up_again_ms, impact=impact, base=step.base,
+                            no_round_trip=step.no_round_trip)
