@@ -62,7 +62,7 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     if against is not None:
         from migcoord.repo import git as gitref
 
-        catalog = gitref.merged_catalog(config, catalog, against)
+        catalog = gitref.merged_catalog(config, catalog, against, "verify")
         base = gitref.migrations_on_ref(config, catalog, against)
     started = clock()
     steps = plan(catalog, service, adopted_through=config.adopted_through, base=base)
