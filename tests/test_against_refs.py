@@ -203,6 +203,15 @@ def test_a_ref_naming_a_file_is_no_commit(tmp_path: Path) -> None:
     assert "'HEAD:migcoord.toml' names a file (a git blob), not a commit" in result.stderr
 
 
+@pytest.mark.parametrize("ref", ["--all", ""])
+def test_a_ref_git_would_read_as_an_option_is_refused(tmp_path: Path, ref: str) -> None:
+    root = repo(tmp_path)
+    result = run(["check", f"--against={ref}"], cwd=root)
+    assert result.code == 2, result.stderr
+    assert f"{ref!r} is no git ref" in result.stderr
+    assert "rev-parse" not in result.stderr
+
+
 def test_an_unknown_ref_hint_is_quoted_and_fetches_only_from_a_remote_there_is(
         tmp_path: Path) -> None:
     root = repo(tmp_path)

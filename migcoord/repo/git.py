@@ -56,6 +56,10 @@ def commit_of(top: Path, ref: str, command: str | None = "migcoord check") -> st
     """The commit `ref` names; GitError saying what is true (a walk past the first
     commit, a shallow clone, a name git does not know) and what to do, when there is
     none. `command` is the one to run instead, without --against (None: there is none)."""
+    if ref.startswith("-") or not ref:
+        # git would read it as an option; no ref name starts with "-".
+        raise GitError(f"{ref!r} is no git ref", hint="name a branch, a tag or a commit "
+                       "(e.g. origin/main)")
     try:
         commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
     except GitError:
