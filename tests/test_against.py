@@ -101,12 +101,13 @@ def test_against_works_when_the_config_is_in_a_subfolder_of_the_repository(tmp_p
 
 
 def test_against_a_missing_ref_is_a_clear_error(tmp_path: Path) -> None:
-    """An unknown ref: exit 2, naming the ref and how to fetch it, no traceback."""
+    """An unknown ref: exit 2, naming the ref and how to check its spelling (no remote
+    here to fetch it from), no traceback."""
     root = diverged(tmp_path)
     result = run(["check", "--against", "origin/nope"], cwd=root)
     assert result.code == 2
     assert "origin/nope" in result.stderr
-    assert "git fetch" in result.stderr
+    assert "`git rev-parse origin/nope`" in result.stderr
     assert "Traceback" not in result.stderr
 
 

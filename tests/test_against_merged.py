@@ -181,8 +181,9 @@ def test_head_parent_in_a_first_commit_is_a_clear_error(tmp_path: Path) -> None:
     root = history(tmp_path)
     result = run(["check", "--against", "HEAD^1"], cwd=root)
     assert result.code == 2, result.stderr
-    assert "'HEAD^1' names a commit before 'HEAD', which has no parent" in result.stderr
-    assert "run the command without --against there" in result.stderr
+    assert "'HEAD^1' names a parent of 'HEAD', which has none: HEAD (" in result.stderr
+    assert "is a first commit, with nothing before it" in result.stderr
+    assert "run `migcoord check` without --against here" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -193,8 +194,10 @@ def test_a_ref_a_shallow_clone_lacks_says_to_fetch_more(tmp_path: Path) -> None:
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{root}", str(clone))
     result = run(["check", "--against", "HEAD^1"], cwd=clone)
     assert result.code == 2, result.stderr
-    assert "this clone is shallow" in result.stderr
-    assert "git fetch --unshallow origin" in result.stderr
+    assert "where the history of this shallow clone stops" in result.stderr
+    assert "`git fetch --unshallow`" in result.stderr
+    git(clone, "fetch", "-q", "--unshallow")
+    assert run(["check", "--against", "HEAD^1"], cwd=clone).code == 0
 
 
 def test_a_config_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:

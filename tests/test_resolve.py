@@ -190,7 +190,7 @@ def test_resolves_hint_names_the_remotes_default_branch_or_none(tmp_path: Path) 
     git(upstream, "branch", "-q", "-m", "main", "trunk")
     alone = run(["resolve"], cwd=upstream)
     assert alone.code == 2
-    assert "`migcoord resolve --onto BRANCH`" in alone.stderr
+    assert "`migcoord resolve --onto BRANCH` (branches here: trunk)" in alone.stderr
 
 
 def test_resolve_outside_git_is_a_clear_error(tmp_path: Path) -> None:

@@ -163,11 +163,14 @@ def test_service_and_against_round_trip_that_services_new_migrations(
 
 
 def test_an_unknown_ref_says_how_to_fetch_it(tmp_path: Path) -> None:
+    """With a remote named origin, the hint fetches from it (and that command works)."""
     root = branch(tmp_path)
+    git(root, "remote", "add", "origin", str(root))
     result = run(["verify", "--against", "origin/nope"], cwd=root)
     assert result.code == 2
     assert "git does not know the ref 'origin/nope'" in result.stderr
-    assert "git fetch origin" in result.stderr and "Traceback" not in result.stderr
+    assert "`git fetch origin`" in result.stderr and "Traceback" not in result.stderr
+    git(root, "fetch", "-q", "origin")
 
 
 def test_outside_git_the_error_says_so(tmp_path: Path) -> None:

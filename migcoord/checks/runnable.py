@@ -32,6 +32,7 @@ from migcoord.checks import files as file_rules
 from migcoord.checks import numbering
 from migcoord.checks.numbering import Ledger
 from migcoord.core.model import Catalog, Config, Finding, Migration, ServiceFolder
+from migcoord.core.resolution import MergeSides
 from migcoord.errors import InvalidMigrationFiles
 
 Files = Literal["up", "down", "both"]
@@ -51,9 +52,12 @@ _WHOLE_MIGRATION = frozenset({"duplicate-version"})
 
 
 def refusals(catalog: Catalog, config: Config, migrations: Iterable[Migration], *,
-             files: Files, services: Collection[str] | None) -> list[Finding]:
+             files: Files, services: Collection[str] | None,
+             sides: MergeSides | None = None) -> list[Finding]:
     """The errors `check` reports that stop running `migrations` (their `files`), and
-    every entry of `services` (None: all) that cannot be read; sorted as check sorts."""
+    every entry of `services` (None: all) that cannot be read; sorted as check sorts.
+    `sides` (what the other side of a merge has) lets a duplicate-version name the
+    migration to move, as `check` does during a merge or with --against."""
     chosen = list(migrations)
     if not chosen and not catalog.has_unreadable(services):
         return []
@@ -64,7 +68,7 @@ def refusals(catalog: Catalog, config: Config, migrations: Iterable[Migration], 
                           for folder in catalog.folders)
     # A run that reads both files needs both: missing-down and missing-up.
     rules = (*RULES, file_rules.missing_pair) if files == "both" else RULES
-    ledger = Ledger.of(narrowed, None)
+    ledger = Ledger.of(narrowed, None, sides)
     keys = {(m.service, m.version) for m in chosen}
     read = _paths(chosen, files)
     found = [
@@ -79,15 +83,18 @@ def refusals(catalog: Catalog, config: Config, migrations: Iterable[Migration], 
 
 
 def refuse(catalog: Catalog, config: Config, migrations: Iterable[Migration], *,
-           files: Files, services: Collection[str] | None, command: str) -> None:
+           files: Files, services: Collection[str] | None, command: str,
+           sides: MergeSides | None = None, check: str = "migcoord check") -> None:
     """Raise InvalidMigrationFiles, listing `refusals` as `check` prints them, when there
-    are any."""
-    found = refusals(catalog, config, migrations, files=files, services=services)
+    are any; `check` is the check command that reports them (`check --against REF`)."""
+    found = refusals(catalog, config, migrations, files=files, services=services,
+                     sides=sides)
     if found:
-        raise refusal(found, config.root, command)
+        raise refusal(found, config.root, command, check)
 
 
-def refusal(found: list[Finding], root: Path, command: str) -> InvalidMigrationFiles:
+def refusal(found: list[Finding], root: Path, command: str,
+            check: str = "migcoord check") -> InvalidMigrationFiles:
     """The error for `found` (not empty): each finding as `check` prints it."""
     lines = []
     for finding in found:
@@ -104,9 +111,9 @@ def refusal(found: list[Finding], root: Path, command: str) -> InvalidMigrationF
     one = found[0] if len(found) == 1 else None
     service, version = next(iter(migrations)) if len(migrations) == 1 else (None, None)
     return InvalidMigrationFiles(
-        f"{command} refused before anything was sent: `migcoord check` reports {count} in "
+        f"{command} refused before anything was sent: `{check}` reports {count} in "
         "the files it would read:\n  " + "\n  ".join(lines),
-        hint=f"fix the files, then run {command} again (`migcoord check` lists every finding)",
+        hint=f"fix the files, then run {command} again (`{check}` lists every finding)",
         path=one.path if one else None, line=one.line if one else None,
         column=one.column if one else None,
         version=version, service=service,

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-import re
+import shlex
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +26,7 @@ from migcoord.core.model import Catalog, Config, SqlFile
 from migcoord.core.naming import parse_filename
 from migcoord.core.resolution import BranchEdit
 from migcoord.errors import GitError
-from migcoord.repo import discovery
+from migcoord.repo import discovery, gitrefs
 
 
 def _git(args: list[str], cwd: Path) -> bytes:
@@ -52,49 +52,44 @@ def toplevel(config: Config, command: str) -> Path:
                        ) from None
 
 
-def commit_of(top: Path, ref: str) -> str:
-    """The commit `ref` names; GitError saying how to fetch it when git does not know it."""
+def commit_of(top: Path, ref: str, command: str | None = "migcoord check") -> str:
+    """The commit `ref` names; GitError saying what is true (a walk past the first
+    commit, a shallow clone, a name git does not know) and what to do, when there is
+    none. `command` is the one to run instead, without --against (None: there is none)."""
+    if ref.startswith("-") or not ref:
+        # git would read it as an option; no ref name starts with "-".
+        raise GitError(f"{ref!r} is no git ref", hint="name a branch, a tag or a commit "
+                       "(e.g. origin/main)")
     try:
-        return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top).decode().strip()
+        commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
     except GitError:
-        pass
-    if _git(["rev-parse", "--is-shallow-repository"], top).decode().strip() == "true":
-        raise GitError(
-            f"git does not know the ref {ref!r}: this clone is shallow (it has only the "
-            "newest commits)",
-            hint="fetch the history it needs: `git fetch --unshallow origin` (in GitHub "
-            "Actions, `fetch-depth: 0` on actions/checkout)") from None
-    child = re.fullmatch(r"(.+?)(?:\^[0-9]*|~[0-9]*)+", ref)
-    if child is not None and _known(top, child.group(1)):
-        # `HEAD^1` in the first commit of a repository: there is nothing before it.
-        raise GitError(
-            f"{ref!r} names a commit before {child.group(1)!r}, which has no parent (it is "
-            "the repository's first commit)",
-            hint="a first commit has nothing to compare with: run the command without "
-            "--against there") from None
-    raise GitError(
-        f"git does not know the ref {ref!r}",
-        hint=f"fetch it first (`git fetch origin`), or check the spelling: `git rev-parse {ref}`",
-    ) from None
+        raise gitrefs.unknown_ref(lambda args: _git(args, top), ref, command) from None
+    return commit.decode().strip()
 
 
-def _known(top: Path, ref: str) -> bool:
+def merge_base(top: Path, ref: str, command: str = "migcoord check") -> tuple[str, str]:
+    """(REF's commit, the commit HEAD and REF split at); GitError saying why there is
+    none (a shallow clone, unrelated histories) and what to do."""
+    commit = commit_of(top, ref, command)
     try:
-        _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
+        base = _git(["merge-base", "HEAD", commit], top).decode().strip()
     except GitError:
-        return False
-    return True
+        base = ""
+    if not base:
+        raise gitrefs.no_merge_base(lambda args: _git(args, top), ref, command)
+    return commit, base
 
 
-def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
-    """The catalog after merging `ref` into the working tree (nothing is written)."""
-    top = toplevel(config, "`check --against`")
-    commit_of(top, ref)
-    base = _git(["merge-base", "HEAD", ref], top).decode().strip()
+def merged_catalog(config: Config, catalog: Catalog, ref: str,
+                   command: str = "check") -> Catalog:
+    """The catalog after merging `ref` into the working tree (nothing is written);
+    `command` (check, verify) is the one whose --against this is, for its errors."""
+    top = toplevel(config, f"`{command} --against`")
+    commit, base = merge_base(top, ref, f"migcoord {command}")
     folders = []
     for folder in catalog.folders:
         relative = folder.config.migrations.relative_to(top).as_posix()
-        changes = _changed_on_ref(top, base, ref, relative)
+        changes = _changed_on_ref(top, base, commit, relative)
         if not changes:
             folders.append(folder)
             continue
@@ -110,7 +105,7 @@ def merged_catalog(config: Config, catalog: Catalog, ref: str) -> Catalog:
             if change == "D":
                 files.pop(name, None)
             else:
-                content = _git(["show", f"{ref}:{path}"], top)
+                content = _git(["show", f"{commit}:{path}"], top)
                 files[name] = discovery.sql_file_from_bytes(top / path, folder.name, content)
         migrations = discovery.pair_files(folder.name, files.values())
         folders.append(attrs.evolve(folder, present=True, migrations=tuple(migrations)))
@@ -123,7 +118,7 @@ def migrations_on_ref(config: Config, catalog: Catalog, ref: str
     service's folder of `ref`'s tree (`verify --against`: what is already deployed from
     there is applied, not round-tripped)."""
     top = toplevel(config, "`verify --against`")
-    commit = commit_of(top, ref)
+    commit = commit_of(top, ref, "migcoord verify")
     by_folder = {_relative(top, folder.config.migrations): folder.name
                  for folder in catalog.folders}
     folders = [relative for relative in by_folder if relative is not None]
@@ -139,10 +134,11 @@ def migrations_on_ref(config: Config, catalog: Catalog, ref: str
     return frozenset(versions)
 
 
-def _changed_on_ref(top: Path, base: str, ref: str, folder: str) -> list[tuple[str, str]]:
-    """(git's change letter, path) for each file of `folder` that `ref` changed since
+def _changed_on_ref(top: Path, base: str, commit: str, folder: str) -> list[tuple[str, str]]:
+    """(git's change letter, path) for each file of `folder` that `commit` changed since
     `base` (A added, M modified, D deleted, ...)."""
-    output = _git(["diff", "--name-status", "--no-renames", "-z", base, ref, "--", folder], top)
+    output = _git(["diff", "--name-status", "--no-renames", "-z", base, commit, "--", folder],
+                  top)
     parts = output.decode("utf-8", "surrogateescape").split("\0")
     changes: dict[str, str] = defaultdict(str)
     for letter, path in zip(parts[0::2], parts[1::2], strict=False):
@@ -157,14 +153,14 @@ def branch_edits(config: Config, ref: str) -> list[BranchEdit]:
     `ref` already has. A difference of line endings or BOM only is no change (the
     checksum ignores them)."""
     top = toplevel(config, "`check --against`")
-    commit_of(top, ref)
-    base = _git(["merge-base", "HEAD", ref], top).decode().strip()
+    commit, base = merge_base(top, ref)
     services = {r: s.name for s in config.services
                 if (r := _relative(top, s.migrations)) is not None}
     if not services:
         return []
-    here = _git(["diff", "--name-status", "--no-renames", "-z", ref, "--", *services], top)
-    there = _git(["diff", "--name-only", "--no-renames", "-z", base, ref, "--", *services], top)
+    here = _git(["diff", "--name-status", "--no-renames", "-z", commit, "--", *services], top)
+    there = _git(["diff", "--name-only", "--no-renames", "-z", base, commit, "--", *services],
+                 top)
     changed_there = set(there.decode("utf-8", "surrogateescape").split("\0"))
     parts = here.decode("utf-8", "surrogateescape").split("\0")
     edits = []
@@ -175,7 +171,7 @@ def branch_edits(config: Config, ref: str) -> list[BranchEdit]:
                 or folder not in services:
             continue
         if letter[:1] == "M":
-            theirs = discovery.checksum(_git(["show", f"{ref}:{path}"], top))
+            theirs = discovery.checksum(_git(["show", f"{commit}:{path}"], top))
             try:
                 if discovery.checksum((top / path).read_bytes()) == theirs:
                     continue
@@ -207,8 +203,8 @@ def other_side(config: Config, onto: str | None) -> OtherSide | None:
     there is no git repository (or `onto` is unknown)."""
     top = toplevel(config, "resolve")
     if onto is not None:
-        return OtherSide("ref", commit_of(top, onto), onto, f"migcoord resolve --onto {onto}",
-                         top)
+        return OtherSide("ref", commit_of(top, onto, None), onto,
+                         f"migcoord resolve --onto {shlex.quote(onto)}", top)
     merge_head = _git_path(top, "MERGE_HEAD")
     if merge_head.is_file():
         commit = merge_head.read_text().split()[0]
@@ -226,15 +222,33 @@ def other_side(config: Config, onto: str | None) -> OtherSide | None:
     return None
 
 
-def likely_base(config: Config) -> str | None:
+@attrs.frozen
+class BaseGuess:
+    """What a hint can name as the branch this one will merge into."""
+
+    #: The most likely branch, as a ref git knows; None when none is known.
+    ref: str | None
+    #: This branch's name (None when HEAD is detached or there is no git).
+    current: str | None = None
+    #: The other local branches, the most recently committed first.
+    others: tuple[str, ...] = ()
+
+    @property
+    def current_is_base(self) -> bool:
+        """This branch is a main or master with no remote base: others merge into it."""
+        return self.ref is None and self.current in ("main", "master")
+
+
+def likely_base(config: Config) -> BaseGuess:
     """The branch this one will most likely merge into, as a ref git knows, for a hint's
     command: the remote's default branch (`origin/HEAD`), else this branch's upstream,
-    else a local `main` or `master` that is not this branch; None when none of them is
-    there (or git is not), so that a hint never names a ref that does not exist."""
+    else a local `main` or `master` that is not this branch; none when none of them is
+    there (or git is not), so that a hint never names a ref that does not exist. Then
+    also this branch's name and the other local branches, for the hint to name."""
     try:
         top = toplevel(config, "resolve")
     except GitError:
-        return None
+        return BaseGuess(None)
     for args in (["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
                  ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"]):
         try:
@@ -242,19 +256,18 @@ def likely_base(config: Config) -> str | None:
         except GitError:
             continue
         if ref:
-            return ref
+            return BaseGuess(ref)
     try:
         current = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], top).decode().strip()
     except GitError:
         current = ""
+    branches = _git(["for-each-ref", "--sort=-committerdate", "--format=%(refname:short)",
+                     "refs/heads"], top).decode("utf-8", "surrogateescape").split("\n")
+    others = tuple(name for name in branches if name and name != current)
     for name in ("main", "master"):
-        if name != current:
-            try:
-                _git(["rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], top)
-            except GitError:
-                continue
-            return name
-    return None
+        if name in others:
+            return BaseGuess(name, current or None, others)
+    return BaseGuess(None, current or None, others)
 
 
 def files_at(config: Config, side: OtherSide, commit: str | None = None) -> list[str]:

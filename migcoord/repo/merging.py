@@ -8,6 +8,7 @@ git's conflict markers). git itself is read by `repo/git`; the decisions are
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from migcoord.core import sumfile
@@ -35,18 +36,36 @@ def their_side(config: Config, onto: str | None, catalog: Catalog
     side = git.other_side(config, onto)
     if side is None:
         shared = duplicates.moves(catalog, config)
-        base = git.likely_base(config)
-        onto_example = (f"`migcoord resolve --onto {base}`" if base is not None else
-                        "`migcoord resolve --onto BRANCH`")
         raise UsageError(
             "no merge or rebase is in progress, so resolve does not know which side's "
             "migrations keep their numbers",
-            hint=f"before merging, name the branch you will merge into: {onto_example}; "
-            "after `git merge` or `git rebase` stops on a conflict, run "
-            "`migcoord resolve`" + (
+            hint=_onto_hint(git.likely_base(config)) + (
                 "; two migrations of one number on this branch, without a merge, are "
                 "parted by renumber: " + duplicates.describe(shared) if shared else ""))
     return side, resolution.their_files(git.files_at(config, side), git.folders_of(config))
+
+
+def _onto_hint(base: git.BaseGuess) -> str:
+    """What to run instead of resolve without a merge: `--onto` the branch this one
+    merges into; on that branch itself (main, with no remote), the other branch's
+    resolve, since this branch's migrations are the ones that keep their numbers."""
+    after = "after `git merge` or `git rebase` stops on a conflict, run `migcoord resolve`"
+    if base.ref is not None:
+        return (f"before merging, name the branch you will merge into: `migcoord resolve "
+                f"--onto {shlex.quote(base.ref)}`; {after}")
+    if not base.current_is_base:
+        here = f" (branches here: {', '.join(base.others[:5])})" if base.others else ""
+        return ("before merging, name the branch you will merge into: `migcoord resolve "
+                f"--onto BRANCH`{here}; {after}")
+    current = shlex.quote(str(base.current))
+    said = (f"this branch, {base.current}, is the one others merge into, and its migrations "
+            "keep their numbers: resolve runs on the branch to be merged")
+    if not base.others:
+        return f"{said} (there is no other branch here)"
+    switch = (f"`git switch {shlex.quote(base.others[0])}`" if len(base.others) == 1 else
+              f"`git switch BRANCH` (branches here: {', '.join(base.others[:5])})")
+    return (f"{said}: {switch}, then `migcoord resolve --onto {current}`; or there, "
+            f"`git rebase {current}` and `migcoord resolve` when it stops")
 
 
 def written_against(config: Config, side: git.OtherSide, catalog: Catalog,

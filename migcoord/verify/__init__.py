@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable, Mapping
 
@@ -55,19 +56,24 @@ def run(catalog: Catalog, config: Config, *, service: str | None, dsn: str | Non
     (nothing runs when none is left).
     """
     from migcoord.checks import runnable
-    from migcoord.repo import discovery
+    from migcoord.repo import discovery, merging
 
     base = None
     if against is not None:
         from migcoord.repo import git as gitref
 
-        catalog = gitref.merged_catalog(config, catalog, against)
+        catalog = gitref.merged_catalog(config, catalog, against, "verify")
         base = gitref.migrations_on_ref(config, catalog, against)
     started = clock()
     steps = plan(catalog, service, adopted_through=config.adopted_through, base=base)
     # The files check reports as errors are refused before a database is made.
+    # A collision's hint names the migration to move as `check` does: this branch's,
+    # never one the ref (or the merge in progress) already has.
     runnable.refuse(catalog, config, [step.migration for step in steps], files="both",
-                    services=None, command="verify")
+                    services=None, command="verify",
+                    sides=merging.merge_sides(config, catalog, against),
+                    check="migcoord check" + (f" --against {shlex.quote(against)}"
+                                              if against is not None else ""))
     if not steps:
         if base is not None:
             note = (f"nothing to verify: {service + ' has' if service else 'this branch adds'}"
