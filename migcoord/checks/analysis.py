@@ -261,7 +261,7 @@ def _file_sql(analysis: Analysis, findings: list[Finding]) -> FileSql:
                      for h in analysis.hazards if h.tables)
     return FileSql(findings=tuple(findings), effects=effects, opaque=analysis.opaque,
                    parsed=analysis.syntax_error is None,
-                   tables_only=all(o.kind.value in ("table", "index")
+                   tables_only=all(o.kind.value in ("table", "index", "constraint")
                                    for o in analysis.object_effects),
                    subjects=subjects, column_notes=analysis.column_notes)
 
