@@ -58,7 +58,8 @@ class FileSql:
     opaque: bool = False
     #: PostgreSQL's grammar accepted the file (an empty file parses).
     parsed: bool = True
-    #: The schema objects it creates, drops or renames are only tables and indexes (no
+    #: The schema objects it creates, drops or renames are only tables, indexes and
+    #: constraints (no
     #: function, type, view, sequence... that another migration could use by name).
     tables_only: bool = True
     #: (code, line, column, tables) of each lint finding that concerns tables, so that the
