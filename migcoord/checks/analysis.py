@@ -59,8 +59,8 @@ class FileSql:
     #: PostgreSQL's grammar accepted the file (an empty file parses).
     parsed: bool = True
     #: The schema objects it creates, drops or renames are only tables, indexes and
-    #: constraints (no
-    #: function, type, view, sequence... that another migration could use by name).
+    #: constraints (no function, type, view, sequence... that another migration could
+    #: use by name).
     tables_only: bool = True
     #: (code, line, column, tables) of each lint finding that concerns tables, so that the
     #: rules can say whose they are.
