@@ -58,8 +58,9 @@ class FileSql:
     opaque: bool = False
     #: PostgreSQL's grammar accepted the file (an empty file parses).
     parsed: bool = True
-    #: The schema objects it creates, drops or renames are only tables and indexes (no
-    #: function, type, view, sequence... that another migration could use by name).
+    #: The schema objects it creates, drops or renames are only tables, indexes and
+    #: constraints (no function, type, view, sequence... that another migration could
+    #: use by name).
     tables_only: bool = True
     #: (code, line, column, tables) of each lint finding that concerns tables, so that the
     #: rules can say whose they are.
@@ -261,7 +262,7 @@ def _file_sql(analysis: Analysis, findings: list[Finding]) -> FileSql:
                      for h in analysis.hazards if h.tables)
     return FileSql(findings=tuple(findings), effects=effects, opaque=analysis.opaque,
                    parsed=analysis.syntax_error is None,
-                   tables_only=all(o.kind.value in ("table", "index")
+                   tables_only=all(o.kind.value in ("table", "index", "constraint")
                                    for o in analysis.object_effects),
                    subjects=subjects, column_notes=analysis.column_notes)
 

@@ -19,7 +19,13 @@ compared. The comparison is cheap and leans towards silence:
   the same backwards; an index created without a name goes by the name PostgreSQL gives
   it (migcoord/sql/index_names.py), or a numbered form of it when that name was taken,
   and, since which one cannot be known, is never reported itself; a rename the down
-  does not take back is reported (a column's too);
+  does not take back is reported (a column's too), and one it renames to another name
+  than the up began with (schema included);
+- constraints that `ALTER TABLE` adds, drops or renames are followed by table; one
+  goes with its table, any column of its table, or (a foreign key) the table it
+  references; a constraint's index goes by its name and with it; an unnamed one is
+  any of the names PostgreSQL may give it, and is reported only when the down drops
+  none of them (an unnamed EXCLUDE constraint, whose name is not known, not at all);
 - schemas and extensions are not followed: services often share them on purpose;
 - temporary objects are not followed: temporary tables, sequences and views, and
   anything created in `pg_temp` (`CREATE FUNCTION pg_temp.f()`), are gone at the end of
@@ -59,7 +65,10 @@ from migcoord.sql.lints import DOWN_MISMATCH
 # DOMAIN are close enough that a mix-up is not what this check is for.
 _FAMILY = {ObjectKind.MATERIALIZED_VIEW: ObjectKind.VIEW, ObjectKind.DOMAIN: ObjectKind.TYPE}
 _NOT_FOLLOWED = frozenset({ObjectKind.SCHEMA, ObjectKind.EXTENSION})
-_PER_TABLE = frozenset({ObjectKind.TRIGGER, ObjectKind.POLICY})
+_PER_TABLE = frozenset({ObjectKind.TRIGGER, ObjectKind.POLICY, ObjectKind.CONSTRAINT})
+# What goes with any column of its table that is dropped (PostgreSQL drops an index or
+# constraint with each column it uses; which columns it uses is not followed here).
+_ON_COLUMNS = frozenset({ObjectKind.INDEX, ObjectKind.CONSTRAINT})
 
 _Key = tuple[ObjectKind, QualifiedName, tuple[QualifiedName, ...]]
 _Column = tuple[QualifiedName, str]
@@ -71,8 +80,9 @@ def _temporary(name: QualifiedName) -> bool:
 
 
 def _key(kind: ObjectKind, name: QualifiedName, on: tuple[QualifiedName, ...] = ()) -> _Key:
-    # Trigger and policy names are unique per table only.
-    return (_FAMILY.get(kind, kind), name, on if kind in _PER_TABLE else ())
+    # Trigger, policy and constraint names are unique per table only (a foreign key's
+    # `on` also holds the table it references, which is not part of its name).
+    return (_FAMILY.get(kind, kind), name, on[:1] if kind in _PER_TABLE else ())
 
 
 def _table_key(table: QualifiedName) -> _Key:
@@ -202,25 +212,50 @@ class _Footprint:
             if now[1] != first[1]:
                 yield first, now, self._column_renames[first]
 
-    def renames_column(self, column: _Column) -> bool:
-        """Whether the file renames `column` (by its names when the file begins)."""
-        return column in self._column_renames
+    def column_ends_as(self, column: _Column) -> _Column | None:
+        """The names the file leaves `column` (by its names when the file begins) with,
+        when it renames it; None when it does not."""
+        if column not in self._column_renames:
+            return None
+        return next((now for now, first in self._first_column.items() if first == column), None)
 
     def touches(self, key: _Key) -> bool:
         """Whether this file creates, drops or renames (from or to) the object `key`; an
-        index made without a name may be any of the names PostgreSQL could give it."""
+        index or constraint made without a name may be any of the names PostgreSQL could
+        give it, and a constraint's index goes by the constraint's name."""
         if key in self.created or key in self.dropped or key in self.renamed or key in self.renamed_to:
             return True
         kind, name, _ = key
-        return kind is ObjectKind.INDEX and name in self._server_names
+        return key in self._server_names or (kind is ObjectKind.INDEX
+                                             and name in self._constraint_names)
+
+    def touches_any_name(self, effect: ObjectEffect) -> bool:
+        """Whether this file creates, drops or renames the object `effect` made without a
+        name, under any of the names PostgreSQL may have given it."""
+        if effect.server_name is None:
+            return self.touches(_key(effect.kind, effect.name, effect.on))
+        return any(self.touches(_key(effect.kind, QualifiedName(effect.name.schema, name), effect.on))
+                   for name in effect.server_name.candidates())
 
     @functools.cached_property
-    def _server_names(self) -> frozenset[QualifiedName]:
-        """Every name PostgreSQL may have given the indexes this file made without one
-        (read once the file is reduced, so it never changes)."""
-        return frozenset(QualifiedName(made.name.schema, name)
+    def _server_names(self) -> frozenset[_Key]:
+        """The keys of every name PostgreSQL may have given the indexes and constraints
+        this file made without one (read once the file is reduced, so it never changes)."""
+        return frozenset(_key(made.kind, QualifiedName(made.name.schema, name), made.on)
                          for made in self.created.values() if made.server_name is not None
                          for name in made.server_name.candidates())
+
+    @functools.cached_property
+    def _constraint_names(self) -> frozenset[QualifiedName]:
+        """The names of the constraints this file adds, drops or renames: a PRIMARY KEY,
+        UNIQUE or EXCLUDE constraint's index has its name and goes with it."""
+        keys = [*self.created, *self.dropped, *self.renamed, *self.renamed_to]
+        return frozenset(name for kind, name, _ in keys if kind is ObjectKind.CONSTRAINT)
+
+    def adds_to_table(self, table: QualifiedName) -> bool:
+        """Whether this file creates `table` or adds a column to it (which may bring the
+        constraints written in its definition)."""
+        return _table_key(table) in self.created or any(t == table for t, _ in self.added_columns)
 
     def drops_relation(self, name: QualifiedName) -> bool:
         """Whether this file drops the table (partitioned and foreign ones too), view or
@@ -232,7 +267,7 @@ class _Footprint:
         for holder in effect.on:
             if self.drops_relation(holder):
                 return True
-            if effect.kind is ObjectKind.INDEX and any(t == holder for t, _ in self.dropped_columns):
+            if effect.kind in _ON_COLUMNS and any(t == holder for t, _ in self.dropped_columns):
                 return True
             if effect.kind is ObjectKind.SEQUENCE and (holder, effect.owner_column) in self.dropped_columns:
                 return True
@@ -264,8 +299,19 @@ def _finding(message: str, hint: str, line: int | None = None) -> Finding:
     return Finding.of(DOWN_MISMATCH, message, line=line, hint=hint)
 
 
+def _named(effect: ObjectEffect, name: QualifiedName | None = None) -> str:
+    """The object as a message names it: `constraint t_pos of t`, `index public.t_a`."""
+    name = name or effect.name
+    if effect.kind is ObjectKind.CONSTRAINT and effect.on:
+        return f"constraint {quote_ident(name.name)} of {effect.on[0]}"
+    return f"{effect.kind} {name}"
+
+
 def _drop_sql(effect: ObjectEffect) -> str:
     what = effect.kind.value.upper()
+    if effect.kind is ObjectKind.CONSTRAINT and effect.on:
+        return (f"ALTER TABLE {effect.on[0]} DROP CONSTRAINT IF EXISTS "
+                f"{quote_ident(effect.name.name)};")
     if effect.kind in _PER_TABLE and effect.on:
         return f"DROP {what} IF EXISTS {quote_ident(effect.name.name)} ON {effect.on[0]};"
     return f"DROP {what} IF EXISTS {effect.name};"
@@ -276,16 +322,29 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
     for key, effect in up.created.items():
         if effect.kind in _NOT_FOLLOWED or down.touches(key) or down.removes_holder(effect):
             continue
-        if effect.server_name is not None:
-            continue  # its name may be a numbered form: nothing is claimed about it
         if effect.replace and key in down.altered:
             continue  # CREATE OR REPLACE VIEW v WITH (...), undone by ALTER VIEW v RESET (...)
+        if effect.kind is ObjectKind.CONSTRAINT:
+            yield from _forgotten_constraint(effect, down)
+            continue
+        if effect.server_name is not None:
+            continue  # its name may be a numbered form: nothing is claimed about it
         yield _finding(
             f"the up creates {effect.kind} {effect.name} (line {effect.line}) but the down does not drop it",
             f"add `{_drop_sql(effect)}` to the down file",
         )
     for key, effect in up.dropped.items():
         if effect.kind in _NOT_FOLLOWED or down.touches(key):
+            continue
+        if effect.kind is ObjectKind.CONSTRAINT:
+            # Re-created with its table or column, the constraint may be in the definition.
+            if not any(down.adds_to_table(table) for table in effect.on[:1]):
+                yield _finding(
+                    f"the up drops {_named(effect)} (line {effect.line}) but the down does "
+                    "not re-create it",
+                    f"add `ALTER TABLE {up.final_table(effect.on[0])} ADD CONSTRAINT "
+                    f"{quote_ident(effect.name.name)} ...;` to the down file, or allow "
+                    "`down-mismatch` in the up file when the migration cannot be undone")
             continue
         if effect.name.name in up.temporary:
             # `DROP TABLE IF EXISTS x; CREATE TEMP TABLE x ...`: the drop clears a leftover
@@ -299,12 +358,26 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
         )
     for key, effect in up.renamed.items():
         assert effect.new_name is not None
-        if down.touches(_key(effect.kind, effect.new_name, effect.on)) or down.touches(key):
-            continue
+        back = down.renamed.get(_key(effect.kind, effect.new_name, effect.on))
+        if back is not None:
+            if back.new_name == effect.name:
+                continue
+            elsewhere = f" (it renames it to {back.new_name} instead)" if back.new_name else ""
+        elif down.touches(_key(effect.kind, effect.new_name, effect.on)) or down.touches(key):
+            continue  # dropped or re-created: not left under the new name
+        else:
+            elsewhere = ""
+        if effect.kind is ObjectKind.CONSTRAINT and effect.on:
+            hint = (f"add `ALTER TABLE {up.final_table(effect.on[0])} RENAME CONSTRAINT "
+                    f"{quote_ident(effect.new_name.name)} TO {quote_ident(effect.name.name)};` "
+                    "to the down file")
+        else:
+            hint = f"rename {effect.new_name} back to {effect.name} in the down file"
+        new_name = effect.new_name.name if effect.kind is ObjectKind.CONSTRAINT else effect.new_name
         yield _finding(
-            f"the up renames {effect.kind} {effect.name} to {effect.new_name} "
-            f"(line {effect.line}) but the down does not rename it back",
-            f"rename {effect.new_name} back to {effect.name} in the down file",
+            f"the up renames {_named(effect)} to {new_name} "
+            f"(line {effect.line}) but the down does not rename it back{elsewhere}",
+            hint,
         )
     # Messages name what the up file wrote; hints, the names when the down begins.
     for (table, column), change in up.added_columns.items():
@@ -316,12 +389,16 @@ def _forgotten(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             f"add `ALTER TABLE {table} DROP COLUMN IF EXISTS {quote_ident(column)};` to the down file",
         )
     for first, (table, column), change in up.renamed_columns():
-        if (down.renames_column((table, column)) or (table, column) in down.dropped_columns
-                or _table_key(table) in down.dropped):
+        ends = down.column_ends_as((table, column))
+        if ends is not None and ends[1] == first[1]:
             continue
+        if ends is None and ((table, column) in down.dropped_columns
+                             or _table_key(table) in down.dropped):
+            continue
+        elsewhere = f" (it renames it to {ends[1]} instead)" if ends is not None else ""
         yield _finding(
             f"the up renames column {change.column} of {change.table} to {column} "
-            f"(line {change.line}) but the down does not rename it back",
+            f"(line {change.line}) but the down does not rename it back{elsewhere}",
             f"add `ALTER TABLE {table} RENAME COLUMN {quote_ident(column)} TO "
             f"{quote_ident(first[1])};` to the down file",
         )
@@ -349,7 +426,8 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
         if effect.replace and key in up.altered:
             continue  # ALTER VIEW v SET (...), undone by CREATE OR REPLACE VIEW v AS ...
         yield _finding(
-            f"the down creates {effect.kind} {effect.name}, which the up does not drop",
+            f"the down {'adds' if effect.kind is ObjectKind.CONSTRAINT else 'creates'} "
+            f"{_named(effect)}, which the up does not drop",
             hint,
             effect.line,
         )
@@ -370,6 +448,23 @@ def _unasked(up: _Footprint, down: _Footprint) -> Iterator[Finding]:
             continue
         yield _finding(f"the down drops column {change.column} of {change.table}, which the up "
                        "does not add", hint, change.line)
+
+
+def _forgotten_constraint(effect: ObjectEffect, down: _Footprint) -> Iterator[Finding]:
+    """A constraint the up adds (by its name, or by every name PostgreSQL may have given
+    it) that the down neither drops nor takes along with its table or a column."""
+    if down.touches_any_name(effect):
+        return
+    table = effect.on[0]
+    if effect.server_name is None:
+        shown = f"constraint {quote_ident(effect.name.name)}"
+    else:
+        shown = (f"a constraint that PostgreSQL names {quote_ident(effect.name.name)} (or a "
+                 "numbered form of it, when that name is taken)")
+    yield _finding(
+        f"the up adds {shown} to {table} (line {effect.line}) but the down does not drop it",
+        f"add `{_drop_sql(effect)}` to the down file",
+    )
 
 
 def _up_temporary(up: _Footprint, dropped: ObjectEffect) -> bool:

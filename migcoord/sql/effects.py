@@ -76,6 +76,9 @@ class ObjectKind(enum.StrEnum):
     EXTENSION = "extension"
     TRIGGER = "trigger"
     POLICY = "policy"
+    #: A table constraint added or dropped by `ALTER TABLE` (those of `CREATE TABLE` go
+    #: with their table and are not followed).
+    CONSTRAINT = "constraint"
 
 
 class ObjectAction(enum.StrEnum):
@@ -114,8 +117,10 @@ class TableEffect:
 class ObjectEffect:
     """One schema object a statement creates, drops or renames.
 
-    `CREATE OR REPLACE` counts as CREATED (with `replace`). A trigger or policy is named
-    in its table's schema and `on` holds that table; an index's `on` holds its table; a
+    `CREATE OR REPLACE` counts as CREATED (with `replace`). A trigger, policy or
+    constraint is named in its table's schema and `on` holds that table (and, for a
+    foreign key, the table it references, whose drop takes it along); an index's `on`
+    holds its table; a
     view's `on` holds the relations its query reads; a sequence's `on` holds the table
     that owns it (`OWNED BY table.column`), which takes it along when dropped; a
     partition's `on` holds its parent (`PARTITION OF`), which does the same.
@@ -134,8 +139,9 @@ class ObjectEffect:
     replace: bool = False
     #: SEQUENCE, CREATED or OWNED: the column of `on`'s table that owns it.
     owner_column: str = ""
-    #: INDEX, CREATED without a name: what PostgreSQL builds its name from; `name` is the
-    #: name it gets when that name is free in the schema (else a numbered form).
+    #: INDEX or CONSTRAINT, CREATED without a name: what PostgreSQL builds its name from;
+    #: `name` is the name it gets when that name is free in the schema (else a numbered
+    #: form).
     server_name: ServerName | None = None
 
 

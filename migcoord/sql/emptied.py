@@ -12,7 +12,11 @@ rows. `Emptied` follows that through a file, statement by statement:
   `CASCADE` also empties are not known here, so they do not count;
 - a statement that writes rows to t afterwards (INSERT, COPY, MERGE, or a data-modifying
   CTE) makes it non-empty again, and so does any statement whose effects cannot be seen
-  (`DO`, `CALL`, `EXECUTE`); a rename carries the state to the new name, a drop ends it;
+  (`DO`, `CALL`, `EXECUTE`), or that runs a query calling a function other than the
+  built-ins known to write no rows (`SELECT fill_t()` may insert into t); a rename
+  carries the state to the new name, a drop ends it;
+- a change of `search_path` (`SET`, `RESET`, `set_config(...)`) ends it all too: which
+  table a later unqualified name means is then not certain enough to stay silent;
 - `COMMIT`, `ROLLBACK` and `ROLLBACK TO SAVEPOINT` end it all (the lock is released, or
   the TRUNCATE undone).
 
@@ -29,12 +33,48 @@ from __future__ import annotations
 import attrs
 
 from migcoord.sql._parser import Node
-from migcoord.sql._tree import wrapped
+from migcoord.sql._tree import name_parts, wrapped
 from migcoord.sql.effects import QualifiedName, Scope, TableAction, TableEffect
 
 #: Transaction statements that keep the transaction (and TRUNCATE's lock) going.
 _KEEPS_TRANSACTION = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START",
                                 "TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE"})
+#: Statements that evaluate the expressions they hold, so run the functions they call.
+_RUNS_QUERIES = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt",
+                           "MergeStmt", "CopyStmt", "CreateTableAsStmt", "ExplainStmt",
+                           "AlterDomainStmt"})
+#: Statements that evaluate their expressions once per row of their table (a default
+#: filled in, a USING, a CHECK validated, an index expression): on an emptied table, never.
+_RUNS_PER_ROW = frozenset({"AlterTableStmt", "IndexStmt"})
+#: Built-in functions (pg_catalog) that write no table rows and leave search_path alone.
+#: Any other function a query calls may insert rows (a function of the project, an
+#: extension's, `set_config`).
+_WRITES_NO_ROWS = frozenset({
+    "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "array_agg",
+    "string_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg",
+    "row_number", "rank", "dense_rank", "lag", "lead", "first_value", "last_value",
+    "now", "statement_timestamp", "transaction_timestamp", "clock_timestamp", "timeofday",
+    "date_trunc", "date_part", "extract", "age", "to_char", "to_date", "to_timestamp",
+    "to_number", "make_date", "make_interval", "lower", "upper", "initcap", "length",
+    "char_length", "octet_length", "substr", "substring", "position", "strpos", "replace",
+    "translate", "trim", "btrim", "ltrim", "rtrim", "lpad", "rpad", "left", "right",
+    "split_part", "concat", "concat_ws", "format", "repeat", "reverse", "md5", "sha256",
+    "encode", "decode", "regexp_replace", "regexp_match", "regexp_matches",
+    "regexp_split_to_array", "regexp_split_to_table", "string_to_array",
+    "array_to_string", "array_length", "array_position", "array_append", "array_remove",
+    "cardinality", "unnest", "generate_series", "abs", "round", "floor", "ceil",
+    "ceiling", "trunc", "mod", "power", "sqrt", "random", "gen_random_uuid",
+    "to_json", "to_jsonb", "row_to_json", "json_build_object", "jsonb_build_object",
+    "json_build_array", "jsonb_build_array", "jsonb_set", "jsonb_insert",
+    "jsonb_strip_nulls", "jsonb_typeof", "json_typeof", "jsonb_array_elements",
+    "json_array_elements", "jsonb_array_elements_text", "json_array_elements_text",
+    "jsonb_each", "json_each", "jsonb_each_text", "json_each_text", "jsonb_object_keys",
+    "jsonb_array_length", "json_array_length", "jsonb_pretty", "pg_typeof",
+    "current_setting", "current_schema", "current_database", "version",
+    "nextval", "currval", "setval", "lastval", "pg_sleep",
+    "pg_advisory_xact_lock", "pg_advisory_lock", "pg_advisory_unlock",
+    "pg_try_advisory_lock", "pg_try_advisory_xact_lock",
+})
 
 
 @attrs.frozen
@@ -65,7 +105,9 @@ class Emptied:
                                                                          "DeleteStmt"):
             return self
         if opaque or (node_type == "TransactionStmt"
-                      and body.get("kind") not in _KEEPS_TRANSACTION):
+                      and body.get("kind") not in _KEEPS_TRANSACTION) \
+                or _moves_search_path(node_type, body) \
+                or self._may_write_rows(node_type, body, scope):
             return Emptied()
         state = self._following(node_type, body, scope, tables)
         if node_type == "TruncateStmt":
@@ -84,6 +126,18 @@ class Emptied:
                 kept_deleted = [entry for entry in state.deleted if entry[0] != table]
                 return attrs.evolve(state, deleted=(*kept_deleted, (table, line)))
         return state
+
+    def _may_write_rows(self, node_type: str, body: Node, scope: Scope) -> bool:
+        """Whether the statement runs a function that may write rows (to a table this
+        file emptied: which, cannot be seen)."""
+        if node_type in _RUNS_PER_ROW:
+            relation = body.get("relation")
+            table = scope.range_var(relation)
+            if table is not None and self.truncated_at(table, relation):
+                return False  # run once per row of a table that has none
+        elif node_type not in _RUNS_QUERIES:
+            return False
+        return _calls_unknown_function(body)
 
     def _following(self, node_type: str, body: Node, scope: Scope,
                    tables: tuple[TableEffect, ...]) -> Emptied:
@@ -107,6 +161,31 @@ class Emptied:
                             for table, line, only in self.truncated if table not in gone),
             deleted=tuple((renamed.get(table, table), line)
                           for table, line in self.deleted if table not in gone))
+
+
+def _moves_search_path(node_type: str, body: Node) -> bool:
+    """Whether the statement sets or resets search_path (`RESET ALL` too)."""
+    return node_type == "VariableSetStmt" and (
+        body.get("name") == "search_path" or body.get("kind") == "VAR_RESET_ALL")
+
+
+def _calls_unknown_function(body: Node) -> bool:
+    """Whether `body` calls a function not known to write no rows (or to leave
+    search_path alone)."""
+    stack: list[object] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            call = value.get("FuncCall")
+            if call is not None:
+                name = name_parts(call.get("funcname"))
+                if not name or name[-1] not in _WRITES_NO_ROWS or (
+                        len(name) > 1 and name[0] != "pg_catalog"):
+                    return True
+            stack.extend(child for child in value.values() if isinstance(child, (dict, list)))
+    return False
 
 
 def emptied_for_a_moment(line: int) -> str:

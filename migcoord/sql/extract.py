@@ -25,7 +25,7 @@ from migcoord.sql.effects import (
     StatementEffects,
     TableAction,
 )
-from migcoord.sql.index_names import index_statement_name
+from migcoord.sql.index_names import added_constraint_name, index_statement_name
 
 
 def extract(node_type: str, body: Node, scope: Scope, line: int) -> StatementEffects:
@@ -115,6 +115,12 @@ def _alter_table_command(command: Node, table: QualifiedName | None, c: Collecto
         c.column(ColumnAction.ADDED, table, column)
     elif subtype == "AT_DropColumn":
         c.column(ColumnAction.DROPPED, table, command.get("name", ""))
+    elif subtype == "AT_AddConstraint" and table is not None:
+        _add_constraint(definition.get("Constraint", {}), table, c)
+    elif subtype == "AT_DropConstraint" and table is not None:
+        c.object(ObjectAction.DROPPED, ObjectKind.CONSTRAINT,
+                 QualifiedName(table.schema, command.get("name", "")), on=(table,),
+                 cascade=command.get("behavior") == "DROP_CASCADE")
     elif subtype in ("AT_EnableRowSecurity", "AT_ForceRowSecurity"):
         c.table(TableAction.ROW_SECURITY, table)
     elif subtype in ("AT_AttachPartition", "AT_DetachPartition"):
@@ -122,6 +128,29 @@ def _alter_table_command(command: Node, table: QualifiedName | None, c: Collecto
         c.table(TableAction.ALTERED, partition)
         if subtype == "AT_AttachPartition" and table is not None:
             c.object(ObjectAction.OWNED, ObjectKind.TABLE, partition, on=(table,))
+
+
+def _add_constraint(constraint: Node, table: QualifiedName, c: Collector) -> None:
+    """A constraint `ALTER TABLE ... ADD` makes, under its name or the one PostgreSQL
+    gives it (not recorded when that name is not known here)."""
+    on: tuple[QualifiedName, ...] = (table,)
+    referenced = c.scope.range_var(constraint.get("pktable"))
+    if referenced is not None and referenced != table:
+        on = (table, referenced)  # DROP TABLE referenced CASCADE takes the foreign key along
+    index = constraint.get("indexname")
+    name = constraint.get("conname") or index
+    if name:
+        if index and index != name:
+            # `ADD CONSTRAINT c UNIQUE USING INDEX i` renames the index to c.
+            c.object(ObjectAction.RENAMED, ObjectKind.INDEX, QualifiedName(table.schema, index),
+                     on=(table,), new_name=QualifiedName(table.schema, name))
+        c.object(ObjectAction.CREATED, ObjectKind.CONSTRAINT, QualifiedName(table.schema, name),
+                 on=on)
+        return
+    server_name = added_constraint_name(table.name, constraint)
+    if server_name is not None:
+        c.object(ObjectAction.CREATED, ObjectKind.CONSTRAINT,
+                 QualifiedName(table.schema, server_name.first), on=on, server_name=server_name)
 
 
 def _rename(body: Node, c: Collector) -> None:
@@ -150,6 +179,8 @@ def _rename(body: Node, c: Collector) -> None:
         # Only ALTER TABLE renames a table constraint; the parse tree leaves its
         # relationType unset.
         c.table(TableAction.ALTERED, old)
+        c.object(ObjectAction.RENAMED, ObjectKind.CONSTRAINT,
+                 QualifiedName(old.schema, body.get("subname", "")), on=(old,), new_name=new)
     elif kind in ("OBJECT_TRIGGER", "OBJECT_POLICY"):
         attached = ObjectKind.TRIGGER if kind == "OBJECT_TRIGGER" else ObjectKind.POLICY
         c.table(TABLE_ATTACHED[attached], old)

@@ -134,6 +134,46 @@ def constraint_name(table: str, constraint: Node, column: str = "") -> ServerNam
     return ServerName(table, _joined(_unique_names(columns)), "key")
 
 
+def added_constraint_name(table: str, constraint: Node) -> ServerName | None:
+    """The name `ALTER TABLE table ADD <constraint>` without one gives: `t_pkey`,
+    `t_a_b_key` (UNIQUE), `t_a_b_fkey` (over the referencing columns), `t_a_check` (a
+    CHECK over one column; `t_check` over none or several, as AddRelationNewConstraints
+    decides); None for an EXCLUDE constraint or a CHECK whose columns are not known here."""
+    kind = constraint.get("contype")
+    if kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+        return constraint_name(table, constraint)
+    if kind == "CONSTR_FOREIGN":
+        columns = name_parts(constraint.get("fk_attrs"))
+        return ServerName(table, _joined(columns), "fkey") if columns else None
+    if kind == "CONSTR_CHECK":
+        read = _column_names(constraint.get("raw_expr"))
+        if read is None:
+            return None
+        return ServerName(table, read.pop() if len(read) == 1 else "", "check")
+    return None
+
+
+def _column_names(expression: Any) -> set[str] | None:
+    """The distinct column names an expression reads; None when one is `*`."""
+    names: set[str] = set()
+    stack = [expression]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            reference = value.get("ColumnRef")
+            if reference is not None:
+                fields = reference.get("fields") or []
+                parts = name_parts(fields)
+                if len(parts) != len(fields) or not parts:  # `t.*`
+                    return None
+                names.add(parts[-1])
+                continue
+            stack.extend(child for child in value.values() if isinstance(child, (dict, list)))
+    return names
+
+
 # What FigureColnameInternal (parser/parse_target.c) calls an expression of each kind.
 _FIXED_NAMES = {"CoalesceExpr": "coalesce", "A_ArrayExpr": "array", "RowExpr": "row",
                 "GroupingFunc": "grouping", "XmlSerialize": "xmlserialize"}
