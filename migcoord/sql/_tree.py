@@ -28,6 +28,21 @@ def relation_parts(relation: Node) -> list[str]:
     return [schema, name] if schema else [name]
 
 
+def nodes_of(tree: Any, kind: str) -> Iterator[Node]:
+    """The body of every `kind` node anywhere in `tree` (nodes inside a found one too),
+    in no particular order."""
+    stack: list[Any] = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            body = value.get(kind)
+            if body is not None:
+                yield body
+            stack.extend(child for child in value.values() if isinstance(child, (dict, list)))
+
+
 def name_parts(value: Any) -> list[str]:
     """The dotted name held by a DROP/COMMENT target: a String list, a `List`,
     an `ObjectWithArgs` (functions), a `TypeName` (types) or a single `String`."""

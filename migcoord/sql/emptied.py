@@ -33,7 +33,7 @@ from __future__ import annotations
 import attrs
 
 from migcoord.sql._parser import Node
-from migcoord.sql._tree import name_parts, wrapped
+from migcoord.sql._tree import name_parts, nodes_of, wrapped
 from migcoord.sql.effects import QualifiedName, Scope, TableAction, TableEffect
 
 #: Transaction statements that keep the transaction (and TRUNCATE's lock) going.
@@ -172,19 +172,11 @@ def _moves_search_path(node_type: str, body: Node) -> bool:
 def _calls_unknown_function(body: Node) -> bool:
     """Whether `body` calls a function not known to write no rows (or to leave
     search_path alone)."""
-    stack: list[object] = [body]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            call = value.get("FuncCall")
-            if call is not None:
-                name = name_parts(call.get("funcname"))
-                if not name or name[-1] not in _WRITES_NO_ROWS or (
-                        len(name) > 1 and name[0] != "pg_catalog"):
-                    return True
-            stack.extend(child for child in value.values() if isinstance(child, (dict, list)))
+    for call in nodes_of(body, "FuncCall"):
+        name = name_parts(call.get("funcname"))
+        if not name or name[-1] not in _WRITES_NO_ROWS or (
+                len(name) > 1 and name[0] != "pg_catalog"):
+            return True
     return False
 
 

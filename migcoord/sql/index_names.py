@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from migcoord.sql._parser import Node
-from migcoord.sql._tree import name_parts, wrapped
+from migcoord.sql._tree import name_parts, nodes_of, wrapped
 
 #: PostgreSQL's NAMEDATALEN - 1: the longest identifier, in bytes.
 MAX_IDENTIFIER = 63
@@ -156,21 +156,12 @@ def added_constraint_name(table: str, constraint: Node) -> ServerName | None:
 def _column_names(expression: Any) -> set[str] | None:
     """The distinct column names an expression reads; None when one is `*`."""
     names: set[str] = set()
-    stack = [expression]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            reference = value.get("ColumnRef")
-            if reference is not None:
-                fields = reference.get("fields") or []
-                parts = name_parts(fields)
-                if len(parts) != len(fields) or not parts:  # `t.*`
-                    return None
-                names.add(parts[-1])
-                continue
-            stack.extend(child for child in value.values() if isinstance(child, (dict, list)))
+    for reference in nodes_of(expression, "ColumnRef"):
+        fields = reference.get("fields") or []
+        parts = name_parts(fields)
+        if len(parts) != len(fields) or not parts:  # `t.*`
+            return None
+        names.add(parts[-1])
     return names
 
 
