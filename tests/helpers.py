@@ -175,3 +175,14 @@ def importable_by_anyone() -> Path:
 def codes(result: Result) -> list[str]:
     """Finding codes of a `check --format json` run."""
     return [f["code"] for f in result.json()["findings"]]
+
+
+def check_and_verify_agree(root: Path, admin_dsn: str, *, migrations: int) -> None:
+    """`check` finds no down-mismatch in the tree at `root`, and `verify` round-trips each
+    of its `migrations` on the real server: both say every down undoes its up."""
+    check = run(["check", "--format", "json"], cwd=root)
+    assert [f for f in check.json()["findings"] if f["code"] == "down-mismatch"] == []
+    result = run(["verify", "--dsn", admin_dsn, "--format", "json"], cwd=root)
+    report = result.json()
+    assert result.code == 0, [m["problems"] for m in report["migrations"] if not m["ok"]]
+    assert [m["status"] for m in report["migrations"]] == ["ok"] * migrations

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import PgServer
 
-from helpers import make_tree, pair, run
+from helpers import check_and_verify_agree, make_tree, pair
 from migcoord import sql
 
 
@@ -180,9 +180,4 @@ def test_postgresql_agrees_with_every_silent_case(tmp_path: Path, pg_server: PgS
         files.update(pair("rule-service", f"{number:06d}", f"case_{number}",
                           up=textwrap.dedent(up), down=textwrap.dedent(down)))
     root = make_tree(tmp_path / "repo", files)
-    check = run(["check", "--format", "json"], cwd=root)
-    assert [f for f in check.json()["findings"] if f["code"] == "down-mismatch"] == []
-    result = run(["verify", "--dsn", pg_server.admin_dsn, "--format", "json"], cwd=root)
-    report = result.json()
-    assert result.code == 0, [m for m in report["migrations"] if not m["ok"]]
-    assert [m["status"] for m in report["migrations"]] == ["ok"] * (len(cases) + 1)
+    check_and_verify_agree(root, pg_server.admin_dsn, migrations=len(cases) + 1)

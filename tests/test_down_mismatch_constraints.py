@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from conftest import PgServer
 
-from helpers import make_tree, pair, run
+from helpers import check_and_verify_agree, make_tree, pair
 from migcoord import sql
 from migcoord.sql import _parser
 from migcoord.sql.index_names import added_constraint_name
@@ -223,12 +223,7 @@ def test_check_and_verify_agree_on_constraints_and_renames(
     for number, (up, down) in enumerate(SILENT, start=2):
         files.update(pair("rule-service", f"{number:06d}", f"case_{number}", up=up, down=down))
     root = make_tree(tmp_path / "repo", files)
-    check = run(["check", "--format", "json"], cwd=root)
-    assert [f for f in check.json()["findings"] if f["code"] == "down-mismatch"] == []
-    result = run(["verify", "--dsn", pg_server.admin_dsn, "--format", "json"], cwd=root)
-    report = result.json()
-    assert result.code == 0, [m["problems"] for m in report["migrations"] if not m["ok"]]
-    assert [m["status"] for m in report["migrations"]] == ["ok"] * (len(SILENT) + 1)
+    check_and_verify_agree(root, pg_server.admin_dsn, migrations=len(SILENT) + 1)
 
 
 def test_the_server_refuses_to_drop_a_constraint_index_by_drop_index(dsn: str) -> None:

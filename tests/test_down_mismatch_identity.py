@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from conftest import PgServer
 
-from helpers import make_tree, pair, run
+from helpers import check_and_verify_agree, make_tree, pair, run
 from migcoord import sql
 
 
@@ -270,12 +270,7 @@ def test_check_and_verify_agree_on_renames_and_unnamed_indexes(
         files.update(pair("rule-service", f"{number:06d}", f"case_{number}",
                           up=textwrap.dedent(up), down=textwrap.dedent(down)))
     root = make_tree(tmp_path / "repo", files)
-    check = run(["check", "--format", "json"], cwd=root)
-    assert [f for f in check.json()["findings"] if f["code"] == "down-mismatch"] == []
-    result = run(["verify", "--dsn", pg_server.admin_dsn, "--format", "json"], cwd=root)
-    report = result.json()
-    assert result.code == 0, [m["problems"] for m in report["migrations"] if not m["ok"]]
-    assert [m["status"] for m in report["migrations"]] == ["ok"] * (len(cases) + 1)
+    check_and_verify_agree(root, pg_server.admin_dsn, migrations=len(cases) + 1)
 
 
 def test_unnamed_constraints_get_the_name_postgresql_gives_them(dsn: str) -> None:
