@@ -242,3 +242,14 @@ def test_the_python_api_returns_both_sides(tmp_path: Path) -> None:
     assert sorted(f.path.name for f in scoped.merged if f.path) == [
         "000001_create_a.down.sql", "000001_create_a.up.sql"]
     assert len(coordinator.check(against="main")) == 3  # every finding, as before
+
+
+def test_a_merged_migration_without_a_down_file_is_merged_too(tmp_path: Path) -> None:
+    """An adopted history's migrations may have no down file (`adopted_through`): the
+    warnings of one REF has unchanged are left out all the same."""
+    config = CONFIG.replace('[services.app]', 'adopted_through = "000001"\n\n[services.app]')
+    up_only = {path: text for path, text in MERGED.items() if path.endswith(".up.sql")}
+    root = history(tmp_path, config=config, merged=up_only)
+    add(root, "000002", CLEAN_UP, CLEAN_DOWN)
+    code, document = check_json(root, "--strict", "--against", "main")
+    assert (code, document) == (0, {"ok": True, "findings": [], "merged_warnings": 1})

@@ -41,7 +41,7 @@ class Scoped:
 def unchanged_files(here: Catalog, there: Catalog) -> frozenset[Path]:
     """The paths of the up and down files of each migration that `there` (REF) has with
     the same files as `here`: same paths, same checksums, one migration of that version
-    and service on each side."""
+    and service on each side (an adopted one with no down file on either side too)."""
     def by_key(catalog: Catalog) -> dict[tuple[str, int], list[tuple[tuple[Path, str], ...]]]:
         found: dict[tuple[str, int], list[tuple[tuple[Path, str], ...]]] = {}
         for migration in catalog.migrations:
@@ -53,7 +53,7 @@ def unchanged_files(here: Catalog, there: Catalog) -> frozenset[Path]:
     theirs = by_key(there)
     paths: set[Path] = set()
     for key, ours in by_key(here).items():
-        if len(ours) == 1 and theirs.get(key) == ours and len(ours[0]) == 2:
+        if len(ours) == 1 and theirs.get(key) == ours:
             paths.update(path for path, _ in ours[0])
     return frozenset(paths)
 
