@@ -50,6 +50,7 @@ def _offline(config: Config, catalog: Catalog, sql: SqlAnalyses | None, *,
     """`offline_findings`, and the catalog they judge (merged with `against`)."""
     check_sum = config.sum_path is not None
     edits: list[BranchEdit] = []
+    own = catalog  # the branch's own tree, which its docs file describes
     if against is not None:
         from migcoord.repo import git as gitref
 
@@ -62,9 +63,12 @@ def _offline(config: Config, catalog: Catalog, sql: SqlAnalyses | None, *,
     findings = checks.run_all(catalog, config, sum_text=sum_text, check_sum=check_sum,
                               sql=analyses, sides=merging.merge_sides(config, catalog, against),
                               edits=edits, unconfigured=_unconfigured_folders(config))
-    if against is None and sql is not None and analyses is not None:
+    if sql is not None and analyses is not None:
+        # With --against, the docs file is judged against this branch's own tree, as
+        # `migcoord docs --schema` writes it here: the merge's docs do not exist yet.
+        own_analyses = analyses if own is catalog else sql.analyze(own, parallel=parallel)
         findings.extend(docskeeper.stale_findings(
-            config, catalog, functools.partial(sql.owned_tables, catalog, analyses)))
+            config, own, functools.partial(sql.owned_tables, own, own_analyses)))
     return checks.sort_findings(findings), catalog
 
 

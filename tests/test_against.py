@@ -171,3 +171,23 @@ def test_a_merged_migration_renamed_on_the_branch_is_edited_merged(tmp_path: Pat
     edited = [f for f in found if f["code"] == "edited-merged"]
     assert [f["version"] for f in edited] == [6]
     assert "removed (or renamed)" in str(edited[0]["message"])
+
+
+def test_against_judges_the_docs_file_by_this_branchs_own_tree(tmp_path: Path) -> None:
+    """The docs file describes the branch as `migcoord docs` writes it here, not the merge
+    (whose docs do not exist yet): fresh, it is not reported, though main added a
+    migration; a migration added without refreshing it is docs-stale, as plain check says."""
+    root = diverged(tmp_path)
+
+    def stale(*args: str) -> list[object]:
+        result = run(["check", "--format", "json", *args], cwd=root)
+        return [f["path"] for f in result.json()["findings"] if f["code"] == "docs-stale"]
+
+    assert stale("--against", "main") == []
+    for relative, text in pair("aggregator", "000008", "add_more",
+                               up="CREATE TABLE more (id int);\n", down="SELECT 1;\n").items():
+        (root / relative).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "aggregator 000008, docs not refreshed")
+    assert stale() == ["docs/MIGRATIONS.md"]
+    assert stale("--against", "main") == ["docs/MIGRATIONS.md"]
