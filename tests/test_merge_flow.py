@@ -120,6 +120,7 @@ def test_a_developer_database_with_the_old_number_is_repaired_by_the_hinted_comm
     hinted = re.findall(r"`(migcoord mark [^`]+)`", refused.stderr)
     assert hinted == ["migcoord mark 000008 --applied --reason 'renumbered from 000007'",
                       "migcoord mark 000007 --pending --reason 'renumbered to 000008'"]
+    assert "hint: record the new number without running anything again" in refused.stderr
     # check --db and status say the same; the same refusal for one service:
     # rule-service's 000007 has the old number's row.
     db = run(["check", "--db", "--no-sql", "--format", "json"], cwd=root, environ=env(dsn))

@@ -81,6 +81,7 @@ def test_resolve_dsn_names_a_mark_chain_that_leaves_the_history_of_a_fresh_datab
     refused = run(["resolve", "--dsn", dsn], cwd=root)
     assert refused.code == 1
     assert marks(refused.stderr) == CHAIN
+    assert "record the new numbers without" in refused.stderr  # two migrations moved
     assert run(["resolve"], cwd=root).code == 0
     commit_all(root, "merge main")
     run_hinted(root, marks(refused.stderr), dsn)
@@ -146,6 +147,7 @@ def test_only_the_first_of_two_moved_migrations_applied_gets_a_short_chain(
     refused = run(["up", "--all"], cwd=root, environ=env(dsn))
     assert refused.code == 1, refused.stderr
     assert marks(refused.stderr) == short
+    assert "record the new number without" in refused.stderr  # one migration moved
     run_hinted(root, short, dsn)
     applied = run(["up", "--all", "--format", "json"], cwd=root, environ=env(dsn))
     assert applied.code == 0, applied.stderr

@@ -4,9 +4,10 @@
 #   SERVICE=aggregator ./migrate.sh          # this service's pending migrations
 #   SERVICE=--all ./migrate.sh               # every service's (a one-shot migration job)
 #
-# migcoord's exit codes: 0 done; 1 a migration failed or was refused (a person must look:
-# the error says what to do); 2 bad invocation or config (the same); 3 no connection, no
-# lock in time, or a migration stopped by a lock timeout and rolled back: worth retrying.
+# migcoord's exit codes: 0 done; 1 a migration failed or was refused, or still hit its lock
+# timeout after its own retries (a person must look: the error says what to do and names
+# the session in the way); 2 bad invocation or config (the same); 3 no connection, or no
+# migration lock in time: worth retrying.
 # Every replica may run this at the same time: each migration is applied once, the others
 # wait for the migration lock (--lock-timeout) and then find nothing to do.
 set -u

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from migcoord.core.model import Config, Finding, HistoryRow, Status, format_version
-from migcoord.core.reconcile import Reconciled, moved_repair
+from migcoord.core.reconcile import Reconciled, moved_repair_hint
 
 
 def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
@@ -20,7 +20,7 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
         highest[row.service] = max(highest.get(row.service, 0), row.version)
     findings: list[Finding] = []
     states = list(states)
-    repair = " then ".join(moved_repair(states, config.version_width))
+    repair = moved_repair_hint(states, config.version_width)
     for state in states:
         shown = f"{format_version(state.version, config.version_width)} {state.service} {state.name}"
         path = state.migration.path if state.migration is not None else None
@@ -31,8 +31,7 @@ def database_findings(states: Iterable[Reconciled], rows: Iterable[HistoryRow],
                 "missing-file",
                 f"{shown} is applied in the database under its old number: its file is now "
                 f"{state.moved_to.label} (same name and content; a merge renumbered it)",
-                hint="record the new numbers without running anything again, in this order: "
-                + repair,
+                hint=repair,
                 path=state.moved_to.path, service=state.service, version=state.version))
         elif state.state == Status.MISSING and state.down_only is not None:
             up_name = f"{state.down_only.label}.up.sql"

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 import attrs
 
 from migcoord.core.model import Catalog, HistoryRow, Migration, Status, format_version
-from migcoord.core.reconcile import Reconciled, down_only, moved_repair, reconcile
+from migcoord.core.reconcile import Reconciled, down_only, moved_repair_hint, reconcile
 from migcoord.errors import DependencyNotApplied, RefusedError, UsageError
 
 
@@ -146,8 +146,7 @@ def _refuse_broken(states: Iterable[Reconciled], everything: Sequence[Reconciled
             lines.append(f"{label} is applied in this database under its old number: its file "
                          f"is now {s.service} {s.moved_to.label} (same content; a merge "
                          "renumbered it)")
-            hints.append("record the new numbers without running anything again, in this "
-                         "order: " + " then ".join(moved_repair(everything, width)))
+            hints.append(moved_repair_hint(everything, width))
         elif s.down_only is not None:
             up_name = f"{s.down_only.label}.up.sql"
             lines.append(f"{label} is applied in the database but its up file ({up_name}) is "
@@ -196,8 +195,7 @@ def _refuse_conflicts(candidates: Iterable[Migration], rows: Sequence[HistoryRow
         new = moved.get(row.version)
         if new is not None:
             hint = (f"{row.service}'s migration was renumbered to {new.version_text} by a "
-                    "merge; record the new numbers without running anything again, in this "
-                    "order: " + " then ".join(moved_repair(states, width)))
+                    "merge; " + moved_repair_hint(states, width))
         else:
             hint = (f"if {row.service}'s {row.name} was renumbered by a merge, `migcoord status` "
                     "(in a checkout with its folder) shows its new number, and `up` there names "

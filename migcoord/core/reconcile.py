@@ -214,6 +214,14 @@ def moved_repair(states: Iterable[Reconciled], width: int = 6) -> list[str]:
                              for s in states if s.moved_to is not None)
 
 
+def moved_repair_hint(states: Iterable[Reconciled], width: int = 6) -> str:
+    """The hint that names `moved_repair`'s commands."""
+    commands = moved_repair(states, width)
+    numbers = "number" if len(commands) <= 2 else "numbers"  # two commands per migration
+    return (f"record the new {numbers} without running anything again, in this order: "
+            + " then ".join(commands))
+
+
 def database_version(rows: Iterable[HistoryRow]) -> int | None:
     return max((row.version for row in rows), default=None)
 
