@@ -217,7 +217,9 @@ def moved_repair(states: Iterable[Reconciled], width: int = 6) -> list[str]:
 def moved_repair_hint(states: Iterable[Reconciled], width: int = 6) -> str:
     """The hint that names `moved_repair`'s commands."""
     commands = moved_repair(states, width)
-    numbers = "number" if len(commands) <= 2 else "numbers"  # two commands per migration
+    # One moved migration takes two commands (record the new, clear the old); each more
+    # in a chain of renumbered ones adds one.
+    numbers = "number" if len(commands) <= 2 else "numbers"
     return (f"record the new {numbers} without running anything again, in this order: "
             + " then ".join(commands))
 
