@@ -7,28 +7,17 @@ migrations round-trip under `migcoord verify`."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import PgServer
+from test_down_mismatch_identity import hints, mismatches
 
 from helpers import check_and_verify_agree, make_tree, pair
 from migcoord import sql
 from migcoord.sql import _parser
 from migcoord.sql.index_names import added_constraint_name
-
-
-def mismatches(up: str, down: str) -> list[str]:
-    found = sql.down_mismatch(sql.analyze(textwrap.dedent(up)), sql.analyze(textwrap.dedent(down)))
-    return [finding.message for finding in found]
-
-
-def hints(up: str, down: str) -> list[str]:
-    found = sql.down_mismatch(sql.analyze(textwrap.dedent(up)), sql.analyze(textwrap.dedent(down)))
-    return [finding.hint or "" for finding in found]
-
 
 # -- constraints the up adds -------------------------------------------------------------
 
