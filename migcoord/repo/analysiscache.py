@@ -21,20 +21,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import logging
-import marshal
 import os
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from migcoord.core.model import Config
-from migcoord.errors import WorkspaceError
-from migcoord.repo import workspace
-
-log = logging.getLogger("migcoord")
+from migcoord.repo import cachefile
 
 FILE_NAME = "analysis-cache"
 #: Changed whenever what is stored changes shape.
@@ -76,25 +70,7 @@ def load(config: Config, expected: str) -> dict[Any, Any]:
     """The stored entries (key -> plain analysis), or {} when there is no usable cache
     with the fingerprint `expected`."""
     path = path_of(config)
-    if path is None:
-        return {}
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return {}
-    magic, _, rest = raw.partition(b"\n")
-    stamp, _, rest = rest.partition(b"\n")
-    digest, _, payload = rest.partition(b"\n")
-    if magic != _MAGIC or hashlib.sha256(payload).hexdigest().encode() != digest:
-        log.debug("ignoring %s: not a cache this version wrote, or damaged", path)
-        return {}
-    if stamp.decode("ascii", "replace") != expected:
-        log.debug("ignoring %s: written by another migcoord, Python or parser", path)
-        return {}
-    try:
-        entries = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return {}
+    entries = None if path is None else cachefile.read(path, _MAGIC, expected)
     return entries if isinstance(entries, dict) else {}
 
 
@@ -102,22 +78,5 @@ def save(config: Config, entries: dict[Any, Any], stamp: str) -> None:
     """Store `entries` (plain values only) with the fingerprint `stamp`, replacing the
     cache; never raises for a folder that cannot be written (the next run parses again)."""
     path = path_of(config)
-    if path is None:
-        return
-    payload = marshal.dumps(entries)
-    header = b"\n".join([_MAGIC, stamp.encode(),
-                         hashlib.sha256(payload).hexdigest().encode()])
-    temporary: str | None = None
-    try:
-        workspace.ensure_state_dir(path.parent)
-        fd, temporary = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(header + b"\n" + payload)
-        os.replace(temporary, path)
-        temporary = None
-    except (OSError, WorkspaceError) as err:
-        log.debug("the SQL analysis cache was not stored in %s: %s", path.parent, err)
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+    if path is not None:
+        cachefile.write(path, _MAGIC, stamp, entries)
