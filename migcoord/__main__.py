@@ -1,7 +1,5 @@
 """`python -m migcoord`."""
 
-import sys
+from migcoord.cli import run
 
-from migcoord.cli import main
-
-sys.exit(main())
+run()

@@ -7,12 +7,13 @@ command (`migcoord --format json status` == `migcoord status --format json`).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from migcoord.cli.context import Context, Handler
 from migcoord.cli.usage import Parser, UsageExit, print_json, wants_json
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="run `migcoord COMMAND --help` for its options")
     commands.register(sub, common)
     return parser
+
+
+def run() -> NoReturn:
+    """The `migcoord` command and `python -m migcoord`: one command, then the process ends."""
+    # What the imports built lives as long as the process, so the collector need not walk
+    # it again: a full collection over psycopg's and migcoord's objects, set off by a boot
+    # reading a thousand files, cost more than the reading. A library caller (or a test
+    # calling `main`) keeps its collector as it is.
+    gc.freeze()
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
