@@ -28,7 +28,7 @@ from migcoord.core.model import Catalog, Config, Finding, ServiceConfig
 from migcoord.core.naming import normalize_name
 from migcoord.core.progress import OnStep
 from migcoord.errors import UsageError
-from migcoord.repo import discovery
+from migcoord.repo import discovery, filefacts
 from migcoord.results import (
     AdoptResult,
     Created,
@@ -126,8 +126,16 @@ class Coordinator:
         if services is not None:
             for service in services:
                 self._service(service)
-        return discovery.read_catalog(self.config, services=services,
-                                      up_only=up_only, cache=self._files)
+        if not up_only:
+            return discovery.read_catalog(self.config, services=services, cache=self._files)
+        # `up` and `status` (every boot of a service): files known by their stat are not
+        # read (repo/filefacts.py).
+        state = self.config.state_dir if self.config.path is not None else None
+        facts = filefacts.FileFacts.load(state, self.config.root)
+        catalog = discovery.read_catalog(self.config, services=services, up_only=True,
+                                         cache=self._files, facts=facts)
+        facts.save()
+        return catalog
 
     def check(self, *, against: str | None = None, sql: bool = True,
               parallel: bool = False) -> list[Finding]:

@@ -6,7 +6,7 @@ Nothing here does I/O. Paths are absolute; discovery fills them in.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +189,29 @@ class Directives:
     body_line: int = 1
 
 
+class LaterText:
+    """A file's text read on first use by `load`, which raises a MigcoordError when the
+    file can no longer be read as it was known (changed or gone since). Only a text
+    with no `-- migcoord:` directive is left for later: all its directives say is the
+    line its first statement is on, `body_line`."""
+
+    __slots__ = ("_load", "_text", "body_line")
+
+    def __init__(self, load: Callable[[], str], body_line: int) -> None:
+        self._load = load
+        self._text: str | None = None
+        self.body_line = body_line
+
+    def value(self) -> str:
+        if self._text is None:
+            self._text = self._load()
+        return self._text
+
+
+def _plain_text(text: str | LaterText | None) -> str | None:
+    return text.value() if isinstance(text, LaterText) else text
+
+
 @attrs.frozen
 class SqlFile:
     """One `{version}_{name}.{up|down}.sql` file as read from disk.
@@ -201,6 +224,9 @@ class SqlFile:
     repository, no permission). `checksum` is the sha256 of the content with the BOM
     removed and line endings made `\n` (of the raw bytes when undecodable; empty when
     unread), so a checkout with `autocrlf` does not look modified.
+
+    The text may be given as a `LaterText`: the file was known by its stat (repo/
+    filefacts.py) and is read only when something asks for its text.
     """
 
     path: Path
@@ -209,12 +235,23 @@ class SqlFile:
     version_text: str
     name: str
     direction: Direction
-    text: str | None
+    _text: str | LaterText | None = attrs.field(alias="text", eq=_plain_text)
     checksum: str
     encoding_error: str | None = None
     #: The line `encoding_error` is about.
     encoding_line: int | None = None
     read_error: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        text = self._text
+        return text.value() if isinstance(text, LaterText) else text
+
+    @property
+    def later(self) -> LaterText | None:
+        """The text still to be read, when it was left for later (see LaterText)."""
+        text = self._text
+        return text if isinstance(text, LaterText) else None
 
 
 @attrs.frozen

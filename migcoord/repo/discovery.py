@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from migcoord.core.model import (
     Config,
     Directives,
     Finding,
+    LaterText,
     Migration,
     ServiceConfig,
     ServiceFolder,
@@ -36,6 +38,8 @@ from migcoord.core.naming import (
     stray_reason,
     verify_file_label,
 )
+from migcoord.errors import RefusedError
+from migcoord.repo import filefacts
 from migcoord.sql import reader as sql_reader
 
 _BOM = b"\xef\xbb\xbf"
@@ -140,35 +144,50 @@ def _unread_file(path: Path, service: str, parsed: ParsedName, reason: str) -> S
                    direction=parsed.direction, text=None, checksum="", read_error=reason)
 
 
-#: Files already read by one Coordinator, by path, with the stat they had:
-#: (size, mtime_ns, inode) -> SqlFile. A changed file has another stat and is read again.
-FileCache = dict[str, tuple[tuple[int, int, int], SqlFile]]
+#: Files already read by one Coordinator, by path, with the stat they had
+#: (filefacts.Stat) -> SqlFile. A changed file has another stat and is read again.
+FileCache = dict[str, tuple[filefacts.Stat, SqlFile]]
 
 
 def read_catalog(config: Config, *, services: Iterable[str] | None = None,
-                 up_only: bool = False, cache: FileCache | None = None) -> Catalog:
+                 up_only: bool = False, cache: FileCache | None = None,
+                 facts: filefacts.FileFacts | None = None) -> Catalog:
     """Read the folders of all services (or only `services`); absent folders are fine.
 
     With `up_only`, a down file is read only when no up file has its version and name
     (a down-only migration must not vanish from `up` and `status`, which report it as
     `check` does): `up` and `status` never run downs, and a service boots faster
-    without them.
+    without them. With `facts`, a file whose stat is recorded there is not read until
+    its text is asked for (repo/filefacts.py), and what is read is recorded.
     """
     wanted = set(services) if services is not None else None
+    reading = _Reading(config.root, cache, facts)
     folders = [
-        read_service(service, config.root, up_only=up_only, cache=cache)
+        read_service(service, reading, up_only=up_only)
         for service in config.services
         if wanted is None or service.name in wanted
     ]
     return Catalog.of(folders)
 
 
-def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
-                 cache: FileCache | None = None) -> ServiceFolder:
+@attrs.frozen
+class _Reading:
+    """How one catalog read reads files: the repository (no symlink leads out of it),
+    and the stat-keyed knowledge it may use instead of a file's content."""
+
+    root: Path
+    cache: FileCache | None = None
+    facts: filefacts.FileFacts | None = None
+    #: When the read began: a file changed near it is not kept (filefacts.settled).
+    started_ns: int = attrs.field(factory=time.time_ns)
+
+
+def read_service(service: ServiceConfig, reading: _Reading, *,
+                 up_only: bool = False) -> ServiceFolder:
     """One service's folder. Every entry named like a migration becomes part of one, also
     when it cannot be read (`SqlFile.read_error`): `check`, `up`, `down` and `status`
-    then name it instead of skipping it. `root` is the repository (the config's folder):
-    a symlink leading out of it is not followed."""
+    then name it instead of skipping it. A symlink leading out of the repository
+    (`reading.root`, the config's folder) is not followed."""
     folder = service.migrations
     try:
         entries = list(os.scandir(folder))
@@ -206,17 +225,17 @@ def read_service(service: ServiceConfig, root: Path, *, up_only: bool = False,
                     "a folder inside a migrations folder is never read" if _is_dir(entry)
                     else stray_reason(name))))
                 continue
-            problem = _entry_problem(entry, root)
+            problem = _entry_problem(entry, reading.root)
             if problem is None:
                 verify_files.append(path)
             else:
                 strays.append(StrayFile(path=path, service=service.name, reason=problem,
                                         code="unreadable-file"))
             continue
-        files.append(_read_entry(entry, path, service.name, parsed, root, cache))
+        files.append(_read_entry(entry, path, service.name, parsed, reading))
     # Only the downs no up file of their own name pairs with (rare): the rest are not read.
     ups = {(f.version_text, f.name) for f in files}
-    files.extend(_read_entry(entry, Path(entry.path), service.name, parsed, root, cache)
+    files.extend(_read_entry(entry, Path(entry.path), service.name, parsed, reading)
                  for entry, parsed in downs if (parsed.version_text, parsed.name) not in ups)
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
@@ -269,25 +288,74 @@ def _entry_problem(entry: os.DirEntry[str], root: Path) -> str | None:
 
 
 def _read_entry(entry: os.DirEntry[str], path: Path, service: str, parsed: ParsedName,
-                root: Path, cache: FileCache | None) -> SqlFile:
-    problem = _entry_problem(entry, root)
+                reading: _Reading) -> SqlFile:
+    problem = _entry_problem(entry, reading.root)
     if problem is not None:
         return _unread_file(path, service, parsed, problem)
+    cache, facts = reading.cache, reading.facts
     try:
-        if cache is None:
+        if cache is None and facts is None:
             with open(entry.path, "rb") as handle:
                 return _sql_file(path, service, parsed, handle.read())
-        info = entry.stat()
-        key = (info.st_size, info.st_mtime_ns, info.st_ino)
-        cached = cache.get(entry.path)
-        if cached is not None and cached[0] == key:
+        stat = filefacts.stat_of(entry.stat())
+        cached = cache.get(entry.path) if cache is not None else None
+        if cached is not None and cached[0] == stat:
             return cached[1]
-        with open(entry.path, "rb") as handle:
-            sql_file = _sql_file(path, service, parsed, handle.read())
+        key = facts.key(entry.path) if facts is not None else ""
+        fact = facts.get(key, stat) if facts is not None else None
+        if fact is not None:
+            sql_file = _known_file(path, service, parsed, fact)
+        else:
+            with open(entry.path, "rb") as handle:
+                sql_file = _sql_file(path, service, parsed, handle.read())
     except OSError as err:
         return _unread_file(path, service, parsed, f"it cannot be read: {err.strerror}")
-    cache[entry.path] = (key, sql_file)
+    if filefacts.settled(stat, reading.started_ns):
+        if cache is not None:
+            cache[entry.path] = (stat, sql_file)
+        if facts is not None and fact is None:
+            _learn(facts, key, stat, sql_file)
     return sql_file
+
+
+def _learn(facts: filefacts.FileFacts, key: str, stat: filefacts.Stat,
+           sql_file: SqlFile) -> None:
+    """Record what was read of a file, unless its directives need its text."""
+    text = sql_file.text
+    if text is not None and "migcoord" in text:
+        return
+    body_line = parse_directives(text)[0].body_line if text is not None else 1
+    facts.learn(key, (stat, sql_file.checksum, sql_file.encoding_error,
+                      sql_file.encoding_line, body_line))
+
+
+def _known_file(path: Path, service: str, parsed: ParsedName,
+                fact: filefacts.Fact) -> SqlFile:
+    """A file known by its stat (repo/filefacts.py): its text is read if asked for."""
+    _, checksum_, encoding_error, encoding_line, body_line = fact
+    text: str | LaterText | None = None
+    if encoding_error is None:
+        text = LaterText(functools.partial(_read_known, path, checksum_), body_line)
+    return SqlFile(path=path, service=service, version=parsed.version,
+                   version_text=parsed.version_text, name=parsed.name,
+                   direction=parsed.direction, text=text, checksum=checksum_,
+                   encoding_error=encoding_error, encoding_line=encoding_line)
+
+
+def _read_known(path: Path, expected: str) -> str:
+    """The text of a file known by its stat, read now; refused when it is no longer the
+    file that was known (it changed, or went, after migcoord looked at it)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise RefusedError(f"{path} cannot be read any more ({err.strerror}): it changed "
+                           "while migcoord was running; nothing was run from it",
+                           hint="run the command again", path=path) from None
+    if checksum(raw) != expected:
+        raise RefusedError(f"{path} changed while migcoord was running; nothing was run "
+                           "from it", hint="run the command again: it reads the file as "
+                           "it is now", path=path)
+    return (raw[len(_BOM):] if raw.startswith(_BOM) else raw).decode("utf-8")
 
 
 def read_verify_file(migration: Migration) -> str | None:
@@ -306,7 +374,12 @@ def read_verify_file(migration: Migration) -> str | None:
 
 
 def _directives(sql_file: SqlFile | None) -> tuple[Directives, tuple[Finding, ...]]:
-    if sql_file is None or sql_file.text is None:
+    if sql_file is None:
+        return Directives(), ()
+    later = sql_file.later
+    if later is not None:  # a text with no directive, not read (see filefacts)
+        return Directives(body_line=later.body_line), ()
+    if sql_file.text is None:
         return Directives(), ()
     return parse_directives(sql_file.text)
 

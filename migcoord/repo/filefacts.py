@@ -1,0 +1,129 @@
+"""What `up` and `status` learned of each migration file, kept by the file's stat in
+`.migcoord/file-facts`, so that a boot with nothing changed reads no file's content.
+
+A service starting with every migration applied needs each up file's checksum (an
+edited applied file must stop it: `modified`) and its directives, but none of their
+texts. For a file whose stat (size, mtime, ctime, inode) is the one recorded, the
+checksum and the encoding verdict come from here and the text is read only if asked
+for (`model.LaterText`: a pending migration's, to run it). Reading it then checks it
+against the recorded checksum, so a file changed after all is refused, never run
+unchecked.
+
+What makes a stat trustworthy is git's rule for its index: a write changes the mtime
+and the ctime, unless it lands in the same clock tick as the write before it. So a
+file whose mtime or ctime is within `RACY_SECONDS` of the moment it was read is not
+recorded (it is read again next time); ctime cannot be set back by tools that restore
+mtimes (`cp -p`, `rsync -a`, `tar`), and a file replaced by a rename has another inode.
+A file whose text mentions `migcoord` is not recorded either: its directives need its
+text, so it is always read.
+
+Like the analysis cache, this is an optimisation only: without a config file, or when
+`.migcoord/` cannot be written (a read-only image), nothing is stored and every file is
+read. The file is written to a temporary name and renamed into place, so a reader never
+sees half of it; twenty replicas booting at once leave one whole file. Its entries are
+`marshal`ed plain values, and a file of another format, migcoord or Python, or one that
+is damaged, is ignored as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from migcoord.repo import cachefile
+
+FILE_NAME = "file-facts"
+#: Changed whenever what is stored changes shape or meaning.
+FORMAT = 1
+_MAGIC = b"migcoord file facts"
+#: A file changed this close to the moment it was read may change again without its
+#: stat showing it (coarse clocks, FAT's 2 s mtimes, a network file system's skew).
+RACY_SECONDS = 3
+
+#: The stat a fact holds for: (size, mtime_ns, ctime_ns, inode).
+Stat = tuple[int, int, int, int]
+#: What is known of one file: (stat, checksum, encoding_error, encoding_line, body_line).
+Fact = tuple[Stat, str, "str | None", "int | None", int]
+
+
+def stat_of(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def settled(stat: Stat, read_at_ns: int) -> bool:
+    """Whether a file with this stat, read at `read_at_ns` (time.time_ns()), may be
+    recorded: neither written nor had its metadata changed near that moment."""
+    return max(stat[1], stat[2]) < read_at_ns - RACY_SECONDS * 10**9
+
+
+class FileFacts:
+    """The recorded facts of one repository's files, by path relative to its root."""
+
+    def __init__(self, path: Path | None, root: Path, known: dict[str, Fact]) -> None:
+        self.path = path
+        self.root = root
+        self.known = known
+        self._learned: dict[str, Fact] = {}
+        self._forgotten: set[str] = set()
+        self._prefix = os.path.join(root, "")
+
+    @classmethod
+    def load(cls, state_dir: Path | None, root: Path) -> FileFacts:
+        """The facts stored under `state_dir` (None: nowhere to keep them)."""
+        path = None if state_dir is None else state_dir / FILE_NAME
+        stored = None if path is None else cachefile.read(path, _MAGIC, _stamp())
+        return cls(path, root, stored if isinstance(stored, dict) else {})
+
+    def key(self, file_path: str) -> str:
+        """The key of a file of the repository: its path from the root."""
+        prefix = self._prefix
+        if file_path.startswith(prefix):  # a path join would cost more than the rest
+            return file_path[len(prefix):]
+        return os.path.relpath(file_path, self.root)
+
+    def get(self, key: str, stat: Stat) -> Fact | None:
+        """The fact recorded for the file at `key` with this stat, else None (and a fact
+        recorded with another stat is dropped when this run saves)."""
+        fact = self.known.get(key)
+        if fact is None:
+            return None
+        if not _well_formed(fact) or fact[0] != stat:
+            self._forgotten.add(key)
+            return None
+        return fact
+
+    def learn(self, key: str, fact: Fact) -> None:
+        """Record a file read in full this run (one whose stat has `settled`)."""
+        self._learned[key] = fact
+
+    def save(self) -> None:
+        """Store what this run learned beside what was known; never raises."""
+        if self.path is None or not (self._learned or self._forgotten):
+            return
+        entries = {k: v for k, v in self.known.items() if k not in self._forgotten}
+        entries.update(self._learned)
+        cachefile.write(self.path, _MAGIC, _stamp(), entries)
+
+
+def _stamp() -> str:
+    """What every fact depends on besides the file: the format, Python, and the modules
+    that compute the facts as installed (another release, or an edited checkout, has
+    other files there; reading the version would cost a scan of the installed
+    packages)."""
+    package = os.path.dirname(os.path.dirname(__file__))
+    parts = [f"format {FORMAT}", sys.version]
+    for module in ("repo/discovery.py", "repo/filefacts.py", "sql/reader.py"):
+        with contextlib.suppress(OSError):
+            info = os.stat(os.path.join(package, module))
+            parts.append(f"{module} {info.st_size} {info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _well_formed(fact: object) -> bool:
+    return (isinstance(fact, tuple) and len(fact) == 5
+            and isinstance(fact[0], tuple) and len(fact[0]) == 4
+            and isinstance(fact[1], str) and isinstance(fact[2], (str, type(None)))
+            and isinstance(fact[3], (int, type(None))) and isinstance(fact[4], int))
