@@ -195,16 +195,17 @@ class LaterText:
     with no `-- migcoord:` directive is left for later: all its directives say is the
     line its first statement is on, `body_line`."""
 
-    __slots__ = ("_load", "_text", "body_line")
+    __slots__ = ("_argument", "_load", "_text", "body_line")
 
-    def __init__(self, load: Callable[[], str], body_line: int) -> None:
+    def __init__(self, load: Callable[[Any], str], argument: Any, body_line: int) -> None:
         self._load = load
+        self._argument = argument  # no closure per file: a boot makes one per up file
         self._text: str | None = None
         self.body_line = body_line
 
     def value(self) -> str:
         if self._text is None:
-            self._text = self._load()
+            self._text = self._load(self._argument)
         return self._text
 
 

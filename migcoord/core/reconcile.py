@@ -72,8 +72,8 @@ def reconcile(catalog: Catalog, rows: Iterable[HistoryRow], *, width: int = 6,
                 row=row, moved_to=new, detail=f"renumbered to {new.version_text}"))
             continue
         candidates = by_key.get((row.version, row.service), [])
-        found = next((m for m in candidates if m.name == row.name),
-                     candidates[0] if candidates else None)
+        found = candidates[0] if len(candidates) == 1 else next(
+            (m for m in candidates if m.name == row.name), candidates[0] if candidates else None)
         if found is not None:
             matched.add(id(found))
         states.append(_judge_row(row, found, row.service in present,

@@ -281,7 +281,7 @@ def _row(record: Sequence[Any]) -> HistoryRow:
      statements_done, statement_count, error) = record
     return HistoryRow(
         version=int(version), service=service, name=name, checksum=checksum, status=status,
-        depends=tuple(int(d) for d in depends or ()), applied_at=applied_at,
+        depends=tuple(int(d) for d in depends) if depends else (), applied_at=applied_at,
         applied_by=applied_by, duration_ms=duration_ms, statements_done=statements_done,
         statement_count=statement_count, error=error)
 

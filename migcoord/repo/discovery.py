@@ -202,19 +202,18 @@ def read_service(service: ServiceConfig, reading: _Reading, *,
     files: list[SqlFile] = []
     strays: list[StrayFile] = []
     verify_files: list[Path] = []
-    downs: list[tuple[os.DirEntry[str], ParsedName]] = []
+    downs: list[os.DirEntry[str]] = []
     for entry in entries:
         name = entry.name
         if name in _IGNORED or name.startswith("."):
             continue
-        parsed = parse_filename(name)
         if up_only and name.endswith(".down.sql"):
-            # Read later only when no up file pairs with it; not a Path per file meanwhile,
-            # since a service's start-up reads every folder.
-            if parsed is not None:
-                downs.append((entry, parsed))
+            # Read later only when no up file pairs with it; not even its name parsed
+            # meanwhile, since a service's start-up reads every folder.
+            downs.append(entry)
             continue
-        path = Path(entry.path)
+        parsed = parse_filename(name)
+        path = folder / name  # a join costs half of parsing the whole path again
         if parsed is None:
             label = verify_file_label(name)
             if label is None and not looks_like_migration(name) and not (
@@ -234,9 +233,11 @@ def read_service(service: ServiceConfig, reading: _Reading, *,
             continue
         files.append(_read_entry(entry, path, service.name, parsed, reading))
     # Only the downs no up file of their own name pairs with (rare): the rest are not read.
-    ups = {(f.version_text, f.name) for f in files}
-    files.extend(_read_entry(entry, Path(entry.path), service.name, parsed, reading)
-                 for entry, parsed in downs if (parsed.version_text, parsed.name) not in ups)
+    paired = {f"{f.version_text}_{f.name}.down.sql" for f in files}
+    for entry in downs:
+        parsed = parse_filename(entry.name) if entry.name not in paired else None
+        if parsed is not None:
+            files.append(_read_entry(entry, folder / entry.name, service.name, parsed, reading))
     # A verify-data file is legal beside its migration's up file, and a stray elsewhere.
     by_label = {path.name.removesuffix(".verify.sql"): path for path in verify_files}
     migrations = [attrs.evolve(m, verify_path=by_label.pop(m.label))
@@ -335,16 +336,18 @@ def _known_file(path: Path, service: str, parsed: ParsedName,
     _, checksum_, encoding_error, encoding_line, body_line = fact
     text: str | LaterText | None = None
     if encoding_error is None:
-        text = LaterText(functools.partial(_read_known, path, checksum_), body_line)
+        text = LaterText(_read_known, (path, checksum_), body_line)
     return SqlFile(path=path, service=service, version=parsed.version,
                    version_text=parsed.version_text, name=parsed.name,
                    direction=parsed.direction, text=text, checksum=checksum_,
                    encoding_error=encoding_error, encoding_line=encoding_line)
 
 
-def _read_known(path: Path, expected: str) -> str:
-    """The text of a file known by its stat, read now; refused when it is no longer the
-    file that was known (it changed, or went, after migcoord looked at it)."""
+def _read_known(known: tuple[Path, str]) -> str:
+    """The text of a file known by its stat (its path and checksum), read now; refused
+    when it is no longer the file that was known (it changed, or went, after migcoord
+    looked at it)."""
+    path, expected = known
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -375,13 +378,19 @@ def read_verify_file(migration: Migration) -> str | None:
 
 def _directives(sql_file: SqlFile | None) -> tuple[Directives, tuple[Finding, ...]]:
     if sql_file is None:
-        return Directives(), ()
+        return _none_but_body_line(1)
     later = sql_file.later
     if later is not None:  # a text with no directive, not read (see filefacts)
-        return Directives(body_line=later.body_line), ()
+        return _none_but_body_line(later.body_line)
     if sql_file.text is None:
-        return Directives(), ()
+        return _none_but_body_line(1)
     return parse_directives(sql_file.text)
+
+
+@functools.lru_cache(maxsize=256)
+def _none_but_body_line(body_line: int) -> tuple[Directives, tuple[Finding, ...]]:
+    """The directives of a file that has none (frozen values: one each is enough)."""
+    return Directives(body_line=body_line), ()
 
 
 @functools.lru_cache(maxsize=16384)
@@ -414,6 +423,11 @@ def pair_files(service: str, files: Iterable[SqlFile]) -> list[Migration]:
 
 def _pairs(group: list[SqlFile]) -> list[tuple[SqlFile | None, SqlFile | None]]:
     """The (up, down) pairs of the files of one version, in name order."""
+    if len(group) == 1:  # as nearly every version is, or
+        return [(group[0], None)] if group[0].direction == "up" else [(None, group[0])]
+    if len(group) == 2 and group[0].direction != group[1].direction:  # an up and a down
+        first, second = group
+        return [(first, second)] if first.direction == "up" else [(second, first)]
     ups = sorted((f for f in group if f.direction == "up"), key=_order)
     downs = sorted((f for f in group if f.direction == "down"), key=_order)
     pairs: list[tuple[SqlFile | None, SqlFile | None]] = []
