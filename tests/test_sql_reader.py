@@ -620,3 +620,28 @@ def test_line_col_agrees_with_naive_count(text: str, data: st.DataObject) -> Non
     expected = _naive_line_col(text, offset)
     assert line_col(text, offset) == expected
     assert LineIndex.of(text).line_col(offset) == expected
+
+
+_HEADER_PIECES = st.sampled_from([
+    "", " ", "\n", "\r\n", "\r", "\t", "-- c\n", "-- c\r\n", "-- c", "/* b */", "/* a /* n */ b */",
+    "/*/ x */", "/* unterminated", ";", "\ufeff", "SELECT 1;", "x", "'--'", "-- migrate:up\n"])
+
+
+@given(st.lists(_HEADER_PIECES, max_size=8).map("".join))
+@example("\ufeff-- c\r\n\r\nSELECT 1;")
+@example("/* a /* n */ b */\n\n  SELECT 1;")
+def test_body_line_is_the_line_comments_say_the_first_token_is_on(text: str) -> None:
+    """`reader.body_line` (a boot's and `check`'s shortcut for a file with no directive)
+    agrees with the full reading of the header."""
+    assert reader.body_line(text) == line_comments(text, mentioning="migcoord").body_line
+
+
+@given(st.lists(_HEADER_PIECES, max_size=8).map("".join))
+def test_a_text_without_directives_reads_as_the_full_reading_of_its_header(text: str) -> None:
+    from migcoord.core import directives
+    from migcoord.repo.discovery import parse_directives
+
+    comments = line_comments(text, mentioning="migcoord")
+    read, problems = directives.parse(comments.header, body_line=comments.body_line,
+                                      later=comments.later)
+    assert parse_directives(text) == (read, tuple(problems))

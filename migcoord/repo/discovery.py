@@ -399,6 +399,10 @@ def parse_directives(text: str) -> tuple[Directives, tuple[Finding, ...]]:
     and `down` read them (PostgreSQL's scanner finds the header)."""
     # Values are frozen, so a service re-reading unchanged files at every `up` (or a
     # long-lived process calling it often) reuses them.
+    if "migcoord" not in text:
+        # Nothing to read and nothing to report (every directive, and every misplaced
+        # one, says `migcoord`): only where the first statement starts. Most files.
+        return _none_but_body_line(sql_reader.body_line(text) or 1)
     comments = sql_reader.line_comments(text, mentioning="migcoord")
     directives, problems = directive_parser.parse(
         comments.header, body_line=comments.body_line, later=comments.later)

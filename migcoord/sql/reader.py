@@ -182,7 +182,7 @@ def line_comments(text: str, *, mentioning: str) -> LineComments:
         header = () if text.find("--", 0, first) < 0 else tuple(
             (text.count("\n", 0, start) + 1, text[start:end])
             for start, end in _line_comments_before(text, first))
-        return LineComments(header, text.count("\n", 0, first) + 1 if first < len(text) else None)
+        return LineComments(header, _line_of_first(text, first))
     lines = LineIndex.of(text)
     scanned = _scanner.scan(text)
     header_list: list[tuple[int, str]] = []
@@ -205,6 +205,19 @@ def line_comments(text: str, *, mentioning: str) -> LineComments:
             "/*", scanned.stopped_at):
         body_line = lines.line_col(scanned.stopped_at)[0]
     return LineComments(tuple(header_list), body_line, tuple(later))
+
+
+def body_line(text: str) -> int | None:
+    """The line of the first token (a `;` counts), None when the text has none: the
+    `body_line` of `line_comments`, without reading the comments."""
+    first = _plain_header(text)
+    if first is None:  # a nested block comment first: the scanner finds its end
+        return line_comments(text, mentioning="--").body_line
+    return _line_of_first(text, first)
+
+
+def _line_of_first(text: str, first: int) -> int | None:
+    return text.count("\n", 0, first) + 1 if first < len(text) else None
 
 
 def line_col(text: str, offset: int) -> tuple[int, int]:
