@@ -72,8 +72,9 @@ class FileFacts:
 
     @classmethod
     def load(cls, state_dir: Path | None, root: Path) -> FileFacts:
-        """The facts stored under `state_dir` (None: nowhere to keep them)."""
-        path = None if state_dir is None else state_dir / FILE_NAME
+        """The facts stored under `state_dir` (None: nowhere to keep them). On Windows
+        a file's ctime is when it was created, not changed: nothing is kept there."""
+        path = None if state_dir is None or os.name == "nt" else state_dir / FILE_NAME
         stored = None if path is None else cachefile.read(path, _MAGIC, _stamp())
         return cls(path, root, stored if isinstance(stored, dict) else {})
 
