@@ -3,8 +3,8 @@
 
 A service starting with every migration applied needs each up file's checksum (an
 edited applied file must stop it: `modified`) and its directives, but none of their
-texts. For a file whose stat (size, mtime, ctime, inode) is the one recorded, the
-checksum and the encoding verdict come from here and the text is read only if asked
+texts. For a file whose stat (size, mtime, ctime, inode, device) is the one recorded,
+the checksum and the encoding verdict come from here and the text is read only if asked
 for (`model.LaterText`: a pending migration's, to run it). Reading it then checks it
 against the recorded checksum, so a file changed after all is refused, never run
 unchecked.
@@ -37,20 +37,20 @@ from migcoord.repo import cachefile
 
 FILE_NAME = "file-facts"
 #: Changed whenever what is stored changes shape or meaning.
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"migcoord file facts"
 #: A file changed this close to the moment it was read may change again without its
 #: stat showing it (coarse clocks, FAT's 2 s mtimes, a network file system's skew).
 RACY_SECONDS = 3
 
-#: The stat a fact holds for: (size, mtime_ns, ctime_ns, inode).
-Stat = tuple[int, int, int, int]
+#: The stat a fact holds for: (size, mtime_ns, ctime_ns, inode, device).
+Stat = tuple[int, int, int, int, int]
 #: What is known of one file: (stat, checksum, encoding_error, encoding_line, body_line).
 Fact = tuple[Stat, str, "str | None", "int | None", int]
 
 
 def stat_of(info: os.stat_result) -> Stat:
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
 
 
 def settled(stat: Stat, read_at_ns: int) -> bool:
