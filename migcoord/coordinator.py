@@ -134,7 +134,7 @@ class Coordinator:
         facts = filefacts.FileFacts.load(state, self.config.root)
         catalog = discovery.read_catalog(self.config, services=services, up_only=True,
                                          cache=self._files, facts=facts)
-        facts.save()
+        facts.save(complete=services is None)
         return catalog
 
     def check(self, *, against: str | None = None, sql: bool = True,

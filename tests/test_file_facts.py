@@ -131,6 +131,10 @@ def test_a_pending_file_changed_after_it_was_known_is_refused_not_run(
                        "running; nothing was run from it") as refused:
         _ = pending.up.text
     assert refused.value.hint == "run the command again: it reads the file as it is now"
+    # A fact did not hold: none is trusted again (on a file system whose stat missed the
+    # change, running again would otherwise be refused the same way).
+    assert not (root / ".migcoord" / filefacts.FILE_NAME).exists()
+    assert pending == pending and pending.up == pending.up  # comparing reads, never raises
     assert history_versions(dsn) == [1, 2]
     # Run again, as the hint says: the file as it is now is applied.
     assert run(["up", "--all"], cwd=root, environ=env(dsn)).code == 0
@@ -183,7 +187,7 @@ def test_what_is_read_through_the_facts_equals_what_is_read_from_the_files(
 
     learning = filefacts.FileFacts.load(config.state_dir, config.root)
     plain = read(learning)
-    learning.save()
+    learning.save(complete=True)
     knowing = filefacts.FileFacts.load(config.state_dir, config.root)
     assert len(knowing.known) == 9  # all but 0010, whose text mentions migcoord
     known = read(knowing)
@@ -214,3 +218,44 @@ def test_a_damaged_facts_file_or_a_state_folder_that_is_a_file_changes_nothing(
     assert done.code == 0, done
     assert history_versions(other_dsn) == [1, 2]
     assert (other / ".migcoord").read_text() == "not a folder\n"
+
+
+@pytest.mark.usefixtures("settled_at_once")
+def test_facts_of_files_renamed_or_deleted_are_not_kept(tmp_path: Path, dsn: str) -> None:
+    root = tree(tmp_path)
+    assert run(["status"], cwd=root, environ=env(dsn)).code == 0
+    assert len(stored(root)) == 2
+    (root / "app/migrations/0002_b.up.sql").rename(root / "app/migrations/0002_c.up.sql")
+    (root / "app/migrations/0002_b.down.sql").rename(root / "app/migrations/0002_c.down.sql")
+    assert run(["status"], cwd=root, environ=env(dsn)).code == 0
+    assert sorted(stored(root)) == ["app/migrations/0001_a.up.sql",
+                                    "app/migrations/0002_c.up.sql"]
+
+
+def test_only_folders_on_a_local_file_system_are_known_by_their_stat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read-only images (squashfs: the ctime is the image's), network and FUSE file
+    systems are not trusted: every file there is read, and none recorded."""
+    facts = filefacts.FileFacts.load(tmp_path / ".migcoord", tmp_path)
+    kinds = filefacts._file_systems()
+    here = kinds.get(os.stat(tmp_path).st_dev)
+    assert here is not None, "the test folder's file system is in /proc/self/mountinfo"
+    assert facts.trusts(tmp_path) == (here in filefacts.LOCAL_FILE_SYSTEMS)
+    assert kinds.get(os.stat("/proc/self").st_dev) == "proc"
+    assert not facts.trusts(Path("/proc/self"))
+
+    monkeypatch.setattr(filefacts, "RACY_SECONDS", 0)
+    root = tree(tmp_path / "repo")
+    config = Coordinator.load(root / "migcoord.toml").config
+
+    def read() -> list[object]:
+        facts = filefacts.FileFacts.load(config.state_dir, config.root)
+        catalog = discovery.read_catalog(config, up_only=True, facts=facts)
+        facts.save(complete=True)
+        return [m.up.later is not None for m in catalog.migrations if m.up]
+
+    assert read() == [False, False]
+    assert read() == [True, True]  # known by their stat, on this (local) file system
+    monkeypatch.setattr(filefacts, "LOCAL_FILE_SYSTEMS", frozenset())  # as on squashfs
+    assert read() == [False, False]
+    assert stored(root) == {}

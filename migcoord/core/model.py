@@ -208,9 +208,19 @@ class LaterText:
             self._text = self._load(self._argument)
         return self._text
 
+    def __repr__(self) -> str:
+        return "LaterText(not read yet)" if self._text is None else f"LaterText({self._text!r})"
 
-def _plain_text(text: str | LaterText | None) -> str | None:
-    return text.value() if isinstance(text, LaterText) else text
+
+def _plain_text(text: str | LaterText | None) -> str | LaterText | None:
+    """What an SqlFile's text compares and hashes by: the text, read if need be; a file
+    that can no longer be read as it was known is equal only to itself."""
+    if not isinstance(text, LaterText):
+        return text
+    try:
+        return text.value()
+    except RefusedError:
+        return text
 
 
 @attrs.frozen

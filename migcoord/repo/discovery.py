@@ -189,6 +189,8 @@ def read_service(service: ServiceConfig, reading: _Reading, *,
     then name it instead of skipping it. A symlink leading out of the repository
     (`reading.root`, the config's folder) is not followed."""
     folder = service.migrations
+    if reading.facts is not None and not reading.facts.trusts(folder):
+        reading = attrs.evolve(reading, facts=None)  # every file of this folder is read
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
@@ -304,8 +306,8 @@ def _read_entry(entry: os.DirEntry[str], path: Path, service: str, parsed: Parse
             return cached[1]
         key = facts.key(entry.path) if facts is not None else ""
         fact = facts.get(key, stat) if facts is not None else None
-        if fact is not None:
-            sql_file = _known_file(path, service, parsed, fact)
+        if facts is not None and fact is not None:
+            sql_file = _known_file(path, service, parsed, fact, facts)
         else:
             with open(entry.path, "rb") as handle:
                 sql_file = _sql_file(path, service, parsed, handle.read())
@@ -330,31 +332,34 @@ def _learn(facts: filefacts.FileFacts, key: str, stat: filefacts.Stat,
                       sql_file.encoding_line, body_line))
 
 
-def _known_file(path: Path, service: str, parsed: ParsedName,
-                fact: filefacts.Fact) -> SqlFile:
+def _known_file(path: Path, service: str, parsed: ParsedName, fact: filefacts.Fact,
+                facts: filefacts.FileFacts) -> SqlFile:
     """A file known by its stat (repo/filefacts.py): its text is read if asked for."""
     _, checksum_, encoding_error, encoding_line, body_line = fact
     text: str | LaterText | None = None
     if encoding_error is None:
-        text = LaterText(_read_known, (path, checksum_), body_line)
+        text = LaterText(_read_known, (path, checksum_, facts), body_line)
     return SqlFile(path=path, service=service, version=parsed.version,
                    version_text=parsed.version_text, name=parsed.name,
                    direction=parsed.direction, text=text, checksum=checksum_,
                    encoding_error=encoding_error, encoding_line=encoding_line)
 
 
-def _read_known(known: tuple[Path, str]) -> str:
+def _read_known(known: tuple[Path, str, filefacts.FileFacts]) -> str:
     """The text of a file known by its stat (its path and checksum), read now; refused
     when it is no longer the file that was known (it changed, or went, after migcoord
-    looked at it)."""
-    path, expected = known
+    looked at it). Every fact is dropped then: the next run reads the files again, also
+    where a stat failed to show a change."""
+    path, expected, facts = known
     try:
         raw = path.read_bytes()
     except OSError as err:
+        facts.discard()
         raise RefusedError(f"{path} cannot be read any more ({err.strerror}): it changed "
                            "while migcoord was running; nothing was run from it",
                            hint="run the command again", path=path) from None
     if checksum(raw) != expected:
+        facts.discard()
         raise RefusedError(f"{path} changed while migcoord was running; nothing was run "
                            "from it", hint="run the command again: it reads the file as "
                            "it is now", path=path)

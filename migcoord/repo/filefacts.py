@@ -15,7 +15,8 @@ file whose mtime or ctime is within `RACY_SECONDS` of the moment it was read is 
 recorded (it is read again next time); ctime cannot be set back by tools that restore
 mtimes (`cp -p`, `rsync -a`, `tar`), and a file replaced by a rename has another inode.
 A file whose text mentions `migcoord` is not recorded either: its directives need its
-text, so it is always read.
+text, so it is always read. Nor is any file outside a local file system of Linux
+(`LOCAL_FILE_SYSTEMS`), where the stat cannot be relied on to follow a change.
 
 Like the analysis cache, this is an optimisation only: without a config file, or when
 `.migcoord/` cannot be written (a read-only image), nothing is stored and every file is
@@ -59,6 +60,17 @@ def settled(stat: Stat, read_at_ns: int) -> bool:
     return max(stat[1], stat[2]) < read_at_ns - RACY_SECONDS * 10**9
 
 
+#: File systems that change a file's ctime with every write to it: the local disks of
+#: Linux and its container layers. Not trusted: read-only images (squashfs, erofs,
+#: iso9660: a ctime there is just the image's stored time, and another image of the same
+#: build can put other content under the same stat), network file systems (a client's
+#: stat may be tens of seconds behind an edit on another host), FUSE (times are what
+#: the user-space driver says) and FAT (no ctime of changes).
+LOCAL_FILE_SYSTEMS = frozenset({
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs", "reiserfs", "bcachefs",
+    "tmpfs", "ramfs", "overlay"})
+
+
 class FileFacts:
     """The recorded facts of one repository's files, by path relative to its root."""
 
@@ -68,15 +80,31 @@ class FileFacts:
         self.known = known
         self._learned: dict[str, Fact] = {}
         self._forgotten: set[str] = set()
+        self._used: set[str] = set()
         self._prefix = os.path.join(root, "")
+        self._file_systems: dict[int, str] | None = None
 
     @classmethod
     def load(cls, state_dir: Path | None, root: Path) -> FileFacts:
-        """The facts stored under `state_dir` (None: nowhere to keep them). On Windows
-        a file's ctime is when it was created, not changed: nothing is kept there."""
-        path = None if state_dir is None or os.name == "nt" else state_dir / FILE_NAME
+        """The facts stored under `state_dir` (None: nowhere to keep them). Only Linux
+        says which file system a folder is on (`trusts`): elsewhere nothing is kept."""
+        path = None if state_dir is None or not sys.platform.startswith("linux") \
+            else state_dir / FILE_NAME
         stored = None if path is None else cachefile.read(path, _MAGIC, _stamp())
         return cls(path, root, stored if isinstance(stored, dict) else {})
+
+    def trusts(self, folder: Path) -> bool:
+        """Whether a stat tells when the files of `folder` change: it is on a local
+        file system (LOCAL_FILE_SYSTEMS)."""
+        if self.path is None:
+            return False
+        if self._file_systems is None:
+            self._file_systems = _file_systems()
+        try:
+            device = os.stat(folder).st_dev
+        except OSError:
+            return False
+        return self._file_systems.get(device) in LOCAL_FILE_SYSTEMS
 
     def key(self, file_path: str) -> str:
         """The key of a file of the repository: its path from the root."""
@@ -94,19 +122,55 @@ class FileFacts:
         if not _well_formed(fact) or fact[0] != stat:
             self._forgotten.add(key)
             return None
+        self._used.add(key)
         return fact
 
     def learn(self, key: str, fact: Fact) -> None:
         """Record a file read in full this run (one whose stat has `settled`)."""
         self._learned[key] = fact
 
-    def save(self) -> None:
-        """Store what this run learned beside what was known; never raises."""
-        if self.path is None or not (self._learned or self._forgotten):
+    def save(self, *, complete: bool) -> None:
+        """Store what this run learned beside what was known; never raises. After a run
+        that looked at every folder (`complete`), only the facts it used or learned are
+        kept: a file renamed or deleted leaves none behind."""
+        if self.path is None:
             return
-        entries = {k: v for k, v in self.known.items() if k not in self._forgotten}
+        if complete:
+            entries = {k: v for k, v in self.known.items() if k in self._used}
+        else:
+            entries = {k: v for k, v in self.known.items() if k not in self._forgotten}
         entries.update(self._learned)
-        cachefile.write(self.path, _MAGIC, _stamp(), entries)
+        if entries.keys() != self.known.keys() or self._learned:
+            cachefile.write(self.path, _MAGIC, _stamp(), entries)
+
+    def discard(self) -> None:
+        """Forget every fact: one of them did not hold (a file had other content than
+        its stat said), so none is trusted again; the next run reads every file."""
+        self.known = {}
+        self._learned.clear()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _file_systems() -> dict[int, str]:
+    """Each mounted file system's device number and type (Linux), or {} when unknown."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {}
+    found: dict[int, str] = {}
+    for line in lines:
+        # ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE ...
+        fields = line.split(" ")
+        try:
+            major, minor = fields[2].split(":")
+            kind = fields[fields.index("-", 6) + 1]
+            found.setdefault(os.makedev(int(major), int(minor)), kind)
+        except (ValueError, IndexError):
+            continue
+    return found
 
 
 def _stamp() -> str:
