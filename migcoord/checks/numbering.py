@@ -9,9 +9,10 @@ against it.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import attrs
 
@@ -69,20 +70,22 @@ def duplicate_version(catalog: Catalog, config: Config, ledger: Ledger) -> Itera
         if len(group) < 2:
             continue
         names = ", ".join(f"{m.service}/{m.label}" for m in group)
+        # The same for each of the group, and planning the move is the costly part: once.
+        plain = functools.cache(functools.partial(_plain_duplicate_hint, catalog, config, group))
         for migration in group:
             yield finding_at(
                 migration, "duplicate-version",
                 f"version {format_version(version, config.version_width)} is used "
                 f"{len(group)} times: {names}",
-                hint=_duplicate_hint(catalog, config, ledger.sides, migration, group),
+                hint=_duplicate_hint(ledger.sides, migration, group, plain),
             )
 
 
-def _duplicate_hint(catalog: Catalog, config: Config, sides: MergeSides | None,
-                    migration: Migration, group: list[Migration]) -> str:
+def _duplicate_hint(sides: MergeSides | None, migration: Migration, group: list[Migration],
+                    plain: Callable[[], str]) -> str:
     """Which of the group moves, and the command that moves it: this branch's, never one
     the other side of the merge already has (git tells which, when a merge or rebase is
-    in progress or with --against)."""
+    in progress or with --against); else `plain`."""
     if sides is not None:
         theirs = [m for m in group if sides.has(m)]
         if theirs and len(theirs) < len(group):
@@ -94,6 +97,10 @@ def _duplicate_hint(catalog: Catalog, config: Config, sides: MergeSides | None,
                     + ", ".join(f"{m.service}/{m.label}" for m in theirs)
                     + f". `{sides.command}` moves it (and this branch's later ones) after "
                     "the other side's, with the references and migcoord.sum")
+    return plain()
+
+
+def _plain_duplicate_hint(catalog: Catalog, config: Config, group: list[Migration]) -> str:
     # `up` and `status` report this rule on the folders they read, which may be only
     # some: the command is right there too, a number it would move to might not be.
     return (duplicates.describe([duplicates.move_for(catalog, config, group)], targets=False)

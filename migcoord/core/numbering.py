@@ -6,6 +6,7 @@ Pure: it decides, `workspace` writes.
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import attrs
@@ -128,7 +129,8 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
         # The migration and its service's later ones; another of the same number stays.
         tail = [m for m in catalog.for_service(service)
                 if m.version > version or m is migration]
-        others = {m.version for m in catalog.migrations if m not in tail}
+        in_tail = {id(m) for m in tail}
+        others = {m.version for m in catalog.migrations if id(m) not in in_tail}
         targets = _consecutive(others, config, service, len(tail))
         if targets[0] == version:
             raise UsageError(
@@ -142,11 +144,13 @@ def plan_renumber(catalog: Catalog, config: Config, version: int, service: str,
 
     width = max(config.version_width, len(migration.version_text))
     renumberings = tuple(Renumbering(m, new, format_version(new, width)) for m, new in moving)
-    moved = {item.migration for item in renumberings}
-    _refuse_passing_dependents(catalog, config, renumberings, moved)
+    # By identity: comparing migrations as values hashes every file they hold.
+    moved = {id(item.migration) for item in renumberings}
+    _refuse_passing_dependents(catalog, renumberings, moved)
     edits, ambiguous = _reference_edits(catalog, renumberings, service)
     old = {item.migration.version for item in renumberings}
-    staying = tuple(m for m in catalog.for_service(service) if m.version in old and m not in moved)
+    staying = tuple(m for m in catalog.for_service(service)
+                    if m.version in old and id(m) not in moved)
     return RenumberPlan(renumberings=renumberings, moves=file_moves(renumberings, width),
                         edits=edits, ambiguous=ambiguous, staying=staying)
 
@@ -201,10 +205,11 @@ def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], se
     mapping = {item.migration.version: item.new_version_text for item in renumberings}
     # A number that two migrations had is ambiguous whether one of them stays or both
     # move (then to two different numbers): a bare reference to it is never guessed.
-    duplicated = {v for v in mapping if sum(m.version == v for m in catalog.migrations) > 1}
+    uses = Counter(m.version for m in catalog.migrations)
+    duplicated = {v for v in mapping if uses[v] > 1}
     # Shared within `service` itself: `service:number` and its own bare ones are ambiguous too.
-    own_shared = {v for v in duplicated
-                  if sum(m.version == v for m in catalog.for_service(service)) > 1}
+    own_uses = Counter(m.version for m in catalog.for_service(service))
+    own_shared = {v for v in duplicated if own_uses[v] > 1}
     edits: list[TextEdit] = []
     ambiguous: list[LeftReferences] = []
     for other in catalog.migrations:
@@ -224,7 +229,12 @@ def _reference_edits(catalog: Catalog, renumberings: tuple[Renumbering, ...], se
 
 def _consecutive(used: set[int], config: Config, service: str, count: int) -> list[int]:
     """`count` numbers for service after every number in `used`, as `create` would give."""
-    taken = set(used)
+    # next_free looks only at the highest number used and the highest in the service's
+    # reserved range: keep just those, not every number of the repository, per step.
+    own = config.service(service)
+    highest_own = max((v for v in used if own is not None and own.reserved is not None
+                       and v in own.reserved), default=None)
+    taken = {v for v in (max(used, default=None), highest_own) if v is not None}
     numbers = []
     for _ in range(count):
         number = next_free(taken, config, service)
@@ -233,16 +243,23 @@ def _consecutive(used: set[int], config: Config, service: str, count: int) -> li
     return numbers
 
 
-def _refuse_passing_dependents(catalog: Catalog, config: Config,
-                               renumberings: tuple[Renumbering, ...],
-                               moved: set[Migration]) -> None:
-    """A migration may not move to a number at or after one that depends on it."""
+def _refuse_passing_dependents(catalog: Catalog, renumberings: tuple[Renumbering, ...],
+                               moved: set[int]) -> None:
+    """A migration may not move to a number at or after one that depends on it (`moved`:
+    the id() of each migration that moves)."""
+    uses = Counter(m.version for m in catalog.migrations)
+    # Each migration that depends on a number, by that number, in catalog order: a move
+    # looks only at those (most migrations depend on nothing).
+    dependents: dict[int, list[Migration]] = defaultdict(list)
+    for other in catalog.migrations:
+        for number in dict.fromkeys(ref.version for ref in other.directives.depends):
+            dependents[number].append(other)
     for item in renumberings:
         old = item.migration
         # A bare number shared by two migrations is ambiguous outside old's service.
-        shared = any(m.version == old.version and m is not old for m in catalog.migrations)
-        for other in catalog.migrations:
-            if other in moved or other.version > item.new_version:
+        shared = uses[old.version] > 1
+        for other in dependents.get(old.version, ()):
+            if id(other) in moved or other.version > item.new_version:
                 continue
             if any(ref.version == old.version
                    and (ref.service == old.service
