@@ -5,7 +5,9 @@ floor: reading and hashing every file in plain Python. Goals: `check --no-sql` a
 1.3x the floor, `check` with the SQL analysis at most 2.5x. `check` with the analysis
 is timed cold (no `.migcoord/analysis-cache`: every file parsed) and warm (the cache of
 the run before: nothing parsed). `--sql` adds the SQL analysis's parts: parsing every
-file serially and in processes.
+file serially and in processes. Last, `check --no-sql` on the tree after a merge gone
+wrong: `--duplicates` numbers (40) each used by two services, each finding's hint
+planning the move that parts its group.
 
     .venv/bin/python benchmarks/check_speed.py [--migrations 10000] [--services 20] [--sql]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -45,6 +48,8 @@ def main() -> None:
     parser.add_argument("--migrations", type=int, default=10_000)
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--duplicates", type=int, default=40,
+                        help="numbers given to a second service for the last line (0: none)")
     parser.add_argument("--sql", action="store_true",
                         help="also time the SQL analysis alone, serial and in processes")
     args = parser.parse_args()
@@ -115,6 +120,38 @@ def main() -> None:
             floor_median = floor_median or median
             print(f"  {label:<42} {best * 1000:8.0f} ms  {median * 1000:8.0f} ms"
                   f"  {median / floor_median:5.1f}x")
+
+        # A merge gone wrong: `groups` numbers each used by two services. Every
+        # duplicate-version finding plans the move its hint names.
+        duplicated = add_duplicates(root, groups=args.duplicates, services=args.services)
+
+        def broken() -> None:
+            done = subprocess.run([sys.executable, "-m", "migcoord", "--format", "json", "check",
+                                   "--no-sql"], cwd=root, capture_output=True, text=True)
+            codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+            assert codes.count("duplicate-version") == 2 * len(duplicated), done.stdout[:500]
+
+        best, median = best_of(args.runs, broken)
+        label = f"migcoord check --no-sql, {len(duplicated)} numbers used twice"
+        print(f"  {label:<42} {best * 1000:8.0f} ms  {median * 1000:8.0f} ms"
+              f"  {median / floor_median:5.1f}x")
+
+
+def add_duplicates(root: Path, *, groups: int, services: int) -> list[int]:
+    """A migration of the next service under each of `groups` numbers spread over the
+    tree (generate() gives number v to service (v - 1) % services)."""
+    if groups == 0:
+        return []
+    migrations = sorted(root.glob("service-*/migrations/*.up.sql"))
+    step = max(1, len(migrations) // groups)
+    numbers = [int(path.name.split("_")[0]) for path in migrations[::step][:groups]]
+    for number in numbers:
+        service = f"service-{number % services:02d}"
+        folder = root / service / "migrations"
+        text = f"{number:06d}"
+        (folder / f"{text}_dup_{text}.up.sql").write_text(f"CREATE TABLE d_{text} (id int);\n")
+        (folder / f"{text}_dup_{text}.down.sql").write_text(f"DROP TABLE d_{text};\n")
+    return numbers
 
 if __name__ == "__main__":
     main()
