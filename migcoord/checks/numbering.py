@@ -242,7 +242,7 @@ def sum_mismatch(catalog: Catalog, config: Config, sum_text: str | None) -> Iter
     for line, problem in recorded.problems:
         yield Finding.of("sum-mismatch", problem, path=path, line=line, hint=hint)
     absent = set(catalog.absent_services)
-    judged = attrs.evolve(recorded, lines=tuple(
+    judged = recorded if not absent else attrs.evolve(recorded, lines=tuple(
         line for line in recorded.lines if line.service not in absent))
     for difference in sumfile.compare(judged, migrations):
         yield Finding.of("sum-mismatch", difference.what, path=path,

@@ -179,7 +179,7 @@ class SumDifference:
 
 def compare(recorded: SumFile, migrations: Iterable[Migration]) -> list[SumDifference]:
     """What differs between the ledger and the files on disk, one entry per migration."""
-    actual = {line.key for line in lines_for(migrations)}
+    actual = {(m.version_text, m.service, m.name) for m in migrations}  # lines_for's keys
     stored = {line.key for line in recorded.lines}
     differences: list[SumDifference] = []
     for key in sorted(actual ^ stored, key=lambda k: (int(k[0]), k[1], k[2])):
