@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.trees import (
     compile_installed,
     generate,
+    installed_wheel,
 )
 
 
@@ -57,6 +58,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = generate(Path(scratch) / "repo", migrations=args.migrations,
                         services=args.services, depends_every=10)
+        # The whole-process lines run this checkout as a user installs it (a wheel), not
+        # whatever migcoord `python -m` would find first.
+        installed = str(installed_wheel(Path(scratch)))
 
         def floor() -> None:
             for folder, dirs, files in os.walk(root):
@@ -66,14 +70,14 @@ def main() -> None:
 
         def cli(*flags: str) -> Callable[[], None]:
             def run() -> None:
-                done = subprocess.run([sys.executable, "-m", "migcoord", "check", "-q", *flags],
+                done = subprocess.run([installed, "-m", "migcoord", "check", "-q", *flags],
                                       cwd=root, capture_output=True, text=True)
                 if done.returncode != 0:
                     raise SystemExit(f"check failed:\n{done.stdout}\n{done.stderr}")
             return run
 
         def python_start() -> None:
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            subprocess.run([installed, "-c", "pass"], check=True)
 
         from migcoord import Coordinator, checks
 
@@ -126,7 +130,7 @@ def main() -> None:
         duplicated = add_duplicates(root, groups=args.duplicates, services=args.services)
 
         def broken() -> None:
-            done = subprocess.run([sys.executable, "-m", "migcoord", "--format", "json", "check",
+            done = subprocess.run([installed, "-m", "migcoord", "--format", "json", "check",
                                    "--no-sql"], cwd=root, capture_output=True, text=True)
             codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
             assert codes.count("duplicate-version") == 2 * len(duplicated), done.stdout[:500]
