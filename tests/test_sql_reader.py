@@ -645,3 +645,12 @@ def test_a_text_without_directives_reads_as_the_full_reading_of_its_header(text:
     read, problems = directives.parse(comments.header, body_line=comments.body_line,
                                       later=comments.later)
     assert parse_directives(text) == (read, tuple(problems))
+
+
+@given(st.lists(_HEADER_PIECES, max_size=8).map("".join))
+@example("SELECT 1;")
+@example(";")
+def test_has_statements_agrees_with_the_statements_read(text: str) -> None:
+    """`has_statements` (with its shortcut for a text that begins with a letter) says
+    what reading the statements says."""
+    assert reader.has_statements(text) == bool(reader.statements(text))

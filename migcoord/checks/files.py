@@ -20,7 +20,7 @@ from migcoord.checks._located import finding_at
 from migcoord.checks.numbering import Ledger
 from migcoord.core import scaffold
 from migcoord.core.model import Catalog, Config, Finding, Migration, SqlFile, format_version
-from migcoord.core.naming import name_problem, parse_filename
+from migcoord.core.naming import MAX_VERSION, name_problem, parse_filename
 from migcoord.sql import copying, reader, transactions
 
 _RENAME_HINT = ("rename it to {version}_{name}.up.sql / .down.sql, or move it out of "
@@ -39,6 +39,8 @@ def bad_filename(catalog: Catalog, config: Config, ledger: Ledger) -> Iterator[F
             )
     # Names golang-migrate reads (so they are migrations) that migcoord cannot run.
     for migration, down, sql_file in _files(catalog):
+        if sql_file.version <= MAX_VERSION and sql_file.name and sql_file.name.isascii():
+            continue  # what name_problem accepts, known without parsing the name again
         parsed = parse_filename(sql_file.path.name)
         problem = name_problem(parsed) if parsed is not None else None
         if problem is not None:

@@ -143,6 +143,9 @@ def ends_cleanly(text: str) -> bool:
 
 def has_statements(text: str) -> bool:
     """False when `text` holds only whitespace, comments and empty statements (`;`)."""
+    head = text[:1]
+    if head.isascii() and head.isalpha():  # a keyword or a name first, as most files begin
+        return True
     first = _plain_header(text)
     if first is not None and (first == len(text) or text[first] != ";"):
         return first < len(text)
