@@ -190,7 +190,7 @@ class Directives:
 
 
 class LaterText:
-    """A file's text read on first use by `load`, which raises a MigcoordError when the
+    """A file's text read on first use by `load`, which raises RefusedError when the
     file can no longer be read as it was known (changed or gone since). Only a text
     with no `-- migcoord:` directive is left for later: all its directives say is the
     line its first statement is on, `body_line`."""
