@@ -232,7 +232,7 @@ def test_facts_of_files_renamed_or_deleted_are_not_kept(tmp_path: Path, dsn: str
                                     "app/migrations/0002_c.up.sql"]
 
 
-def test_only_folders_on_a_local_file_system_are_known_by_their_stat(
+def test_only_files_on_a_local_file_system_are_known_by_their_stat(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read-only images (squashfs: the ctime is the image's), network and FUSE file
     systems are not trusted: every file there is read, and none recorded."""
@@ -240,9 +240,9 @@ def test_only_folders_on_a_local_file_system_are_known_by_their_stat(
     kinds = filefacts._file_systems()
     here = kinds.get(os.stat(tmp_path).st_dev)
     assert here is not None, "the test folder's file system is in /proc/self/mountinfo"
-    assert facts.trusts(tmp_path) == (here in filefacts.LOCAL_FILE_SYSTEMS)
+    assert facts.trusts(os.stat(tmp_path).st_dev) == (here in filefacts.LOCAL_FILE_SYSTEMS)
     assert kinds.get(os.stat("/proc/self").st_dev) == "proc"
-    assert not facts.trusts(Path("/proc/self"))
+    assert not facts.trusts(os.stat("/proc/self").st_dev)
 
     monkeypatch.setattr(filefacts, "RACY_SECONDS", 0)
     root = tree(tmp_path / "repo")
@@ -259,3 +259,56 @@ def test_only_folders_on_a_local_file_system_are_known_by_their_stat(
     monkeypatch.setattr(filefacts, "LOCAL_FILE_SYSTEMS", frozenset())  # as on squashfs
     assert read() == [False, False]
     assert stored(root) == {}
+
+
+def test_trust_follows_each_files_own_device(tmp_path: Path) -> None:
+    """A file of a local folder may be a symlink or a bind mount leading to a file system
+    whose stat proves nothing (a squashfs image): its own device decides, not its
+    folder's. /proc stands for such a file system here."""
+    facts = filefacts.FileFacts.load(tmp_path / ".migcoord", tmp_path)
+    local = filefacts.stat_of(os.stat(tmp_path))
+    elsewhere = filefacts.stat_of(os.stat("/proc/self/comm"))
+    assert facts.trusts(local[4]) and not facts.trusts(elsewhere[4])
+    facts.learn("a.up.sql", (local, "sum-a", None, None, 1))
+    facts.learn("b.up.sql", (elsewhere, "sum-b", None, None, 1))
+    facts.save(complete=True)
+    known = filefacts.FileFacts.load(tmp_path / ".migcoord", tmp_path)
+    assert list(known.known) == ["a.up.sql"]
+    known.known["b.up.sql"] = (elsewhere, "sum-b", None, None, 1)  # as an older run left it
+    assert known.get("b.up.sql", elsewhere) is None
+    assert known.get("a.up.sql", local) == (local, "sum-a", None, None, 1)
+
+
+@pytest.mark.usefixtures("settled_at_once")
+def test_a_run_does_not_write_back_facts_another_run_dropped_meanwhile(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    config = Coordinator.load(root / "migcoord.toml").config
+    first = filefacts.FileFacts.load(config.state_dir, config.root)
+    discovery.read_catalog(config, up_only=True, facts=first)
+    first.save(complete=True)
+    slow = filefacts.FileFacts.load(config.state_dir, config.root)  # loads both facts
+    assert len(slow.known) == 2
+    filefacts.FileFacts.load(config.state_dir, config.root).discard()  # another run's refusal
+    make_tree(root, {"app/migrations/0003_c.up.sql": "SELECT 3;\n"}, config=CONFIG)
+    discovery.read_catalog(config, up_only=True, facts=slow)  # learns 0003 too
+    slow.save(complete=True)
+    assert stored(root) == {}
+
+
+@pytest.mark.usefixtures("settled_at_once")
+def test_a_long_lived_coordinator_keeps_only_files_it_read_in_full(tmp_path: Path) -> None:
+    """Its in-memory file cache keeps no text left for later: after a refusal (a file
+    whose text was not what its stat said), the next call reads the file again."""
+    root = tree(tmp_path)
+    config = Coordinator.load(root / "migcoord.toml").config
+    first = filefacts.FileFacts.load(config.state_dir, config.root)
+    discovery.read_catalog(config, up_only=True, facts=first)
+    first.save(complete=True)
+    cache: discovery.FileCache = {}
+    known = filefacts.FileFacts.load(config.state_dir, config.root)
+    catalog = discovery.read_catalog(config, up_only=True, cache=cache, facts=known)
+    assert all(m.up is not None and m.up.later is not None for m in catalog.migrations)
+    assert cache == {}
+    plain = discovery.read_catalog(config, up_only=True, cache=cache)
+    assert sorted(Path(p).name for p in cache) == ["0001_a.up.sql", "0002_b.up.sql"]
+    assert all(m.up is not None and m.up.later is None for m in plain.migrations)

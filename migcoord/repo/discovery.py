@@ -189,8 +189,6 @@ def read_service(service: ServiceConfig, reading: _Reading, *,
     then name it instead of skipping it. A symlink leading out of the repository
     (`reading.root`, the config's folder) is not followed."""
     folder = service.migrations
-    if reading.facts is not None and not reading.facts.trusts(folder):
-        reading = attrs.evolve(reading, facts=None)  # every file of this folder is read
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
@@ -313,10 +311,12 @@ def _read_entry(entry: os.DirEntry[str], path: Path, service: str, parsed: Parse
                 sql_file = _sql_file(path, service, parsed, handle.read())
     except OSError as err:
         return _unread_file(path, service, parsed, f"it cannot be read: {err.strerror}")
-    if filefacts.settled(stat, reading.started_ns):
+    if fact is None and filefacts.settled(stat, reading.started_ns):
+        # Only a file read in full: a text left for later is checked when it is read,
+        # and one that failed that check must be read again next time.
         if cache is not None:
             cache[entry.path] = (stat, sql_file)
-        if facts is not None and fact is None:
+        if facts is not None:
             _learn(facts, key, stat, sql_file)
     return sql_file
 

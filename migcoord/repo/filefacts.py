@@ -15,8 +15,10 @@ file whose mtime or ctime is within `RACY_SECONDS` of the moment it was read is 
 recorded (it is read again next time); ctime cannot be set back by tools that restore
 mtimes (`cp -p`, `rsync -a`, `tar`), and a file replaced by a rename has another inode.
 A file whose text mentions `migcoord` is not recorded either: its directives need its
-text, so it is always read. Nor is any file outside a local file system of Linux
-(`LOCAL_FILE_SYSTEMS`), where the stat cannot be relied on to follow a change.
+text, so it is always read. Nor is any file whose own device is not a local file
+system of Linux (`LOCAL_FILE_SYSTEMS`), where the stat cannot be relied on to follow a
+change. A run saves only over the file it loaded: one another run rewrote or discarded
+meanwhile is left alone, so a dropped fact is never written back.
 
 Like the analysis cache, this is an optimisation only: without a config file, or when
 `.migcoord/` cannot be written (a read-only image), nothing is stored and every file is
@@ -83,6 +85,8 @@ class FileFacts:
         self._used: set[str] = set()
         self._prefix = os.path.join(root, "")
         self._file_systems: dict[int, str] | None = None
+        #: The facts file as this run found it (see `save`).
+        self._loaded: tuple[int, int, int] | None = None
 
     @classmethod
     def load(cls, state_dir: Path | None, root: Path) -> FileFacts:
@@ -90,20 +94,21 @@ class FileFacts:
         says which file system a folder is on (`trusts`): elsewhere nothing is kept."""
         path = None if state_dir is None or not sys.platform.startswith("linux") \
             else state_dir / FILE_NAME
+        loaded = _identity(path)
         stored = None if path is None else cachefile.read(path, _MAGIC, _stamp())
-        return cls(path, root, stored if isinstance(stored, dict) else {})
+        facts = cls(path, root, stored if isinstance(stored, dict) else {})
+        facts._loaded = loaded
+        return facts
 
-    def trusts(self, folder: Path) -> bool:
-        """Whether a stat tells when the files of `folder` change: it is on a local
-        file system (LOCAL_FILE_SYSTEMS)."""
+    def trusts(self, device: int) -> bool:
+        """Whether a stat tells when a file on `device` (its st_dev, the file's own: a
+        symlink or a bind mount may lead elsewhere) changes: the device is a mounted
+        local file system (LOCAL_FILE_SYSTEMS). A device mountinfo does not list (a
+        btrfs subvolume, an overlay's lower layer) is not trusted."""
         if self.path is None:
             return False
         if self._file_systems is None:
             self._file_systems = _file_systems()
-        try:
-            device = os.stat(folder).st_dev
-        except OSError:
-            return False
         return self._file_systems.get(device) in LOCAL_FILE_SYSTEMS
 
     def key(self, file_path: str) -> str:
@@ -119,21 +124,27 @@ class FileFacts:
         fact = self.known.get(key)
         if fact is None:
             return None
-        if not _well_formed(fact) or fact[0] != stat:
+        if not _well_formed(fact) or fact[0] != stat or not self.trusts(stat[4]):
             self._forgotten.add(key)
             return None
         self._used.add(key)
         return fact
 
     def learn(self, key: str, fact: Fact) -> None:
-        """Record a file read in full this run (one whose stat has `settled`)."""
-        self._learned[key] = fact
+        """Record a file read in full this run (one whose stat has `settled`), when its
+        device is trusted."""
+        if self.trusts(fact[0][4]):
+            self._learned[key] = fact
 
     def save(self, *, complete: bool) -> None:
         """Store what this run learned beside what was known; never raises. After a run
         that looked at every folder (`complete`), only the facts it used or learned are
         kept: a file renamed or deleted leaves none behind."""
         if self.path is None:
+            return
+        if _identity(self.path) != self._loaded:
+            # Another run wrote or discarded the file meanwhile: what this one loaded may
+            # be what that one dropped, and must not be written back.
             return
         if complete:
             entries = {k: v for k, v in self.known.items() if k in self._used}
@@ -151,6 +162,17 @@ class FileFacts:
         if self.path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+
+
+def _identity(path: Path | None) -> tuple[int, int, int] | None:
+    """The facts file's inode, size and mtime, or None when there is none."""
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _file_systems() -> dict[int, str]:
