@@ -138,7 +138,7 @@ def test_several_shared_numbers_are_parted_by_the_commands_in_the_order_given(
     # app's 0001_b takes its later ones along (0003_e, 0004_f), so one command parts
     # both numbers here.
     assert steps == ["migcoord renumber 0001_b --service app"]
-    assert "(0004)" in hints(summed)
+    assert "app's 2 later migrations to the next free numbers (from 0004)" in hints(summed)
     done = run_in_copy(root, tmp_path / "run", steps)
     assert check_errors(done) == []
     assert sorted(p.name for p in (done / "m").glob("*.up.sql")) == [
@@ -208,3 +208,23 @@ def test_a_version_that_is_not_one_is_a_usage_error(tmp_path: Path, text: str) -
     result = run(["renumber", text, "--service", "app"], cwd=root)
     assert result.code == 2
     assert "Traceback" not in result.stderr
+
+
+def test_the_hint_says_which_later_migrations_move_with_the_one_it_moves(tmp_path: Path) -> None:
+    """A number reused in the middle of a history: renumber moves the migration with its
+    service's later ones (they must stay after it), and the hint says so."""
+    root = repo(tmp_path / "repo", "m/0001_a", "billing/0002_b", "m/0003_c", "m/0004_d",
+                "billing/0004_e", "billing/0005_f")
+    summed = run(["sum"], cwd=root)
+    assert summed.code == 1
+    assert ("`migcoord renumber 0004 --service billing` moves billing/0004_e and billing's "
+            "later migration to the next free numbers (from 0005)") in summed.stderr
+    check = run(["check", "--no-sql", "--format", "json"], cwd=root)
+    [duplicate] = {f["hint"] for f in check.json()["findings"]
+                   if f["code"] == "duplicate-version"}
+    assert "moves billing/0004_e and billing's later migration to the next free numbers" \
+        in duplicate
+    done = run_in_copy(root, tmp_path / "run", commands(duplicate)[:1])
+    assert check_errors(done) == []
+    assert sorted(p.name for p in (done / "billing").glob("*.up.sql")) == [
+        "0002_b.up.sql", "0005_e.up.sql", "0006_f.up.sql"]

@@ -36,6 +36,8 @@ class DuplicateMove:
     command: str
     #: Its new number; None when renumber refuses it as things are (its refusal says why).
     new_version_text: str | None
+    #: How many of its service's later migrations move with it (they must stay after it).
+    carried: int = 0
 
     @property
     def others(self) -> tuple[Migration, ...]:
@@ -60,8 +62,10 @@ def _move_and_plan(catalog: Catalog, config: Config, shared: Sequence[Migration]
             name=migration.name if by_name else None)
     except MigcoordError:
         plan = None
-    return (DuplicateMove(tuple(shared), migration, command,
-                          plan.new_version_text if plan is not None else None), plan)
+    if plan is None:
+        return DuplicateMove(tuple(shared), migration, command, None), None
+    return (DuplicateMove(tuple(shared), migration, command, plan.new_version_text,
+                          carried=len(plan.renumberings) - 1), plan)
 
 
 def moves(catalog: Catalog, config: Config) -> tuple[DuplicateMove, ...]:
@@ -89,18 +93,20 @@ def describe(found: Sequence[DuplicateMove], *, targets: bool = True) -> str:
     may hold only some folders: `up` reads only its service's)."""
     if len(found) == 1:
         move = found[0]
-        where = (f" ({move.new_version_text})"
+        where = (f" ({'from ' if move.carried else ''}{move.new_version_text})"
                  if targets and move.new_version_text is not None else "")
+        numbers = "numbers" if move.carried else "number"
         other = move.others[-1]
         return (f"move the one applied nowhere: `{move.command}` moves "
-                f"{_named(move.migration)} to the next free number{where} and updates "
+                f"{_named(move.migration)}{_carried(move)} to the next free {numbers}{where} "
+                "and updates "
                 f"migcoord.sum; if {_named(move.migration)} is applied somewhere, run "
                 f"`{command_for(other, move.shared)}` instead")
     steps = []
     for move in found:
         where = (f" to {move.new_version_text}"
                  if targets and move.new_version_text is not None else "")
-        steps.append(f"`{move.command}` ({_named(move.migration)}{where})")
+        steps.append(f"`{move.command}` ({_named(move.migration)}{_carried(move)}{where})")
     return ("move one migration of each number, the one applied nowhere, in this order: "
             + ", then ".join(steps) + "; each updates migcoord.sum (where the one named is "
             "applied somewhere, name the other of its number instead)")
@@ -112,6 +118,15 @@ def command_for(migration: Migration, shared: Sequence[Migration]) -> str:
     by_name = sum(1 for m in shared if m.service == migration.service) > 1
     return (f"migcoord renumber {migration.label if by_name else migration.version_text} "
             f"--service {migration.service}")
+
+
+def _carried(move: DuplicateMove) -> str:
+    """The later migrations a move takes along: a number reused in the middle of a
+    history moves the rest of its service's history, which the hint must not hide."""
+    if not move.carried:
+        return ""
+    later = "later migration" if move.carried == 1 else f"{move.carried} later migrations"
+    return f" and {move.migration.service}'s {later}"
 
 
 def _named(migration: Migration) -> str:
