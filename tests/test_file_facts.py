@@ -127,8 +127,8 @@ def test_a_pending_file_changed_after_it_was_known_is_refused_not_run(
     [pending] = [m for m in catalog.migrations if m.version == 3]
     assert pending.up is not None and pending.up.later is not None
     edit(root / "app/migrations/0003_c.up.sql", "CREATE TABLE c (id int, x int);\n")
-    with pytest.raises(RefusedError, match=r"0003_c.up.sql changed while migcoord was "
-                       "running; nothing was run from it") as refused:
+    with pytest.raises(RefusedError, match=r"0003_c.up.sql changed since migcoord looked "
+                       "at it; nothing was run from it") as refused:
         _ = pending.up.text
     assert refused.value.hint == "run the command again: it reads the file as it is now"
     # A fact did not hold: none is trusted again (on a file system whose stat missed the

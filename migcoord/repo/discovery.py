@@ -356,11 +356,11 @@ def _read_known(known: tuple[Path, str, filefacts.FileFacts]) -> str:
     except OSError as err:
         facts.discard()
         raise RefusedError(f"{path} cannot be read any more ({err.strerror}): it changed "
-                           "while migcoord was running; nothing was run from it",
+                           "since migcoord looked at it; nothing was run from it",
                            hint="run the command again", path=path) from None
     if checksum(raw) != expected:
         facts.discard()
-        raise RefusedError(f"{path} changed while migcoord was running; nothing was run "
+        raise RefusedError(f"{path} changed since migcoord looked at it; nothing was run "
                            "from it", hint="run the command again: it reads the file as "
                            "it is now", path=path)
     return (raw[len(_BOM):] if raw.startswith(_BOM) else raw).decode("utf-8")
