@@ -91,7 +91,7 @@ class FileFacts:
     @classmethod
     def load(cls, state_dir: Path | None, root: Path) -> FileFacts:
         """The facts stored under `state_dir` (None: nowhere to keep them). Only Linux
-        says which file system a folder is on (`trusts`): elsewhere nothing is kept."""
+        says which file system a file is on (`trusts`): elsewhere nothing is kept."""
         path = None if state_dir is None or not sys.platform.startswith("linux") \
             else state_dir / FILE_NAME
         loaded = _identity(path)
