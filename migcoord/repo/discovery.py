@@ -294,30 +294,28 @@ def _read_entry(entry: os.DirEntry[str], path: Path, service: str, parsed: Parse
     if problem is not None:
         return _unread_file(path, service, parsed, problem)
     cache, facts = reading.cache, reading.facts
+    stat: filefacts.Stat | None = None
     try:
-        if cache is None and facts is None:
-            with open(entry.path, "rb") as handle:
-                return _sql_file(path, service, parsed, handle.read())
-        stat = filefacts.stat_of(entry.stat())
-        cached = cache.get(entry.path) if cache is not None else None
-        if cached is not None and cached[0] == stat:
-            return cached[1]
-        key = facts.key(entry.path) if facts is not None else ""
-        fact = facts.get(key, stat) if facts is not None else None
-        if facts is not None and fact is not None:
-            sql_file = _known_file(path, service, parsed, fact, facts)
-        else:
-            with open(entry.path, "rb") as handle:
-                sql_file = _sql_file(path, service, parsed, handle.read())
+        if cache is not None or facts is not None:
+            stat = filefacts.stat_of(entry.stat())
+            cached = cache.get(entry.path) if cache is not None else None
+            if cached is not None and cached[0] == stat:
+                return cached[1]
+            if facts is not None:
+                fact = facts.get(facts.key(entry.path), stat)
+                if fact is not None:  # known by its stat: read only if asked for
+                    return _known_file(path, service, parsed, fact, facts)
+        with open(entry.path, "rb") as handle:
+            sql_file = _sql_file(path, service, parsed, handle.read())
     except OSError as err:
         return _unread_file(path, service, parsed, f"it cannot be read: {err.strerror}")
-    if fact is None and filefacts.settled(stat, reading.started_ns):
+    if stat is not None and filefacts.settled(stat, reading.started_ns):
         # Only a file read in full: a text left for later is checked when it is read,
         # and one that failed that check must be read again next time.
         if cache is not None:
             cache[entry.path] = (stat, sql_file)
         if facts is not None:
-            _learn(facts, key, stat, sql_file)
+            _learn(facts, facts.key(entry.path), stat, sql_file)
     return sql_file
 
 
