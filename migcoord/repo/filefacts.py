@@ -31,6 +31,7 @@ is damaged, is ignored as a whole.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -195,6 +196,7 @@ def _file_systems() -> dict[int, str]:
     return found
 
 
+@functools.cache  # the modules do not change under a running process: load and save
 def _stamp() -> str:
     """What every fact depends on besides the file: the format, Python, and the modules
     that compute the facts as installed (another release, or an edited checkout, has
